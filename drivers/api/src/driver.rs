@@ -1,0 +1,81 @@
+//! The driver trait and the factory that builds drivers from a device specification.
+
+use crate::{Action, Capabilities, DeviceSpec, DriverError, IdentityFact, PowerState, SpecError};
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The future every driver call returns: boxed so that drivers can be used as trait objects
+/// (`Arc<dyn PowerDriver>`) and loaded at run time, without a macro crate.
+pub type DriverFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, DriverError>> + Send + 'a>>;
+
+/// What a device said when it accepted a command: evidence, not proof.
+///
+/// A command being accepted says nothing about the power; BMCs acknowledge power-off seconds
+/// before the relay opens. The engine records the receipt and then reads the state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandReceipt {
+    /// The device's own words about accepting the command (a completion code, an HTTP status,
+    /// a task URL, "connection dropped after command").
+    pub detail: String,
+}
+
+impl CommandReceipt {
+    /// A receipt with the given detail.
+    pub fn new(detail: impl Into<String>) -> Self {
+        CommandReceipt {
+            detail: detail.into(),
+        }
+    }
+}
+
+/// One power channel to one device (a BMC, a set of PDU outlets, an SSH target, a plugin).
+///
+/// Every call carries a wall-clock `deadline`; a driver must return by then (with
+/// [`crate::ErrorKind::Timeout`] if need be), bound all its retransmissions by it, and release
+/// what it holds (sessions) on every path. The engine also enforces the deadline from outside,
+/// so a driver that overruns is cut off, but one that honours it leaves cleaner evidence.
+pub trait PowerDriver: Send + Sync {
+    /// A stable name for the physical management endpoint, e.g. `ipmi://10.0.0.5:623`. Calls
+    /// of drivers sharing an endpoint are serialized by the engine when the capabilities ask
+    /// for it, so it must name the box, not the outlet.
+    fn endpoint(&self) -> &str;
+
+    /// What this driver can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Read the current power state afresh from the device (never from a cache).
+    fn status(&self, deadline: Instant) -> DriverFuture<'_, PowerState>;
+
+    /// Ask the device to perform `action`. Success means the device accepted the command,
+    /// nothing more. A device that says it is already in that state answers
+    /// [`crate::ErrorKind::StateConflict`].
+    fn set_power(&self, action: Action, deadline: Instant) -> DriverFuture<'_, CommandReceipt>;
+
+    /// What the driver has learned about the endpoint's identity so far (cheap, no I/O).
+    fn identity(&self) -> Vec<IdentityFact> {
+        Vec::new()
+    }
+
+    /// Release anything held between calls (pooled sessions). Called by the engine when it
+    /// is done with the device; the default holds nothing.
+    fn release(&self, deadline: Instant) -> DriverFuture<'_, ()> {
+        let _ = deadline;
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Builds drivers of one kind from device specifications (configuration or a device URL).
+pub trait DriverFactory: Send + Sync {
+    /// The driver name used in configuration and as the URL scheme, e.g. `ipmi`.
+    fn name(&self) -> &'static str;
+
+    /// One line saying what the driver talks to, for `fencegate list --drivers` and errors.
+    fn summary(&self) -> &'static str;
+
+    /// Validate `spec` and build a driver. No I/O: a bad option is reported here, naming the
+    /// option; an unreachable device is reported by the first call.
+    fn build(&self, spec: &DeviceSpec) -> Result<Arc<dyn PowerDriver>, SpecError>;
+}

@@ -1,0 +1,1 @@
+//! Out-of-process drivers (work in progress in this issue).

@@ -1,0 +1,1 @@
+//! IPMI 2.0 lanplus driver (work in progress in this issue).

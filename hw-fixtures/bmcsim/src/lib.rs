@@ -1,0 +1,1 @@
+//! BMC simulator (work in progress in this issue).
