@@ -29,7 +29,10 @@ pub enum ErrorKind {
 impl ErrorKind {
     /// Failures that may clear up by themselves and are worth a bounded retry.
     pub fn is_transient(self) -> bool {
-        matches!(self, ErrorKind::Unreachable | ErrorKind::Busy | ErrorKind::Timeout)
+        matches!(
+            self,
+            ErrorKind::Unreachable | ErrorKind::Busy | ErrorKind::Timeout
+        )
     }
 
     /// The stable kebab-case name used in JSON, the journal and logs.

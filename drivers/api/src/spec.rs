@@ -44,9 +44,10 @@ impl DeviceSpec {
     {
         match self.option(key) {
             None => Ok(None),
-            Some(raw) => raw.parse().map(Some).map_err(|e| {
-                SpecError::for_key(key, format!("invalid value {raw:?}: {e}"))
-            }),
+            Some(raw) => raw
+                .parse()
+                .map(Some)
+                .map_err(|e| SpecError::for_key(key, format!("invalid value {raw:?}: {e}"))),
         }
     }
 
@@ -163,7 +164,9 @@ pub fn split_host_port(address: &str, default_port: u16) -> Result<(String, u16)
             ),
         }
     } else if address.matches(':').count() > 1 {
-        return Err(bad("an IPv6 address must be written in brackets, e.g. [::1]:623"));
+        return Err(bad(
+            "an IPv6 address must be written in brackets, e.g. [::1]:623",
+        ));
     } else {
         match address.split_once(':') {
             Some((h, p)) => (h, Some(p)),
@@ -198,7 +201,10 @@ mod tests {
             split_host_port("127.0.0.1:9623", 623).unwrap(),
             ("127.0.0.1".into(), 9623)
         );
-        assert_eq!(split_host_port("[::1]:8443", 443).unwrap(), ("::1".into(), 8443));
+        assert_eq!(
+            split_host_port("[::1]:8443", 443).unwrap(),
+            ("::1".into(), 8443)
+        );
         assert_eq!(split_host_port("[::1]", 443).unwrap(), ("::1".into(), 443));
         for bad in ["", ":1", "::1", "h:0", "h:x", "[::1", "[::1]x", "h:70000"] {
             assert!(split_host_port(bad, 1).is_err(), "{bad:?} must be refused");

@@ -1,0 +1,444 @@
+//! The inventory: one TOML file of devices, hosts (levels of devices) and policy.
+//!
+//! Every error names the file, the line and the key, because the person reading it is an
+//! operator at 3 a.m. with a host in ERROR. Structural errors refuse the whole file; a device
+//! that cannot be built (a missing secret, a bad option) only disables the hosts that use it,
+//! so one broken BMC entry cannot stop the fencing of every other host.
+
+use crate::policy::Policy;
+use crate::registry::Registry;
+use crate::secrets::SecretRef;
+use crate::topology::{Device, Host};
+use fencegate_driver::DeviceSpec;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use toml::Spanned;
+
+/// A configuration problem, located.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// The file concerned.
+    pub file: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// The dotted key concerned (`devices.bmc1.cipher`), when known.
+    pub key: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": {key}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// The loaded inventory.
+#[derive(Debug)]
+pub struct Inventory {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// The journal directory named by the file, if any.
+    pub state_dir: Option<PathBuf>,
+    /// Policy defaults (each host's effective policy is in its [`Host`]).
+    pub policy: Policy,
+    /// Devices by name, or why each could not be built.
+    pub devices: BTreeMap<String, Result<Arc<Device>, ConfigError>>,
+    /// Hosts by name, or why each is unusable.
+    pub hosts: BTreeMap<String, Result<Arc<Host>, ConfigError>>,
+}
+
+/// Why a host could not be found or used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    /// No host by that name, alias or ID.
+    #[error("no host named {0:?} in {1}")]
+    Unknown(String, String),
+    /// The host exists but its configuration is broken.
+    #[error("host {0:?} cannot be used: {1}")]
+    Broken(String, ConfigError),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    state_dir: Option<String>,
+    policy: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    devices: BTreeMap<String, Spanned<toml::Table>>,
+    #[serde(default)]
+    hosts: BTreeMap<String, Spanned<RawHost>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    levels: Vec<Vec<String>>,
+    #[serde(default)]
+    aliases: Vec<String>,
+    opennebula_id: Option<u64>,
+    policy: Option<toml::Table>,
+}
+
+/// Keys of a device table that are not driver options.
+const DEVICE_KEYS: &[&str] = &["driver", "address", "user", "path"];
+
+impl Inventory {
+    /// Read and check the inventory at `path`, building drivers from `registry`.
+    pub fn load(path: &Path, registry: &Registry) -> Result<Inventory, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            line: None,
+            key: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(&text, path, registry)
+    }
+
+    /// Check and build an inventory from its text (`path` is used for messages and for
+    /// relative secret files).
+    pub fn parse(text: &str, path: &Path, registry: &Registry) -> Result<Inventory, ConfigError> {
+        let loc = Locator { text, file: path };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| loc.toml_error(&e))?;
+        let base = path.parent().map(Path::to_owned);
+
+        let policy = match &raw.policy {
+            Some(table) => overlay_policy(&Policy::default(), table.get_ref())
+                .map_err(|(key, msg)| loc.at(table.span(), &format!("policy.{key}"), &key, msg))?,
+            None => Policy::default(),
+        };
+
+        let mut devices = BTreeMap::new();
+        for (name, table) in &raw.devices {
+            let built = build_device(name, table.get_ref(), base.as_deref(), registry).map_err(
+                |(key, msg)| loc.at(table.span(), &format!("devices.{name}.{key}"), &key, msg),
+            );
+            devices.insert(name.clone(), built);
+        }
+
+        let mut hosts = BTreeMap::new();
+        for (name, host) in &raw.hosts {
+            let span = host.span();
+            let raw_host = host.get_ref();
+            if raw_host.levels.is_empty() || raw_host.levels.iter().any(Vec::is_empty) {
+                return Err(loc.at(
+                    span,
+                    &format!("hosts.{name}.levels"),
+                    "levels",
+                    "every host needs at least one level, and no level may be empty".into(),
+                ));
+            }
+            let policy = match &raw_host.policy {
+                Some(table) => overlay_policy(&policy, table).map_err(|(key, msg)| {
+                    loc.at(
+                        span.clone(),
+                        &format!("hosts.{name}.policy.{key}"),
+                        &key,
+                        msg,
+                    )
+                })?,
+                None => policy.clone(),
+            };
+            let mut levels = Vec::new();
+            let mut broken = None;
+            for level in &raw_host.levels {
+                let mut resolved = Vec::new();
+                for dev in level {
+                    match devices.get(dev) {
+                        None => {
+                            return Err(loc.at(
+                                span.clone(),
+                                &format!("hosts.{name}.levels"),
+                                "levels",
+                                format!("device {dev:?} is not defined under [devices]"),
+                            ));
+                        }
+                        Some(Ok(d)) => resolved.push(Arc::clone(d)),
+                        Some(Err(e)) => {
+                            broken.get_or_insert_with(|| e.clone());
+                        }
+                    }
+                }
+                levels.push(resolved);
+            }
+            let entry = match broken {
+                Some(e) => Err(e),
+                None => Ok(Arc::new(Host {
+                    name: name.clone(),
+                    aliases: raw_host.aliases.clone(),
+                    opennebula_id: raw_host.opennebula_id,
+                    levels,
+                    policy,
+                })),
+            };
+            hosts.insert(name.clone(), entry);
+        }
+
+        Ok(Inventory {
+            path: path.to_owned(),
+            state_dir: raw.state_dir.map(|s| match &base {
+                Some(b) if Path::new(&s).is_relative() => b.join(s),
+                _ => PathBuf::from(s),
+            }),
+            policy,
+            devices,
+            hosts,
+        })
+    }
+
+    /// Every device or host that cannot be used, for `fencegate check`.
+    pub fn problems(&self) -> Vec<&ConfigError> {
+        let mut out: Vec<&ConfigError> = self
+            .devices
+            .values()
+            .filter_map(|d| d.as_ref().err())
+            .collect();
+        for e in self.hosts.values().filter_map(|h| h.as_ref().err()) {
+            if !out.contains(&e) {
+                out.push(e);
+            }
+        }
+        out
+    }
+
+    /// Find a host by name or alias.
+    pub fn host(&self, name: &str) -> Result<Arc<Host>, LookupError> {
+        if let Some(entry) = self.hosts.get(name) {
+            return entry
+                .clone()
+                .map_err(|e| LookupError::Broken(name.to_owned(), e));
+        }
+        for entry in self.hosts.values() {
+            if let Ok(h) = entry
+                && h.answers_to(name)
+            {
+                return Ok(Arc::clone(h));
+            }
+        }
+        Err(LookupError::Unknown(
+            name.to_owned(),
+            self.path.display().to_string(),
+        ))
+    }
+
+    /// Find a host by OpenNebula ID first (an explicit mapping wins), then by name.
+    pub fn host_for_opennebula(
+        &self,
+        id: Option<u64>,
+        name: &str,
+    ) -> Result<Arc<Host>, LookupError> {
+        if let Some(id) = id {
+            for entry in self.hosts.values() {
+                if let Ok(h) = entry
+                    && h.opennebula_id == Some(id)
+                {
+                    return Ok(Arc::clone(h));
+                }
+            }
+        }
+        self.host(name)
+    }
+}
+
+/// Build one device: split its table into spec fields, options and secret references.
+fn build_device(
+    name: &str,
+    table: &toml::Table,
+    base: Option<&Path>,
+    registry: &Registry,
+) -> Result<Arc<Device>, (String, String)> {
+    let text_of = |key: &str| -> Result<Option<String>, (String, String)> {
+        match table.get(key) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err((
+                key.into(),
+                format!("must be a string, not {}", other.type_str()),
+            )),
+        }
+    };
+    let driver = text_of("driver")?.ok_or(("driver".to_owned(), "is required".to_owned()))?;
+    let address = text_of("address")?.ok_or(("address".to_owned(), "is required".to_owned()))?;
+    let mut spec = DeviceSpec {
+        name: name.to_owned(),
+        driver,
+        address,
+        user: text_of("user")?,
+        path: text_of("path")?,
+        ..DeviceSpec::default()
+    };
+    for (key, value) in table {
+        if DEVICE_KEYS.contains(&key.as_str()) {
+            continue;
+        }
+        let text = option_text(value).ok_or((
+            key.clone(),
+            format!(
+                "must be a string, number, boolean or list, not {}",
+                value.type_str()
+            ),
+        ))?;
+        match SecretRef::from_key(key, &text) {
+            Some((role, reference)) => {
+                if spec.secrets.contains_key(&role) {
+                    return Err((
+                        key.clone(),
+                        format!("the {role} is given twice (file and env)"),
+                    ));
+                }
+                let secret = reference.resolve(base).map_err(|m| (key.clone(), m))?;
+                spec.secrets.insert(role, secret);
+            }
+            None if is_secret_role(key) => {
+                return Err((
+                    key.clone(),
+                    format!(
+                        "secrets are not written in the configuration: use `{key}_file` or `{key}_env`"
+                    ),
+                ));
+            }
+            None => {
+                spec.options.insert(key.clone(), text);
+            }
+        }
+    }
+    let driver = registry
+        .build(&spec)
+        .map_err(|e| (e.key.unwrap_or_else(|| "driver".into()), e.message))?;
+    Ok(Arc::new(Device {
+        name: name.to_owned(),
+        driver_name: spec.driver.clone(),
+        driver,
+    }))
+}
+
+/// Names that are secrets when written inline; they must come by reference instead.
+pub fn is_secret_role(key: &str) -> bool {
+    matches!(
+        key,
+        "password"
+            | "passwd"
+            | "kg"
+            | "community"
+            | "auth_password"
+            | "priv_password"
+            | "key"
+            | "token"
+            | "passphrase"
+            | "secret"
+    )
+}
+
+fn option_text(value: &toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        toml::Value::Array(items) => items
+            .iter()
+            .map(option_text)
+            .collect::<Option<Vec<_>>>()
+            .map(|v| v.join(",")),
+        _ => None,
+    }
+}
+
+/// Apply a table of overrides to a policy, one key at a time so an error names its key.
+fn overlay_policy(base: &Policy, overrides: &toml::Table) -> Result<Policy, (String, String)> {
+    let mut merged = toml::Table::try_from(base).map_err(|e| (String::new(), e.to_string()))?;
+    for (key, value) in overrides {
+        if !merged.contains_key(key) {
+            let known: Vec<&str> = merged.keys().map(String::as_str).collect();
+            return Err((
+                key.clone(),
+                format!("unknown policy key (known: {})", known.join(", ")),
+            ));
+        }
+        let mut probe = merged.clone();
+        probe.insert(key.clone(), value.clone());
+        Policy::deserialize(probe).map_err(|e| (key.clone(), e.message().to_owned()))?;
+        merged.insert(key.clone(), value.clone());
+    }
+    let policy =
+        Policy::deserialize(merged).map_err(|e| (String::new(), e.message().to_owned()))?;
+    policy.validate().map_err(|m| (String::new(), m))?;
+    Ok(policy)
+}
+
+/// Turns byte spans into file:line locations.
+struct Locator<'a> {
+    text: &'a str,
+    file: &'a Path,
+}
+
+impl Locator<'_> {
+    fn line_at(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1
+    }
+
+    /// The line of `key = …` inside `span`, or the span's first line.
+    fn line_of_key(&self, span: Range<usize>, key: &str) -> usize {
+        let start = span.start.min(self.text.len());
+        let end = span.end.min(self.text.len()).max(start);
+        let mut offset = start;
+        for line in self.text[start..end].split_inclusive('\n') {
+            let t = line.trim_start();
+            let t = t.strip_prefix('"').unwrap_or(t);
+            if let Some(rest) = t.strip_prefix(key) {
+                let rest = rest.strip_prefix('"').unwrap_or(rest);
+                if rest.trim_start().starts_with('=') {
+                    return self.line_at(offset);
+                }
+            }
+            offset += line.len();
+        }
+        self.line_at(start)
+    }
+
+    fn at(&self, span: Range<usize>, dotted: &str, key: &str, message: String) -> ConfigError {
+        let dotted = dotted.trim_end_matches('.');
+        ConfigError {
+            file: self.file.to_owned(),
+            line: Some(self.line_of_key(span, key)),
+            key: Some(dotted.to_owned()),
+            message,
+        }
+    }
+
+    fn toml_error(&self, e: &toml::de::Error) -> ConfigError {
+        let (line, snippet) = match e.span() {
+            Some(span) => {
+                let line = self.line_at(span.start);
+                let text = self.text.lines().nth(line - 1).unwrap_or("").trim();
+                (Some(line), text.to_owned())
+            }
+            None => (None, String::new()),
+        };
+        let message = if snippet.is_empty() {
+            e.message().to_owned()
+        } else {
+            format!("{} (in `{snippet}`)", e.message())
+        };
+        ConfigError {
+            file: self.file.to_owned(),
+            line,
+            key: None,
+            message,
+        }
+    }
+}

@@ -1,0 +1,761 @@
+//! The fencing engine.
+//!
+//! `fence(host)` looks up the host's levels, works every device of a level concurrently
+//! (each must verify), falls through to the next level on failure, and returns a [`Proof`]
+//! whose verdict is `PowerVerifiedOff` only when a device that reads power state gave K
+//! consecutive fresh `Off` readings within the deadlines. Concurrent requests for one host
+//! share one operation (single-flight, across processes through the journal); a storm guard
+//! refuses mass fencing; a fenced host keeps a power-on lock until `unfence`.
+
+mod device;
+mod gate;
+
+use crate::journal::{Begin, Claim, DeviceMeta, Journal, JournalError};
+use crate::proof::{DeviceOutcome, DeviceRecord, LevelRecord, Operation, Proof, Verdict};
+use crate::time::Timestamp;
+use crate::topology::{Device, Host};
+use device::{DeviceRun, OpContext};
+use fencegate_driver::{DriverError, PowerState};
+use gate::EndpointGate;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// Who asks and why; recorded in the proof.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// Who asks (user and front door, e.g. `oneadmin via opennebula`).
+    pub requester: String,
+    /// Why (free text).
+    pub reason: String,
+    /// Bypass the storm guard (an operator who knows the cloud really lost many hosts).
+    pub force: bool,
+}
+
+/// The engine failed in a way that produced no record. Nothing was reported fenced.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// The journal failed: the engine refuses to act (or to report) without a record.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The operation's task ended without a result (a bug; reported, never hidden).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// A fresh reading of one device, for `status`.
+#[derive(Debug, Clone)]
+pub struct DeviceStatus {
+    /// The device.
+    pub device: String,
+    /// 1-based level.
+    pub level: usize,
+    /// The driver.
+    pub driver: String,
+    /// The endpoint.
+    pub endpoint: String,
+    /// The reading, or why there is none.
+    pub reading: Result<PowerState, DriverError>,
+}
+
+type Outcome = Result<Proof, EngineError>;
+
+/// Stops operations cleanly (SIGTERM): they record an interrupted verdict and return.
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    tx: Arc<watch::Sender<bool>>,
+}
+
+impl Shutdown {
+    fn new() -> Self {
+        Shutdown {
+            tx: Arc::new(watch::channel(false).0),
+        }
+    }
+
+    /// Ask every running operation to stop.
+    pub fn trigger(&self) {
+        self.tx.send_replace(true);
+    }
+
+    async fn wait(&self) {
+        let mut rx = self.tx.subscribe();
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+}
+
+/// The fencing engine. Cheap to clone; clones share journal, endpoint turns and in-flight
+/// operations.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    journal: Arc<dyn Journal>,
+    gate: Arc<EndpointGate>,
+    inflight: Mutex<HashMap<String, watch::Receiver<Option<Outcome>>>>,
+    shutdown: Shutdown,
+}
+
+/// Extra time allowed past the overall deadline for recording the verdict.
+const RECORD_GRACE: Duration = Duration::from_secs(5);
+/// How often a joiner looks for another process's verdict.
+const JOIN_POLL: Duration = Duration::from_millis(50);
+
+fn new_request_id() -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}-{}",
+        Timestamp::now().millis(),
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl Engine {
+    /// An engine writing to `journal`.
+    pub fn new(journal: Arc<dyn Journal>) -> Self {
+        Engine {
+            inner: Arc::new(Inner {
+                journal,
+                gate: Arc::new(EndpointGate::default()),
+                inflight: Mutex::new(HashMap::new()),
+                shutdown: Shutdown::new(),
+            }),
+        }
+    }
+
+    /// The handle that stops running operations cleanly.
+    pub fn shutdown(&self) -> Shutdown {
+        self.inner.shutdown.clone()
+    }
+
+    /// The journal this engine writes to.
+    pub fn journal(&self) -> &Arc<dyn Journal> {
+        &self.inner.journal
+    }
+
+    /// Fence `host`: verified power-off with the storm guard, ending in a power-on lock.
+    pub async fn fence(&self, host: Arc<Host>, request: Request) -> Outcome {
+        self.single_flight(host, Operation::Fence, request).await
+    }
+
+    /// Verified power-off asked by an operator: no storm guard, no power-on lock.
+    pub async fn off(&self, host: Arc<Host>, request: Request) -> Outcome {
+        self.single_flight(host, Operation::Off, request).await
+    }
+
+    /// Power on (refused while the host is locked by a fence).
+    pub async fn on(&self, host: Arc<Host>, request: Request) -> Outcome {
+        self.run_new(host, Operation::On, request).await
+    }
+
+    /// Verified power-off, then power on (refused while locked).
+    pub async fn reboot(&self, host: Arc<Host>, request: Request) -> Outcome {
+        self.run_new(host, Operation::Reboot, request).await
+    }
+
+    /// Lift the power-on lock a fence left on `host`, recording who did it.
+    pub async fn unfence(&self, host: Arc<Host>, request: Request) -> Outcome {
+        let journal = &self.inner.journal;
+        let lock = journal.power_lock(&host.name).await?;
+        let request_id = new_request_id();
+        let started = Timestamp::now();
+        let claim = self.claim(&host, Operation::Unfence, &request, &request_id);
+        if let Begin::InFlight { request_id: other } = journal.begin(claim).await? {
+            return Ok(self.refusal(
+                &host,
+                Operation::Unfence,
+                &request,
+                format!("operation {other} is in progress on this host; unfence after it ends"),
+            ));
+        }
+        let cleared = journal.clear_power_lock(&host.name).await?;
+        let detail = match (cleared, lock) {
+            (true, Some(l)) => format!("power-on lock of fence {} lifted", l.request_id),
+            _ => "the host had no power-on lock".to_owned(),
+        };
+        let proof = Proof {
+            request_id,
+            host: host.name.clone(),
+            operation: Operation::Unfence,
+            requester: request.requester,
+            reason: request.reason,
+            started_at: started,
+            finished_at: Timestamp::now(),
+            verdict: Verdict::Done,
+            success: true,
+            detail,
+            levels: Vec::new(),
+            duration_ms: 0,
+            confirms: None,
+        };
+        journal.finish(&proof).await?;
+        Ok(proof)
+    }
+
+    /// Read every device of `host` once, without acting and without a journal record.
+    pub async fn status(&self, host: &Host) -> Vec<DeviceStatus> {
+        let deadline = Instant::now() + host.policy.attempt_timeout;
+        let mut set = JoinSet::new();
+        let mut index = 0;
+        for (level, devices) in host.levels.iter().enumerate() {
+            for device in devices {
+                let device = Arc::clone(device);
+                let gate = Arc::clone(&self.inner.gate);
+                let i = index;
+                index += 1;
+                set.spawn(async move {
+                    let reading = read_once(&gate, &device, deadline).await;
+                    (
+                        i,
+                        DeviceStatus {
+                            device: device.name.clone(),
+                            level: level + 1,
+                            driver: device.driver_name.clone(),
+                            endpoint: device.driver.endpoint().to_owned(),
+                            reading,
+                        },
+                    )
+                });
+            }
+        }
+        let mut out = Vec::new();
+        while let Some(r) = set.join_next().await {
+            if let Ok(s) = r {
+                out.push(s);
+            }
+        }
+        out.sort_by_key(|(i, _)| *i);
+        out.into_iter().map(|(_, s)| s).collect()
+    }
+
+    /// Finished records, newest first.
+    pub async fn history(
+        &self,
+        host: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Proof>, EngineError> {
+        Ok(self.inner.journal.history(host, limit).await?)
+    }
+
+    /// Close every operation a dead process left open: read the host's devices afresh and
+    /// record what they say. Never assumes the interrupted operation succeeded.
+    pub async fn reconcile(
+        &self,
+        lookup: impl Fn(&str) -> Option<Arc<Host>>,
+    ) -> Result<Vec<Proof>, EngineError> {
+        let abandoned = self.inner.journal.take_abandoned().await?;
+        let mut out = Vec::new();
+        for op in abandoned {
+            // Rebuild what the dead process recorded.
+            let mut levels: Vec<LevelRecord> = Vec::new();
+            for (meta, event) in &op.events {
+                record_for(&mut levels, meta).events.push(event.clone());
+            }
+            let reread_at = Timestamp::now();
+            let (detail, levels) = match lookup(&op.host) {
+                Some(host) => {
+                    let ctx = Arc::new(OpContext {
+                        journal: Arc::clone(&self.inner.journal),
+                        gate: Arc::clone(&self.inner.gate),
+                        request_id: op.request_id.clone(),
+                        policy: host.policy.clone(),
+                        log: Arc::new(Mutex::new(levels)),
+                    });
+                    let deadline = Instant::now() + host.policy.attempt_timeout;
+                    let mut summary = Vec::new();
+                    for (li, devices) in host.levels.iter().enumerate() {
+                        for device in devices {
+                            let index = position_of(&ctx, li, &device.name);
+                            let run = DeviceRun::start_keeping(Arc::clone(&ctx), Arc::clone(device), li, index);
+                            run.note(format!(
+                                "reconciliation at {reread_at}: the operation was interrupted before a verdict; reading again"
+                            ));
+                            let outcome = run.reread(deadline).await;
+                            summary.push(format!("{} {}", device.name, match outcome {
+                                DeviceOutcome::VerifiedOff => "reads off",
+                                _ => "does not read off",
+                            }));
+                        }
+                    }
+                    (
+                        format!(
+                            "interrupted before a verdict (the process ended); re-read at {reread_at}: {}",
+                            summary.join(", ")
+                        ),
+                        ctx.snapshot(),
+                    )
+                }
+                None => (
+                    "interrupted before a verdict (the process ended); the host is no longer in the inventory, so it was not re-read".to_owned(),
+                    levels,
+                ),
+            };
+            let finished = Timestamp::now();
+            let proof = Proof {
+                request_id: op.request_id,
+                host: op.host,
+                operation: op.operation,
+                requester: op.requester,
+                reason: op.reason,
+                started_at: op.started_at,
+                finished_at: finished,
+                verdict: Verdict::Failed,
+                success: false,
+                detail,
+                levels,
+                duration_ms: (finished.millis() - op.started_at.millis()).max(0) as u64,
+                confirms: None,
+            };
+            self.inner.journal.finish(&proof).await?;
+            out.push(proof);
+        }
+        Ok(out)
+    }
+
+    fn claim(&self, host: &Host, op: Operation, request: &Request, request_id: &str) -> Claim {
+        let p = &host.policy;
+        Claim {
+            request_id: request_id.to_owned(),
+            host: host.name.clone(),
+            operation: op,
+            requester: request.requester.clone(),
+            reason: request.reason.clone(),
+            storm: (op == Operation::Fence && !request.force)
+                .then_some((p.storm_limit, p.storm_window)),
+            tolerance: if matches!(op, Operation::Fence | Operation::Off) {
+                p.tolerance
+            } else {
+                Duration::ZERO
+            },
+            lease: p.overall_timeout + RECORD_GRACE * 2,
+            sets_lock: op == Operation::Fence,
+        }
+    }
+
+    fn refusal(&self, host: &Host, op: Operation, request: &Request, detail: String) -> Proof {
+        let now = Timestamp::now();
+        Proof {
+            request_id: new_request_id(),
+            host: host.name.clone(),
+            operation: op,
+            requester: request.requester.clone(),
+            reason: request.reason.clone(),
+            started_at: now,
+            finished_at: now,
+            verdict: Verdict::Refused,
+            success: false,
+            detail,
+            levels: Vec::new(),
+            duration_ms: 0,
+            confirms: None,
+        }
+    }
+
+    /// Join an operation already running in this process for the host, or start one.
+    async fn single_flight(&self, host: Arc<Host>, op: Operation, request: Request) -> Outcome {
+        let (leader_tx, mut rx) = {
+            let mut inflight = self
+                .inner
+                .inflight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            match inflight.get(&host.name) {
+                Some(rx) => (None, rx.clone()),
+                None => {
+                    let (tx, rx) = watch::channel(None);
+                    inflight.insert(host.name.clone(), rx.clone());
+                    (Some(tx), rx)
+                }
+            }
+        };
+        if let Some(tx) = leader_tx {
+            // The operation runs in its own task: callers that go away do not cancel it.
+            let engine = self.clone();
+            let name = host.name.clone();
+            tokio::spawn(async move {
+                let outcome = engine.run_new(host, op, request).await;
+                engine
+                    .inner
+                    .inflight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&name);
+                tx.send_replace(Some(outcome));
+            });
+        }
+        match rx.wait_for(Option::is_some).await {
+            Ok(v) => v
+                .clone()
+                .unwrap_or_else(|| Err(EngineError::Internal("no outcome".into()))),
+            Err(_) => Err(EngineError::Internal(
+                "the operation task ended without a result".into(),
+            )),
+        }
+    }
+
+    /// Record the start of an operation (guards, cross-process join) and carry it out.
+    async fn run_new(&self, host: Arc<Host>, op: Operation, request: Request) -> Outcome {
+        let journal = Arc::clone(&self.inner.journal);
+        if matches!(op, Operation::On | Operation::Reboot)
+            && let Some(lock) = journal.power_lock(&host.name).await?
+        {
+            let proof = self.refusal(&host, op, &request, format!(
+                "power-on lock: fenced by {} at {}; run `fencegate unfence {}` once its VMs run elsewhere",
+                lock.request_id, lock.locked_at, host.name
+            ));
+            return Ok(proof);
+        }
+        let request_id = new_request_id();
+        let claim = self.claim(&host, op, &request, &request_id);
+        let started = Timestamp::now();
+        let confirms = match journal.begin(claim).await? {
+            Begin::Started { confirms } => confirms,
+            Begin::Refused { reason } => {
+                let mut proof = self.refusal(&host, op, &request, reason);
+                proof.request_id = request_id;
+                proof.started_at = started;
+                proof.finished_at = started;
+                return Ok(proof);
+            }
+            Begin::InFlight { request_id: other } => {
+                return self.join_other(&host, op, &request, &other).await;
+            }
+        };
+        let ctx = Arc::new(OpContext {
+            journal: Arc::clone(&journal),
+            gate: Arc::clone(&self.inner.gate),
+            request_id: request_id.clone(),
+            policy: host.policy.clone(),
+            log: Arc::new(Mutex::new(Vec::new())),
+        });
+        let t0 = Instant::now();
+        let overall = t0 + host.policy.overall_timeout;
+        let shutdown = self.inner.shutdown.clone();
+        let work = carry_out(Arc::clone(&ctx), Arc::clone(&host), op, overall);
+        let (verdict, detail) = tokio::select! {
+            r = tokio::time::timeout_at(overall + RECORD_GRACE, work) => match r {
+                Ok(v) => v,
+                Err(_) => (Verdict::Failed, "the overall deadline passed".to_owned()),
+            },
+            _ = shutdown.wait() => (Verdict::Failed, "interrupted: fencegate was asked to stop (SIGTERM) before a verdict".to_owned()),
+        };
+        let success = match verdict {
+            Verdict::PowerVerifiedOff | Verdict::Done => true,
+            Verdict::LivenessLost => host.policy.accept_liveness_loss,
+            Verdict::Failed | Verdict::Refused => false,
+        };
+        let detail = if verdict == Verdict::LivenessLost {
+            if success {
+                format!(
+                    "{detail}; this host's policy accepts liveness loss, so it counts as fenced although power was not proven off"
+                )
+            } else {
+                format!(
+                    "{detail}; power was not proven off and this host's policy does not accept liveness loss"
+                )
+            }
+        } else {
+            detail
+        };
+        let proof = Proof {
+            request_id,
+            host: host.name.clone(),
+            operation: op,
+            requester: request.requester,
+            reason: request.reason,
+            started_at: started,
+            finished_at: Timestamp::now(),
+            verdict,
+            success,
+            detail,
+            levels: ctx.snapshot(),
+            duration_ms: t0.elapsed().as_millis() as u64,
+            confirms,
+        };
+        // No verdict counts until it is durable.
+        match tokio::time::timeout(RECORD_GRACE, journal.finish(&proof)).await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(JournalError::Storage("recording the verdict timed out".into()).into());
+            }
+        }
+        Ok(proof)
+    }
+
+    /// Wait for another process's operation on this host and share its verdict when it is
+    /// the same kind of operation.
+    async fn join_other(
+        &self,
+        host: &Host,
+        op: Operation,
+        request: &Request,
+        other: &str,
+    ) -> Outcome {
+        let journal = &self.inner.journal;
+        let until = Instant::now() + host.policy.overall_timeout + RECORD_GRACE * 2;
+        loop {
+            if let Some(proof) = journal.proof(other).await? {
+                let same = matches!(
+                    (proof.operation, op),
+                    (
+                        Operation::Fence | Operation::Off,
+                        Operation::Fence | Operation::Off
+                    )
+                );
+                if same {
+                    return Ok(proof);
+                }
+                return Ok(self.refusal(
+                    host,
+                    op,
+                    request,
+                    format!(
+                        "operation {other} ({}) was in progress on this host; try again",
+                        proof.operation.as_str()
+                    ),
+                ));
+            }
+            if Instant::now() >= until {
+                return Ok(self.refusal(
+                    host,
+                    op,
+                    request,
+                    format!(
+                        "operation {other} on this host did not finish in time; nothing was done"
+                    ),
+                ));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(JOIN_POLL) => {}
+                _ = self.inner.shutdown.wait() => {
+                    return Ok(self.refusal(host, op, request, "interrupted while waiting for another operation on this host".into()));
+                }
+            }
+        }
+    }
+}
+
+/// The body of an operation: the levels in order, each device of a level concurrently.
+async fn carry_out(
+    ctx: Arc<OpContext>,
+    host: Arc<Host>,
+    op: Operation,
+    overall: Instant,
+) -> (Verdict, String) {
+    match op {
+        Operation::Fence | Operation::Off => verify_off_levels(&ctx, &host, overall).await,
+        Operation::Reboot => {
+            let (v, d) = verify_off_levels(&ctx, &host, overall).await;
+            if v != Verdict::PowerVerifiedOff {
+                return (v, format!("{d}; not powered on again"));
+            }
+            let (on, on_detail) = power_on_levels(&ctx, &host, overall).await;
+            (on, format!("{d}; then {on_detail}"))
+        }
+        Operation::On => power_on_levels(&ctx, &host, overall).await,
+        Operation::Unfence => (Verdict::Failed, "unfence is not a power operation".into()),
+    }
+}
+
+async fn verify_off_levels(
+    ctx: &Arc<OpContext>,
+    host: &Arc<Host>,
+    overall: Instant,
+) -> (Verdict, String) {
+    let mut liveness_lost = None;
+    let mut failures = Vec::new();
+    for (li, devices) in host.levels.iter().enumerate() {
+        if Instant::now() >= overall {
+            failures.push(format!(
+                "level {} not tried: the overall deadline passed",
+                li + 1
+            ));
+            break;
+        }
+        let deadline = (Instant::now() + ctx.policy.attempt_timeout).min(overall);
+        let mut set = JoinSet::new();
+        for (di, device) in devices.iter().enumerate() {
+            let run = DeviceRun::start(Arc::clone(ctx), Arc::clone(device), li, di);
+            set.spawn(async move { run.verify_off(deadline).await });
+        }
+        while set.join_next().await.is_some() {}
+        let level = ctx.snapshot().into_iter().nth(li);
+        let records = level.map(|l| l.devices).unwrap_or_default();
+        match judge_level(&records) {
+            LevelVerdict::VerifiedOff(by) => {
+                return (
+                    Verdict::PowerVerifiedOff,
+                    format!("level {}: power verified off by {by}", li + 1),
+                );
+            }
+            LevelVerdict::LivenessLost(by) => {
+                let msg = format!("level {}: liveness lost via {by}", li + 1);
+                if ctx.policy.accept_liveness_loss {
+                    return (Verdict::LivenessLost, msg);
+                }
+                liveness_lost.get_or_insert(msg);
+            }
+            LevelVerdict::Failed(why) => failures.push(format!("level {}: {why}", li + 1)),
+        }
+    }
+    match liveness_lost {
+        Some(msg) => (
+            Verdict::LivenessLost,
+            format!("{msg}; {}", failures.join("; ")),
+        ),
+        None => (Verdict::Failed, failures.join("; ")),
+    }
+}
+
+enum LevelVerdict {
+    VerifiedOff(String),
+    LivenessLost(String),
+    Failed(String),
+}
+
+/// A level proves power-off when every device that can read power state verified off and
+/// there is at least one such device; devices that cannot read (SSH) do not count either way.
+fn judge_level(records: &[DeviceRecord]) -> LevelVerdict {
+    let readers: Vec<&DeviceRecord> = records.iter().filter(|r| r.reads_power_state).collect();
+    let names = |rs: &[&DeviceRecord]| {
+        rs.iter()
+            .map(|r| r.device.as_str())
+            .collect::<Vec<_>>()
+            .join(" + ")
+    };
+    if !readers.is_empty() {
+        let failed: Vec<&DeviceRecord> = readers
+            .iter()
+            .copied()
+            .filter(|r| r.outcome != DeviceOutcome::VerifiedOff)
+            .collect();
+        if failed.is_empty() {
+            return LevelVerdict::VerifiedOff(names(&readers));
+        }
+        let why = failed
+            .iter()
+            .map(|r| format!("{}: {}", r.device, r.detail))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return LevelVerdict::Failed(why);
+    }
+    let all: Vec<&DeviceRecord> = records.iter().collect();
+    if !all.is_empty() && all.iter().all(|r| r.outcome == DeviceOutcome::LivenessLost) {
+        return LevelVerdict::LivenessLost(names(&all));
+    }
+    LevelVerdict::Failed(
+        all.iter()
+            .map(|r| format!("{}: {}", r.device, r.detail))
+            .collect::<Vec<_>>()
+            .join("; "),
+    )
+}
+
+/// Power on, last level first (a PDU outlet must be on before the BMC can start the host).
+async fn power_on_levels(
+    ctx: &Arc<OpContext>,
+    host: &Arc<Host>,
+    overall: Instant,
+) -> (Verdict, String) {
+    let base = ctx.snapshot().len();
+    let mut failed = false;
+    for (step, devices) in host.levels.iter().rev().enumerate() {
+        let li = base + step;
+        let deadline = (Instant::now() + ctx.policy.attempt_timeout).min(overall);
+        let mut set = JoinSet::new();
+        for (di, device) in devices.iter().enumerate() {
+            let run = DeviceRun::start(Arc::clone(ctx), Arc::clone(device), li, di);
+            set.spawn(async move { run.power_on(deadline).await });
+        }
+        while let Some(r) = set.join_next().await {
+            failed |= !matches!(r, Ok(DeviceOutcome::Done));
+        }
+    }
+    if !failed {
+        (Verdict::Done, "powered on".into())
+    } else {
+        let snap = ctx.snapshot();
+        let why: Vec<String> = snap[base..]
+            .iter()
+            .flat_map(|l| &l.devices)
+            .filter(|d| d.outcome == DeviceOutcome::Failed)
+            .map(|d| format!("{}: {}", d.device, d.detail))
+            .collect();
+        (
+            Verdict::Failed,
+            format!("power-on failed: {}", why.join("; ")),
+        )
+    }
+}
+
+async fn read_once(
+    gate: &EndpointGate,
+    device: &Device,
+    deadline: Instant,
+) -> Result<PowerState, DriverError> {
+    let serialize = device.driver.capabilities().serialize_per_endpoint;
+    let _turn = if serialize {
+        match gate.turn(device.driver.endpoint(), deadline).await {
+            Some(t) => Some(t),
+            None => {
+                return Err(DriverError::timeout(
+                    "waited for the endpoint's turn until the deadline",
+                ));
+            }
+        }
+    } else {
+        None
+    };
+    match tokio::time::timeout_at(deadline, device.driver.status(deadline.into_std())).await {
+        Ok(r) => r,
+        Err(_) => Err(DriverError::timeout("no answer before the deadline")),
+    }
+}
+
+fn record_for<'a>(levels: &'a mut Vec<LevelRecord>, meta: &DeviceMeta) -> &'a mut DeviceRecord {
+    while levels.len() < meta.level {
+        let n = levels.len() + 1;
+        levels.push(LevelRecord {
+            level: n,
+            devices: Vec::new(),
+        });
+    }
+    let devices = &mut levels[meta.level - 1].devices;
+    let i = match devices.iter().position(|d| d.device == meta.device) {
+        Some(i) => i,
+        None => {
+            devices.push(DeviceRecord {
+                device: meta.device.clone(),
+                driver: meta.driver.clone(),
+                endpoint: meta.endpoint.clone(),
+                identity: Vec::new(),
+                reads_power_state: false,
+                events: Vec::new(),
+                outcome: DeviceOutcome::Failed,
+                detail: "interrupted before this device finished".into(),
+                duration_ms: 0,
+            });
+            devices.len() - 1
+        }
+    };
+    &mut devices[i]
+}
+
+fn position_of(ctx: &OpContext, level: usize, device: &str) -> usize {
+    let log = ctx.log.lock().unwrap_or_else(|p| p.into_inner());
+    match log.get(level) {
+        Some(l) => l
+            .devices
+            .iter()
+            .position(|d| d.device == device)
+            .unwrap_or(l.devices.len()),
+        None => 0,
+    }
+}

@@ -1,0 +1,159 @@
+//! The journal: the durable memory of every operation.
+//!
+//! The engine talks to it through the small [`Journal`] trait so that a later, replicated
+//! store (several gateways coordinating) can take its place without touching the engine.
+//! The default is [`SqliteJournal`]: one file, WAL, `synchronous=FULL`, one writer thread.
+//!
+//! Ordering guarantees the engine relies on:
+//! - [`Journal::begin`] is durable before it resolves, so the intent is on disk before any
+//!   command is sent;
+//! - events are written in the order [`Journal::record`] was *called* (it enqueues at once);
+//! - [`Journal::finish`] resolves only after the proof and every earlier event are durable.
+
+mod sqlite;
+
+pub use sqlite::SqliteJournal;
+
+use crate::proof::{Event, Operation, Proof};
+use crate::time::Timestamp;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// The future journal calls return.
+pub type JournalFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, JournalError>> + Send + 'a>>;
+
+/// The journal could not do its job. The engine refuses to act without a journal: an
+/// operation that cannot be recorded is not started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JournalError {
+    /// The storage failed.
+    #[error("journal storage error: {0}")]
+    Storage(String),
+    /// A stored record could not be read back.
+    #[error("journal record {0} is unreadable: {1}")]
+    Corrupt(String, String),
+    /// The journal was shut down.
+    #[error("the journal is closed")]
+    Closed,
+}
+
+/// What the engine asks for when it begins an operation.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// The new operation's id.
+    pub request_id: String,
+    /// The host.
+    pub host: String,
+    /// The operation.
+    pub operation: Operation,
+    /// Who asked.
+    pub requester: String,
+    /// Why.
+    pub reason: String,
+    /// Storm guard to apply: refuse when this many *other* hosts were fenced within the
+    /// window. `None` skips the guard (forced, or not a fence).
+    pub storm: Option<(u32, Duration)>,
+    /// Window within which an earlier verified-off proof of this host is re-confirmed.
+    pub tolerance: Duration,
+    /// How long the operation may take at most; after that an open record is abandoned.
+    pub lease: Duration,
+    /// Whether a successful begin sets the host's power-on lock.
+    pub sets_lock: bool,
+}
+
+/// How a begin went.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Begin {
+    /// Recorded; go ahead. `confirms` names an earlier verified-off proof of this host
+    /// within the tolerance window, if there is one.
+    Started {
+        /// The earlier proof being re-confirmed.
+        confirms: Option<String>,
+    },
+    /// Another live process is already working this host; wait for its record.
+    InFlight {
+        /// The operation to wait for.
+        request_id: String,
+    },
+    /// A guard refused; the refusal itself was recorded.
+    Refused {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The device an event belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceMeta {
+    /// 1-based level.
+    pub level: usize,
+    /// Device name.
+    pub device: String,
+    /// Driver name.
+    pub driver: String,
+    /// Endpoint.
+    pub endpoint: String,
+}
+
+/// An operation left open by a process that died.
+#[derive(Debug, Clone)]
+pub struct Abandoned {
+    /// Its id.
+    pub request_id: String,
+    /// The host.
+    pub host: String,
+    /// The operation.
+    pub operation: Operation,
+    /// Who asked.
+    pub requester: String,
+    /// Why.
+    pub reason: String,
+    /// When it began.
+    pub started_at: Timestamp,
+    /// What was recorded before the process died.
+    pub events: Vec<(DeviceMeta, Event)>,
+}
+
+/// A host's power-on lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PowerLock {
+    /// The fence that set it.
+    pub request_id: String,
+    /// When.
+    pub locked_at: Timestamp,
+}
+
+/// The durable store of operations, events, proofs and power-on locks.
+pub trait Journal: Send + Sync {
+    /// Apply the guards and record the start of an operation, atomically across processes.
+    fn begin(&self, claim: Claim) -> JournalFuture<'static, Begin>;
+
+    /// Append an event. Enqueued when called; the future resolves when it is durable
+    /// (awaiting it is optional, except for command intents).
+    fn record(
+        &self,
+        request_id: &str,
+        device: &DeviceMeta,
+        event: &Event,
+    ) -> JournalFuture<'static, ()>;
+
+    /// Close an operation with its proof (durable, with every earlier event, on return).
+    fn finish(&self, proof: &Proof) -> JournalFuture<'static, ()>;
+
+    /// The finished record of one operation, if it is finished.
+    fn proof(&self, request_id: &str) -> JournalFuture<'static, Option<Proof>>;
+
+    /// Finished records, newest first, optionally for one host.
+    fn history(&self, host: Option<&str>, limit: usize) -> JournalFuture<'static, Vec<Proof>>;
+
+    /// The host's power-on lock, if set.
+    fn power_lock(&self, host: &str) -> JournalFuture<'static, Option<PowerLock>>;
+
+    /// Lift a host's power-on lock; false if there was none.
+    fn clear_power_lock(&self, host: &str) -> JournalFuture<'static, bool>;
+
+    /// Take over operations whose owning process is gone, for reconciliation. Each is
+    /// handed to exactly one caller, which must [`Journal::finish`] it.
+    fn take_abandoned(&self) -> JournalFuture<'static, Vec<Abandoned>>;
+}

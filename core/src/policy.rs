@@ -1,0 +1,140 @@
+//! Fencing policy: deadlines, confirmations, retries and guards.
+//!
+//! Defaults are chosen for an operator who has been burned by split brain: a host is fenced
+//! only after two consecutive fresh `Off` readings, within a minute, and more than three fences
+//! in ten minutes are refused (a front-end network outage must not power off the cloud).
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// How the engine fences a host. Each host may override any field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Policy {
+    /// Wall-clock budget for one device's attempt (pre-read, command, verification).
+    #[serde(with = "duration_str")]
+    pub attempt_timeout: Duration,
+    /// Wall-clock budget for the whole operation, across all levels.
+    #[serde(with = "duration_str")]
+    pub overall_timeout: Duration,
+    /// Consecutive fresh `Off` readings that prove a device off (K).
+    pub confirmations: u32,
+    /// Pause between two confirming reads once `Off` has been seen (0: back to back).
+    #[serde(with = "duration_str")]
+    pub confirm_interval: Duration,
+    /// First pause between polls while the device is not yet off.
+    #[serde(with = "duration_str")]
+    pub poll_initial: Duration,
+    /// Longest pause between polls (the pause doubles up to this).
+    #[serde(with = "duration_str")]
+    pub poll_max: Duration,
+    /// Retries of one call on `busy`, `unreachable` or `timeout` before the device is given up.
+    pub retries: u32,
+    /// First pause before such a retry (doubles each time).
+    #[serde(with = "duration_str")]
+    pub retry_backoff: Duration,
+    /// Minimum pause between two commands to the same endpoint.
+    #[serde(with = "duration_str")]
+    pub min_command_interval: Duration,
+    /// A host verified off this recently is re-confirmed by fresh reads, not fenced anew,
+    /// and does not count against the storm guard.
+    #[serde(with = "duration_str")]
+    pub tolerance: Duration,
+    /// The storm guard: at most this many fences in `storm_window` (0 disables the guard).
+    pub storm_limit: u32,
+    /// The storm guard's window.
+    #[serde(with = "duration_str")]
+    pub storm_window: Duration,
+    /// Whether liveness loss (an in-band `poweroff -f` delivered and the host gone quiet) may
+    /// count as success for this host. Off by default: it proves nothing about power.
+    pub accept_liveness_loss: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            attempt_timeout: Duration::from_secs(20),
+            overall_timeout: Duration::from_secs(60),
+            confirmations: 2,
+            confirm_interval: Duration::ZERO,
+            poll_initial: Duration::from_millis(20),
+            poll_max: Duration::from_secs(1),
+            retries: 3,
+            retry_backoff: Duration::from_millis(100),
+            min_command_interval: Duration::ZERO,
+            tolerance: Duration::from_secs(300),
+            storm_limit: 3,
+            storm_window: Duration::from_secs(600),
+            accept_liveness_loss: false,
+        }
+    }
+}
+
+impl Policy {
+    /// Refuse settings that would make the promise meaningless or an operation endless.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.confirmations == 0 {
+            return Err(
+                "confirmations must be at least 1: a fence needs a fresh Off reading".into(),
+            );
+        }
+        if self.confirmations > 20 {
+            return Err("confirmations above 20 only delay failover".into());
+        }
+        if self.attempt_timeout.is_zero() || self.overall_timeout.is_zero() {
+            return Err("attempt_timeout and overall_timeout must be above zero".into());
+        }
+        if self.attempt_timeout > self.overall_timeout {
+            return Err("attempt_timeout must not exceed overall_timeout".into());
+        }
+        if self.poll_initial.is_zero() || self.poll_max < self.poll_initial {
+            return Err("poll_initial must be above zero and at most poll_max".into());
+        }
+        if self.retries > 20 {
+            return Err("retries must be at most 20".into());
+        }
+        Ok(())
+    }
+}
+
+/// Serde helper: durations as `500ms`/`20s`/`5m` strings (or bare seconds).
+pub(crate) mod duration_str {
+    use crate::time::{format_duration, parse_duration};
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Secs(u64),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom),
+            Raw::Secs(n) => Ok(Duration::from_secs(n)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Policy::default().validate().unwrap();
+    }
+
+    #[test]
+    fn zero_confirmations_refused() {
+        let p = Policy {
+            confirmations: 0,
+            ..Policy::default()
+        };
+        assert!(p.validate().unwrap_err().contains("fresh Off"));
+    }
+}

@@ -1,0 +1,258 @@
+//! The proof record: what the engine did, what every device said and when, and the verdict.
+//!
+//! It is the one artefact an operator or auditor needs after a failover: which channel said
+//! `Off`, which physical box that channel was (certificate fingerprint, IPMI GUID), how many
+//! fresh readings confirmed it, and how long it took.
+
+use crate::time::Timestamp;
+use fencegate_driver::{Action, ErrorKind, IdentityFact, PowerState};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The kind of operation a record describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    /// Fence: verified power-off with guards, ending in a power-on lock.
+    Fence,
+    /// Verified power-off asked by an operator (no storm guard, no lock).
+    Off,
+    /// Power on (refused while the host is locked).
+    On,
+    /// Verified power-off, then on.
+    Reboot,
+    /// Lift the power-on lock of a fenced host.
+    Unfence,
+}
+
+impl Operation {
+    /// The lowercase name used in JSON, the journal and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Fence => "fence",
+            Operation::Off => "off",
+            Operation::On => "on",
+            Operation::Reboot => "reboot",
+            Operation::Unfence => "unfence",
+        }
+    }
+
+    /// Parse the name printed by [`Operation::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "fence" => Operation::Fence,
+            "off" => Operation::Off,
+            "on" => Operation::On,
+            "reboot" => Operation::Reboot,
+            "unfence" => Operation::Unfence,
+            _ => return None,
+        })
+    }
+}
+
+/// The verdict of an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// A power channel was asked to power off and fresh readings proved it off.
+    PowerVerifiedOff,
+    /// An in-band power-off was delivered and the host went quiet; power was not proven off.
+    LivenessLost,
+    /// Power-on (or another non-fencing action) was carried out and read back.
+    Done,
+    /// Nothing was proven. The reason says why.
+    Failed,
+    /// A guard refused the operation before any command was sent.
+    Refused,
+}
+
+impl Verdict {
+    /// The snake_case name used in JSON and the journal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::PowerVerifiedOff => "power_verified_off",
+            Verdict::LivenessLost => "liveness_lost",
+            Verdict::Done => "done",
+            Verdict::Failed => "failed",
+            Verdict::Refused => "refused",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One thing that happened while working a device, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A fresh power reading.
+    Reading {
+        /// When it was answered.
+        at: Timestamp,
+        /// What the device said.
+        state: PowerState,
+    },
+    /// A command is about to be sent (journaled durably before it goes out).
+    CommandIntent {
+        /// When.
+        at: Timestamp,
+        /// Which command.
+        action: Action,
+    },
+    /// The device accepted a command (evidence, not proof).
+    CommandAccepted {
+        /// When.
+        at: Timestamp,
+        /// Which command.
+        action: Action,
+        /// The device's words.
+        detail: String,
+    },
+    /// A call failed.
+    Error {
+        /// When.
+        at: Timestamp,
+        /// What was being done (`status`, `off`, …).
+        call: String,
+        /// The taxonomy class.
+        kind: ErrorKind,
+        /// The driver's message (never a secret).
+        detail: String,
+    },
+    /// Anything else worth knowing (a retry, a skipped command, a reconciliation).
+    Note {
+        /// When.
+        at: Timestamp,
+        /// What.
+        text: String,
+    },
+}
+
+/// How one device's attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceOutcome {
+    /// K consecutive fresh `Off` readings (after the command, or before it if already off).
+    VerifiedOff,
+    /// The command was delivered by a driver that cannot read power state.
+    LivenessLost,
+    /// The requested non-fencing action was carried out and read back.
+    Done,
+    /// Nothing proven.
+    Failed,
+}
+
+/// Everything about one device within one operation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceRecord {
+    /// The device's name in the inventory (or its URL for ad-hoc devices).
+    pub device: String,
+    /// The driver name.
+    pub driver: String,
+    /// The management endpoint.
+    pub endpoint: String,
+    /// Identity facts the endpoint presented.
+    pub identity: Vec<IdentityFact>,
+    /// Whether this device can read power state (and so can prove anything).
+    pub reads_power_state: bool,
+    /// Every reading, command and error, in order.
+    pub events: Vec<Event>,
+    /// How the attempt ended.
+    pub outcome: DeviceOutcome,
+    /// Why, in one sentence.
+    pub detail: String,
+    /// Wall time spent on this device.
+    pub duration_ms: u64,
+}
+
+impl DeviceRecord {
+    /// The readings of this record, in order.
+    pub fn readings(&self) -> impl Iterator<Item = &PowerState> {
+        self.events.iter().filter_map(|e| match e {
+            Event::Reading { state, .. } => Some(state),
+            _ => None,
+        })
+    }
+}
+
+/// One topology level as it was tried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LevelRecord {
+    /// 1-based level number.
+    pub level: usize,
+    /// The devices of the level, all of which had to verify.
+    pub devices: Vec<DeviceRecord>,
+}
+
+/// The durable record of one operation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Proof {
+    /// Unique id of the operation.
+    pub request_id: String,
+    /// The host concerned.
+    pub host: String,
+    /// What was asked.
+    pub operation: Operation,
+    /// Who asked (user, front door).
+    pub requester: String,
+    /// Why (free text from the caller).
+    pub reason: String,
+    /// When the operation began.
+    pub started_at: Timestamp,
+    /// When it ended.
+    pub finished_at: Timestamp,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Whether the verdict counts as success for this host's policy (exit 0).
+    pub success: bool,
+    /// One sentence saying why.
+    pub detail: String,
+    /// The levels tried, in order.
+    pub levels: Vec<LevelRecord>,
+    /// Wall time of the whole operation.
+    pub duration_ms: u64,
+    /// Set when this operation re-confirmed an earlier proof within the tolerance window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirms: Option<String>,
+}
+
+impl Proof {
+    /// The devices whose fresh readings carry the verdict, for one-line summaries.
+    pub fn proving_devices(&self) -> Vec<&DeviceRecord> {
+        self.levels
+            .iter()
+            .flat_map(|l| &l.devices)
+            .filter(|d| d.outcome == DeviceOutcome::VerifiedOff)
+            .collect()
+    }
+
+    /// A one-line summary (for host_error.log and terminal output).
+    pub fn one_line(&self) -> String {
+        let by: Vec<String> = self
+            .proving_devices()
+            .iter()
+            .map(|d| {
+                let n = d.readings().filter(|s| s.is_off()).count();
+                format!("{} ({n} off readings)", d.device)
+            })
+            .collect();
+        let by = if by.is_empty() {
+            String::new()
+        } else {
+            format!(" by {}", by.join(", "))
+        };
+        format!(
+            "fencegate: {} {}: {}{by} in {} ms: {} [request {}]",
+            self.operation.as_str(),
+            self.host,
+            self.verdict,
+            self.duration_ms,
+            self.detail,
+            self.request_id
+        )
+    }
+}

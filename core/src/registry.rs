@@ -1,0 +1,89 @@
+//! The driver registry: which driver names this build can instantiate.
+//!
+//! The engine never names a driver crate. Front doors register the factories they were built
+//! with; a device naming a known but absent driver gets a clear "not built" error instead of
+//! a confusing "unknown driver".
+
+use fencegate_driver::{DeviceSpec, DriverFactory, PowerDriver, SpecError};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Driver names fencegate knows of, whether or not this build includes them.
+pub const KNOWN_DRIVERS: &[(&str, &str)] = &[
+    ("ipmi", "IPMI 2.0 lanplus (RMCP+) BMCs"),
+    ("redfish", "Redfish BMCs over HTTPS"),
+    ("snmp", "PDU outlets over SNMP v1/v2c/v3"),
+    (
+        "ssh",
+        "in-band `poweroff -f` over SSH (cannot prove power-off)",
+    ),
+    (
+        "external",
+        "out-of-process drivers speaking the JSON-lines protocol",
+    ),
+    ("fence-agent", "stock fence-agents `fence_*` programs"),
+    ("plugin", "dynamic-library plugins (C ABI)"),
+];
+
+/// The set of driver factories available to the engine.
+#[derive(Default, Clone)]
+pub struct Registry {
+    factories: BTreeMap<&'static str, Arc<dyn DriverFactory>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add a factory under its own name (a later one with the same name replaces it).
+    pub fn register(&mut self, factory: Arc<dyn DriverFactory>) {
+        self.factories.insert(factory.name(), factory);
+    }
+
+    /// The registered driver names with their one-line summaries.
+    pub fn drivers(&self) -> Vec<(&'static str, &'static str)> {
+        self.factories
+            .values()
+            .map(|f| (f.name(), f.summary()))
+            .collect()
+    }
+
+    /// Build a driver for `spec`, or say why not.
+    pub fn build(&self, spec: &DeviceSpec) -> Result<Arc<dyn PowerDriver>, SpecError> {
+        match self.factories.get(spec.driver.as_str()) {
+            Some(f) => f.build(spec),
+            None if KNOWN_DRIVERS.iter().any(|(n, _)| *n == spec.driver) => {
+                Err(SpecError::for_key(
+                    "driver",
+                    format!(
+                        "the `{}` driver is not built into this fencegate (built in: {})",
+                        spec.driver,
+                        self.names()
+                    ),
+                ))
+            }
+            None => Err(SpecError::for_key(
+                "driver",
+                format!(
+                    "unknown driver `{}` (built in: {})",
+                    spec.driver,
+                    self.names()
+                ),
+            )),
+        }
+    }
+
+    fn names(&self) -> String {
+        if self.factories.is_empty() {
+            "none".into()
+        } else {
+            self.factories
+                .keys()
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    }
+}
