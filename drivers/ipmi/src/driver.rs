@@ -1,0 +1,545 @@
+//! The fencegate driver: device specification parsing and one RMCP+ session per call.
+
+use crate::commands::{
+    self, CMD_CHASSIS_CONTROL, CMD_GET_CHASSIS_STATUS, CMD_GET_DEVICE_GUID, ChassisControl,
+    ChassisStatus, NETFN_APP, NETFN_CHASSIS, Privilege,
+};
+use crate::crypto::CipherSuite;
+use crate::message::completion_text;
+use crate::session::{Credentials, Session};
+use crate::transport::{Conn, HandshakeFailure, Retry};
+use fencegate_driver::{
+    Action, Capabilities, CommandReceipt, DeviceSpec, DriverError, DriverFactory, DriverFuture,
+    ExposeSecret, IdentityFact, PowerDriver, PowerState, SpecError, split_host_port,
+};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Option names this driver accepts.
+const OPTIONS: &[&str] = &[
+    "cipher",
+    "privilege",
+    "retransmit_ms",
+    "retries",
+    "cipher_probe_ms",
+    "auth_caps",
+];
+/// Secret names this driver accepts.
+const SECRETS: &[&str] = &["password", "kg"];
+
+/// Builds [`IpmiDriver`]s from `driver = "ipmi"` device specifications.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct IpmiFactory;
+
+impl DriverFactory for IpmiFactory {
+    fn name(&self) -> &'static str {
+        "ipmi"
+    }
+
+    fn summary(&self) -> &'static str {
+        "IPMI 2.0 lanplus (RMCP+, cipher suites 17 and 3) BMCs over UDP"
+    }
+
+    fn build(&self, spec: &DeviceSpec) -> Result<Arc<dyn PowerDriver>, SpecError> {
+        Ok(Arc::new(IpmiDriver::from_spec(spec)?))
+    }
+}
+
+/// Tunables of one driver instance, parsed from the device options.
+#[derive(Debug, Clone)]
+struct Options {
+    suites: Vec<CipherSuite>,
+    privilege: Privilege,
+    retry: Retry,
+    cipher_probe: Duration,
+    auth_caps: bool,
+}
+
+/// One BMC reached over IPMI 2.0 lanplus. Every call opens a fresh RMCP+ session and closes
+/// it before returning, so no session slot is held between calls.
+pub struct IpmiDriver {
+    endpoint: String,
+    target: String,
+    host: String,
+    port: u16,
+    ip: Option<IpAddr>,
+    creds: Credentials,
+    opts: Options,
+    /// The suite that last worked (0 = none yet), tried first next time.
+    preferred: AtomicU8,
+    guid: OnceLock<String>,
+}
+
+impl std::fmt::Debug for IpmiDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IpmiDriver")
+            .field("endpoint", &self.endpoint)
+            .field("creds", &self.creds)
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Decode a Kg secret: `0x`-prefixed hex (up to 40 digits) or the raw characters.
+fn parse_kg(raw: &str) -> Result<Vec<u8>, SpecError> {
+    let bad = |why: &str| SpecError::for_key("kg", why.to_owned());
+    match raw.strip_prefix("0x").or_else(|| raw.strip_prefix("0X")) {
+        Some(hex) => {
+            if hex.len() % 2 != 0 || hex.len() > 40 {
+                return Err(bad("hex Kg must have an even number of digits, at most 40"));
+            }
+            (0..hex.len())
+                .step_by(2)
+                .map(|i| {
+                    hex.get(i..i + 2)
+                        .and_then(|d| u8::from_str_radix(d, 16).ok())
+                        .ok_or_else(|| bad("hex Kg contains a non-hex digit"))
+                })
+                .collect()
+        }
+        None => Ok(raw.as_bytes().to_vec()),
+    }
+}
+
+fn parse_suites(raw: &str) -> Result<Vec<CipherSuite>, SpecError> {
+    let mut suites = Vec::new();
+    for part in raw.split(',').map(str::trim) {
+        let id: u8 = part.parse().map_err(|_| {
+            SpecError::for_key("cipher", format!("{part:?} is not a cipher suite number"))
+        })?;
+        let suite =
+            CipherSuite::from_id(id).map_err(|e| SpecError::for_key("cipher", e.to_string()))?;
+        if !suites.contains(&suite) {
+            suites.push(suite);
+        }
+    }
+    if suites.is_empty() {
+        return Err(SpecError::for_key("cipher", "no cipher suite given"));
+    }
+    Ok(suites)
+}
+
+impl IpmiDriver {
+    /// Validate a device specification and build the driver (no I/O).
+    pub fn from_spec(spec: &DeviceSpec) -> Result<Self, SpecError> {
+        spec.reject_unknown(OPTIONS, SECRETS)?;
+        let (host, port) = split_host_port(&spec.address, crate::DEFAULT_PORT)?;
+        let user = spec.user.as_deref().unwrap_or("");
+        let password = spec.required_secret("password")?.expose_secret();
+        let kg = spec
+            .secret("kg")
+            .map(|k| parse_kg(k.expose_secret()))
+            .transpose()?;
+        let creds = Credentials::new(user.as_bytes(), password.as_bytes(), kg.as_deref()).map_err(
+            |why| {
+                let key = if why.contains("user") {
+                    "user"
+                } else if why.contains("Kg") {
+                    "kg"
+                } else {
+                    "password"
+                };
+                SpecError::for_key(key, why)
+            },
+        )?;
+        let suites = parse_suites(spec.option("cipher").unwrap_or("17,3"))?;
+        let privilege = match spec.option("privilege").unwrap_or("operator") {
+            "operator" => Privilege::Operator,
+            "administrator" | "admin" => Privilege::Administrator,
+            other => {
+                return Err(SpecError::for_key(
+                    "privilege",
+                    format!("{other:?}: expected `operator` or `administrator`"),
+                ));
+            }
+        };
+        let ms = |key: &str, default: u64, max: u64| -> Result<Duration, SpecError> {
+            let v = spec.parsed_option::<u64>(key)?.unwrap_or(default);
+            if v == 0 || v > max {
+                return Err(SpecError::for_key(key, format!("must be 1..={max} ms")));
+            }
+            Ok(Duration::from_millis(v))
+        };
+        let retries = spec.parsed_option::<u32>("retries")?.unwrap_or(6);
+        if retries > 30 {
+            return Err(SpecError::for_key("retries", "must be at most 30"));
+        }
+        let auth_caps = spec.parsed_option::<bool>("auth_caps")?.unwrap_or(true);
+        let opts = Options {
+            suites,
+            privilege,
+            retry: Retry {
+                first: ms("retransmit_ms", 250, 10_000)?,
+                retries,
+            },
+            cipher_probe: ms("cipher_probe_ms", 250, 10_000)?,
+            auth_caps,
+        };
+        let target = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        Ok(IpmiDriver {
+            endpoint: format!("ipmi://{target}"),
+            ip: host.parse().ok(),
+            target,
+            host,
+            port,
+            creds,
+            opts,
+            preferred: AtomicU8::new(0),
+            guid: OnceLock::new(),
+        })
+    }
+
+    async fn resolve(&self) -> Result<SocketAddr, DriverError> {
+        if let Some(ip) = self.ip {
+            return Ok(SocketAddr::new(ip, self.port));
+        }
+        let mut addrs = tokio::net::lookup_host((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| DriverError::unreachable(format!("{}: {e}", self.target)))?;
+        addrs.next().ok_or_else(|| {
+            DriverError::unreachable(format!("{}: name resolves to no address", self.target))
+        })
+    }
+
+    /// The suites to try, in order: the one that worked last time first; otherwise the
+    /// configured list, narrowed by what the BMC lists when it answers the optional probe.
+    async fn suite_order(&self, conn: &mut Conn<'_>) -> Result<Vec<CipherSuite>, DriverError> {
+        let configured = &self.opts.suites;
+        if let Ok(pref) = CipherSuite::from_id(self.preferred.load(Ordering::Relaxed)) {
+            let mut order = vec![pref];
+            order.extend(configured.iter().filter(|s| **s != pref));
+            return Ok(order);
+        }
+        if configured.len() == 1 {
+            return Ok(configured.clone());
+        }
+        match conn.cipher_suites(self.opts.cipher_probe).await {
+            Some(offered) if !offered.is_empty() => {
+                let order: Vec<_> = configured
+                    .iter()
+                    .copied()
+                    .filter(|s| offered.contains(&s.id()))
+                    .collect();
+                if order.is_empty() {
+                    return Err(DriverError::unsupported(format!(
+                        "{}: the BMC offers cipher suites {offered:?}, none of the configured {}",
+                        self.target,
+                        suite_list(configured)
+                    )));
+                }
+                Ok(order)
+            }
+            _ => Ok(configured.clone()),
+        }
+    }
+
+    /// Open an authenticated session at the configured privilege.
+    async fn open(&self, conn: &mut Conn<'_>, deadline: Instant) -> Result<Session, DriverError> {
+        let retry = self.opts.retry;
+        let mut kg_hint = false;
+        if self.opts.auth_caps {
+            let caps = conn.auth_caps(deadline, retry, self.opts.privilege).await?;
+            if !caps.ipmi20 {
+                return Err(DriverError::unsupported(format!(
+                    "{}: the BMC does not offer IPMI 2.0 (RMCP+) on this channel; IPMI 1.5 \
+                     sessions are refused because they cannot protect the password",
+                    self.target
+                )));
+            }
+            kg_hint = caps.kg_set && !self.creds.has_kg();
+        }
+        let order = self.suite_order(conn).await?;
+        let mut refusals = Vec::new();
+        for suite in order {
+            match conn
+                .handshake(
+                    suite,
+                    self.opts.privilege,
+                    &self.creds,
+                    kg_hint,
+                    deadline,
+                    retry,
+                )
+                .await
+            {
+                Ok(mut session) => {
+                    self.preferred.store(suite.id(), Ordering::Relaxed);
+                    if let Err(e) = conn
+                        .set_privilege(&mut session, self.opts.privilege, deadline, retry)
+                        .await
+                    {
+                        conn.close(&mut session, deadline, retry.first).await;
+                        return Err(e);
+                    }
+                    return Ok(session);
+                }
+                Err(HandshakeFailure::SuiteRefused(e)) => refusals.push(e.detail),
+                Err(HandshakeFailure::Fatal(e)) => return Err(e),
+            }
+        }
+        Err(DriverError::unsupported(format!(
+            "{}: no configured cipher suite ({}) accepted: {}",
+            self.target,
+            suite_list(&self.opts.suites),
+            refusals.join("; ")
+        )))
+    }
+
+    /// Run `body` inside a fresh session and close the session on every path.
+    async fn with_session<T>(
+        &self,
+        deadline: std::time::Instant,
+        body: impl AsyncFnOnce(&mut Conn<'_>, &mut Session, Instant) -> Result<T, DriverError>,
+    ) -> Result<T, DriverError> {
+        let deadline = Instant::from_std(deadline);
+        let addr = self.resolve().await?;
+        let mut conn = Conn::connect(addr, &self.target).await?;
+        let mut session = self.open(&mut conn, deadline).await?;
+        let result = body(&mut conn, &mut session, deadline).await;
+        if self.guid.get().is_none() && Instant::now() < deadline {
+            self.fetch_guid(&mut conn, &mut session, deadline).await;
+        }
+        conn.close(&mut session, deadline, self.opts.retry.first)
+            .await;
+        result
+    }
+
+    /// Get Device GUID once per driver; a failure only means no identity fact yet.
+    async fn fetch_guid(&self, conn: &mut Conn<'_>, session: &mut Session, deadline: Instant) {
+        let retry = Retry {
+            first: self.opts.retry.first,
+            retries: 1,
+        };
+        if let Ok((0, data)) = conn
+            .request(
+                session,
+                3,
+                "Get Device GUID",
+                deadline,
+                retry,
+                NETFN_APP,
+                CMD_GET_DEVICE_GUID,
+                &[],
+            )
+            .await
+        {
+            if let Some(guid) = data.get(..16) {
+                let _ = self.guid.set(commands::guid_hex(guid));
+            }
+        }
+    }
+
+    async fn read_status(&self, deadline: std::time::Instant) -> Result<PowerState, DriverError> {
+        let t = &self.target;
+        let retry = self.opts.retry;
+        self.with_session(deadline, async |conn, session, deadline| {
+            let (cc, data) = conn
+                .request(
+                    session,
+                    2,
+                    "Get Chassis Status",
+                    deadline,
+                    retry,
+                    NETFN_CHASSIS,
+                    CMD_GET_CHASSIS_STATUS,
+                    &[],
+                )
+                .await?;
+            check_completion(t, "Get Chassis Status", cc)?;
+            let status = ChassisStatus::decode(&data).map_err(|e| {
+                DriverError::protocol(format!("{t}: Get Chassis Status reply: {e}"))
+            })?;
+            Ok(if status.power_on {
+                PowerState::On
+            } else {
+                PowerState::Off
+            })
+        })
+        .await
+    }
+
+    async fn control(
+        &self,
+        action: Action,
+        deadline: std::time::Instant,
+    ) -> Result<CommandReceipt, DriverError> {
+        let t = &self.target;
+        let retry = self.opts.retry;
+        let ctl = match action {
+            Action::Off => ChassisControl::PowerDown,
+            Action::On => ChassisControl::PowerUp,
+            Action::Cycle => ChassisControl::PowerCycle,
+            Action::GracefulOff => ChassisControl::SoftShutdown,
+        };
+        self.with_session(deadline, async |conn, session, deadline| {
+            let (cc, _) = conn
+                .request(
+                    session,
+                    2,
+                    "Chassis Control",
+                    deadline,
+                    retry,
+                    NETFN_CHASSIS,
+                    CMD_CHASSIS_CONTROL,
+                    &[ctl.code()],
+                )
+                .await?;
+            check_completion(t, "Chassis Control", cc)?;
+            Ok(CommandReceipt::new(format!(
+                "Chassis Control {ctl:?} ({}) accepted: completion code 0x00",
+                ctl.code()
+            )))
+        })
+        .await
+    }
+}
+
+fn suite_list(suites: &[CipherSuite]) -> String {
+    suites
+        .iter()
+        .map(|s| s.id().to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Map a command's completion code to the contract's error classes.
+fn check_completion(t: &str, what: &str, cc: u8) -> Result<(), DriverError> {
+    let text = completion_text(cc);
+    match cc {
+        0x00 => Ok(()),
+        0xC0 => Err(DriverError::busy(format!(
+            "{t}: {what}: {text} ({cc:#04x})"
+        ))),
+        0xD4 => Err(DriverError::auth(format!(
+            "{t}: {what}: {text} ({cc:#04x})"
+        ))),
+        0xD5 => Err(DriverError::state_conflict(format!(
+            "{t}: {what}: {text} ({cc:#04x})"
+        ))),
+        0xC1 | 0xC2 | 0xCC | 0xD6 => Err(DriverError::unsupported(format!(
+            "{t}: {what}: {text} ({cc:#04x})"
+        ))),
+        _ => Err(DriverError::protocol(format!(
+            "{t}: {what}: {text} ({cc:#04x})"
+        ))),
+    }
+}
+
+impl PowerDriver for IpmiDriver {
+    fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::readable(&Action::ALL)
+    }
+
+    fn status(&self, deadline: std::time::Instant) -> DriverFuture<'_, PowerState> {
+        Box::pin(self.read_status(deadline))
+    }
+
+    fn set_power(
+        &self,
+        action: Action,
+        deadline: std::time::Instant,
+    ) -> DriverFuture<'_, CommandReceipt> {
+        Box::pin(self.control(action, deadline))
+    }
+
+    fn identity(&self) -> Vec<IdentityFact> {
+        self.guid
+            .get()
+            .map(|g| vec![IdentityFact::new("ipmi-guid", g.clone())])
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fencegate_driver::SecretString;
+
+    fn spec() -> DeviceSpec {
+        let mut s = DeviceSpec {
+            name: "bmc1".into(),
+            driver: "ipmi".into(),
+            address: "127.0.0.1:9623".into(),
+            user: Some("admin".into()),
+            ..Default::default()
+        };
+        s.secrets
+            .insert("password".into(), SecretString::from("hunter2-pw"));
+        s
+    }
+
+    #[test]
+    fn defaults_and_endpoint() {
+        let d = IpmiDriver::from_spec(&spec()).unwrap();
+        assert_eq!(d.endpoint(), "ipmi://127.0.0.1:9623");
+        assert_eq!(d.opts.suites, [CipherSuite::Suite17, CipherSuite::Suite3]);
+        assert_eq!(d.opts.privilege, Privilege::Operator);
+        assert!(!format!("{d:?}").contains("hunter2"));
+        assert_eq!(IpmiFactory.name(), "ipmi");
+    }
+
+    #[test]
+    fn refusals_name_the_key() {
+        let mut s = spec();
+        s.options.insert("cipher".into(), "0".into());
+        let e = IpmiDriver::from_spec(&s).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("cipher"));
+        assert!(e.message.contains("authenticates nothing"), "{e}");
+
+        let mut s = spec();
+        s.options.insert("ciphers".into(), "3".into());
+        assert_eq!(
+            IpmiDriver::from_spec(&s).unwrap_err().key.as_deref(),
+            Some("ciphers")
+        );
+
+        let mut s = spec();
+        s.secrets.clear();
+        assert_eq!(
+            IpmiDriver::from_spec(&s).unwrap_err().key.as_deref(),
+            Some("password")
+        );
+
+        let mut s = spec();
+        s.options.insert("privilege".into(), "user".into());
+        assert_eq!(
+            IpmiDriver::from_spec(&s).unwrap_err().key.as_deref(),
+            Some("privilege")
+        );
+
+        let mut s = spec();
+        s.secrets
+            .insert("password".into(), SecretString::from("x".repeat(21)));
+        let e = IpmiDriver::from_spec(&s).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("password"));
+        assert!(!e.message.contains("xxxx"));
+    }
+
+    #[test]
+    fn kg_forms() {
+        assert_eq!(parse_kg("0x0102ff").unwrap(), [1, 2, 0xff]);
+        assert_eq!(parse_kg("abc").unwrap(), b"abc");
+        assert!(parse_kg("0x123").is_err());
+        assert!(parse_kg("0xzz").is_err());
+        assert!(parse_kg(&format!("0x{}", "00".repeat(21))).is_err());
+    }
+
+    #[test]
+    fn ipv6_endpoint() {
+        let mut s = spec();
+        s.address = "[::1]:6230".into();
+        let d = IpmiDriver::from_spec(&s).unwrap();
+        assert_eq!(d.endpoint(), "ipmi://[::1]:6230");
+    }
+}

@@ -1,0 +1,583 @@
+//! One RMCP+ conversation over a connected UDP socket: bounded retransmission under a
+//! deadline, the handshake, in-session requests and a best-effort Close Session.
+
+use crate::commands::{
+    self, AuthCapabilities, CMD_CLOSE_SESSION, CMD_GET_CHANNEL_AUTH_CAPS,
+    CMD_GET_CHANNEL_CIPHER_SUITES, CMD_SET_SESSION_PRIVILEGE, NETFN_APP, Privilege,
+};
+use crate::crypto::CipherSuite;
+use crate::message::{self, RequestHeader, completion_text};
+use crate::rakp::{self, status_text};
+use crate::rmcp::{self, Packet, PayloadType};
+use crate::session::{ClientHandshake, Credentials, HandshakeError, Session};
+use fencegate_driver::DriverError;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::time::Instant;
+
+/// Largest datagram we accept; RMCP+ replies for our commands are well under 200 bytes.
+const MAX_DATAGRAM: usize = 1024;
+/// Cap of the exponential retransmission backoff.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Retransmission policy for one exchange.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Retry {
+    /// Wait before the first retransmission; doubles each time up to [`MAX_BACKOFF`].
+    pub first: Duration,
+    /// Retransmissions after the first send.
+    pub retries: u32,
+}
+
+/// What the accept function of an exchange decided about one datagram.
+pub(crate) enum Accept<T> {
+    /// The awaited answer.
+    Done(T),
+    /// Not the answer (stale, other session, failed integrity): keep waiting.
+    Ignore(&'static str),
+    /// A definitive failure: stop now.
+    Fail(DriverError),
+}
+
+/// A UDP conversation with one BMC.
+pub(crate) struct Conn<'a> {
+    sock: UdpSocket,
+    target: &'a str,
+    out: Vec<u8>,
+    inbuf: Vec<u8>,
+    scratch: Vec<u8>,
+    /// Whether the BMC has sent anything at all during this call.
+    answered: bool,
+    /// Why the last datagram was ignored, if any was.
+    last_ignored: Option<&'static str>,
+}
+
+fn elapsed_or_zero(deadline: Instant) -> bool {
+    Instant::now() >= deadline
+}
+
+impl<'a> Conn<'a> {
+    /// A socket bound to the BMC's address family and connected to it, so the kernel drops
+    /// datagrams from anyone else and ICMP errors surface.
+    pub(crate) async fn connect(addr: SocketAddr, target: &'a str) -> Result<Self, DriverError> {
+        let local: SocketAddr = if addr.is_ipv4() {
+            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let io_err = |e: io::Error| DriverError::unreachable(format!("{target}: {e}"));
+        let sock = UdpSocket::bind(local).await.map_err(io_err)?;
+        sock.connect(addr).await.map_err(io_err)?;
+        Ok(Conn {
+            sock,
+            target,
+            out: Vec::with_capacity(256),
+            inbuf: vec![0; MAX_DATAGRAM],
+            scratch: Vec::with_capacity(256),
+            answered: false,
+            last_ignored: None,
+        })
+    }
+
+    /// The error for an exchange that got no acceptable answer.
+    fn no_answer(&self, what: &str, attempts: u32, deadline_hit: bool) -> DriverError {
+        let t = self.target;
+        if !self.answered {
+            return DriverError::unreachable(format!(
+                "{t}: no answer to {what} after {attempts} attempt(s)"
+            ));
+        }
+        if let Some(why) = self.last_ignored {
+            if !deadline_hit {
+                return DriverError::protocol(format!(
+                    "{t}: no valid answer to {what} after {attempts} attempt(s); last reply \
+                     dropped: {why}"
+                ));
+            }
+        }
+        if deadline_hit {
+            DriverError::timeout(format!("{t}: deadline passed waiting for {what}"))
+        } else {
+            DriverError::timeout(format!(
+                "{t}: no answer to {what} after {attempts} attempt(s)"
+            ))
+        }
+    }
+
+    /// Send what `build` writes, wait for a datagram `accept` takes, retransmitting with
+    /// backoff; all of it before `deadline`.
+    pub(crate) async fn exchange<S, T>(
+        &mut self,
+        what: &str,
+        deadline: Instant,
+        retry: Retry,
+        state: &mut S,
+        mut build: impl FnMut(&mut S, u32, &mut Vec<u8>) -> Result<(), DriverError>,
+        mut accept: impl FnMut(&mut S, &[u8], &mut Vec<u8>) -> Accept<T>,
+    ) -> Result<T, DriverError> {
+        let mut wait = retry.first;
+        let mut attempts = 0;
+        self.last_ignored = None;
+        for attempt in 0..=retry.retries {
+            if elapsed_or_zero(deadline) {
+                return Err(self.no_answer(what, attempts, true));
+            }
+            build(state, attempt, &mut self.out)?;
+            attempts += 1;
+            if let Err(e) = self.sock.send(&self.out).await {
+                return Err(self.io_error(what, e));
+            }
+            let until = (Instant::now() + wait).min(deadline);
+            loop {
+                let n = match tokio::time::timeout_at(until, self.sock.recv(&mut self.inbuf)).await
+                {
+                    Err(_) => break,
+                    Ok(Err(e)) => return Err(self.io_error(what, e)),
+                    Ok(Ok(n)) => n,
+                };
+                self.answered = true;
+                match accept(state, &self.inbuf[..n], &mut self.scratch) {
+                    Accept::Done(t) => return Ok(t),
+                    Accept::Ignore(why) => self.last_ignored = Some(why),
+                    Accept::Fail(e) => return Err(e),
+                }
+            }
+            wait = (wait * 2).min(MAX_BACKOFF);
+        }
+        Err(self.no_answer(what, attempts, elapsed_or_zero(deadline)))
+    }
+
+    fn io_error(&self, what: &str, e: io::Error) -> DriverError {
+        let t = self.target;
+        match e.kind() {
+            io::ErrorKind::ConnectionRefused => {
+                DriverError::unreachable(format!("{t}: {what}: port unreachable (ICMP refused)"))
+            }
+            _ => DriverError::unreachable(format!("{t}: {what}: {e}")),
+        }
+    }
+
+    /// Send a datagram without waiting for anything (used for aborts).
+    pub(crate) async fn fire(&mut self, packet: &[u8]) {
+        let _ = self.sock.try_send(packet);
+    }
+
+    /// A sessionless (IPMI 1.5 framed) request; returns the completion code and data.
+    pub(crate) async fn sessionless(
+        &mut self,
+        what: &str,
+        deadline: Instant,
+        retry: Retry,
+        netfn: u8,
+        cmd: u8,
+        data: &[u8],
+    ) -> Result<(u8, Vec<u8>), DriverError> {
+        let header = RequestHeader::to_bmc(netfn, cmd, 0);
+        let mut msg = Vec::with_capacity(16);
+        message::encode_request(&mut msg, &header, data);
+        self.exchange(
+            what,
+            deadline,
+            retry,
+            &mut (),
+            |_, _, out| {
+                rmcp::encode_sessionless(out, &msg)
+                    .map_err(|e| DriverError::protocol(format!("encoding {what}: {e}")))
+            },
+            |_, pkt, _| match rmcp::decode(pkt) {
+                Ok(Packet::Sessionless(m)) => match message::decode_response(m) {
+                    Ok(r) if r.answers(&header) => Accept::Done((r.completion, r.data.to_vec())),
+                    Ok(_) => Accept::Ignore("reply to another request"),
+                    Err(_) => Accept::Ignore("malformed IPMI message"),
+                },
+                Ok(Packet::Rmcpp(_)) => Accept::Ignore("unexpected RMCP+ packet"),
+                Err(_) => Accept::Ignore("malformed RMCP packet"),
+            },
+        )
+        .await
+    }
+
+    /// Get Channel Authentication Capabilities.
+    pub(crate) async fn auth_caps(
+        &mut self,
+        deadline: Instant,
+        retry: Retry,
+        privilege: Privilege,
+    ) -> Result<AuthCapabilities, DriverError> {
+        let (cc, data) = self
+            .sessionless(
+                "Get Channel Authentication Capabilities",
+                deadline,
+                retry,
+                NETFN_APP,
+                CMD_GET_CHANNEL_AUTH_CAPS,
+                &commands::auth_caps_request(privilege),
+            )
+            .await?;
+        let t = self.target;
+        if cc != 0 {
+            return Err(DriverError::protocol(format!(
+                "{t}: Get Channel Authentication Capabilities failed: {cc:#04x} ({})",
+                completion_text(cc)
+            )));
+        }
+        AuthCapabilities::decode(&data).map_err(|e| {
+            DriverError::protocol(format!(
+                "{t}: Get Channel Authentication Capabilities reply: {e}"
+            ))
+        })
+    }
+
+    /// Get Channel Cipher Suites, at most `window` long, one attempt per page. `None` when
+    /// the BMC does not answer (ipmi_sim never does outside a session) or answers oddly.
+    pub(crate) async fn cipher_suites(&mut self, window: Duration) -> Option<Vec<u8>> {
+        let deadline = Instant::now() + window;
+        let mut records = Vec::new();
+        let once = Retry {
+            first: window,
+            retries: 0,
+        };
+        for index in 0..4u8 {
+            let answered = self.answered;
+            let reply = self
+                .sessionless(
+                    "Get Channel Cipher Suites",
+                    deadline,
+                    once,
+                    NETFN_APP,
+                    CMD_GET_CHANNEL_CIPHER_SUITES,
+                    &commands::cipher_suites_request(index),
+                )
+                .await;
+            // Silence to an optional probe must not count as "the BMC answered".
+            self.answered = answered || reply.is_ok();
+            let (cc, data) = reply.ok()?;
+            if cc != 0 {
+                return None;
+            }
+            let page = data.get(1..).unwrap_or_default();
+            records.extend_from_slice(page);
+            if page.len() < 16 {
+                break;
+            }
+        }
+        Some(commands::parse_cipher_suite_records(&records))
+    }
+
+    /// Open Session and RAKP 1–4 for one suite.
+    pub(crate) async fn handshake(
+        &mut self,
+        suite: CipherSuite,
+        privilege: Privilege,
+        creds: &Credentials,
+        kg_hint: bool,
+        deadline: Instant,
+        retry: Retry,
+    ) -> Result<Session, HandshakeFailure> {
+        let t = self.target;
+        let mut hs = ClientHandshake::new(suite, privilege).map_err(|e| {
+            HandshakeFailure::Fatal(DriverError::protocol(format!(
+                "{t}: no randomness for the session: {e}"
+            )))
+        })?;
+        // Open Session. Each (re)transmission has its own tag; only the latest is accepted.
+        struct St<'h> {
+            hs: &'h mut ClientHandshake,
+            tag: u8,
+            rakp3: Vec<u8>,
+            retransmitted: bool,
+        }
+        let mut st = St {
+            hs: &mut hs,
+            tag: 0,
+            rakp3: Vec::with_capacity(64),
+            retransmitted: false,
+        };
+        let step_error = |e: HandshakeError, retransmitted: bool| -> Accept<()> {
+            match e {
+                HandshakeError::NotOurs => Accept::Ignore("handshake reply with other tag or id"),
+                HandshakeError::Decode(_) => Accept::Ignore("malformed handshake reply"),
+                other => Accept::Fail(handshake_error(t, suite, other, kg_hint, retransmitted)),
+            }
+        };
+        let res = self
+            .exchange(
+                "Open Session",
+                deadline,
+                retry,
+                &mut st,
+                |st, attempt, out| {
+                    st.tag = attempt as u8;
+                    st.hs.open_session(st.tag, out).map_err(encode_error(t))
+                },
+                |st, pkt, _| match rmcpp_payload(pkt, PayloadType::OpenSessionResponse) {
+                    Some(p) => match st.hs.on_open_session(st.tag, p) {
+                        Ok(()) => Accept::Done(()),
+                        Err(e) => step_error(e, false),
+                    },
+                    None => Accept::Ignore("not an Open Session Response"),
+                },
+            )
+            .await;
+        match res {
+            Ok(()) => {}
+            Err(e) if is_suite_refusal(&e) => return Err(HandshakeFailure::SuiteRefused(e)),
+            Err(e) => return Err(HandshakeFailure::Fatal(e)),
+        }
+        // RAKP 1 → 2; a bad RAKP 2 proof aborts with a RAKP 3 error message.
+        let res = self
+            .exchange(
+                "RAKP 1",
+                deadline,
+                retry,
+                &mut st,
+                |st, attempt, out| {
+                    st.tag = attempt as u8;
+                    st.retransmitted |= attempt > 0;
+                    st.hs.rakp1(st.tag, creds, out).map_err(encode_error(t))
+                },
+                |st, pkt, _| match rmcpp_payload(pkt, PayloadType::Rakp2) {
+                    Some(p) => match st.hs.on_rakp2(st.tag, p, creds, &mut st.rakp3) {
+                        Ok(()) => Accept::Done(()),
+                        Err(e) => step_error(e, false),
+                    },
+                    None => Accept::Ignore("not a RAKP 2"),
+                },
+            )
+            .await;
+        if let Err(e) = res {
+            if !st.rakp3.is_empty() {
+                let abort = std::mem::take(&mut st.rakp3);
+                self.fire(&abort).await;
+            }
+            return Err(HandshakeFailure::Fatal(e));
+        }
+        // RAKP 3 → 4. RAKP 3 is resent as is: the BMC answers duplicates from its state.
+        let rakp3 = std::mem::take(&mut st.rakp3);
+        let rakp3_tag = st.tag;
+        let retransmitted = st.retransmitted;
+        let mut session = None;
+        self.exchange(
+            "RAKP 3",
+            deadline,
+            retry,
+            &mut session,
+            |_, _, out| {
+                out.clear();
+                out.extend_from_slice(&rakp3);
+                Ok(())
+            },
+            |session, pkt, _| match rmcpp_payload(pkt, PayloadType::Rakp4) {
+                Some(p) => match hs.on_rakp4(rakp3_tag, p, creds) {
+                    Ok(s) => {
+                        *session = Some(s);
+                        Accept::Done(())
+                    }
+                    Err(e) => step_error(e, retransmitted),
+                },
+                None => Accept::Ignore("not a RAKP 4"),
+            },
+        )
+        .await
+        .map_err(HandshakeFailure::Fatal)?;
+        session.ok_or_else(|| {
+            HandshakeFailure::Fatal(DriverError::protocol(format!("{t}: RAKP 4 lost")))
+        })
+    }
+
+    /// One request inside the session; returns completion code and response data.
+    pub(crate) async fn request(
+        &mut self,
+        session: &mut Session,
+        rq_seq: u8,
+        what: &str,
+        deadline: Instant,
+        retry: Retry,
+        netfn: u8,
+        cmd: u8,
+        data: &[u8],
+    ) -> Result<(u8, Vec<u8>), DriverError> {
+        let t = self.target;
+        let header = RequestHeader::to_bmc(netfn, cmd, rq_seq);
+        let mut msg = Vec::with_capacity(16);
+        message::encode_request(&mut msg, &header, data);
+        self.exchange(
+            what,
+            deadline,
+            retry,
+            session,
+            |s, _, out| s.seal(&msg, out).map_err(encode_error(t)),
+            |s, pkt, scratch| match s.open(pkt, scratch) {
+                Ok(()) => match message::decode_response(scratch) {
+                    Ok(r) if r.answers(&header) => Accept::Done((r.completion, r.data.to_vec())),
+                    Ok(_) => Accept::Ignore("reply to another request"),
+                    Err(_) => Accept::Ignore("malformed IPMI message in session"),
+                },
+                Err(_) => Accept::Ignore("packet failed session checks (id, integrity, sequence)"),
+            },
+        )
+        .await
+    }
+
+    /// Set Session Privilege Level; a refusal means the user lacks that privilege.
+    pub(crate) async fn set_privilege(
+        &mut self,
+        session: &mut Session,
+        privilege: Privilege,
+        deadline: Instant,
+        retry: Retry,
+    ) -> Result<(), DriverError> {
+        let t = self.target;
+        let (cc, _) = self
+            .request(
+                session,
+                1,
+                "Set Session Privilege Level",
+                deadline,
+                retry,
+                NETFN_APP,
+                CMD_SET_SESSION_PRIVILEGE,
+                &[privilege.code()],
+            )
+            .await?;
+        match cc {
+            0 => Ok(()),
+            0x80 | 0x81 | 0xD4 => Err(DriverError::auth(format!(
+                "{t}: the user may not act at {privilege:?} privilege ({cc:#04x} {})",
+                completion_text(cc)
+            ))),
+            0xC0 => Err(DriverError::busy(format!(
+                "{t}: Set Session Privilege Level: node busy"
+            ))),
+            _ => Err(DriverError::protocol(format!(
+                "{t}: Set Session Privilege Level failed: {cc:#04x} ({})",
+                completion_text(cc)
+            ))),
+        }
+    }
+
+    /// Close Session, best effort: one send, and a short wait for the reply that never
+    /// outlasts the deadline (no wait at all once it has passed).
+    pub(crate) async fn close(&mut self, session: &mut Session, deadline: Instant, wait: Duration) {
+        let sid = session.remote_sid().to_le_bytes();
+        let deadline = deadline.min(Instant::now() + wait);
+        if Instant::now() >= deadline {
+            let header = RequestHeader::to_bmc(NETFN_APP, CMD_CLOSE_SESSION, 0x3F);
+            let mut msg = Vec::with_capacity(16);
+            message::encode_request(&mut msg, &header, &sid);
+            let mut out = Vec::with_capacity(96);
+            if session.seal(&msg, &mut out).is_ok() {
+                self.fire(&out).await;
+            }
+            return;
+        }
+        let once = Retry {
+            first: wait,
+            retries: 0,
+        };
+        let _ = self
+            .request(
+                session,
+                0x3F,
+                "Close Session",
+                deadline,
+                once,
+                NETFN_APP,
+                CMD_CLOSE_SESSION,
+                &sid,
+            )
+            .await;
+    }
+}
+
+/// Why a handshake failed: the suite was refused (try the next one) or anything else.
+pub(crate) enum HandshakeFailure {
+    /// The BMC does not offer this suite.
+    SuiteRefused(DriverError),
+    /// Any other failure; stop.
+    Fatal(DriverError),
+}
+
+fn encode_error(target: &str) -> impl Fn(crate::DecodeError) -> DriverError + '_ {
+    move |e| DriverError::protocol(format!("{target}: cannot encode request: {e}"))
+}
+
+/// The payload of an unauthenticated RMCP+ packet of the given type.
+fn rmcpp_payload(pkt: &[u8], want: PayloadType) -> Option<&[u8]> {
+    match rmcp::decode(pkt) {
+        Ok(Packet::Rmcpp(p)) if p.payload_type == want && !p.encrypted && p.session_id == 0 => {
+            Some(p.payload)
+        }
+        _ => None,
+    }
+}
+
+/// Marker put in the detail of a suite refusal so the caller can try the next suite.
+const SUITE_REFUSED: &str = "does not offer cipher suite";
+
+fn is_suite_refusal(e: &DriverError) -> bool {
+    e.kind == fencegate_driver::ErrorKind::Unsupported && e.detail.contains(SUITE_REFUSED)
+}
+
+/// Map a handshake failure to the contract's error classes.
+fn handshake_error(
+    t: &str,
+    suite: CipherSuite,
+    e: HandshakeError,
+    kg_hint: bool,
+    retransmitted: bool,
+) -> DriverError {
+    match e {
+        HandshakeError::Status { step, code } => {
+            let text = status_text(code);
+            match code {
+                rakp::STATUS_NO_RESOURCES | rakp::STATUS_NO_RESOURCES_FOR_ROLE => {
+                    DriverError::busy(format!("{t}: {step}: {text} ({code:#04x})"))
+                }
+                rakp::STATUS_INVALID_AUTH_ALG
+                | rakp::STATUS_INVALID_INTEGRITY_ALG
+                | rakp::STATUS_INVALID_CONF_ALG
+                | rakp::STATUS_NO_CIPHER_MATCH => DriverError::unsupported(format!(
+                    "{t}: the BMC {SUITE_REFUSED} {suite}: {step}: {text} ({code:#04x})"
+                )),
+                rakp::STATUS_INVALID_ICV if retransmitted => DriverError::timeout(format!(
+                    "{t}: {step}: {text} after retransmitted handshake messages (lost packets, \
+                     not necessarily bad credentials)"
+                )),
+                rakp::STATUS_UNAUTHORIZED_NAME
+                | rakp::STATUS_INVALID_ICV
+                | rakp::STATUS_UNAUTHORIZED_ROLE
+                | 0x09
+                | 0x0C
+                | 0x0E => DriverError::auth(format!(
+                    "{t}: {step}: {text} ({code:#04x}){}",
+                    if code == rakp::STATUS_UNAUTHORIZED_NAME {
+                        ": unknown user"
+                    } else {
+                        ""
+                    }
+                )),
+                rakp::STATUS_INVALID_SESSION | 0x08 => {
+                    DriverError::busy(format!("{t}: {step}: {text} ({code:#04x})"))
+                }
+                _ => DriverError::protocol(format!("{t}: {step}: {text} ({code:#04x})")),
+            }
+        }
+        HandshakeError::BadProof(why) => DriverError::auth(format!(
+            "{t}: {why}{}",
+            if kg_hint {
+                "; the BMC reports a Kg is set"
+            } else {
+                ""
+            }
+        )),
+        HandshakeError::SuiteMismatch => DriverError::protocol(format!(
+            "{t}: the BMC accepted other algorithms than cipher suite {suite} proposed"
+        )),
+        HandshakeError::NotOurs | HandshakeError::Decode(_) => {
+            DriverError::protocol(format!("{t}: malformed handshake reply"))
+        }
+    }
+}
