@@ -360,6 +360,20 @@ impl DeviceRun {
         }
     }
 
+    /// Read `more` times; true only if every one of them says `Off`, with no error or other
+    /// reading in between (a failed read ends the run: it is not a confirmation).
+    async fn confirm_consecutive_off(&self, more: u32, deadline: Instant) -> bool {
+        for _ in 0..more {
+            if !self.ctx.policy.confirm_interval.is_zero() {
+                pause(self.ctx.policy.confirm_interval, deadline).await;
+            }
+            if !matches!(self.read(deadline).await, Ok(PowerState::Off)) {
+                return false;
+            }
+        }
+        true
+    }
+
     /// The fencing procedure for one device: fresh read (already off K times: done); hard
     /// off; poll until K consecutive fresh `Off` readings. A device that cannot read power
     /// state can at best report liveness lost.
@@ -385,9 +399,8 @@ impl DeviceRun {
         match self.read_retrying(deadline).await {
             Ok(PowerState::Off) => {
                 if self
-                    .poll_until(&PowerState::Off, k.saturating_sub(1), deadline)
+                    .confirm_consecutive_off(k.saturating_sub(1), deadline)
                     .await
-                    .is_ok()
                 {
                     return self.finish(
                         DeviceOutcome::VerifiedOff,
@@ -396,6 +409,7 @@ impl DeviceRun {
                         ),
                     );
                 }
+                self.note("not consistently off; sending the power-off command");
             }
             Ok(_) => {}
             Err(f) => return self.fail(f),

@@ -1,0 +1,379 @@
+//! Engine scenarios with named behaviours (the property tests cover random schedules).
+
+mod support;
+
+use fencegate_core::{DeviceOutcome, Engine, Policy, Request, SqliteJournal, Verdict};
+use fencegate_driver::{ErrorKind, PowerState};
+use std::sync::Arc;
+use std::time::Duration;
+use support::memory_journal::MemoryJournal;
+use support::scripted::{Logged, Scripted, Step, now};
+
+fn policy() -> Policy {
+    Policy {
+        attempt_timeout: Duration::from_secs(2),
+        overall_timeout: Duration::from_secs(5),
+        storm_limit: 0,
+        ..Policy::default()
+    }
+}
+
+fn req() -> Request {
+    Request {
+        requester: "test".into(),
+        reason: "scenario".into(),
+        force: false,
+    }
+}
+
+fn memory_engine() -> (Engine, Arc<MemoryJournal>) {
+    let j = Arc::new(MemoryJournal::default());
+    (Engine::new(j.clone()), j)
+}
+
+#[tokio::test(start_paused = true)]
+async fn already_off_needs_no_command() {
+    let bmc = Scripted::new("bmc", vec![now(PowerState::Off)], vec![now(())]);
+    let host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
+    let (engine, _) = memory_engine();
+    let p = engine.fence(host, req()).await.unwrap();
+    assert_eq!(p.verdict, Verdict::PowerVerifiedOff);
+    assert_eq!(bmc.commands_accepted(), 0);
+    assert!(p.levels[0].devices[0].detail.contains("already off"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn powering_off_then_off_is_verified_only_after_k_offs() {
+    let bmc = Scripted::new(
+        "bmc",
+        vec![
+            now(PowerState::On),
+            now(PowerState::PoweringOff),
+            now(PowerState::Unknown("Reset".into())),
+            now(PowerState::Off),
+        ],
+        vec![now(())],
+    );
+    let host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
+    let (engine, _) = memory_engine();
+    let p = engine.fence(host, req()).await.unwrap();
+    assert_eq!(p.verdict, Verdict::PowerVerifiedOff);
+    let reads: Vec<_> = p.levels[0].devices[0].readings().cloned().collect();
+    assert_eq!(
+        reads,
+        [
+            PowerState::On,
+            PowerState::PoweringOff,
+            PowerState::Unknown("Reset".into()),
+            PowerState::Off,
+            PowerState::Off
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn stuck_relay_fails_within_the_deadline() {
+    let bmc = Scripted::new("bmc", vec![now(PowerState::On)], vec![now(())]);
+    let host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
+    let (engine, _) = memory_engine();
+    let t0 = tokio::time::Instant::now();
+    let p = engine.fence(host, req()).await.unwrap();
+    assert_eq!(p.verdict, Verdict::Failed);
+    assert!(!p.success);
+    assert!(t0.elapsed() <= Duration::from_secs(2));
+    assert!(p.detail.contains("verification-failed"), "{}", p.detail);
+}
+
+#[tokio::test(start_paused = true)]
+async fn conflict_409_is_not_proof_but_a_fresh_read_is() {
+    let bmc = Scripted::new(
+        "bmc",
+        vec![now(PowerState::On), now(PowerState::Off)],
+        vec![Step::Fail(ErrorKind::StateConflict, Duration::ZERO)],
+    );
+    let host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
+    let (engine, _) = memory_engine();
+    let p = engine.fence(host, req()).await.unwrap();
+    assert_eq!(p.verdict, Verdict::PowerVerifiedOff);
+    // The 409 came first, the two Off readings after it.
+    assert_eq!(
+        bmc.log(),
+        [
+            Logged::Read(PowerState::On),
+            Logged::CommandFailed(fencegate_driver::Action::Off, ErrorKind::StateConflict),
+            Logged::Read(PowerState::Off),
+            Logged::Read(PowerState::Off),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn dead_bmc_falls_through_to_both_pdu_outlets() {
+    let bmc = Scripted::new("bmc", vec![Step::Hang], vec![Step::Hang]);
+    let a = Scripted::new(
+        "pdu-a",
+        vec![now(PowerState::On), now(PowerState::Off)],
+        vec![now(())],
+    );
+    let b = Scripted::new(
+        "pdu-b",
+        vec![now(PowerState::On), now(PowerState::Off)],
+        vec![now(())],
+    );
+    let host = support::host(
+        "n1",
+        vec![
+            vec![bmc.device("bmc")],
+            vec![a.device("pdu-a-4"), b.device("pdu-b-4")],
+        ],
+        policy(),
+    );
+    let (engine, _) = memory_engine();
+    let p = engine.fence(host, req()).await.unwrap();
+    assert_eq!(p.verdict, Verdict::PowerVerifiedOff);
+    assert_eq!(p.levels[0].devices[0].outcome, DeviceOutcome::Failed);
+    assert_eq!(p.levels[1].devices.len(), 2);
+    assert!(p.detail.contains("pdu-a-4 + pdu-b-4"), "{}", p.detail);
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_stuck_outlet_fails_the_dual_psu_level() {
+    let a = Scripted::new(
+        "pdu-a",
+        vec![now(PowerState::On), now(PowerState::Off)],
+        vec![now(())],
+    );
+    let b = Scripted::new("pdu-b", vec![now(PowerState::On)], vec![now(())]);
+    let host = support::host("n1", vec![vec![a.device("a"), b.device("b")]], policy());
+    let (engine, _) = memory_engine();
+    let p = engine.fence(host, req()).await.unwrap();
+    assert_eq!(p.verdict, Verdict::Failed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn ssh_alone_is_liveness_lost_and_not_success_by_default() {
+    let ssh = Scripted::blind("ssh", vec![now(())]);
+    let host = support::host("n1", vec![vec![ssh.device("ssh")]], policy());
+    let (engine, _) = memory_engine();
+    let p = engine.fence(host, req()).await.unwrap();
+    assert_eq!(p.verdict, Verdict::LivenessLost);
+    assert!(!p.success);
+
+    let ssh = Scripted::blind("ssh", vec![now(())]);
+    let accepting = Policy {
+        accept_liveness_loss: true,
+        ..policy()
+    };
+    let host = support::host("n2", vec![vec![ssh.device("ssh")]], accepting);
+    let p = engine.fence(host, req()).await.unwrap();
+    assert_eq!(p.verdict, Verdict::LivenessLost);
+    assert!(p.success);
+    assert!(p.detail.contains("not proven"), "{}", p.detail);
+}
+
+#[tokio::test(start_paused = true)]
+async fn ssh_beside_a_bmc_does_not_count_but_does_not_block() {
+    let ssh = Scripted::blind(
+        "ssh",
+        vec![Step::Fail(ErrorKind::Unreachable, Duration::ZERO)],
+    );
+    let bmc = Scripted::new(
+        "bmc",
+        vec![now(PowerState::On), now(PowerState::Off)],
+        vec![now(())],
+    );
+    let host = support::host(
+        "n1",
+        vec![vec![ssh.device("ssh"), bmc.device("bmc")]],
+        policy(),
+    );
+    let (engine, _) = memory_engine();
+    let p = engine.fence(host, req()).await.unwrap();
+    assert_eq!(p.verdict, Verdict::PowerVerifiedOff);
+}
+
+#[tokio::test(start_paused = true)]
+async fn busy_is_retried_a_bounded_number_of_times() {
+    let bmc = Scripted::new(
+        "bmc",
+        vec![now(PowerState::On)],
+        vec![Step::Fail(ErrorKind::Busy, Duration::ZERO)],
+    );
+    let host = support::host(
+        "n1",
+        vec![vec![bmc.device("bmc")]],
+        Policy {
+            retries: 2,
+            ..policy()
+        },
+    );
+    let (engine, _) = memory_engine();
+    let p = engine.fence(host, req()).await.unwrap();
+    assert_eq!(p.verdict, Verdict::Failed);
+    let tries = bmc
+        .log()
+        .iter()
+        .filter(|l| matches!(l, Logged::CommandFailed(..)))
+        .count();
+    assert_eq!(tries, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn auth_failure_is_not_retried() {
+    let bmc = Scripted::new(
+        "bmc",
+        vec![Step::Fail(ErrorKind::Auth, Duration::ZERO)],
+        vec![now(())],
+    );
+    let host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
+    let (engine, _) = memory_engine();
+    let p = engine.fence(host, req()).await.unwrap();
+    assert_eq!(p.verdict, Verdict::Failed);
+    assert_eq!(bmc.log().len(), 1);
+    assert!(p.detail.contains("auth"), "{}", p.detail);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_records_an_interrupted_verdict() {
+    let bmc = Scripted::new("bmc", vec![now(PowerState::On)], vec![now(())]);
+    let host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
+    let (engine, journal) = memory_engine();
+    let stop = engine.shutdown();
+    let run = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.fence(host, req()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.trigger();
+    let p = run.await.unwrap().unwrap();
+    assert_eq!(p.verdict, Verdict::Failed);
+    assert!(p.detail.contains("SIGTERM"));
+    // The record is in the journal, with the readings taken before the stop.
+    let h = journal.history_sync("n1");
+    assert_eq!(h[0].request_id, p.request_id);
+    assert!(p.levels[0].devices[0].readings().count() >= 1);
+}
+
+// --- with the real SQLite journal (real time, short deadlines) ---
+
+fn sqlite_engine(dir: &std::path::Path) -> Engine {
+    Engine::new(Arc::new(SqliteJournal::open(dir).unwrap()))
+}
+
+#[tokio::test]
+async fn storm_guard_refuses_the_fourth_host_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = sqlite_engine(dir.path());
+    let guarded = Policy {
+        storm_limit: 3,
+        ..policy()
+    };
+    for i in 0..3 {
+        let bmc = Scripted::new("bmc", vec![now(PowerState::Off)], vec![now(())]);
+        let host = support::host(
+            &format!("n{i}"),
+            vec![vec![bmc.device("bmc")]],
+            guarded.clone(),
+        );
+        assert!(engine.fence(host, req()).await.unwrap().success);
+    }
+    let bmc = Scripted::new(
+        "bmc",
+        vec![now(PowerState::On), now(PowerState::Off)],
+        vec![now(())],
+    );
+    let host = support::host("n3", vec![vec![bmc.device("bmc")]], guarded.clone());
+    let p = engine.fence(Arc::clone(&host), req()).await.unwrap();
+    assert_eq!(p.verdict, Verdict::Refused);
+    assert!(p.detail.contains("storm guard"));
+    assert_eq!(bmc.log(), [], "a refused fence sends nothing");
+    let forced = Request {
+        force: true,
+        ..req()
+    };
+    assert_eq!(
+        engine.fence(host, forced).await.unwrap().verdict,
+        Verdict::PowerVerifiedOff
+    );
+    // The refusal is on record.
+    let h = engine.history(Some("n3"), 10).await.unwrap();
+    assert!(h.iter().any(|p| p.verdict == Verdict::Refused));
+}
+
+#[tokio::test]
+async fn fenced_host_stays_locked_until_unfence() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = sqlite_engine(dir.path());
+    let bmc = Scripted::new(
+        "bmc",
+        vec![
+            now(PowerState::Off),
+            now(PowerState::Off),
+            now(PowerState::On),
+        ],
+        vec![now(())],
+    );
+    let host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
+    assert!(
+        engine
+            .fence(Arc::clone(&host), req())
+            .await
+            .unwrap()
+            .success
+    );
+    let on = engine.on(Arc::clone(&host), req()).await.unwrap();
+    assert_eq!(on.verdict, Verdict::Refused);
+    assert!(on.detail.contains("unfence"));
+    assert_eq!(bmc.commands_accepted(), 0);
+    let u = engine.unfence(Arc::clone(&host), req()).await.unwrap();
+    assert!(u.detail.contains("lifted"), "{}", u.detail);
+    let on = engine.on(host, req()).await.unwrap();
+    assert_eq!(on.verdict, Verdict::Done, "{}", on.detail);
+    assert_eq!(bmc.commands_accepted(), 1);
+}
+
+#[tokio::test]
+async fn tolerance_window_reconfirms_an_earlier_proof() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = sqlite_engine(dir.path());
+    let bmc = Scripted::new("bmc", vec![now(PowerState::Off)], vec![now(())]);
+    let host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
+    let first = engine.fence(Arc::clone(&host), req()).await.unwrap();
+    let second = engine.fence(host, req()).await.unwrap();
+    assert_eq!(second.confirms.as_deref(), Some(first.request_id.as_str()));
+    assert_eq!(second.verdict, Verdict::PowerVerifiedOff);
+    assert_eq!(
+        bmc.log().len(),
+        4,
+        "two fresh readings each time, no command"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_callers_share_one_operation() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = sqlite_engine(dir.path());
+    let bmc = Scripted::new(
+        "bmc",
+        vec![
+            now(PowerState::On),
+            Step::Answer(PowerState::Off, Duration::from_millis(100)),
+        ],
+        vec![now(())],
+    );
+    let host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
+    let mut calls = Vec::new();
+    for _ in 0..8 {
+        let (engine, host) = (engine.clone(), Arc::clone(&host));
+        calls.push(tokio::spawn(async move {
+            engine.fence(host, req()).await.unwrap()
+        }));
+    }
+    let mut ids = Vec::new();
+    for c in calls {
+        ids.push(c.await.unwrap().request_id);
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(bmc.commands_accepted(), 1);
+}

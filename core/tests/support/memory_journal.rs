@@ -1,0 +1,189 @@
+//! An in-memory journal for engine tests under paused time (the SQLite journal's writer
+//! thread would let tokio's paused clock jump while a commit is pending).
+
+use fencegate_core::journal::{
+    Abandoned, Begin, Claim, DeviceMeta, Journal, JournalError, JournalFuture, PowerLock,
+};
+use fencegate_core::time::Timestamp;
+use fencegate_core::{Event, Operation, Proof, Verdict};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+#[derive(Debug, Clone)]
+struct Op {
+    host: String,
+    operation: Operation,
+    started: Timestamp,
+    proof: Option<Proof>,
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryJournal {
+    ops: Mutex<Vec<(String, Op)>>,
+    events: Mutex<Vec<(String, DeviceMeta, Event)>>,
+    locks: Mutex<HashMap<String, PowerLock>>,
+}
+
+fn ready<T: Send + 'static>(v: Result<T, JournalError>) -> JournalFuture<'static, T> {
+    Box::pin(async move { v })
+}
+
+impl MemoryJournal {
+    /// Every event recorded for an operation, in order.
+    pub fn events_of(&self, request_id: &str) -> Vec<Event> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(id, ..)| id == request_id)
+            .map(|(_, _, e)| e.clone())
+            .collect()
+    }
+
+    /// Finished records for `host`, newest first, without a runtime.
+    pub fn history_sync(&self, host: &str) -> Vec<Proof> {
+        let ops = self.ops.lock().unwrap();
+        ops.iter()
+            .rev()
+            .filter_map(|(_, o)| o.proof.clone())
+            .filter(|p| p.host == host)
+            .collect()
+    }
+
+    /// Number of operations started (not refused) for `host`.
+    pub fn operations_for(&self, host: &str) -> usize {
+        self.ops
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, o)| o.host == host)
+            .count()
+    }
+}
+
+impl Journal for MemoryJournal {
+    fn begin(&self, claim: Claim) -> JournalFuture<'static, Begin> {
+        let mut ops = self.ops.lock().unwrap();
+        let now = Timestamp::now();
+        if let Some((id, _)) = ops
+            .iter()
+            .find(|(_, o)| o.host == claim.host && o.proof.is_none())
+        {
+            return ready(Ok(Begin::InFlight {
+                request_id: id.clone(),
+            }));
+        }
+        let confirms = ops
+            .iter()
+            .rev()
+            .find(|(_, o)| {
+                o.host == claim.host
+                    && o.proof.as_ref().is_some_and(|p| {
+                        p.verdict == Verdict::PowerVerifiedOff
+                            && p.finished_at >= now.minus(claim.tolerance)
+                    })
+            })
+            .map(|(id, _)| id.clone());
+        if let (Some((limit, window)), None) = (claim.storm, &confirms)
+            && limit > 0
+        {
+            let mut others: Vec<&str> = ops
+                .iter()
+                .filter(|(_, o)| {
+                    o.operation == Operation::Fence
+                        && o.host != claim.host
+                        && o.started >= now.minus(window)
+                        && o.proof
+                            .as_ref()
+                            .is_none_or(|p| p.verdict != Verdict::Refused)
+                })
+                .map(|(_, o)| o.host.as_str())
+                .collect();
+            others.sort_unstable();
+            others.dedup();
+            if others.len() >= limit as usize {
+                return ready(Ok(Begin::Refused {
+                    reason: format!("storm guard: {} other hosts fenced", others.len()),
+                }));
+            }
+        }
+        ops.push((
+            claim.request_id.clone(),
+            Op {
+                host: claim.host.clone(),
+                operation: claim.operation,
+                started: now,
+                proof: None,
+            },
+        ));
+        if claim.sets_lock {
+            self.locks.lock().unwrap().insert(
+                claim.host.clone(),
+                PowerLock {
+                    request_id: claim.request_id.clone(),
+                    locked_at: now,
+                },
+            );
+        }
+        ready(Ok(Begin::Started { confirms }))
+    }
+
+    fn record(
+        &self,
+        request_id: &str,
+        device: &DeviceMeta,
+        event: &Event,
+    ) -> JournalFuture<'static, ()> {
+        self.events
+            .lock()
+            .unwrap()
+            .push((request_id.to_owned(), device.clone(), event.clone()));
+        ready(Ok(()))
+    }
+
+    fn finish(&self, proof: &Proof) -> JournalFuture<'static, ()> {
+        let mut ops = self.ops.lock().unwrap();
+        let r = match ops.iter_mut().find(|(id, _)| *id == proof.request_id) {
+            Some((_, op)) => {
+                op.proof = Some(proof.clone());
+                Ok(())
+            }
+            None => Err(JournalError::Storage(format!(
+                "no operation {}",
+                proof.request_id
+            ))),
+        };
+        ready(r)
+    }
+
+    fn proof(&self, request_id: &str) -> JournalFuture<'static, Option<Proof>> {
+        let ops = self.ops.lock().unwrap();
+        ready(Ok(ops
+            .iter()
+            .find(|(id, _)| id == request_id)
+            .and_then(|(_, o)| o.proof.clone())))
+    }
+
+    fn history(&self, host: Option<&str>, limit: usize) -> JournalFuture<'static, Vec<Proof>> {
+        let ops = self.ops.lock().unwrap();
+        ready(Ok(ops
+            .iter()
+            .rev()
+            .filter_map(|(_, o)| o.proof.clone())
+            .filter(|p| host.is_none_or(|h| p.host == h))
+            .take(limit)
+            .collect()))
+    }
+
+    fn power_lock(&self, host: &str) -> JournalFuture<'static, Option<PowerLock>> {
+        ready(Ok(self.locks.lock().unwrap().get(host).cloned()))
+    }
+
+    fn clear_power_lock(&self, host: &str) -> JournalFuture<'static, bool> {
+        ready(Ok(self.locks.lock().unwrap().remove(host).is_some()))
+    }
+
+    fn take_abandoned(&self) -> JournalFuture<'static, Vec<Abandoned>> {
+        ready(Ok(Vec::new()))
+    }
+}

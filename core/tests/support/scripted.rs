@@ -1,0 +1,208 @@
+//! A driver whose every answer is scripted, and which logs what it answered, so tests can
+//! check the engine's claims against what the "device" really said.
+
+use fencegate_core::Device;
+use fencegate_driver::{
+    Action, Capabilities, CommandReceipt, DriverError, DriverFuture, ErrorKind, PowerDriver,
+    PowerState,
+};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// One scripted answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step<T> {
+    /// Answer with a value after a delay.
+    Answer(T, Duration),
+    /// Fail with an error class after a delay.
+    Fail(ErrorKind, Duration),
+    /// Never answer.
+    Hang,
+}
+
+/// What the driver really did, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Logged {
+    /// A status call answered with this state.
+    Read(PowerState),
+    /// A status call failed (or hung and was cut off: not logged then).
+    ReadFailed(ErrorKind),
+    /// A command was accepted.
+    Command(Action),
+    /// A command failed.
+    CommandFailed(Action, ErrorKind),
+}
+
+#[derive(Debug, Default)]
+struct State {
+    reads: Vec<Step<PowerState>>,
+    commands: Vec<Step<()>>,
+    read_i: usize,
+    command_i: usize,
+    log: Vec<Logged>,
+}
+
+/// The scriptable driver.
+#[derive(Debug)]
+pub struct Scripted {
+    endpoint: String,
+    reads_power_state: bool,
+    state: Mutex<State>,
+}
+
+fn next<T: Clone>(steps: &[Step<T>], i: &mut usize) -> Option<Step<T>> {
+    let step = steps.get(*i).or_else(|| steps.last()).cloned();
+    *i += 1;
+    step
+}
+
+impl Scripted {
+    /// A driver answering reads and commands from the scripts (the last step repeats).
+    pub fn new(endpoint: &str, reads: Vec<Step<PowerState>>, commands: Vec<Step<()>>) -> Arc<Self> {
+        Arc::new(Scripted {
+            endpoint: endpoint.into(),
+            reads_power_state: true,
+            state: Mutex::new(State {
+                reads,
+                commands,
+                ..State::default()
+            }),
+        })
+    }
+
+    /// A driver that cannot read power state (like SSH).
+    pub fn blind(endpoint: &str, commands: Vec<Step<()>>) -> Arc<Self> {
+        Arc::new(Scripted {
+            endpoint: endpoint.into(),
+            reads_power_state: false,
+            state: Mutex::new(State {
+                commands,
+                ..State::default()
+            }),
+        })
+    }
+
+    /// What the driver answered, in order.
+    pub fn log(&self) -> Vec<Logged> {
+        self.state.lock().unwrap().log.clone()
+    }
+
+    /// Number of commands the driver accepted.
+    pub fn commands_accepted(&self) -> usize {
+        self.log()
+            .iter()
+            .filter(|l| matches!(l, Logged::Command(_)))
+            .count()
+    }
+
+    /// Wrap as an inventory device.
+    pub fn device(self: &Arc<Self>, name: &str) -> Arc<Device> {
+        Arc::new(Device {
+            name: name.into(),
+            driver_name: "scripted".into(),
+            driver: Arc::clone(self) as Arc<dyn PowerDriver>,
+        })
+    }
+}
+
+/// Sleep for `d`, but fail with a timeout at the driver's own deadline, like a real driver.
+async fn wait(d: Duration, deadline: std::time::Instant) -> Result<(), DriverError> {
+    let deadline = Instant::from_std(deadline);
+    let until = Instant::now() + d;
+    if until > deadline {
+        tokio::time::sleep_until(deadline).await;
+        return Err(DriverError::timeout("scripted delay ran past the deadline"));
+    }
+    tokio::time::sleep_until(until).await;
+    Ok(())
+}
+
+impl PowerDriver for Scripted {
+    fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let mut caps = Capabilities::readable(&[Action::Off, Action::On, Action::Cycle]);
+        caps.reads_power_state = self.reads_power_state;
+        caps
+    }
+
+    fn status(&self, deadline: std::time::Instant) -> DriverFuture<'_, PowerState> {
+        Box::pin(async move {
+            let step = {
+                let mut st = self.state.lock().unwrap();
+                let State { reads, read_i, .. } = &mut *st;
+                next(reads, read_i)
+            };
+            match step {
+                None | Some(Step::Hang) => std::future::pending().await,
+                Some(Step::Answer(state, d)) => {
+                    wait(d, deadline).await?;
+                    self.state
+                        .lock()
+                        .unwrap()
+                        .log
+                        .push(Logged::Read(state.clone()));
+                    Ok(state)
+                }
+                Some(Step::Fail(kind, d)) => {
+                    wait(d, deadline).await?;
+                    self.state
+                        .lock()
+                        .unwrap()
+                        .log
+                        .push(Logged::ReadFailed(kind));
+                    Err(DriverError::new(
+                        kind,
+                        format!("{}: scripted {kind}", self.endpoint),
+                    ))
+                }
+            }
+        })
+    }
+
+    fn set_power(
+        &self,
+        action: Action,
+        deadline: std::time::Instant,
+    ) -> DriverFuture<'_, CommandReceipt> {
+        Box::pin(async move {
+            let step = {
+                let mut st = self.state.lock().unwrap();
+                let State {
+                    commands,
+                    command_i,
+                    ..
+                } = &mut *st;
+                next(commands, command_i)
+            };
+            match step {
+                None | Some(Step::Hang) => std::future::pending().await,
+                Some(Step::Answer((), d)) => {
+                    wait(d, deadline).await?;
+                    self.state.lock().unwrap().log.push(Logged::Command(action));
+                    Ok(CommandReceipt::new("scripted: accepted"))
+                }
+                Some(Step::Fail(kind, d)) => {
+                    wait(d, deadline).await?;
+                    self.state
+                        .lock()
+                        .unwrap()
+                        .log
+                        .push(Logged::CommandFailed(action, kind));
+                    Err(DriverError::new(
+                        kind,
+                        format!("{}: scripted {kind}", self.endpoint),
+                    ))
+                }
+            }
+        })
+    }
+}
+
+/// Shorthand: an immediate answer.
+pub fn now<T>(v: T) -> Step<T> {
+    Step::Answer(v, Duration::ZERO)
+}
