@@ -1,1 +1,27 @@
-//! Out-of-process drivers (work in progress in this issue).
+//! Out-of-process power drivers for fencegate.
+//!
+//! Two drivers, one idea: the code that talks to a device runs in another process, so a
+//! driver that crashes, hangs or floods its output costs one error, never the engine.
+//!
+//! - [`ExternalFactory`] (`external`): any executable speaking fencegate's JSON-lines
+//!   protocol v1 ([`protocol`], `docs/external-protocol.md`), kept running between calls.
+//! - [`FenceAgentFactory`] (`fence-agent`): a stock ClusterLabs `fence_*` agent, run once
+//!   per call through its stdin `key=value` protocol, checked against its own metadata.
+//!
+//! Both only ever report readings. Whether a host is fenced is the engine's decision; a
+//! driver program has no way to say so. Secrets reach the child through a pipe (never
+//! argv) and are masked out of anything it prints back.
+
+mod external;
+mod fence_agent;
+mod lines;
+mod process;
+pub mod protocol;
+mod redact;
+mod session;
+mod tail;
+
+pub use external::{DEFAULT_MAX_RESPAWNS, ExternalDriver, ExternalFactory, RESERVED_OPTIONS};
+pub use fence_agent::{
+    AGENT_DIRS, AgentMetadata, FenceAgentDriver, FenceAgentFactory, normalize, resolve_agent,
+};

@@ -1,0 +1,496 @@
+//! The `fence-agent` driver: runs a stock ClusterLabs `fence_*` agent through its stdin
+//! `key=value` protocol, one short-lived process per call.
+
+mod invocation;
+mod metadata;
+mod outcome;
+
+pub use metadata::{AgentMetadata, normalize};
+
+use crate::redact::Redactor;
+use fencegate_driver::{
+    Action, Capabilities, CommandReceipt, DeviceSpec, DriverError, DriverFactory, DriverFuture,
+    ExposeSecret, PowerDriver, PowerState, SecretString, SpecError,
+};
+use invocation::{Invocation, Keep, Output, run};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use tokio::time::Instant;
+
+/// Where a bare agent name is looked up first (Debian and Red Hat install agents in
+/// `/usr/sbin`), before `PATH`.
+pub const AGENT_DIRS: &[&str] = &["/usr/sbin", "/usr/bin"];
+
+/// Options the adapter sets itself and refuses from configuration.
+const OWN_KEYS: &[&str] = &["action", "option", "username", "login"];
+
+/// Builds `fence-agent` drivers: `address` is the agent (`fence_ipmilan` or a path), every
+/// option becomes a stdin `key=value` line, every secret too (never argv).
+#[derive(Debug, Default, Clone)]
+pub struct FenceAgentFactory {
+    metadata: Arc<MetadataCache>,
+}
+
+impl FenceAgentFactory {
+    /// A factory with an empty metadata cache (shared by the drivers it builds).
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl DriverFactory for FenceAgentFactory {
+    fn name(&self) -> &'static str {
+        "fence-agent"
+    }
+
+    fn summary(&self) -> &'static str {
+        "a stock fence-agents `fence_*` agent, run through its stdin key=value protocol"
+    }
+
+    fn build(&self, spec: &DeviceSpec) -> Result<Arc<dyn PowerDriver>, SpecError> {
+        Ok(Arc::new(FenceAgentDriver::new(
+            spec,
+            self.metadata.clone(),
+        )?))
+    }
+}
+
+/// `-o metadata` results by agent path, so each agent is asked once per process.
+#[derive(Debug, Default)]
+struct MetadataCache(Mutex<HashMap<PathBuf, Arc<AgentMetadata>>>);
+
+impl MetadataCache {
+    fn get(&self, agent: &Path) -> Option<Arc<AgentMetadata>> {
+        self.0.lock().ok()?.get(agent).cloned()
+    }
+
+    fn put(&self, agent: &Path, metadata: Arc<AgentMetadata>) {
+        if let Ok(mut map) = self.0.lock() {
+            map.insert(agent.to_owned(), metadata);
+        }
+    }
+}
+
+/// A device reached through a fence agent.
+pub struct FenceAgentDriver {
+    agent: PathBuf,
+    endpoint: String,
+    label: String,
+    options: BTreeMap<String, String>,
+    user: Option<String>,
+    secrets: BTreeMap<String, SecretString>,
+    redactor: Redactor,
+    cache: Arc<MetadataCache>,
+    /// The agent's metadata once it has been fetched and the configuration checked against it.
+    checked: OnceLock<Arc<AgentMetadata>>,
+}
+
+impl std::fmt::Debug for FenceAgentDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FenceAgentDriver")
+            .field("agent", &self.agent)
+            .field("endpoint", &self.endpoint)
+            .field("options", &self.options)
+            .field("user", &self.user)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FenceAgentDriver {
+    fn new(spec: &DeviceSpec, cache: Arc<MetadataCache>) -> Result<Self, SpecError> {
+        let agent = resolve_agent(spec.address.trim())?;
+        for (key, value) in &spec.options {
+            check_key(key)?;
+            let n = normalize(key);
+            if OWN_KEYS.contains(&n.as_str()) {
+                return Err(SpecError::for_key(
+                    key,
+                    "set by fencegate itself (the action per call, the user from the device's user)",
+                ));
+            }
+            if n.ends_with("passwd") || n.ends_with("password") {
+                return Err(SpecError::for_key(
+                    key,
+                    format!("a password is a secret: give `{key}_file` or `{key}_env` instead"),
+                ));
+            }
+            if value.contains(['\n', '\r', '\0']) {
+                return Err(SpecError::for_key(key, "the value must be a single line"));
+            }
+        }
+        for (role, value) in &spec.secrets {
+            check_key(role)?;
+            if OWN_KEYS.contains(&normalize(role).as_str()) {
+                return Err(SpecError::for_key(role, "not a secret of a fence agent"));
+            }
+            if value.expose_secret().contains(['\n', '\r', '\0']) {
+                return Err(SpecError::for_key(role, "the secret must be a single line"));
+            }
+        }
+        if let Some(user) = &spec.user
+            && user.contains(['\n', '\r', '\0'])
+        {
+            return Err(SpecError::for_key("user", "the user must be a single line"));
+        }
+        let agent_name = agent
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| agent.display().to_string());
+        let host = spec.option("ip").or_else(|| spec.option("ipaddr"));
+        let endpoint = match (host, spec.option("ipport")) {
+            (Some(h), Some(p)) => format!("{agent_name}://{h}:{p}"),
+            (Some(h), None) => format!("{agent_name}://{h}"),
+            (None, _) => format!("{agent_name}:{}", spec.name),
+        };
+        Ok(FenceAgentDriver {
+            label: format!("{agent_name} for device `{}`", spec.name),
+            agent,
+            endpoint,
+            options: spec.options.clone(),
+            user: spec.user.clone(),
+            secrets: spec.secrets.clone(),
+            redactor: Redactor::new(spec.secrets.values()),
+            cache,
+            checked: OnceLock::new(),
+        })
+    }
+
+    /// The stdin lines for `action`: options, user, secrets, then the action and extras
+    /// (the last value of a repeated name wins, so ours come last).
+    fn invocation(&self, action: &str, extra: &[(&str, &str)]) -> Invocation {
+        let options = self.options.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        let user = self.user.as_deref().map(|u| ("username", u));
+        let secrets = self
+            .secrets
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.expose_secret()));
+        let ours = std::iter::once(("action", action)).chain(extra.iter().copied());
+        Invocation::stdin_mode(
+            self.agent.clone(),
+            options.chain(user).chain(secrets).chain(ours),
+        )
+    }
+
+    /// Fetch the agent's metadata (once per agent, cached) and check every configured
+    /// name against its parameters (once per driver).
+    async fn metadata(&self, deadline: Instant) -> Result<Arc<AgentMetadata>, DriverError> {
+        if let Some(checked) = self.checked.get() {
+            return Ok(checked.clone());
+        }
+        let metadata = match self.cache.get(&self.agent) {
+            Some(m) => m,
+            None => {
+                let output = run(
+                    &Invocation::metadata(self.agent.clone()),
+                    Keep::METADATA,
+                    &self.label,
+                    deadline,
+                )
+                .await?;
+                let parsed = metadata::parse(&output.stdout.join("\n")).map_err(|why| {
+                    DriverError::protocol(format!(
+                        "{}: `{} -o metadata` gave no usable fence-agent metadata: {why}",
+                        self.label,
+                        self.agent.display()
+                    ))
+                })?;
+                let parsed = Arc::new(parsed);
+                self.cache.put(&self.agent, parsed.clone());
+                parsed
+            }
+        };
+        let mut unknown: Vec<&str> = self
+            .options
+            .keys()
+            .chain(self.secrets.keys())
+            .map(String::as_str)
+            .filter(|k| !metadata.knows(k))
+            .collect();
+        if self.user.is_some() && !metadata.knows("username") && !metadata.knows("login") {
+            unknown.push("username (from the device's user)");
+        }
+        if !unknown.is_empty() {
+            return Err(DriverError::unsupported(format!(
+                "{}: the agent does not know {} (see `{} -o metadata`)",
+                self.label,
+                unknown
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                self.agent.display()
+            )));
+        }
+        Ok(self.checked.get_or_init(|| metadata).clone())
+    }
+
+    /// Run `action` after the metadata check, refusing actions the agent does not list.
+    async fn act(
+        &self,
+        action: &str,
+        extra: &[(&str, &str)],
+        deadline: std::time::Instant,
+    ) -> Result<Output, DriverError> {
+        let deadline = Instant::from_std(deadline);
+        let metadata = self.metadata(deadline).await?;
+        if !metadata.has_action(action) {
+            return Err(DriverError::unsupported(format!(
+                "{}: the agent has no `{action}` action",
+                self.label
+            )));
+        }
+        let invocation = self.invocation(action, extra);
+        tracing::debug!(agent = %self.agent.display(), action, "running fence agent");
+        run(&invocation, Keep::ACTION, &self.label, deadline).await
+    }
+
+    fn error(&self, (kind, detail): (fencegate_driver::ErrorKind, String)) -> DriverError {
+        DriverError::new(
+            kind,
+            self.redactor.redact(&format!("{}: {detail}", self.label)),
+        )
+    }
+
+    async fn read_state(&self, deadline: std::time::Instant) -> Result<PowerState, DriverError> {
+        let output = self.act("status", &[], deadline).await?;
+        outcome::status_reading(&output).map_err(|e| self.error(e))
+    }
+
+    async fn command(
+        &self,
+        action: Action,
+        deadline: std::time::Instant,
+    ) -> Result<CommandReceipt, DriverError> {
+        let output = match action {
+            Action::Off => self.act("off", &[], deadline).await?,
+            Action::On => self.act("on", &[], deadline).await?,
+            Action::Cycle => {
+                let metadata = self.metadata(Instant::from_std(deadline)).await?;
+                let extra: &[(&str, &str)] = if metadata.knows("method") {
+                    &[("method", "cycle")]
+                } else {
+                    &[]
+                };
+                self.act("reboot", extra, deadline).await?
+            }
+            Action::GracefulOff => {
+                return Err(DriverError::unsupported(format!(
+                    "{}: fence agents have no graceful power-off",
+                    self.label
+                )));
+            }
+        };
+        if output.status.success() {
+            let said = outcome::success_detail(&output);
+            Ok(CommandReceipt::new(
+                self.redactor.redact(&format!("{}: {said}", self.label)),
+            ))
+        } else {
+            Err(self.error(outcome::failure(&output)))
+        }
+    }
+}
+
+impl PowerDriver for FenceAgentDriver {
+    fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Until the metadata has been read, the usual agent set (status; off, on, cycle);
+    /// afterwards what the agent lists (`status`, `off`, `on`, `reboot` as cycle).
+    fn capabilities(&self) -> Capabilities {
+        let Some(m) = self.checked.get() else {
+            return Capabilities::readable(&[Action::Off, Action::On, Action::Cycle]);
+        };
+        let actions: Vec<Action> = [
+            (Action::Off, "off"),
+            (Action::On, "on"),
+            (Action::Cycle, "reboot"),
+        ]
+        .into_iter()
+        .filter(|(_, name)| m.has_action(name))
+        .map(|(a, _)| a)
+        .collect();
+        Capabilities {
+            reads_power_state: m.has_action("status"),
+            ..Capabilities::readable(&actions)
+        }
+    }
+
+    fn status(&self, deadline: std::time::Instant) -> DriverFuture<'_, PowerState> {
+        Box::pin(self.read_state(deadline))
+    }
+
+    fn set_power(
+        &self,
+        action: Action,
+        deadline: std::time::Instant,
+    ) -> DriverFuture<'_, CommandReceipt> {
+        Box::pin(self.command(action, deadline))
+    }
+}
+
+/// Option and secret names become stdin keys: keep them to what the protocol allows.
+fn check_key(key: &str) -> Result<(), SpecError> {
+    let ok = key
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(SpecError::for_key(
+            key,
+            "a fence-agent parameter name has only letters, digits, `_` and `-`",
+        ))
+    }
+}
+
+/// Find the agent: a path is used as given; a bare name is looked up in [`AGENT_DIRS`],
+/// then `PATH`.
+pub fn resolve_agent(address: &str) -> Result<PathBuf, SpecError> {
+    if address.is_empty() {
+        return Err(SpecError::for_key(
+            "address",
+            "name the fence agent, e.g. `fence_ipmilan` or `/usr/sbin/fence_ipmilan`",
+        ));
+    }
+    if address.contains('/') {
+        let path = PathBuf::from(address);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(SpecError::for_key(
+                "address",
+                format!("no fence agent at {address}"),
+            ))
+        };
+    }
+    let path_dirs = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    AGENT_DIRS
+        .iter()
+        .map(PathBuf::from)
+        .chain(path_dirs)
+        .map(|dir| dir.join(address))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| {
+            SpecError::for_key(
+                "address",
+                format!(
+                    "fence agent `{address}` not found in {} or PATH (Debian package `fence-agents`)",
+                    AGENT_DIRS.join(", ")
+                ),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(options: &[(&str, &str)], secrets: &[(&str, &str)]) -> DeviceSpec {
+        let mut spec = DeviceSpec {
+            name: "bmc1".into(),
+            driver: "fence-agent".into(),
+            // Any existing file will do for building; nothing is run here.
+            address: "/bin/sh".into(),
+            user: Some("admin".into()),
+            ..Default::default()
+        };
+        for (k, v) in options {
+            spec.options.insert((*k).into(), (*v).into());
+        }
+        for (k, v) in secrets {
+            spec.secrets.insert((*k).into(), SecretString::from(*v));
+        }
+        spec
+    }
+
+    fn driver(options: &[(&str, &str)], secrets: &[(&str, &str)]) -> FenceAgentDriver {
+        FenceAgentDriver::new(&spec(options, secrets), Arc::default()).unwrap()
+    }
+
+    #[test]
+    fn secrets_go_to_stdin_never_to_argv() {
+        let d = driver(
+            &[("ip", "127.0.0.1"), ("lanplus", "1")],
+            &[
+                ("password", "pw-Secret-1"),
+                ("snmp_priv_passwd", "pw-Secret-2"),
+            ],
+        );
+        let inv = d.invocation("off", &[]);
+        assert_eq!(inv.program, PathBuf::from("/bin/sh"));
+        assert!(inv.args.is_empty(), "stdin mode has no arguments");
+        for arg in inv
+            .args
+            .iter()
+            .chain(std::iter::once(&inv.program.to_string_lossy().into_owned()))
+        {
+            assert!(!arg.contains("pw-Secret"), "secret in argv: {arg}");
+        }
+        assert_eq!(
+            &*inv.stdin,
+            "ip=127.0.0.1\nlanplus=1\nusername=admin\npassword=pw-Secret-1\n\
+             snmp_priv_passwd=pw-Secret-2\naction=off\n"
+        );
+        let cycle = d.invocation("reboot", &[("method", "cycle")]);
+        assert!(cycle.stdin.ends_with("action=reboot\nmethod=cycle\n"));
+        assert!(!format!("{d:?}").contains("pw-Secret"));
+    }
+
+    #[test]
+    fn refuses_what_would_break_or_leak() {
+        for (key, value) in [
+            ("action", "off"),
+            ("username", "x"),
+            ("login", "x"),
+            ("password", "oops"),
+            ("snmp-priv-passwd", "oops"),
+            ("ip", "1.2.3.4\naction=on"),
+            ("bad key", "1"),
+            ("=x", "1"),
+        ] {
+            let e = FenceAgentDriver::new(&spec(&[(key, value)], &[]), Arc::default()).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{key}");
+            assert!(!e.to_string().contains("oops"));
+        }
+        let e =
+            FenceAgentDriver::new(&spec(&[], &[("password", "a\nb")]), Arc::default()).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("password"));
+        assert!(!e.to_string().contains("a\nb"));
+        assert!(
+            FenceAgentDriver::new(
+                &spec(&[("password_script", "/bin/pw")], &[]),
+                Arc::default()
+            )
+            .is_ok(),
+            "a password script is a command, not a secret"
+        );
+    }
+
+    #[test]
+    fn endpoint_names_agent_and_box() {
+        let d = driver(&[("ip", "10.0.0.5"), ("ipport", "623")], &[]);
+        assert_eq!(d.endpoint(), "sh://10.0.0.5:623");
+        assert_eq!(driver(&[], &[]).endpoint(), "sh:bmc1");
+        assert!(driver(&[], &[]).capabilities().reads_power_state);
+    }
+
+    #[test]
+    fn agent_lookup() {
+        assert_eq!(resolve_agent("/bin/sh").unwrap(), PathBuf::from("/bin/sh"));
+        assert!(resolve_agent("sh").unwrap().ends_with("sh"));
+        let e = resolve_agent("fence_does_not_exist_here").unwrap_err();
+        assert!(e.message.contains("fence-agents"), "{e}");
+        assert!(resolve_agent("/nonexistent/fence_x").is_err());
+        assert!(resolve_agent("").is_err());
+    }
+}

@@ -1,0 +1,106 @@
+//! A child process in its own process group, so that killing it at a deadline also kills
+//! whatever it started (a shell's `sleep`, a fence agent's `ipmitool`).
+
+use rustix::process::{Pid, Signal, kill_process_group};
+use std::io;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+
+/// How long to wait for the kernel to reap a child after SIGKILL before leaving it to
+/// tokio's background reaper. SIGKILL cannot be caught, so this is normally instant.
+const REAP_AFTER_KILL: Duration = Duration::from_millis(500);
+
+/// A spawned child that leads its own process group and dies with its owner.
+pub(crate) struct ProcessGroup {
+    child: Child,
+    /// The group id (the child's pid) while it is safe to signal: the child has not been
+    /// reaped, so the id cannot have been reused.
+    pgid: Option<Pid>,
+}
+
+impl ProcessGroup {
+    /// Spawn `command` with piped stdio as the leader of a new process group.
+    pub(crate) fn spawn(command: &mut Command) -> io::Result<ProcessGroup> {
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let child = command.spawn()?;
+        let pgid = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .and_then(Pid::from_raw);
+        Ok(ProcessGroup { child, pgid })
+    }
+
+    /// The child's pid, for messages.
+    pub(crate) fn id(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Take the child's stdin (once).
+    pub(crate) fn stdin(&mut self) -> Option<ChildStdin> {
+        self.child.stdin.take()
+    }
+
+    /// Take the child's stdout (once).
+    pub(crate) fn stdout(&mut self) -> Option<ChildStdout> {
+        self.child.stdout.take()
+    }
+
+    /// Take the child's stderr (once).
+    pub(crate) fn stderr(&mut self) -> Option<ChildStderr> {
+        self.child.stderr.take()
+    }
+
+    /// SIGKILL the whole group. Harmless if it is already gone.
+    pub(crate) fn kill(&mut self) {
+        if let Some(pgid) = self.pgid {
+            // ESRCH (already gone) is the only expected failure; nothing to do about others.
+            let _ = kill_process_group(pgid, Signal::KILL);
+        }
+        let _ = self.child.start_kill();
+    }
+
+    /// Wait for the child to exit, at most `within`. `None` if it is still running.
+    pub(crate) async fn wait_for(&mut self, within: Duration) -> Option<ExitStatus> {
+        match tokio::time::timeout(within, self.child.wait()).await {
+            Ok(Ok(status)) => {
+                self.pgid = None;
+                Some(status)
+            }
+            Ok(Err(_)) | Err(_) => None,
+        }
+    }
+
+    /// Kill the group and reap the leader (bounded), returning its exit status if seen.
+    pub(crate) async fn kill_and_reap(&mut self) -> Option<ExitStatus> {
+        self.kill();
+        self.wait_for(REAP_AFTER_KILL).await
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        // `kill_on_drop` only reaches the leader; take its descendants along too.
+        if let Some(pgid) = self.pgid.take() {
+            let _ = kill_process_group(pgid, Signal::KILL);
+        }
+    }
+}
+
+/// Describe how a child ended, for error messages ("exit status 3", "killed by signal 9").
+pub(crate) fn describe_exit(status: Option<ExitStatus>) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        None => "still running".to_owned(),
+        Some(s) => match (s.code(), s.signal()) {
+            (Some(code), _) => format!("exit status {code}"),
+            (None, Some(signal)) => format!("killed by signal {signal}"),
+            (None, None) => "ended".to_owned(),
+        },
+    }
+}
