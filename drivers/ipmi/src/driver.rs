@@ -7,7 +7,7 @@ use crate::commands::{
 use crate::crypto::CipherSuite;
 use crate::message::completion_text;
 use crate::session::{Credentials, Session};
-use crate::transport::{Conn, HandshakeFailure, Retry};
+use crate::transport::{Cmd, Conn, HandshakeFailure, Retry};
 use fencegate_driver::{
     Action, Capabilities, CommandReceipt, DeviceSpec, DriverError, DriverFactory, DriverFuture,
     ExposeSecret, IdentityFact, PowerDriver, PowerState, SpecError, split_host_port,
@@ -317,22 +317,24 @@ impl IpmiDriver {
             first: self.opts.retry.first,
             retries: 1,
         };
-        if let Ok((0, data)) = conn
+        let reply = conn
             .request(
                 session,
                 3,
-                "Get Device GUID",
+                Cmd {
+                    what: "Get Device GUID",
+                    netfn: NETFN_APP,
+                    cmd: CMD_GET_DEVICE_GUID,
+                    data: &[],
+                },
                 deadline,
                 retry,
-                NETFN_APP,
-                CMD_GET_DEVICE_GUID,
-                &[],
             )
-            .await
+            .await;
+        if let Ok((0, data)) = reply
+            && let Some(guid) = data.get(..16)
         {
-            if let Some(guid) = data.get(..16) {
-                let _ = self.guid.set(commands::guid_hex(guid));
-            }
+            let _ = self.guid.set(commands::guid_hex(guid));
         }
     }
 
@@ -344,12 +346,14 @@ impl IpmiDriver {
                 .request(
                     session,
                     2,
-                    "Get Chassis Status",
+                    Cmd {
+                        what: "Get Chassis Status",
+                        netfn: NETFN_CHASSIS,
+                        cmd: CMD_GET_CHASSIS_STATUS,
+                        data: &[],
+                    },
                     deadline,
                     retry,
-                    NETFN_CHASSIS,
-                    CMD_GET_CHASSIS_STATUS,
-                    &[],
                 )
                 .await?;
             check_completion(t, "Get Chassis Status", cc)?;
@@ -383,12 +387,14 @@ impl IpmiDriver {
                 .request(
                     session,
                     2,
-                    "Chassis Control",
+                    Cmd {
+                        what: "Chassis Control",
+                        netfn: NETFN_CHASSIS,
+                        cmd: CMD_CHASSIS_CONTROL,
+                        data: &[ctl.code()],
+                    },
                     deadline,
                     retry,
-                    NETFN_CHASSIS,
-                    CMD_CHASSIS_CONTROL,
-                    &[ctl.code()],
                 )
                 .await?;
             check_completion(t, "Chassis Control", cc)?;

@@ -31,6 +31,15 @@ pub(crate) struct Retry {
     pub retries: u32,
 }
 
+/// One IPMI command to send: its name (for errors), network function, number and data.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cmd<'d> {
+    pub what: &'static str,
+    pub netfn: u8,
+    pub cmd: u8,
+    pub data: &'d [u8],
+}
+
 /// What the accept function of an exchange decided about one datagram.
 pub(crate) enum Accept<T> {
     /// The awaited answer.
@@ -89,13 +98,11 @@ impl<'a> Conn<'a> {
                 "{t}: no answer to {what} after {attempts} attempt(s)"
             ));
         }
-        if let Some(why) = self.last_ignored {
-            if !deadline_hit {
-                return DriverError::protocol(format!(
-                    "{t}: no valid answer to {what} after {attempts} attempt(s); last reply \
-                     dropped: {why}"
-                ));
-            }
+        if let (Some(why), false) = (self.last_ignored, deadline_hit) {
+            return DriverError::protocol(format!(
+                "{t}: no valid answer to {what} after {attempts} attempt(s); last reply \
+                 dropped: {why}"
+            ));
         }
         if deadline_hit {
             DriverError::timeout(format!("{t}: deadline passed waiting for {what}"))
@@ -392,19 +399,16 @@ impl<'a> Conn<'a> {
         &mut self,
         session: &mut Session,
         rq_seq: u8,
-        what: &str,
+        cmd: Cmd<'_>,
         deadline: Instant,
         retry: Retry,
-        netfn: u8,
-        cmd: u8,
-        data: &[u8],
     ) -> Result<(u8, Vec<u8>), DriverError> {
         let t = self.target;
-        let header = RequestHeader::to_bmc(netfn, cmd, rq_seq);
+        let header = RequestHeader::to_bmc(cmd.netfn, cmd.cmd, rq_seq);
         let mut msg = Vec::with_capacity(16);
-        message::encode_request(&mut msg, &header, data);
+        message::encode_request(&mut msg, &header, cmd.data);
         self.exchange(
-            what,
+            cmd.what,
             deadline,
             retry,
             session,
@@ -434,12 +438,14 @@ impl<'a> Conn<'a> {
             .request(
                 session,
                 1,
-                "Set Session Privilege Level",
+                Cmd {
+                    what: "Set Session Privilege Level",
+                    netfn: NETFN_APP,
+                    cmd: CMD_SET_SESSION_PRIVILEGE,
+                    data: &[privilege.code()],
+                },
                 deadline,
                 retry,
-                NETFN_APP,
-                CMD_SET_SESSION_PRIVILEGE,
-                &[privilege.code()],
             )
             .await?;
         match cc {
@@ -481,12 +487,14 @@ impl<'a> Conn<'a> {
             .request(
                 session,
                 0x3F,
-                "Close Session",
+                Cmd {
+                    what: "Close Session",
+                    netfn: NETFN_APP,
+                    cmd: CMD_CLOSE_SESSION,
+                    data: &sid,
+                },
                 deadline,
                 once,
-                NETFN_APP,
-                CMD_CLOSE_SESSION,
-                &sid,
             )
             .await;
     }

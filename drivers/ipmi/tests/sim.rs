@@ -1,0 +1,334 @@
+//! The driver against the in-process simulator (`fencegate-bmcsim`), suites 3 and 17.
+
+use fencegate_bmcsim::FaultProfile;
+use fencegate_bmcsim::ipmi::{BmcConfig, IpmiLab};
+use fencegate_bmcsim::{CommandOutcome, PowerCommand};
+use fencegate_driver::{
+    Action, DeviceSpec, DriverFactory, ErrorKind, PowerDriver, PowerState, SecretString,
+};
+use fencegate_ipmi::IpmiFactory;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn driver(
+    addr: std::net::SocketAddr,
+    user: &str,
+    password: &str,
+    opts: &[(&str, &str)],
+) -> Arc<dyn PowerDriver> {
+    let mut spec = DeviceSpec {
+        name: "sim".into(),
+        driver: "ipmi".into(),
+        address: addr.to_string(),
+        user: Some(user.into()),
+        ..Default::default()
+    };
+    spec.secrets
+        .insert("password".into(), SecretString::from(password));
+    for (k, v) in opts {
+        if *k == "kg" {
+            spec.secrets.insert("kg".into(), SecretString::from(*v));
+        } else {
+            spec.options.insert((*k).into(), (*v).into());
+        }
+    }
+    IpmiFactory.build(&spec).expect("valid spec")
+}
+
+fn soon(ms: u64) -> Instant {
+    Instant::now() + Duration::from_millis(ms)
+}
+
+async fn lab(cfg: BmcConfig) -> IpmiLab {
+    IpmiLab::start(vec![cfg]).await.expect("lab starts")
+}
+
+async fn power_cycle_through(suite: &str) {
+    let lab = lab(BmcConfig::new("admin", "password")).await;
+    let d = driver(lab.addr(0), "admin", "password", &[("cipher", suite)]);
+    assert_eq!(d.status(soon(2000)).await.unwrap(), PowerState::On);
+    let receipt = d.set_power(Action::Off, soon(2000)).await.unwrap();
+    assert!(receipt.detail.contains("PowerDown"), "{receipt:?}");
+    assert!(!lab.power_on(0), "emulator must be off");
+    assert_eq!(d.status(soon(2000)).await.unwrap(), PowerState::Off);
+    d.set_power(Action::On, soon(2000)).await.unwrap();
+    assert!(lab.power_on(0));
+    assert_eq!(d.status(soon(2000)).await.unwrap(), PowerState::On);
+    d.set_power(Action::Cycle, soon(2000)).await.unwrap();
+    assert!(!lab.power_on(0), "a cycle starts with the power off");
+    let log: Vec<PowerCommand> = lab.command_log(0).iter().map(|r| r.command).collect();
+    assert_eq!(
+        log,
+        [PowerCommand::Off, PowerCommand::On, PowerCommand::Cycle]
+    );
+    // Every call closed its session.
+    assert_eq!(lab.open_sessions(0), 0);
+    let id = d.identity();
+    assert_eq!(id.len(), 1);
+    assert_eq!(id[0].kind, "ipmi-guid");
+    // The simulator's default GUID for BMC 0: "fencegate-bm" then the index (0).
+    assert_eq!(id[0].value, "66656e6365676174652d626d00000000");
+}
+
+#[tokio::test]
+async fn suite17_status_off_on_cycle() {
+    power_cycle_through("17").await;
+}
+
+#[tokio::test]
+async fn suite3_status_off_on_cycle() {
+    power_cycle_through("3").await;
+}
+
+#[tokio::test]
+async fn default_order_uses_17_and_falls_back_to_3() {
+    let mut cfg = BmcConfig::new("admin", "password");
+    cfg.cipher_suites = vec![3];
+    let lab = lab(cfg).await;
+    let d = driver(lab.addr(0), "admin", "password", &[]);
+    assert_eq!(d.status(soon(2000)).await.unwrap(), PowerState::On);
+    // Suite 17 only configured: the BMC lists only 3, so nothing matches.
+    let d17 = driver(lab.addr(0), "admin", "password", &[("cipher", "17")]);
+    let e = d17.status(soon(2000)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+}
+
+#[tokio::test]
+async fn wrong_password_is_auth_at_once() {
+    for suite in ["3", "17"] {
+        let lab = lab(BmcConfig::new("admin", "password")).await;
+        let d = driver(lab.addr(0), "admin", "pa55word", &[("cipher", suite)]);
+        let t0 = Instant::now();
+        let e = d.status(soon(5000)).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Auth, "{e}");
+        assert!(
+            t0.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            t0.elapsed()
+        );
+        assert!(e.detail.contains(&lab.addr(0).to_string()), "{e}");
+        assert!(!e.detail.contains("pa55word"));
+        let u = driver(lab.addr(0), "nobody", "password", &[("cipher", suite)]);
+        let e = u.status(soon(5000)).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Auth, "{e}");
+        assert!(e.detail.contains("unknown user"), "{e}");
+        assert_eq!(
+            lab.open_sessions(0),
+            0,
+            "aborted handshakes leave nothing behind"
+        );
+    }
+}
+
+#[tokio::test]
+async fn empty_user_name() {
+    let lab = lab(BmcConfig::new("", "anon-pw")).await;
+    let d = driver(lab.addr(0), "", "anon-pw", &[]);
+    assert_eq!(d.status(soon(2000)).await.unwrap(), PowerState::On);
+}
+
+#[tokio::test]
+async fn kg_must_match() {
+    let mut cfg = BmcConfig::new("admin", "password");
+    cfg.kg = Some(b"0123456789abcdefghij".to_vec());
+    let lab = lab(cfg).await;
+    for suite in ["3", "17"] {
+        let good = driver(
+            lab.addr(0),
+            "admin",
+            "password",
+            &[("cipher", suite), ("kg", "0123456789abcdefghij")],
+        );
+        good.set_power(Action::Off, soon(2000)).await.unwrap();
+        assert_eq!(good.status(soon(2000)).await.unwrap(), PowerState::Off);
+        let hex = driver(
+            lab.addr(0),
+            "admin",
+            "password",
+            &[
+                ("cipher", suite),
+                (
+                    "kg",
+                    "0x30313233343536373839616263646566676869 6a"
+                        .replace(' ', "")
+                        .as_str(),
+                ),
+            ],
+        );
+        assert_eq!(hex.status(soon(2000)).await.unwrap(), PowerState::Off);
+        let missing = driver(lab.addr(0), "admin", "password", &[("cipher", suite)]);
+        let e = missing.status(soon(2000)).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Auth, "{e}");
+        assert!(e.detail.contains("Kg"), "{e}");
+        lab.set_power(0, true);
+    }
+}
+
+#[tokio::test]
+async fn stuck_relay_keeps_power_on() {
+    let mut cfg = BmcConfig::new("admin", "password");
+    cfg.faults.stuck = true;
+    let lab = lab(cfg).await;
+    let d = driver(lab.addr(0), "admin", "password", &[]);
+    d.set_power(Action::Off, soon(2000)).await.unwrap();
+    assert_eq!(d.status(soon(2000)).await.unwrap(), PowerState::On);
+    assert!(lab.power_on(0));
+    assert_eq!(lab.command_log(0)[0].outcome, CommandOutcome::Ignored);
+}
+
+#[tokio::test]
+async fn off_delay_is_visible_only_after_the_delay() {
+    let mut cfg = BmcConfig::new("admin", "password");
+    cfg.faults.off_delay_ms = 300;
+    let lab = lab(cfg).await;
+    let d = driver(lab.addr(0), "admin", "password", &[]);
+    d.set_power(Action::Off, soon(2000)).await.unwrap();
+    assert_eq!(d.status(soon(2000)).await.unwrap(), PowerState::On);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(d.status(soon(2000)).await.unwrap(), PowerState::Off);
+}
+
+#[tokio::test]
+async fn thirty_percent_loss_still_succeeds() {
+    for (suite, seed) in [("3", 7u64), ("17", 11)] {
+        let mut cfg = BmcConfig::new("admin", "password");
+        cfg.faults.drop_rate = 0.3;
+        cfg.faults.drop_seed = seed;
+        let lab = lab(cfg).await;
+        let d = driver(
+            lab.addr(0),
+            "admin",
+            "password",
+            &[
+                ("cipher", suite),
+                ("retransmit_ms", "40"),
+                ("retries", "20"),
+            ],
+        );
+        for _ in 0..3 {
+            d.set_power(Action::Off, soon(8000)).await.unwrap();
+            assert_eq!(d.status(soon(8000)).await.unwrap(), PowerState::Off);
+            assert!(!lab.power_on(0));
+            d.set_power(Action::On, soon(8000)).await.unwrap();
+            assert!(lab.power_on(0));
+        }
+    }
+}
+
+#[tokio::test]
+async fn session_limit_is_busy() {
+    let mut cfg = BmcConfig::new("admin", "password");
+    cfg.faults.max_sessions = Some(0);
+    let lab = lab(cfg).await;
+    let d = driver(lab.addr(0), "admin", "password", &[]);
+    let e = d.status(soon(2000)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Busy, "{e}");
+    assert!(e.detail.contains("insufficient resources"), "{e}");
+}
+
+#[tokio::test]
+async fn dead_bmc_is_unreachable_within_the_deadline() {
+    let mut cfg = BmcConfig::new("admin", "password");
+    cfg.faults.dead = true;
+    let lab = lab(cfg).await;
+    let d = driver(lab.addr(0), "admin", "password", &[("retransmit_ms", "50")]);
+    let t0 = Instant::now();
+    let e = d.status(soon(700)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unreachable, "{e}");
+    assert!(
+        t0.elapsed() < Duration::from_millis(800),
+        "{:?}",
+        t0.elapsed()
+    );
+    // A deadline shorter than the retries: returns by the deadline.
+    let slow = driver(lab.addr(0), "admin", "password", &[]);
+    let t0 = Instant::now();
+    let e = slow.set_power(Action::Off, soon(300)).await.unwrap_err();
+    assert!(
+        matches!(e.kind, ErrorKind::Unreachable | ErrorKind::Timeout),
+        "{e}"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert!(lab.power_on(0));
+}
+
+#[tokio::test]
+async fn goes_dead_mid_conversation_is_timeout() {
+    let mut cfg = BmcConfig::new("admin", "password");
+    cfg.faults.reply_delay_ms = 150;
+    let lab = Arc::new(lab(cfg).await);
+    let d = driver(
+        lab.addr(0),
+        "admin",
+        "password",
+        &[("retransmit_ms", "400")],
+    );
+    let lab2 = Arc::clone(&lab);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        lab2.set_faults(
+            0,
+            FaultProfile {
+                dead: true,
+                ..Default::default()
+            },
+        );
+    });
+    let e = d.status(soon(1500)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
+}
+
+#[tokio::test]
+async fn slow_replies_still_work() {
+    let mut cfg = BmcConfig::new("admin", "password");
+    cfg.faults.reply_delay_ms = 30;
+    let lab = lab(cfg).await;
+    let d = driver(lab.addr(0), "admin", "password", &[]);
+    assert_eq!(d.status(soon(3000)).await.unwrap(), PowerState::On);
+}
+
+#[tokio::test]
+async fn operator_privilege_is_enough_and_user_is_not() {
+    let mut cfg = BmcConfig::new("admin", "password");
+    cfg.max_privilege = fencegate_ipmi::commands::Privilege::Operator;
+    let lab = lab(cfg).await;
+    let op = driver(lab.addr(0), "admin", "password", &[]);
+    op.set_power(Action::Off, soon(2000)).await.unwrap();
+    let admin = driver(
+        lab.addr(0),
+        "admin",
+        "password",
+        &[("privilege", "administrator")],
+    );
+    let e = admin.status(soon(2000)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Auth, "{e}");
+}
+
+#[tokio::test]
+async fn many_bmcs_in_parallel() {
+    let n = 200;
+    let lab = IpmiLab::start(vec![BmcConfig::new("admin", "password"); n])
+        .await
+        .unwrap();
+    let drivers: Vec<_> = (0..n)
+        .map(|i| driver(lab.addr(i), "admin", "password", &[]))
+        .collect();
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for d in &drivers {
+        let d = Arc::clone(d);
+        tasks.push(tokio::spawn(async move {
+            d.set_power(Action::Off, soon(10_000)).await?;
+            d.status(soon(10_000)).await
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), PowerState::Off);
+    }
+    eprintln!("{n} BMCs off+verify in {:?}", t0.elapsed());
+    assert!((0..n).all(|i| !lab.power_on(i)));
+}
