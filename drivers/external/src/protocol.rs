@@ -110,19 +110,19 @@ impl DriverHello {
     pub fn check_compatible(&self) -> Result<Version, DriverError> {
         if self.protocol != PROTOCOL_NAME {
             return Err(DriverError::protocol(format!(
-                "driver speaks protocol {:?}, expected {PROTOCOL_NAME:?}",
+                "hello is for protocol {:?}, expected {PROTOCOL_NAME:?}",
                 clip(&self.protocol)
             )));
         }
         let version = Version::parse(&self.version).ok_or_else(|| {
             DriverError::protocol(format!(
-                "driver hello has a malformed version {:?} (expected major.minor)",
+                "hello has a malformed version {:?} (expected major.minor)",
                 clip(&self.version)
             ))
         })?;
         if version.major != PROTOCOL_VERSION.major {
             return Err(DriverError::unsupported(format!(
-                "driver speaks protocol version {version}, fencegate speaks {PROTOCOL_VERSION} \
+                "hello is for protocol version {version}, fencegate speaks {PROTOCOL_VERSION} \
                  (the major versions must match)"
             )));
         }
