@@ -1,1 +1,119 @@
-fn main() {}
+//! fencegate: power off a failed host through an out-of-band channel and prove it is off.
+
+mod agent;
+mod cli;
+mod commands;
+mod drivers;
+mod exit;
+mod hostrange;
+mod opennebula;
+mod output;
+mod setup;
+
+use clap::Parser;
+use cli::{Cli, Command, Opennebula};
+use fencegate_core::Operation;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.global.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fencegate: cannot start the runtime: {e}");
+            return exit::code(exit::INTERNAL);
+        }
+    };
+    let g = &cli.global;
+    let result = runtime.block_on(async {
+        match &cli.command {
+            Command::Fence {
+                hosts,
+                adhoc,
+                deadlines,
+                why,
+                force,
+                fanout,
+            } => {
+                commands::power(
+                    g,
+                    Operation::Fence,
+                    hosts,
+                    adhoc,
+                    deadlines,
+                    why,
+                    *force,
+                    *fanout,
+                )
+                .await
+            }
+            Command::Off {
+                hosts,
+                adhoc,
+                deadlines,
+                why,
+            } => commands::power(g, Operation::Off, hosts, adhoc, deadlines, why, false, 64).await,
+            Command::On {
+                hosts,
+                adhoc,
+                deadlines,
+                why,
+            } => commands::power(g, Operation::On, hosts, adhoc, deadlines, why, false, 64).await,
+            Command::Reboot {
+                hosts,
+                adhoc,
+                deadlines,
+                why,
+            } => {
+                commands::power(
+                    g,
+                    Operation::Reboot,
+                    hosts,
+                    adhoc,
+                    deadlines,
+                    why,
+                    false,
+                    64,
+                )
+                .await
+            }
+            Command::Status { hosts, adhoc } => commands::status(g, hosts, adhoc).await,
+            Command::Unfence { hosts, why } => commands::unfence(g, hosts, why).await,
+            Command::History {
+                host,
+                limit,
+                details,
+            } => commands::history(g, host.as_deref(), *limit, *details).await,
+            Command::Check { probe } => commands::check(g, *probe).await,
+            Command::List { drivers } => commands::list(g, *drivers).await,
+            Command::Opennebula(Opennebula::FenceHost {
+                deadlines,
+                any_state,
+            }) => opennebula::fence_host(g, deadlines, *any_state).await,
+            Command::Agent(args) => agent::run(g, args).await,
+        }
+    });
+    // Do not wait for driver tasks still winding down after a verdict.
+    runtime.shutdown_background();
+    match result {
+        Ok(code) => exit::code(code),
+        Err(e) => {
+            eprintln!("fencegate: {}", e.message);
+            exit::code(e.code)
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -7,7 +7,7 @@
 
 use crate::policy::Policy;
 use crate::registry::Registry;
-use crate::secrets::SecretRef;
+use crate::secrets::{SecretRef, is_secret_role};
 use crate::topology::{Device, Host};
 use fencegate_driver::DeviceSpec;
 use serde::Deserialize;
@@ -321,23 +321,6 @@ fn build_device(
         driver_name: spec.driver.clone(),
         driver,
     }))
-}
-
-/// Names that are secrets when written inline; they must come by reference instead.
-pub fn is_secret_role(key: &str) -> bool {
-    matches!(
-        key,
-        "password"
-            | "passwd"
-            | "kg"
-            | "community"
-            | "auth_password"
-            | "priv_password"
-            | "key"
-            | "token"
-            | "passphrase"
-            | "secret"
-    )
 }
 
 fn option_text(value: &toml::Value) -> Option<String> {

@@ -8,8 +8,7 @@
 //! `?password_env=` references, from the command line's `--password-file`/`--password-env`,
 //! or from the `FENCEGATE_PASSWORD` environment variable, in that order.
 
-use crate::config::is_secret_role;
-use crate::secrets::SecretRef;
+use crate::secrets::{SecretRef, is_secret_role};
 use fencegate_driver::DeviceSpec;
 
 /// The environment variable consulted when a device has no password reference of its own.

@@ -14,16 +14,37 @@ pub enum SecretRef {
     Env(String),
 }
 
+/// Names of secrets. Written inline in a configuration file or URL they are refused; they
+/// come by `ROLE_file` / `ROLE_env` reference instead.
+pub fn is_secret_role(key: &str) -> bool {
+    matches!(
+        key,
+        "password"
+            | "passwd"
+            | "kg"
+            | "community"
+            | "auth_password"
+            | "priv_password"
+            | "key"
+            | "token"
+            | "passphrase"
+            | "secret"
+    )
+}
+
 /// The longest secret file read (SSH private keys fit easily).
 const MAX_SECRET_FILE: u64 = 64 * 1024;
 
 impl SecretRef {
-    /// Parse a `ROLE_file` / `ROLE_env` key into its role and reference kind.
+    /// Parse a `ROLE_file` / `ROLE_env` key into its role and reference kind, where ROLE is
+    /// a secret role (see [`is_secret_role`]). Other `*_file` keys (`ca_file`,
+    /// `known_hosts_file`) are ordinary paths, not secrets.
     pub fn from_key(key: &str, value: &str) -> Option<(String, SecretRef)> {
-        if let Some(role) = key.strip_suffix("_file") {
+        if let Some(role) = key.strip_suffix("_file").filter(|r| is_secret_role(r)) {
             Some((role.to_owned(), SecretRef::File(PathBuf::from(value))))
         } else {
             key.strip_suffix("_env")
+                .filter(|r| is_secret_role(r))
                 .map(|role| (role.to_owned(), SecretRef::Env(value.to_owned())))
         }
     }
@@ -129,5 +150,7 @@ mod tests {
             Some(("priv_password".into(), SecretRef::Env("V".into())))
         );
         assert_eq!(SecretRef::from_key("cipher", "3"), None);
+        assert_eq!(SecretRef::from_key("state_file", "/x"), None);
+        assert_eq!(SecretRef::from_key("ca_file", "/x"), None);
     }
 }

@@ -199,40 +199,10 @@ impl Engine {
         Ok(proof)
     }
 
-    /// Read every device of `host` once, without acting and without a journal record.
+    /// Read every device of `host` once, without acting and without a journal record, in
+    /// the endpoints' turns shared with running operations.
     pub async fn status(&self, host: &Host) -> Vec<DeviceStatus> {
-        let deadline = Instant::now() + host.policy.attempt_timeout;
-        let mut set = JoinSet::new();
-        let mut index = 0;
-        for (level, devices) in host.levels.iter().enumerate() {
-            for device in devices {
-                let device = Arc::clone(device);
-                let gate = Arc::clone(&self.inner.gate);
-                let i = index;
-                index += 1;
-                set.spawn(async move {
-                    let reading = read_once(&gate, &device, deadline).await;
-                    (
-                        i,
-                        DeviceStatus {
-                            device: device.name.clone(),
-                            level: level + 1,
-                            driver: device.driver_name.clone(),
-                            endpoint: device.driver.endpoint().to_owned(),
-                            reading,
-                        },
-                    )
-                });
-            }
-        }
-        let mut out = Vec::new();
-        while let Some(r) = set.join_next().await {
-            if let Ok(s) = r {
-                out.push(s);
-            }
-        }
-        out.sort_by_key(|(i, _)| *i);
-        out.into_iter().map(|(_, s)| s).collect()
+        read_with_gate(&self.inner.gate, host).await
     }
 
     /// Finished records, newest first.
@@ -693,6 +663,47 @@ async fn power_on_levels(
             format!("power-on failed: {}", why.join("; ")),
         )
     }
+}
+
+/// Read every device of `host` once, without an engine or journal (for `status` and
+/// `check --probe`, which must work without a writable state directory).
+pub async fn read_devices(host: &Host) -> Vec<DeviceStatus> {
+    read_with_gate(&Arc::new(EndpointGate::default()), host).await
+}
+
+async fn read_with_gate(gate: &Arc<EndpointGate>, host: &Host) -> Vec<DeviceStatus> {
+    let deadline = Instant::now() + host.policy.attempt_timeout;
+    let mut set = JoinSet::new();
+    let mut index = 0;
+    for (level, devices) in host.levels.iter().enumerate() {
+        for device in devices {
+            let device = Arc::clone(device);
+            let gate = Arc::clone(gate);
+            let i = index;
+            index += 1;
+            set.spawn(async move {
+                let reading = read_once(&gate, &device, deadline).await;
+                (
+                    i,
+                    DeviceStatus {
+                        device: device.name.clone(),
+                        level: level + 1,
+                        driver: device.driver_name.clone(),
+                        endpoint: device.driver.endpoint().to_owned(),
+                        reading,
+                    },
+                )
+            });
+        }
+    }
+    let mut out = Vec::new();
+    while let Some(r) = set.join_next().await {
+        if let Ok(s) = r {
+            out.push(s);
+        }
+    }
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, s)| s).collect()
 }
 
 async fn read_once(

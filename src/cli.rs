@@ -1,0 +1,187 @@
+//! Command-line interface definitions.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// fencegate: power off a failed host through an out-of-band channel and prove it is off.
+#[derive(Debug, Parser)]
+#[command(name = "fencegate", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The inventory (devices, hosts, policy).
+    #[arg(long, global = true, env = "FENCEGATE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where the journal lives (default: the inventory's `state_dir`, else /var/lib/fencegate).
+    #[arg(long, global = true, env = "FENCEGATE_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Print JSON instead of human-readable output (schema in docs/json.md).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Log verbosity on stderr: error, warn, info, debug, trace.
+    #[arg(
+        long,
+        global = true,
+        env = "FENCEGATE_LOG",
+        default_value = "warn",
+        value_name = "LEVEL"
+    )]
+    pub log: String,
+}
+
+/// Devices given on the command line instead of (or without) an inventory.
+#[derive(Debug, Args, Clone, Default)]
+pub struct AdHoc {
+    /// A device URL, e.g. ipmi://admin@127.0.0.1:9623?cipher=3 (repeat for a level of
+    /// several devices that must all verify). No secrets in URLs.
+    #[arg(long = "device", value_name = "URL")]
+    pub devices: Vec<String>,
+    /// Read the devices' password from this file (mode 0600).
+    #[arg(long, value_name = "FILE", conflicts_with = "password_env")]
+    pub password_file: Option<PathBuf>,
+    /// Read the devices' password from this environment variable.
+    #[arg(long, value_name = "VAR")]
+    pub password_env: Option<String>,
+    /// Name under which an ad-hoc target is journaled (default: derived from the URLs).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+/// Overrides of the policy's deadlines for this run.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Deadlines {
+    /// Overall deadline, e.g. 60s.
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Deadline of one device attempt, e.g. 20s.
+    #[arg(long, value_name = "DURATION")]
+    pub attempt_timeout: Option<String>,
+}
+
+/// Who asks and why, recorded in the proof.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Why {
+    /// Why this is done (recorded in the proof).
+    #[arg(long, default_value = "")]
+    pub reason: String,
+    /// Who asks (default: the user running fencegate).
+    #[arg(long)]
+    pub requester: Option<String>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fence hosts: hard power-off, verified by fresh Off readings, then a power-on lock.
+    Fence {
+        /// Hosts from the inventory; hostranges like node[001-100] are expanded.
+        hosts: Vec<String>,
+        #[command(flatten)]
+        adhoc: AdHoc,
+        #[command(flatten)]
+        deadlines: Deadlines,
+        #[command(flatten)]
+        why: Why,
+        /// Bypass the storm guard (the cloud really lost that many hosts).
+        #[arg(long)]
+        force: bool,
+        /// How many hosts to work at once.
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+        fanout: u32,
+    },
+    /// Verified power-off without storm guard or power-on lock (maintenance).
+    Off {
+        /// Hosts (hostranges expanded).
+        hosts: Vec<String>,
+        #[command(flatten)]
+        adhoc: AdHoc,
+        #[command(flatten)]
+        deadlines: Deadlines,
+        #[command(flatten)]
+        why: Why,
+    },
+    /// Power on (refused while a fence's power-on lock is set).
+    On {
+        /// Hosts (hostranges expanded).
+        hosts: Vec<String>,
+        #[command(flatten)]
+        adhoc: AdHoc,
+        #[command(flatten)]
+        deadlines: Deadlines,
+        #[command(flatten)]
+        why: Why,
+    },
+    /// Verified power-off, then power on (refused while locked).
+    Reboot {
+        /// Hosts (hostranges expanded).
+        hosts: Vec<String>,
+        #[command(flatten)]
+        adhoc: AdHoc,
+        #[command(flatten)]
+        deadlines: Deadlines,
+        #[command(flatten)]
+        why: Why,
+    },
+    /// Read every device of the hosts once, without acting.
+    Status {
+        /// Hosts (hostranges expanded).
+        hosts: Vec<String>,
+        #[command(flatten)]
+        adhoc: AdHoc,
+    },
+    /// Lift the power-on lock of a fenced host once its VMs run elsewhere.
+    Unfence {
+        /// Hosts (hostranges expanded).
+        hosts: Vec<String>,
+        #[command(flatten)]
+        why: Why,
+    },
+    /// Show proof records, newest first.
+    History {
+        /// Only this host.
+        host: Option<String>,
+        /// How many records.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print every reading and command of each record.
+        #[arg(long)]
+        details: bool,
+    },
+    /// Validate the inventory; with --probe, read every device's power state (no action).
+    Check {
+        /// Read every device's power state.
+        #[arg(long)]
+        probe: bool,
+    },
+    /// List hosts and their fencing levels, or the drivers of this build.
+    List {
+        /// List drivers instead of hosts.
+        #[arg(long)]
+        drivers: bool,
+    },
+    /// Front door for OpenNebula's host_error hook.
+    #[command(subcommand)]
+    Opennebula(Opennebula),
+    /// Speak the fence-agents stdin protocol (for Pacemaker and fence-agents tooling).
+    Agent(crate::agent::AgentArgs),
+}
+
+/// OpenNebula front doors.
+#[derive(Debug, Subcommand)]
+pub enum Opennebula {
+    /// The fence_host.sh contract: base64 host XML on stdin; exit 0 only after verified off.
+    FenceHost {
+        #[command(flatten)]
+        deadlines: Deadlines,
+        /// Fence even when the host XML says the host is not in ERROR (manual use).
+        #[arg(long)]
+        any_state: bool,
+    },
+}

@@ -1,0 +1,298 @@
+//! The inventory commands: fence, off, on, reboot, status, unfence, history, check, list.
+//! Each is a thin layer: resolve targets, call the engine, render, pick the exit code.
+
+use crate::cli::{AdHoc, Deadlines, Global, Why};
+use crate::exit;
+use crate::output;
+use crate::setup::{self, SetupError};
+use fencegate_core::{Engine, Host, Operation, Proof, Request};
+use std::io::IsTerminal;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+/// Stop running operations cleanly on SIGTERM or SIGINT (they record an interrupted verdict).
+pub fn stop_on_signals(engine: &Engine) {
+    let shutdown = engine.shutdown();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        eprintln!("fencegate: stopping: recording interrupted operations");
+        shutdown.trigger();
+    });
+}
+
+/// Run a power operation on every target, `fanout` at a time.
+#[allow(clippy::too_many_arguments)]
+pub async fn power(
+    global: &Global,
+    op: Operation,
+    hosts: &[String],
+    adhoc: &AdHoc,
+    deadlines: &Deadlines,
+    why: &Why,
+    force: bool,
+    fanout: u32,
+) -> Result<u8, SetupError> {
+    let registry = setup::registry();
+    let inventory = setup::inventory(global, &registry, adhoc.devices.is_empty())?;
+    let targets = setup::targets(hosts, adhoc, deadlines, inventory.as_ref(), &registry)?;
+    let engine = setup::engine(global, inventory.as_ref()).await?;
+    stop_on_signals(&engine);
+    let request = Request {
+        requester: setup::requester(why.requester.as_deref(), "cli"),
+        reason: why.reason.clone(),
+        force,
+    };
+    let proofs = run_all(&engine, op, targets, request, fanout as usize, !global.json).await?;
+    if global.json {
+        output::print_json(&proofs);
+    } else {
+        for p in &proofs {
+            print!("{}", output::proof(p, false));
+        }
+        if proofs.len() > 1 {
+            let ok = proofs.iter().filter(|p| p.success).count();
+            println!(
+                "{ok} of {} hosts: {}",
+                proofs.len(),
+                if ok == proofs.len() {
+                    "done"
+                } else {
+                    "NOT all done"
+                }
+            );
+        }
+    }
+    Ok(exit::worst(proofs.iter().map(exit::for_proof)))
+}
+
+async fn run_all(
+    engine: &Engine,
+    op: Operation,
+    targets: Vec<Arc<Host>>,
+    request: Request,
+    fanout: usize,
+    progress: bool,
+) -> Result<Vec<Proof>, SetupError> {
+    let total = targets.len();
+    let show = progress && total > 1 && std::io::stderr().is_terminal();
+    let gate = Arc::new(Semaphore::new(fanout.max(1)));
+    let mut set = JoinSet::new();
+    for (i, host) in targets.into_iter().enumerate() {
+        let (engine, request, gate) = (engine.clone(), request.clone(), Arc::clone(&gate));
+        set.spawn(async move {
+            let _permit = gate.acquire_owned().await;
+            let r = match op {
+                Operation::Fence => engine.fence(host, request).await,
+                Operation::Off => engine.off(host, request).await,
+                Operation::On => engine.on(host, request).await,
+                Operation::Reboot => engine.reboot(host, request).await,
+                Operation::Unfence => engine.unfence(host, request).await,
+            };
+            (i, r)
+        });
+    }
+    let mut out = Vec::with_capacity(total);
+    let mut done = 0;
+    while let Some(joined) = set.join_next().await {
+        let (i, r) =
+            joined.map_err(|e| SetupError::internal(format!("operation task failed: {e}")))?;
+        let proof =
+            r.map_err(|e| SetupError::internal(format!("{e}; nothing is reported fenced")))?;
+        done += 1;
+        if show {
+            eprintln!("[{done}/{total}] {} {}", proof.host, proof.verdict);
+        }
+        out.push((i, proof));
+    }
+    out.sort_by_key(|(i, _)| *i);
+    Ok(out.into_iter().map(|(_, p)| p).collect())
+}
+
+/// Read every device of the targets once.
+pub async fn status(global: &Global, hosts: &[String], adhoc: &AdHoc) -> Result<u8, SetupError> {
+    let registry = setup::registry();
+    let inventory = setup::inventory(global, &registry, adhoc.devices.is_empty())?;
+    let targets = setup::targets(
+        hosts,
+        adhoc,
+        &Deadlines::default(),
+        inventory.as_ref(),
+        &registry,
+    )?;
+    let mut code = exit::OK;
+    let mut json = Vec::new();
+    for host in targets {
+        let rows = fencegate_core::engine::read_devices(&host).await;
+        if rows.iter().any(|r| r.reading.is_err()) {
+            code = exit::FAILED;
+        }
+        if global.json {
+            json.push(output::status_json(&host.name, &rows));
+        } else {
+            print!("{}", output::status(&host.name, &rows));
+        }
+    }
+    if global.json {
+        output::print_json(&json);
+    }
+    Ok(code)
+}
+
+/// Lift power-on locks.
+pub async fn unfence(global: &Global, hosts: &[String], why: &Why) -> Result<u8, SetupError> {
+    power(
+        global,
+        Operation::Unfence,
+        hosts,
+        &AdHoc::default(),
+        &Deadlines::default(),
+        why,
+        false,
+        16,
+    )
+    .await
+}
+
+/// Show proof records.
+pub async fn history(
+    global: &Global,
+    host: Option<&str>,
+    limit: usize,
+    details: bool,
+) -> Result<u8, SetupError> {
+    let registry = setup::registry();
+    let inventory = setup::inventory(global, &registry, false)?;
+    let engine = setup::engine(global, inventory.as_ref()).await?;
+    let records = engine
+        .history(host, limit)
+        .await
+        .map_err(|e| SetupError::internal(e.to_string()))?;
+    if global.json {
+        output::print_json(&records);
+    } else if records.is_empty() {
+        println!(
+            "no records{}",
+            host.map(|h| format!(" for {h}")).unwrap_or_default()
+        );
+    } else {
+        for p in &records {
+            println!("{}  {}", p.started_at, output::proof(p, details).trim_end());
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// Validate the inventory, and with `probe` read every device.
+pub async fn check(global: &Global, probe: bool) -> Result<u8, SetupError> {
+    let registry = setup::registry();
+    let inventory = setup::inventory(global, &registry, true)?
+        .ok_or_else(|| SetupError::usage("no inventory"))?;
+    let problems: Vec<String> = inventory.problems().iter().map(|e| e.to_string()).collect();
+    let mut readings = Vec::new();
+    let mut unreadable = 0;
+    if probe {
+        for host in inventory.hosts.values().flatten() {
+            let rows = fencegate_core::engine::read_devices(host).await;
+            unreadable += rows.iter().filter(|r| r.reading.is_err()).count();
+            readings.push((host.name.clone(), rows));
+        }
+    }
+    let hosts = inventory.hosts.len();
+    let devices = inventory.devices.len();
+    if global.json {
+        output::print_json(&serde_json::json!({
+            "config": inventory.path,
+            "hosts": hosts,
+            "devices": devices,
+            "problems": problems,
+            "probe": readings.iter().map(|(h, rows)| output::status_json(h, rows)).collect::<Vec<_>>(),
+        }));
+    } else {
+        for p in &problems {
+            println!("problem: {p}");
+        }
+        for (h, rows) in &readings {
+            print!("{}", output::status(h, rows));
+        }
+        println!(
+            "{}: {hosts} hosts, {devices} devices, {} problems{}",
+            inventory.path.display(),
+            problems.len(),
+            if probe {
+                format!(", {unreadable} devices unreadable")
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(if problems.is_empty() && unreadable == 0 {
+        exit::OK
+    } else {
+        exit::USAGE
+    })
+}
+
+/// List hosts with their levels, or the drivers of this build.
+pub async fn list(global: &Global, drivers: bool) -> Result<u8, SetupError> {
+    let registry = setup::registry();
+    if drivers {
+        let built = registry.drivers();
+        if global.json {
+            output::print_json(
+                &built
+                    .iter()
+                    .map(|(n, s)| serde_json::json!({"name": n, "summary": s}))
+                    .collect::<Vec<_>>(),
+            );
+        } else {
+            for (n, s) in built {
+                println!("{n:<12} {s}");
+            }
+        }
+        return Ok(exit::OK);
+    }
+    let inventory = setup::inventory(global, &registry, true)?
+        .ok_or_else(|| SetupError::usage("no inventory"))?;
+    let mut json = Vec::new();
+    for (name, host) in &inventory.hosts {
+        match host {
+            Ok(h) => {
+                let levels: Vec<Vec<String>> = h
+                    .levels
+                    .iter()
+                    .map(|l| l.iter().map(|d| d.name.clone()).collect())
+                    .collect();
+                if global.json {
+                    json.push(
+                        serde_json::json!({"host": name, "aliases": h.aliases, "levels": levels}),
+                    );
+                } else {
+                    let shown: Vec<String> = levels.iter().map(|l| l.join(" + ")).collect();
+                    println!("{name:<20} {}", shown.join("  ->  "));
+                }
+            }
+            Err(e) => {
+                if global.json {
+                    json.push(serde_json::json!({"host": name, "error": e.to_string()}));
+                } else {
+                    println!("{name:<20} UNUSABLE: {e}");
+                }
+            }
+        }
+    }
+    if global.json {
+        output::print_json(&json);
+    }
+    Ok(exit::OK)
+}

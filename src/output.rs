@@ -1,0 +1,110 @@
+//! Human-readable rendering of proofs, timelines and tables. JSON output is the serde form
+//! of the same records (documented in docs/json.md).
+
+use fencegate_core::{DeviceStatus, Event, Proof};
+use std::fmt::Write;
+
+/// A one-screen rendering of a proof: the verdict, then one line per device.
+pub fn proof(p: &Proof, details: bool) -> String {
+    let mut s = String::new();
+    let mark = if p.success { "OK " } else { "NOT" };
+    let _ = writeln!(
+        s,
+        "{mark} {} {}: {} in {} ms [{}]",
+        p.operation.as_str(),
+        p.host,
+        p.verdict,
+        p.duration_ms,
+        p.request_id
+    );
+    let _ = writeln!(s, "    {}", p.detail);
+    if let Some(c) = &p.confirms {
+        let _ = writeln!(s, "    re-confirms the earlier proof {c}");
+    }
+    for level in &p.levels {
+        for d in &level.devices {
+            let ids = d
+                .identity
+                .iter()
+                .map(|f| format!("{}={}", f.kind, f.value))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let _ = writeln!(
+                s,
+                "    level {} {:<16} {:<8} {:<24} {:?} in {} ms {}",
+                level.level, d.device, d.driver, d.endpoint, d.outcome, d.duration_ms, ids
+            );
+            if details {
+                for e in &d.events {
+                    let _ = writeln!(s, "        {}", event(p, e));
+                }
+            }
+        }
+    }
+    s
+}
+
+/// One event as a timeline line, timed from the start of the operation.
+pub fn event(p: &Proof, e: &Event) -> String {
+    let (at, text) = match e {
+        Event::Reading { at, state } => (at, format!("reading: {state}")),
+        Event::CommandIntent { at, action } => (at, format!("sending {action} (intent journaled)")),
+        Event::CommandAccepted { at, action, detail } => {
+            (at, format!("{action} accepted: {detail}"))
+        }
+        Event::Error {
+            at,
+            call,
+            kind,
+            detail,
+        } => (at, format!("{call} failed: {kind}: {detail}")),
+        Event::Note { at, text } => (at, text.clone()),
+    };
+    format!("+{:>6} ms  {text}", at.millis() - p.started_at.millis())
+}
+
+/// The status table.
+pub fn status(host: &str, rows: &[DeviceStatus]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{host}");
+    for r in rows {
+        let reading = match &r.reading {
+            Ok(state) => state.to_string(),
+            Err(e) => format!("error: {e}"),
+        };
+        let _ = writeln!(
+            s,
+            "    level {} {:<16} {:<8} {:<24} {reading}",
+            r.level, r.device, r.driver, r.endpoint
+        );
+    }
+    s
+}
+
+/// The JSON form of a status table.
+pub fn status_json(host: &str, rows: &[DeviceStatus]) -> serde_json::Value {
+    serde_json::json!({
+        "host": host,
+        "devices": rows.iter().map(|r| {
+            let mut v = serde_json::json!({
+                "device": r.device,
+                "level": r.level,
+                "driver": r.driver,
+                "endpoint": r.endpoint,
+            });
+            match &r.reading {
+                Ok(state) => v["state"] = serde_json::to_value(state).unwrap_or_default(),
+                Err(e) => v["error"] = serde_json::to_value(e).unwrap_or_default(),
+            }
+            v
+        }).collect::<Vec<_>>(),
+    })
+}
+
+/// Print a value as pretty JSON on stdout.
+pub fn print_json<T: serde::Serialize>(v: &T) {
+    match serde_json::to_string_pretty(v) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("fencegate: cannot encode JSON: {e}"),
+    }
+}

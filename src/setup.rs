@@ -1,0 +1,219 @@
+//! Building what every command needs: the driver registry of this build, the inventory,
+//! the journal and the engine (with crashed operations reconciled first).
+
+use crate::cli::{AdHoc, Deadlines, Global};
+use fencegate_core::device_url::parse_device_url;
+use fencegate_core::secrets::SecretRef;
+use fencegate_core::time::parse_duration;
+use fencegate_core::{Device, Engine, Host, Inventory, Policy, Registry, SqliteJournal};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Default inventory location.
+pub const DEFAULT_CONFIG: &str = "/etc/fencegate/fencegate.toml";
+/// Default journal directory.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/fencegate";
+
+/// A failure before anything was attempted, with the exit code it deserves.
+#[derive(Debug)]
+pub struct SetupError {
+    pub code: u8,
+    pub message: String,
+}
+
+impl SetupError {
+    pub fn usage(message: impl Into<String>) -> Self {
+        SetupError {
+            code: crate::exit::USAGE,
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        SetupError {
+            code: crate::exit::INTERNAL,
+            message: message.into(),
+        }
+    }
+}
+
+/// The drivers built into this binary.
+pub fn registry() -> Registry {
+    let mut r = Registry::new();
+    crate::drivers::register_builtin(&mut r);
+    r
+}
+
+/// Where the inventory is: `--config`/`FENCEGATE_CONFIG`, else the default if it exists.
+pub fn config_path(global: &Global) -> Option<PathBuf> {
+    global.config.clone().or_else(|| {
+        let p = PathBuf::from(DEFAULT_CONFIG);
+        p.exists().then_some(p)
+    })
+}
+
+/// Load the inventory, if one is configured (`required` makes its absence an error).
+pub fn inventory(
+    global: &Global,
+    registry: &Registry,
+    required: bool,
+) -> Result<Option<Inventory>, SetupError> {
+    match config_path(global) {
+        Some(path) => Inventory::load(&path, registry)
+            .map(Some)
+            .map_err(|e| SetupError::usage(e.to_string())),
+        None if required => Err(SetupError::usage(format!(
+            "no inventory: pass --config FILE or set FENCEGATE_CONFIG (default {DEFAULT_CONFIG} does not exist)"
+        ))),
+        None => Ok(None),
+    }
+}
+
+/// Open the journal and build the engine; reconcile what crashed runs left open.
+pub async fn engine(global: &Global, inventory: Option<&Inventory>) -> Result<Engine, SetupError> {
+    let dir = global
+        .state_dir
+        .clone()
+        .or_else(|| inventory.and_then(|i| i.state_dir.clone()))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    let journal = SqliteJournal::open(&dir).map_err(|e| {
+        SetupError::internal(format!(
+            "{e} (choose another directory with --state-dir or FENCEGATE_STATE_DIR)"
+        ))
+    })?;
+    let engine = Engine::new(Arc::new(journal));
+    let reconciled = engine
+        .reconcile(|name| inventory.and_then(|i| i.host(name).ok()))
+        .await
+        .map_err(|e| SetupError::internal(e.to_string()))?;
+    for p in reconciled {
+        tracing::warn!(request = %p.request_id, host = %p.host, "reconciled an interrupted operation: {}", p.detail);
+        eprintln!(
+            "fencegate: reconciled interrupted operation {} on {}: {}",
+            p.request_id, p.host, p.detail
+        );
+    }
+    Ok(engine)
+}
+
+/// Apply command-line deadline overrides to a policy.
+pub fn with_deadlines(policy: &Policy, d: &Deadlines) -> Result<Policy, SetupError> {
+    let mut p = policy.clone();
+    if let Some(t) = &d.timeout {
+        p.overall_timeout =
+            parse_duration(t).map_err(|e| SetupError::usage(format!("--timeout: {e}")))?;
+    }
+    if let Some(t) = &d.attempt_timeout {
+        p.attempt_timeout =
+            parse_duration(t).map_err(|e| SetupError::usage(format!("--attempt-timeout: {e}")))?;
+    }
+    if p.attempt_timeout > p.overall_timeout {
+        p.attempt_timeout = p.overall_timeout;
+    }
+    p.validate()
+        .map_err(|e| SetupError::usage(format!("policy: {e}")))?;
+    Ok(p)
+}
+
+/// Resolve the hosts a command names: inventory hosts (with hostranges), or one ad-hoc
+/// target built from `--device` URLs (one level of all of them).
+pub fn targets(
+    names: &[String],
+    adhoc: &AdHoc,
+    deadlines: &Deadlines,
+    inventory: Option<&Inventory>,
+    registry: &Registry,
+) -> Result<Vec<Arc<Host>>, SetupError> {
+    if !adhoc.devices.is_empty() {
+        if !names.is_empty() {
+            return Err(SetupError::usage(
+                "give either host names or --device URLs, not both",
+            ));
+        }
+        let reference = match (&adhoc.password_file, &adhoc.password_env) {
+            (Some(f), _) => Some(SecretRef::File(f.clone())),
+            (None, Some(v)) => Some(SecretRef::Env(v.clone())),
+            (None, None) => None,
+        };
+        let mut level = Vec::new();
+        for url in &adhoc.devices {
+            let spec = parse_device_url(url, reference.as_ref()).map_err(SetupError::usage)?;
+            let driver = registry
+                .build(&spec)
+                .map_err(|e| SetupError::usage(format!("device {}: {e}", spec.name)))?;
+            level.push(Arc::new(Device {
+                name: spec.name.clone(),
+                driver_name: spec.driver.clone(),
+                driver,
+            }));
+        }
+        let name = adhoc.name.clone().unwrap_or_else(|| {
+            let first = adhoc.devices[0].split('?').next().unwrap_or_default();
+            format!("adhoc:{first}")
+        });
+        let base = inventory.map(|i| i.policy.clone()).unwrap_or_default();
+        return Ok(vec![Arc::new(Host {
+            name,
+            aliases: Vec::new(),
+            opennebula_id: None,
+            levels: vec![level],
+            policy: with_deadlines(&base, deadlines)?,
+        })]);
+    }
+    if names.is_empty() {
+        return Err(SetupError::usage(
+            "name at least one host, or give --device URL",
+        ));
+    }
+    let inventory = inventory.ok_or_else(|| {
+        SetupError::usage(format!(
+            "hosts are looked up in the inventory: pass --config FILE (or use --device URL); default {DEFAULT_CONFIG} does not exist"
+        ))
+    })?;
+    let mut out = Vec::new();
+    for pattern in names {
+        for name in crate::hostrange::expand(pattern).map_err(SetupError::usage)? {
+            let host = inventory
+                .host(&name)
+                .map_err(|e| SetupError::usage(e.to_string()))?;
+            let policy = with_deadlines(&host.policy, deadlines)?;
+            let host = if policy == host.policy {
+                host
+            } else {
+                Arc::new(Host {
+                    name: host.name.clone(),
+                    aliases: host.aliases.clone(),
+                    opennebula_id: host.opennebula_id,
+                    levels: host.levels.clone(),
+                    policy,
+                })
+            };
+            if !out.iter().any(|h: &Arc<Host>| h.name == host.name) {
+                out.push(host);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The user running fencegate, for proof records.
+pub fn requester(explicit: Option<&str>, door: &str) -> String {
+    if let Some(r) = explicit {
+        return r.to_owned();
+    }
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| format!("uid {}", current_uid()));
+    format!("{user} via {door}")
+}
+
+fn current_uid() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        })
+        .unwrap_or_else(|| "?".into())
+}
