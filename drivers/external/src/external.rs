@@ -174,6 +174,12 @@ impl ExternalDriver {
     async fn call(&self, op: Op, deadline: std::time::Instant) -> Result<Response, DriverError> {
         let deadline = Instant::from_std(deadline);
         let label = &self.launch.label;
+        if deadline <= Instant::now() {
+            return Err(DriverError::timeout(format!(
+                "{label}: the deadline had passed before {} was sent",
+                op_name(op)
+            )));
+        }
         let mut slot = timeout_at(deadline, self.slot.lock()).await.map_err(|_| {
             DriverError::timeout(format!(
                 "{label}: the previous request was still running at the deadline"
@@ -234,7 +240,7 @@ impl ExternalDriver {
             Err(DriverError::unsupported(format!(
                 "{}: driver `{}` does not offer {}",
                 self.launch.label,
-                clip(&hello.name),
+                clip(&self.launch.redactor.redact(&hello.name)),
                 op_name(op)
             )))
         }

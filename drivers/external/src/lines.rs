@@ -73,7 +73,7 @@ mod tests {
         assert_eq!(r.next_line().await.unwrap(), b"");
         assert!(matches!(r.next_line().await, Err(LineError::Eof)));
 
-        let long = vec![b'x'; 100];
+        let long = [b'x'; 100];
         let mut r = LineReader::new(&long[..], 10);
         assert!(matches!(r.next_line().await, Err(LineError::TooLong(10))));
 

@@ -24,6 +24,11 @@ async fn status_off_on_through_the_state_file() {
     assert_eq!(read_state(&state), "on");
     assert_eq!(driver.status(deadline(5000)).await.unwrap(), PowerState::On);
 
+    let identity = driver.identity();
+    assert_eq!(identity.len(), 1, "{identity:?}");
+    assert_eq!(identity[0].kind, "scripted-state-file");
+    assert_eq!(std::path::Path::new(&identity[0].value), state.canonicalize().unwrap());
+
     let caps = driver.capabilities();
     assert!(caps.reads_power_state);
     assert_eq!(caps.actions, [Action::Off, Action::On, Action::Cycle]);
@@ -141,6 +146,19 @@ async fn a_slow_answer_past_the_deadline_is_a_timeout_and_the_next_call_restarts
 
     let (driver, _) = scripted(dir.path(), "on", &[]);
     assert_eq!(driver.status(deadline(5000)).await.unwrap(), PowerState::On);
+}
+
+#[tokio::test]
+async fn a_deadline_already_past_starts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (driver, state) = scripted(dir.path(), "on", &[]);
+    let e = driver
+        .set_power(Action::Off, std::time::Instant::now())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
+    assert_eq!(read_state(&state), "on");
+    assert!(!dir.path().join("power.log").exists(), "the driver never saw a request");
 }
 
 #[tokio::test]

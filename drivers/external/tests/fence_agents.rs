@@ -216,7 +216,7 @@ fn apc_v3(pdu: &Emulator, auth_password: &str) -> Arc<dyn PowerDriver> {
         ],
         &[
             ("password", auth_password),
-            ("snmp_priv_passwd", "privpass123"),
+            ("priv_password", "privpass123"),
         ],
     ))
 }

@@ -25,6 +25,44 @@ pub const AGENT_DIRS: &[&str] = &["/usr/sbin", "/usr/bin"];
 /// Options the adapter sets itself and refuses from configuration.
 const OWN_KEYS: &[&str] = &["action", "option", "username", "login"];
 
+/// The contract's secret roles and the agent parameter each is sent as. Other roles are
+/// sent under their own name (and must then be a parameter the agent knows).
+pub const SECRET_PARAMETERS: &[(&str, &str)] = &[
+    ("password", "password"),
+    ("passwd", "password"),
+    ("auth_password", "password"),
+    ("priv_password", "snmp_priv_passwd"),
+    ("kg", "hexadecimal_kg"),
+    ("community", "community"),
+];
+
+/// The agent parameter a secret role is sent as.
+pub fn secret_parameter(role: &str) -> String {
+    let role = normalize(role);
+    SECRET_PARAMETERS
+        .iter()
+        .find(|(r, _)| *r == role)
+        .map(|(_, p)| (*p).to_owned())
+        .unwrap_or(role)
+}
+
+/// The secret role under which a password-like agent parameter must be configured.
+fn role_for(parameter: &str) -> &'static str {
+    match parameter {
+        "snmp_priv_passwd" => "priv_password",
+        _ => "password",
+    }
+}
+
+/// One secret as the agent receives it.
+struct AgentSecret {
+    /// The stdin key (see [`SECRET_PARAMETERS`]).
+    parameter: String,
+    /// The role it was configured as, for messages.
+    role: String,
+    value: SecretString,
+}
+
 /// Builds `fence-agent` drivers: `address` is the agent (`fence_ipmilan` or a path), every
 /// option becomes a stdin `key=value` line, every secret too (never argv).
 #[derive(Debug, Default, Clone)]
@@ -79,7 +117,7 @@ pub struct FenceAgentDriver {
     label: String,
     options: BTreeMap<String, String>,
     user: Option<String>,
-    secrets: BTreeMap<String, SecretString>,
+    secrets: Vec<AgentSecret>,
     redactor: Redactor,
     cache: Arc<MetadataCache>,
     /// The agent's metadata once it has been fetched and the configuration checked against it.
@@ -93,7 +131,10 @@ impl std::fmt::Debug for FenceAgentDriver {
             .field("endpoint", &self.endpoint)
             .field("options", &self.options)
             .field("user", &self.user)
-            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .field(
+                "secrets",
+                &self.secrets.iter().map(|s| &s.role).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -111,23 +152,49 @@ impl FenceAgentDriver {
                 ));
             }
             if n.ends_with("passwd") || n.ends_with("password") {
+                let role = role_for(&n);
                 return Err(SpecError::for_key(
                     key,
-                    format!("a password is a secret: give `{key}_file` or `{key}_env` instead"),
+                    format!(
+                        "a password is a secret: give the `{role}` secret \
+                         (`{role}_file` or `{role}_env`) instead"
+                    ),
                 ));
             }
             if value.contains(['\n', '\r', '\0']) {
                 return Err(SpecError::for_key(key, "the value must be a single line"));
             }
         }
+        let mut secrets: Vec<AgentSecret> = Vec::new();
         for (role, value) in &spec.secrets {
             check_key(role)?;
-            if OWN_KEYS.contains(&normalize(role).as_str()) {
+            let parameter = secret_parameter(role);
+            if OWN_KEYS.contains(&parameter.as_str()) {
                 return Err(SpecError::for_key(role, "not a secret of a fence agent"));
             }
             if value.expose_secret().contains(['\n', '\r', '\0']) {
                 return Err(SpecError::for_key(role, "the secret must be a single line"));
             }
+            if let Some(other) = secrets.iter().find(|s| s.parameter == parameter) {
+                return Err(SpecError::for_key(
+                    role,
+                    format!(
+                        "`{role}` and `{}` would both be sent as `{parameter}`",
+                        other.role
+                    ),
+                ));
+            }
+            if spec.options.keys().any(|k| normalize(k) == parameter) {
+                return Err(SpecError::for_key(
+                    role,
+                    format!("`{parameter}` is given both as an option and as a secret"),
+                ));
+            }
+            secrets.push(AgentSecret {
+                parameter,
+                role: role.clone(),
+                value: value.clone(),
+            });
         }
         if let Some(user) = &spec.user
             && user.contains(['\n', '\r', '\0'])
@@ -150,7 +217,7 @@ impl FenceAgentDriver {
             endpoint,
             options: spec.options.clone(),
             user: spec.user.clone(),
-            secrets: spec.secrets.clone(),
+            secrets,
             redactor: Redactor::new(spec.secrets.values()),
             cache,
             checked: OnceLock::new(),
@@ -165,7 +232,7 @@ impl FenceAgentDriver {
         let secrets = self
             .secrets
             .iter()
-            .map(|(k, v)| (k.as_str(), v.expose_secret()));
+            .map(|s| (s.parameter.as_str(), s.value.expose_secret()));
         let ours = std::iter::once(("action", action)).chain(extra.iter().copied());
         Invocation::stdin_mode(
             self.agent.clone(),
@@ -201,25 +268,27 @@ impl FenceAgentDriver {
                 parsed
             }
         };
-        let mut unknown: Vec<&str> = self
+        let mut unknown: Vec<String> = self
             .options
             .keys()
-            .chain(self.secrets.keys())
-            .map(String::as_str)
             .filter(|k| !metadata.knows(k))
+            .map(|k| format!("`{k}`"))
             .collect();
+        for secret in self.secrets.iter().filter(|s| !metadata.knows(&s.parameter)) {
+            unknown.push(if secret.parameter == secret.role {
+                format!("`{}`", secret.role)
+            } else {
+                format!("`{}` (the `{}` secret)", secret.parameter, secret.role)
+            });
+        }
         if self.user.is_some() && !metadata.knows("username") && !metadata.knows("login") {
-            unknown.push("username (from the device's user)");
+            unknown.push("`username` (the device's user)".to_owned());
         }
         if !unknown.is_empty() {
             return Err(DriverError::unsupported(format!(
                 "{}: the agent does not know {} (see `{} -o metadata`)",
                 self.label,
-                unknown
-                    .iter()
-                    .map(|k| format!("`{k}`"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                unknown.join(", "),
                 self.agent.display()
             )));
         }
@@ -234,6 +303,12 @@ impl FenceAgentDriver {
         deadline: std::time::Instant,
     ) -> Result<Output, DriverError> {
         let deadline = Instant::from_std(deadline);
+        if deadline <= Instant::now() {
+            return Err(DriverError::timeout(format!(
+                "{}: the deadline had passed before `{action}` could start",
+                self.label
+            )));
+        }
         let metadata = self.metadata(deadline).await?;
         if !metadata.has_action(action) {
             return Err(DriverError::unsupported(format!(
@@ -444,6 +519,30 @@ mod tests {
         let cycle = d.invocation("reboot", &[("method", "cycle")]);
         assert!(cycle.stdin.ends_with("action=reboot\nmethod=cycle\n"));
         assert!(!format!("{d:?}").contains("pw-Secret"));
+    }
+
+    #[test]
+    fn secret_roles_map_to_agent_parameters() {
+        assert_eq!(secret_parameter("password"), "password");
+        assert_eq!(secret_parameter("priv_password"), "snmp_priv_passwd");
+        assert_eq!(secret_parameter("kg"), "hexadecimal_kg");
+        assert_eq!(secret_parameter("community"), "community");
+        assert_eq!(secret_parameter("snmp-priv-passwd"), "snmp_priv_passwd");
+        let e = FenceAgentDriver::new(
+            &spec(&[], &[("password", "a"), ("auth_password", "b")]),
+            Arc::default(),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("both be sent as `password`"), "{e}");
+        let e = FenceAgentDriver::new(
+            &spec(&[("community", "x")], &[("community", "y")]),
+            Arc::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("community"));
+        let e = FenceAgentDriver::new(&spec(&[("snmp_priv_passwd", "x")], &[]), Arc::default())
+            .unwrap_err();
+        assert!(e.message.contains("`priv_password_file`"), "{e}");
     }
 
     #[test]
