@@ -136,7 +136,7 @@ fn config_errors_exit_two_without_acting() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains(
-            "fencegate.toml:1: hosts.node1.levels",
+            "fencegate.toml:2: hosts.node1.levels",
         ));
 }
 

@@ -374,13 +374,17 @@ impl Locator<'_> {
             + 1
     }
 
-    /// The line of `key = …` inside `span`, or the span's first line.
+    /// The line of `key = …` in the table starting at `span`, or the table's first line.
+    /// A `[table]` header's span covers only the header, so the search runs on to the next
+    /// header line.
     fn line_of_key(&self, span: Range<usize>, key: &str) -> usize {
         let start = span.start.min(self.text.len());
-        let end = span.end.min(self.text.len()).max(start);
         let mut offset = start;
-        for line in self.text[start..end].split_inclusive('\n') {
+        for (n, line) in self.text[start..].split_inclusive('\n').enumerate() {
             let t = line.trim_start();
+            if n > 0 && offset >= span.end && t.starts_with('[') {
+                break;
+            }
             let t = t.strip_prefix('"').unwrap_or(t);
             if let Some(rest) = t.strip_prefix(key) {
                 let rest = rest.strip_prefix('"').unwrap_or(rest);

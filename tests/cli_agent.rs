@@ -1,0 +1,92 @@
+//! The fence-agents door: `fencegate agent` as Pacemaker calls a fence agent.
+
+mod common;
+
+use common::{Behaviour, Lab};
+use predicates::prelude::*;
+
+fn lab() -> Lab {
+    Lab::new(
+        &[
+            ("node1", Behaviour::default()),
+            ("node2", Behaviour::default()),
+        ],
+        "",
+    )
+}
+
+fn agent(lab: &Lab, stdin: &str) -> assert_cmd::assert::Assert {
+    let stdin = format!(
+        "# from pacemaker\nconfig={}\n{stdin}",
+        lab.config().display()
+    );
+    lab.cmd()
+        .env_remove("FENCEGATE_CONFIG")
+        .arg("agent")
+        .write_stdin(stdin)
+        .assert()
+}
+
+#[test]
+fn off_status_on_with_the_agents_exit_codes() {
+    let lab = lab();
+    agent(&lab, "action=status\nport=node1\n")
+        .code(0)
+        .stdout(predicate::str::contains("Status: ON"));
+    agent(&lab, "action=off\nnodename=ignored\nport=node1\n").code(0);
+    assert_eq!(lab.power("node1"), "off");
+    agent(&lab, "action=status\nplug=node1\n")
+        .code(2)
+        .stdout(predicate::str::contains("Status: OFF"));
+    // The cluster manager brings the node back: the power-on lock is lifted for it.
+    agent(&lab, "action=on\nplug=node1\n").code(0);
+    assert_eq!(lab.power("node1"), "on");
+    assert_eq!(lab.power("node2"), "on");
+}
+
+#[test]
+fn reboot_is_verified_off_then_on() {
+    let lab = lab();
+    agent(&lab, "action=reboot\nplug=node2\n").code(0);
+    assert_eq!(lab.power("node2"), "on");
+    lab.cmd()
+        .args(["history", "node2", "--details"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("reboot node2: done"))
+        .stdout(predicate::str::contains("reading: off"));
+}
+
+#[test]
+fn list_monitor_metadata_validate() {
+    let lab = lab();
+    agent(&lab, "action=list\n")
+        .code(0)
+        .stdout(predicate::str::contains("node1,\nnode2,"));
+    agent(&lab, "action=monitor\n").code(0);
+    agent(&lab, "action=validate-all\n").code(0);
+    lab.cmd()
+        .args(["agent", "-o", "metadata"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(
+            r#"<resource-agent name="fence_fencegate""#,
+        ));
+    std::fs::write(lab.config(), "[hosts.x]\nlevels = 3\n").unwrap();
+    agent(&lab, "action=validate-all\n")
+        .code(1)
+        .stderr(predicate::str::contains("fencegate.toml:2"));
+}
+
+#[test]
+fn unknown_host_or_action_fails() {
+    let lab = lab();
+    agent(&lab, "action=off\nplug=node9\n")
+        .code(1)
+        .stderr(predicate::str::contains("node9"));
+    agent(&lab, "action=explode\nplug=node1\n").code(1);
+    agent(&lab, "action=off\n")
+        .code(1)
+        .stderr(predicate::str::contains("plug"));
+    assert_eq!(lab.power("node1"), "on");
+}
