@@ -15,6 +15,8 @@ pub const CMD_GET_CHASSIS_STATUS: u8 = 0x01;
 pub const CMD_CHASSIS_CONTROL: u8 = 0x02;
 /// App: Get Device GUID.
 pub const CMD_GET_DEVICE_GUID: u8 = 0x08;
+/// App: Get System GUID (what BMCs without a device GUID, such as ipmi_sim, answer).
+pub const CMD_GET_SYSTEM_GUID: u8 = 0x37;
 /// App: Get Channel Authentication Capabilities.
 pub const CMD_GET_CHANNEL_AUTH_CAPS: u8 = 0x38;
 /// App: Set Session Privilege Level.

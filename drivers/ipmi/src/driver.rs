@@ -1,8 +1,8 @@
 //! The fencegate driver: device specification parsing and one RMCP+ session per call.
 
 use crate::commands::{
-    self, CMD_CHASSIS_CONTROL, CMD_GET_CHASSIS_STATUS, CMD_GET_DEVICE_GUID, ChassisControl,
-    ChassisStatus, NETFN_APP, NETFN_CHASSIS, Privilege,
+    self, CMD_CHASSIS_CONTROL, CMD_GET_CHASSIS_STATUS, CMD_GET_DEVICE_GUID, CMD_GET_SYSTEM_GUID,
+    ChassisControl, ChassisStatus, NETFN_APP, NETFN_CHASSIS, Privilege,
 };
 use crate::crypto::CipherSuite;
 use crate::message::completion_text;
@@ -70,7 +70,7 @@ pub struct IpmiDriver {
     opts: Options,
     /// The suite that last worked (0 = none yet), tried first next time.
     preferred: AtomicU8,
-    guid: OnceLock<String>,
+    guid: OnceLock<IdentityFact>,
 }
 
 impl std::fmt::Debug for IpmiDriver {
@@ -311,30 +311,37 @@ impl IpmiDriver {
         result
     }
 
-    /// Get Device GUID once per driver; a failure only means no identity fact yet.
+    /// Get Device GUID once per driver (Get System GUID when the BMC has no device GUID);
+    /// a failure only means no identity fact yet, never a failed call.
     async fn fetch_guid(&self, conn: &mut Conn<'_>, session: &mut Session, deadline: Instant) {
         let retry = Retry {
             first: self.opts.retry.first,
             retries: 1,
         };
-        let reply = conn
-            .request(
-                session,
-                3,
-                Cmd {
-                    what: "Get Device GUID",
-                    netfn: NETFN_APP,
-                    cmd: CMD_GET_DEVICE_GUID,
-                    data: &[],
-                },
-                deadline,
-                retry,
-            )
-            .await;
-        if let Ok((0, data)) = reply
-            && let Some(guid) = data.get(..16)
-        {
-            let _ = self.guid.set(commands::guid_hex(guid));
+        let queries = [
+            (CMD_GET_DEVICE_GUID, "Get Device GUID", "ipmi-guid"),
+            (CMD_GET_SYSTEM_GUID, "Get System GUID", "ipmi-system-guid"),
+        ];
+        for (rq_seq, (cmd, what, kind)) in (3u8..).zip(queries) {
+            let cmd = Cmd {
+                what,
+                netfn: NETFN_APP,
+                cmd,
+                data: &[],
+            };
+            match conn.request(session, rq_seq, cmd, deadline, retry).await {
+                Ok((0, data)) => {
+                    if let Some(guid) = data.get(..16) {
+                        let _ = self
+                            .guid
+                            .set(IdentityFact::new(kind, commands::guid_hex(guid)));
+                    }
+                    return;
+                }
+                // Refused: try the other GUID. No answer: give up until the next call.
+                Ok(_) => continue,
+                Err(_) => return,
+            }
         }
     }
 
@@ -460,10 +467,7 @@ impl PowerDriver for IpmiDriver {
     }
 
     fn identity(&self) -> Vec<IdentityFact> {
-        self.guid
-            .get()
-            .map(|g| vec![IdentityFact::new("ipmi-guid", g.clone())])
-            .unwrap_or_default()
+        self.guid.get().cloned().into_iter().collect()
     }
 }
 

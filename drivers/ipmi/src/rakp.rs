@@ -184,19 +184,22 @@ impl OpenSessionResponse {
         let mut r = Reader::new(buf);
         let tag = r.u8("message tag")?;
         let status = r.u8("status code")?;
-        let max_privilege = r.u8("privilege")? & 0x0F;
-        r.skip(1, "reserved")?;
-        let console_sid = r.u32("console session id")?;
         if status != STATUS_OK {
+            // Some BMCs (OpenIPMI's ipmi_sim) send only tag and status on error.
+            let max_privilege = r.u8("privilege").unwrap_or(0) & 0x0F;
+            let _ = r.skip(1, "reserved");
             return Ok(OpenSessionResponse {
                 tag,
                 status,
                 max_privilege,
-                console_sid,
+                console_sid: r.u32("console session id").unwrap_or(0),
                 bmc_sid: 0,
                 algorithms: None,
             });
         }
+        let max_privilege = r.u8("privilege")? & 0x0F;
+        r.skip(1, "reserved")?;
+        let console_sid = r.u32("console session id")?;
         let bmc_sid = r.u32("BMC session id")?;
         let algorithms = Some(Algorithms::decode(&mut r)?);
         Ok(OpenSessionResponse {
@@ -297,18 +300,20 @@ impl<'a> Rakp2<'a> {
         let mut r = Reader::new(buf);
         let tag = r.u8("message tag")?;
         let status = r.u8("status code")?;
-        r.skip(2, "reserved")?;
-        let console_sid = r.u32("console session id")?;
         if status != STATUS_OK {
+            // The error form may stop after the status code.
+            let _ = r.skip(2, "reserved");
             return Ok(Rakp2 {
                 tag,
                 status,
-                console_sid,
+                console_sid: r.u32("console session id").unwrap_or(0),
                 bmc_random: [0; RANDOM_LEN],
                 bmc_guid: [0; GUID_LEN],
                 auth_code: &[],
             });
         }
+        r.skip(2, "reserved")?;
+        let console_sid = r.u32("console session id")?;
         let bmc_random = *r.array::<RANDOM_LEN>("BMC random")?;
         let bmc_guid = *r.array::<GUID_LEN>("BMC GUID")?;
         Ok(Rakp2 {
@@ -385,6 +390,16 @@ impl<'a> Rakp4<'a> {
         let mut r = Reader::new(buf);
         let tag = r.u8("message tag")?;
         let status = r.u8("status code")?;
+        if status != STATUS_OK {
+            // The error form may stop after the status code.
+            let _ = r.skip(2, "reserved");
+            return Ok(Rakp4 {
+                tag,
+                status,
+                console_sid: r.u32("console session id").unwrap_or(0),
+                icv: &[],
+            });
+        }
         r.skip(2, "reserved")?;
         let console_sid = r.u32("console session id")?;
         Ok(Rakp4 {

@@ -175,6 +175,13 @@ impl ClientHandshake {
         self.privilege.code() | ROLE_NAME_ONLY_LOOKUP
     }
 
+    /// Whether a handshake reply answers our message: same tag and our session id, except
+    /// that an error reply may omit the id (then it reads as 0).
+    fn ours(&self, sent_tag: u8, tag: u8, status: u8, console_sid: u32) -> bool {
+        tag == sent_tag
+            && (console_sid == self.console_sid || (status != STATUS_OK && console_sid == 0))
+    }
+
     /// The Open Session Request packet, into `out`.
     pub fn open_session(&self, tag: u8, out: &mut Vec<u8>) -> Result<(), DecodeError> {
         let mut payload = Vec::with_capacity(32);
@@ -191,7 +198,7 @@ impl ClientHandshake {
     /// Accept the Open Session Response (payload) answering the request with `tag`.
     pub fn on_open_session(&mut self, tag: u8, payload: &[u8]) -> Result<(), HandshakeError> {
         let resp = OpenSessionResponse::decode(payload)?;
-        if resp.tag != tag || resp.console_sid != self.console_sid {
+        if !self.ours(tag, resp.tag, resp.status, resp.console_sid) {
             return Err(HandshakeError::NotOurs);
         }
         if resp.status != STATUS_OK {
@@ -258,7 +265,7 @@ impl ClientHandshake {
         out: &mut Vec<u8>,
     ) -> Result<(), HandshakeError> {
         let msg = Rakp2::decode(payload)?;
-        if msg.tag != tag || msg.console_sid != self.console_sid {
+        if !self.ours(tag, msg.tag, msg.status, msg.console_sid) {
             return Err(HandshakeError::NotOurs);
         }
         if msg.status != STATUS_OK {
@@ -304,7 +311,7 @@ impl ClientHandshake {
         creds: &Credentials,
     ) -> Result<Session, HandshakeError> {
         let msg = Rakp4::decode(payload)?;
-        if msg.tag != tag || msg.console_sid != self.console_sid {
+        if !self.ours(tag, msg.tag, msg.status, msg.console_sid) {
             return Err(HandshakeError::NotOurs);
         }
         if msg.status != STATUS_OK {

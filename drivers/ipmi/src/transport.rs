@@ -104,11 +104,15 @@ impl<'a> Conn<'a> {
                  dropped: {why}"
             ));
         }
+        let dropped = self
+            .last_ignored
+            .map(|why| format!("; last reply dropped: {why}"))
+            .unwrap_or_default();
         if deadline_hit {
-            DriverError::timeout(format!("{t}: deadline passed waiting for {what}"))
+            DriverError::timeout(format!("{t}: deadline passed waiting for {what}{dropped}"))
         } else {
             DriverError::timeout(format!(
-                "{t}: no answer to {what} after {attempts} attempt(s)"
+                "{t}: no answer to {what} after {attempts} attempt(s){dropped}"
             ))
         }
     }

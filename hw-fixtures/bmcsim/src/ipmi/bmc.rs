@@ -10,8 +10,8 @@ use fencegate_ipmi::commands::{
     self, AuthCapabilities, CC_BAD_LENGTH, CC_INSUFFICIENT_PRIVILEGE, CC_INVALID_COMMAND,
     CC_INVALID_DATA, CC_PRIVILEGE_EXCEEDS_LIMIT, CMD_CHASSIS_CONTROL, CMD_CLOSE_SESSION,
     CMD_GET_CHANNEL_AUTH_CAPS, CMD_GET_CHANNEL_CIPHER_SUITES, CMD_GET_CHASSIS_STATUS,
-    CMD_GET_DEVICE_GUID, CMD_SET_SESSION_PRIVILEGE, ChassisControl, ChassisStatus, NETFN_APP,
-    NETFN_CHASSIS, Privilege,
+    CMD_GET_DEVICE_GUID, CMD_GET_SYSTEM_GUID, CMD_SET_SESSION_PRIVILEGE, ChassisControl,
+    ChassisStatus, NETFN_APP, NETFN_CHASSIS, Privilege,
 };
 use fencegate_ipmi::crypto::{CipherSuite, GUID_LEN, Handshake, Identity, Mac32, RANDOM_LEN};
 use fencegate_ipmi::message::{self, RequestHeader};
@@ -445,7 +445,7 @@ impl IpmiBmc {
                 Some(_) => (0x87, vec![]),
                 None => (CC_BAD_LENGTH, vec![]),
             },
-            (NETFN_APP, CMD_GET_DEVICE_GUID) => (0, self.id.guid.to_vec()),
+            (NETFN_APP, CMD_GET_DEVICE_GUID | CMD_GET_SYSTEM_GUID) => (0, self.id.guid.to_vec()),
             (NETFN_APP, 0x01) => (
                 // Get Device ID: enough for tools that ask who they talk to.
                 0,

@@ -1,0 +1,162 @@
+//! Independent clients against the simulator: Debian's `ipmitool` (package `ipmitool`) and
+//! FreeIPMI's `ipmipower` (package `freeipmi-tools`), cipher suites 3 and 17.
+//!
+//! These are separate implementations of RMCP+; when they can log in, read and switch power,
+//! the simulator (and so the shared codec and key schedule) is right from the outside.
+//! Passwords go through the environment (`ipmitool -E`) or a config file, never argv.
+//! A missing tool fails the test with the package to install.
+
+use fencegate_bmcsim::ipmi::{BmcConfig, IpmiLab};
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+fn require(tool: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "`{tool}` is not installed: install the Debian package `{package}` \
+         (apt-get install {package}) to run the interoperability tests"
+    );
+}
+
+async fn run(mut cmd: tokio::process::Command) -> Output {
+    cmd.kill_on_drop(true);
+    tokio::time::timeout(Duration::from_secs(30), cmd.output())
+        .await
+        .expect("tool finished within 30 s")
+        .expect("tool started")
+}
+
+async fn ipmitool(lab: &IpmiLab, suite: u8, password: &str, args: &[&str]) -> Output {
+    require("ipmitool", "ipmitool");
+    let addr = lab.addr(0);
+    let mut cmd = tokio::process::Command::new("ipmitool");
+    cmd.env("IPMI_PASSWORD", password)
+        .args(["-I", "lanplus", "-C", &suite.to_string(), "-H"])
+        .arg(addr.ip().to_string())
+        .args([
+            "-p",
+            &addr.port().to_string(),
+            "-U",
+            "admin",
+            "-E",
+            "-N",
+            "1",
+            "-R",
+            "2",
+        ])
+        .args(args);
+    run(cmd).await
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+async fn ipmitool_round(suite: u8) {
+    let lab = IpmiLab::start(vec![BmcConfig::new("admin", "s3cret-pw")])
+        .await
+        .unwrap();
+    let o = ipmitool(&lab, suite, "s3cret-pw", &["chassis", "power", "status"]).await;
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("Chassis Power is on"),
+        "{}",
+        text(&o)
+    );
+    let o = ipmitool(&lab, suite, "s3cret-pw", &["chassis", "power", "off"]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!lab.power_on(0), "ipmitool's power off reached the model");
+    let o = ipmitool(&lab, suite, "s3cret-pw", &["chassis", "power", "status"]).await;
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("Chassis Power is off"),
+        "{}",
+        text(&o)
+    );
+    let o = ipmitool(&lab, suite, "s3cret-pw", &["chassis", "power", "on"]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(lab.power_on(0));
+    // ipmitool closes its sessions.
+    assert_eq!(lab.open_sessions(0), 0);
+    // A wrong password must not get in.
+    let o = ipmitool(&lab, suite, "wrong-pw", &["chassis", "power", "off"]).await;
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(lab.power_on(0));
+}
+
+#[tokio::test]
+async fn ipmitool_suite3() {
+    ipmitool_round(3).await;
+}
+
+#[tokio::test]
+async fn ipmitool_suite17() {
+    ipmitool_round(17).await;
+}
+
+async fn ipmipower(lab: &IpmiLab, dir: &Path, suite: u8, password: &str, op: &str) -> Output {
+    require("ipmipower", "freeipmi-tools");
+    let conf = dir.join(format!("freeipmi-{suite}-{password}.conf"));
+    std::fs::write(&conf, format!("username admin\npassword {password}\n")).unwrap();
+    let mut cmd = tokio::process::Command::new("ipmipower");
+    cmd.args([
+        "-D",
+        "LAN_2_0",
+        "-h",
+        &lab.addr(0).to_string(),
+        "--config-file",
+    ])
+    .arg(&conf)
+    .args(["-I", &suite.to_string(), op]);
+    run(cmd).await
+}
+
+async fn ipmipower_round(suite: u8) {
+    let lab = IpmiLab::start(vec![BmcConfig::new("admin", "s3cret-pw")])
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let o = ipmipower(&lab, dir.path(), suite, "s3cret-pw", "--stat").await;
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(": on"),
+        "{}",
+        text(&o)
+    );
+    let o = ipmipower(&lab, dir.path(), suite, "s3cret-pw", "--off").await;
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(": ok"),
+        "{}",
+        text(&o)
+    );
+    assert!(!lab.power_on(0), "ipmipower's power off reached the model");
+    let o = ipmipower(&lab, dir.path(), suite, "s3cret-pw", "--stat").await;
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(": off"),
+        "{}",
+        text(&o)
+    );
+    let o = ipmipower(&lab, dir.path(), suite, "wrong-pw", "--on").await;
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains(": ok"),
+        "{}",
+        text(&o)
+    );
+    assert!(!lab.power_on(0));
+}
+
+#[tokio::test]
+async fn ipmipower_suite3() {
+    ipmipower_round(3).await;
+}
+
+#[tokio::test]
+async fn ipmipower_suite17() {
+    ipmipower_round(17).await;
+}
