@@ -75,6 +75,10 @@ impl Device {
 #[derive(Default)]
 struct Slot {
     session: Option<Session>,
+    /// Set while a request is on the wire. Still set at the next call means the caller
+    /// dropped that call's future mid-exchange: the child's answer may still be coming, so
+    /// the session cannot be trusted and is replaced.
+    in_flight: bool,
     failures_in_a_row: u32,
     last_failure: Option<String>,
 }
@@ -185,6 +189,10 @@ impl ExternalDriver {
                 "{label}: the previous request was still running at the deadline"
             ))
         })?;
+        if std::mem::take(&mut slot.in_flight) {
+            tracing::debug!(driver = %label, "previous call was abandoned mid-request; restarting the driver");
+            slot.session = None;
+        }
         if slot.session.is_none() {
             if slot.failures_in_a_row > self.max_respawns {
                 return Err(DriverError::unreachable(format!(
@@ -212,7 +220,15 @@ impl ExternalDriver {
             )));
         };
         self.check_supported(session, op)?;
-        match session.request(op, deadline).await {
+        slot.in_flight = true;
+        let result = match slot.session.as_mut() {
+            Some(session) => session.request(op, deadline).await,
+            None => Err(DriverError::unreachable(format!(
+                "{label}: no driver session"
+            ))),
+        };
+        slot.in_flight = false;
+        match result {
             Ok(response) => {
                 slot.failures_in_a_row = 0;
                 slot.last_failure = None;

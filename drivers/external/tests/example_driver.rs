@@ -27,7 +27,10 @@ async fn status_off_on_through_the_state_file() {
     let identity = driver.identity();
     assert_eq!(identity.len(), 1, "{identity:?}");
     assert_eq!(identity[0].kind, "scripted-state-file");
-    assert_eq!(std::path::Path::new(&identity[0].value), state.canonicalize().unwrap());
+    assert_eq!(
+        std::path::Path::new(&identity[0].value),
+        state.canonicalize().unwrap()
+    );
 
     let caps = driver.capabilities();
     assert!(caps.reads_power_state);
@@ -158,7 +161,23 @@ async fn a_deadline_already_past_starts_nothing() {
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
     assert_eq!(read_state(&state), "on");
-    assert!(!dir.path().join("power.log").exists(), "the driver never saw a request");
+    assert!(
+        !dir.path().join("power.log").exists(),
+        "the driver never saw a request"
+    );
+}
+
+#[tokio::test]
+async fn a_call_abandoned_by_its_caller_does_not_confuse_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (driver, _) = scripted(dir.path(), "on", &[("reply_delay_ms", "400")]);
+    assert_eq!(driver.status(deadline(5000)).await.unwrap(), PowerState::On);
+    // The engine may drop a call's future at its own deadline, mid-request.
+    let abandoned =
+        tokio::time::timeout(Duration::from_millis(100), driver.status(deadline(5000))).await;
+    assert!(abandoned.is_err(), "the call was cut off");
+    assert_eq!(driver.status(deadline(5000)).await.unwrap(), PowerState::On);
+    assert_eq!(driver.status(deadline(5000)).await.unwrap(), PowerState::On);
 }
 
 #[tokio::test]

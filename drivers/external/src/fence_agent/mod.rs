@@ -274,7 +274,11 @@ impl FenceAgentDriver {
             .filter(|k| !metadata.knows(k))
             .map(|k| format!("`{k}`"))
             .collect();
-        for secret in self.secrets.iter().filter(|s| !metadata.knows(&s.parameter)) {
+        for secret in self
+            .secrets
+            .iter()
+            .filter(|s| !metadata.knows(&s.parameter))
+        {
             unknown.push(if secret.parameter == secret.role {
                 format!("`{}`", secret.role)
             } else {
