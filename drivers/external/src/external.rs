@@ -75,10 +75,6 @@ impl Device {
 #[derive(Default)]
 struct Slot {
     session: Option<Session>,
-    /// Set while a request is on the wire. Still set at the next call means the caller
-    /// dropped that call's future mid-exchange: the child's answer may still be coming, so
-    /// the session cannot be trusted and is replaced.
-    in_flight: bool,
     failures_in_a_row: u32,
     last_failure: Option<String>,
 }
@@ -189,54 +185,47 @@ impl ExternalDriver {
                 "{label}: the previous request was still running at the deadline"
             ))
         })?;
-        if std::mem::take(&mut slot.in_flight) {
-            tracing::debug!(driver = %label, "previous call was abandoned mid-request; restarting the driver");
-            slot.session = None;
-        }
-        if slot.session.is_none() {
-            if slot.failures_in_a_row > self.max_respawns {
-                return Err(DriverError::unreachable(format!(
-                    "{label}: driver failed {} times in a row, not restarting it until the \
-                     device is released; last failure: {}",
-                    slot.failures_in_a_row,
-                    slot.last_failure.as_deref().unwrap_or("none recorded")
-                )));
-            }
-            match Session::start(&self.launch, &self.device.wire(), deadline).await {
-                Ok(session) => {
-                    self.learn_capabilities(&session);
-                    slot.session = Some(session);
+        // The session is taken out of the slot for the exchange and put back only after a
+        // clean one. If the caller drops this future mid-request, the session is dropped
+        // with it (its process group killed), so a late answer can never be read as the
+        // answer to a later request.
+        let mut session = match slot.session.take() {
+            Some(session) => session,
+            None => {
+                if slot.failures_in_a_row > self.max_respawns {
+                    return Err(DriverError::unreachable(format!(
+                        "{label}: driver failed {} times in a row, not restarting it until \
+                         the device is released; last failure: {}",
+                        slot.failures_in_a_row,
+                        slot.last_failure.as_deref().unwrap_or("none recorded")
+                    )));
                 }
-                Err(e) => {
-                    slot.failures_in_a_row += 1;
-                    slot.last_failure = Some(e.to_string());
-                    return Err(e);
+                match Session::start(&self.launch, &self.device.wire(), deadline).await {
+                    Ok(session) => {
+                        self.learn_capabilities(&session);
+                        session
+                    }
+                    Err(e) => {
+                        slot.failures_in_a_row += 1;
+                        slot.last_failure = Some(e.to_string());
+                        return Err(e);
+                    }
                 }
             }
+        };
+        if let Err(e) = self.check_supported(&session, op) {
+            slot.session = Some(session);
+            return Err(e);
         }
-        let Some(session) = slot.session.as_mut() else {
-            return Err(DriverError::unreachable(format!(
-                "{label}: no driver session"
-            )));
-        };
-        self.check_supported(session, op)?;
-        slot.in_flight = true;
-        let result = match slot.session.as_mut() {
-            Some(session) => session.request(op, deadline).await,
-            None => Err(DriverError::unreachable(format!(
-                "{label}: no driver session"
-            ))),
-        };
-        slot.in_flight = false;
-        match result {
+        match session.request(op, deadline).await {
             Ok(response) => {
+                slot.session = Some(session);
                 slot.failures_in_a_row = 0;
                 slot.last_failure = None;
                 self.learn_identity(&response);
                 Ok(response)
             }
             Err(e) => {
-                slot.session = None;
                 slot.failures_in_a_row += 1;
                 slot.last_failure = Some(e.to_string());
                 Err(e)

@@ -12,6 +12,8 @@
 //! driver program has no way to say so. Secrets reach the child through a pipe (never
 //! argv) and are masked out of anything it prints back.
 
+#![warn(missing_docs)]
+
 mod external;
 mod fence_agent;
 mod lines;

@@ -2,7 +2,7 @@
 //!
 //! Sans-IO: this module turns messages into lines and lines into messages, and decides
 //! whether two hellos are compatible. Spawning, pipes and deadlines live in
-//! [`crate::session`]. The wire format is specified in `docs/external-protocol.md`.
+//! the session module. The wire format is specified in `docs/external-protocol.md`.
 
 use fencegate_driver::{Action, DriverError, ErrorKind, IdentityFact, PowerState};
 use secrecy::zeroize::Zeroizing;

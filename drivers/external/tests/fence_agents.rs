@@ -97,6 +97,22 @@ async fn fence_ipmilan_status_off_on_against_ipmi_sim() {
         PowerState::On
     );
 
+    // A device-side cycle: ipmi_sim switches off, then on again a second later.
+    driver
+        .set_power(Action::Cycle, deadline(CALL_MS))
+        .await
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(5);
+    while ipmi_power(&sim) != "1" && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = std::fs::read_to_string(sim.dir.path().join("power.0x20.log")).unwrap();
+    let sets: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|x| x.1))
+        .collect();
+    assert_eq!(sets, ["power=0", "power=1", "power=0", "power=1"], "{log}");
+
     // The metadata has been read by now: capabilities are the agent's own.
     let caps = driver.capabilities();
     assert!(caps.reads_power_state);
