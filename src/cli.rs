@@ -166,6 +166,8 @@ pub enum Command {
         #[arg(long)]
         drivers: bool,
     },
+    /// Run a failover scenario on a simulated lab (no hardware, no setup) and show the proof.
+    Demo,
     /// Front door for OpenNebula's host_error hook.
     #[command(subcommand)]
     Opennebula(Opennebula),

@@ -3,6 +3,7 @@
 mod agent;
 mod cli;
 mod commands;
+mod demo;
 mod drivers;
 mod exit;
 mod hostrange;
@@ -96,6 +97,7 @@ fn main() -> ExitCode {
                 any_state,
             }) => opennebula::fence_host(g, deadlines, *any_state).await,
             Command::Agent(args) => agent::run(g, args).await,
+            Command::Demo => demo::run(g).await,
         }
     });
     // Do not wait for driver tasks still winding down after a verdict.

@@ -221,3 +221,26 @@ fn list_shows_levels_and_drivers() {
         .stdout(predicate::str::contains("ipmi"))
         .stdout(predicate::str::contains("external"));
 }
+
+#[test]
+fn the_example_inventory_is_valid_but_for_its_secrets() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/fencegate.toml");
+    let out = assert_cmd::Command::cargo_bin("fencegate")
+        .unwrap()
+        .env_remove("KVM02_BMC_PASSWORD")
+        .arg("--config")
+        .arg(&example)
+        .arg("check")
+        .assert()
+        .code(2);
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let problems: Vec<&str> = text.lines().filter(|l| l.starts_with("problem:")).collect();
+    assert_eq!(problems.len(), 4, "{text}");
+    for p in problems {
+        assert!(
+            p.contains("No such file") || p.contains("is not set"),
+            "{p}"
+        );
+    }
+    assert!(text.contains("2 hosts, 4 devices"), "{text}");
+}
