@@ -73,7 +73,7 @@ impl Default for HostHello {
 }
 
 /// The first line a driver writes: who it is and what it can do.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 pub struct DriverHello {
     /// Must be [`PROTOCOL_NAME`].
     pub protocol: String,

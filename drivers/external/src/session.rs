@@ -94,15 +94,8 @@ impl Session {
             stderr,
             stderr_task,
             next_id: 1,
-            hello: DriverHello {
-                protocol: String::new(),
-                version: String::new(),
-                name: String::new(),
-                driver_version: None,
-                actions: Vec::new(),
-                reads_power_state: false,
-                features: Vec::new(),
-            },
+            // Replaced by the driver's own hello during the handshake.
+            hello: DriverHello::default(),
             label: launch.label.clone(),
             redactor: launch.redactor.clone(),
         };

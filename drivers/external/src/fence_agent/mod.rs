@@ -205,7 +205,16 @@ impl FenceAgentDriver {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| agent.display().to_string());
-        let host = spec.option("ip").or_else(|| spec.option("ipaddr"));
+        let host = spec
+            .option("ip")
+            .or_else(|| spec.option("ipaddr"))
+            .map(|h| {
+                if h.contains(':') && !h.starts_with('[') {
+                    format!("[{h}]")
+                } else {
+                    h.to_owned()
+                }
+            });
         let endpoint = match (host, spec.option("ipport")) {
             (Some(h), Some(p)) => format!("{agent_name}://{h}:{p}"),
             (Some(h), None) => format!("{agent_name}://{h}"),
@@ -584,6 +593,10 @@ mod tests {
         let d = driver(&[("ip", "10.0.0.5"), ("ipport", "623")], &[]);
         assert_eq!(d.endpoint(), "sh://10.0.0.5:623");
         assert_eq!(driver(&[], &[]).endpoint(), "sh:bmc1");
+        assert_eq!(
+            driver(&[("ip", "fd00::5")], &[]).endpoint(),
+            "sh://[fd00::5]"
+        );
         assert!(driver(&[], &[]).capabilities().reads_power_state);
     }
 
