@@ -7,6 +7,6 @@ use std::sync::Arc;
 /// Register every built-in driver.
 pub fn register_builtin(registry: &mut Registry) {
     registry.register(Arc::new(fencegate_ipmi::IpmiFactory));
-    registry.register(Arc::new(fencegate_external::ExternalFactory::default()));
+    registry.register(Arc::new(fencegate_external::ExternalFactory));
     registry.register(Arc::new(fencegate_external::FenceAgentFactory::default()));
 }

@@ -137,7 +137,7 @@ pub fn base64_decode(s: &str) -> Result<Vec<u8>, String> {
         } as u32)
     }
     let b = s.as_bytes();
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return Err(format!(
             "not base64: length {} is not a multiple of 4",
             b.len()

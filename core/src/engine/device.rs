@@ -116,8 +116,14 @@ impl DeviceRun {
             .record(&self.ctx.request_id, &self.meta, &event)
     }
 
+    /// Record an event without waiting for its commit. The write is queued by `push` itself,
+    /// in call order; only the wait is skipped (readings need not hold up polling).
+    fn log(&self, event: Event) {
+        drop(self.push(event));
+    }
+
     pub(crate) fn note(&self, text: impl Into<String>) {
-        let _ = self.push(Event::Note {
+        self.log(Event::Note {
             at: Timestamp::now(),
             text: text.into(),
         });
@@ -157,13 +163,13 @@ impl DeviceRun {
         let at = Timestamp::now();
         match &result {
             Ok(state) => {
-                let _ = self.push(Event::Reading {
+                self.log(Event::Reading {
                     at,
                     state: state.clone(),
                 });
             }
             Err(e) => {
-                let _ = self.push(Event::Error {
+                self.log(Event::Error {
                     at,
                     call: "status".into(),
                     kind: e.kind,
@@ -226,14 +232,14 @@ impl DeviceRun {
         let at = Timestamp::now();
         match &result {
             Ok(receipt) => {
-                let _ = self.push(Event::CommandAccepted {
+                self.log(Event::CommandAccepted {
                     at,
                     action,
                     detail: receipt.detail.clone(),
                 });
             }
             Err(e) => {
-                let _ = self.push(Event::Error {
+                self.log(Event::Error {
                     at,
                     call: action.as_str().into(),
                     kind: e.kind,
