@@ -1,0 +1,1 @@
+//! Loads fencegate power drivers from dynamic libraries through a versioned C ABI.

@@ -1,0 +1,1 @@
+//! Redfish power driver for fencegate, with certificate pinning and vendor quirks.

@@ -1,0 +1,1 @@
+//! In-band SSH poweroff driver for fencegate (can never prove power-off).
