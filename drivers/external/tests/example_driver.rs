@@ -142,7 +142,7 @@ async fn a_slow_answer_past_the_deadline_is_a_timeout_and_the_next_call_restarts
     let e = driver.status(deadline(1500)).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
     assert!(
-        started.elapsed() < Duration::from_millis(2300),
+        started.elapsed() < Duration::from_millis(2800),
         "{:?}",
         started.elapsed()
     );

@@ -155,7 +155,7 @@ async fn a_hang_is_a_timeout_at_the_deadline_and_leaves_no_process() {
     assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
     assert!(took >= Duration::from_millis(790), "{took:?}");
     assert!(
-        took < Duration::from_millis(1500),
+        took < Duration::from_millis(2000),
         "returned close to the deadline: {took:?}"
     );
     let pids = read_pids(&pids);
