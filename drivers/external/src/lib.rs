@@ -25,5 +25,7 @@ mod tail;
 
 pub use external::{DEFAULT_MAX_RESPAWNS, ExternalDriver, ExternalFactory, RESERVED_OPTIONS};
 pub use fence_agent::{
-    AGENT_DIRS, AgentMetadata, FenceAgentDriver, FenceAgentFactory, normalize, resolve_agent,
+    AGENT_DIRS, FenceAgentDriver, FenceAgentFactory, SECRET_PARAMETERS, resolve_agent,
+    secret_parameter,
 };
+pub use process::INHERITED_ENV;

@@ -3,6 +3,7 @@
 
 use rustix::process::{Pid, Signal, kill_process_group};
 use std::io;
+use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
@@ -10,6 +11,25 @@ use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 /// How long to wait for the kernel to reap a child after SIGKILL before leaving it to
 /// tokio's background reaper. SIGKILL cannot be caught, so this is normally instant.
 const REAP_AFTER_KILL: Duration = Duration::from_millis(500);
+
+/// The environment variables a child inherits. Everything else is dropped: fencegate's own
+/// environment may hold secrets (`password_env`) meant for one device, never for every
+/// driver program it starts.
+pub const INHERITED_ENV: &[&str] = &[
+    "PATH", "HOME", "TMPDIR", "TZ", "USER", "LOGNAME", "LANG", "LC_ALL",
+];
+
+/// A command for `program` with an environment reduced to [`INHERITED_ENV`].
+pub(crate) fn command(program: &Path) -> Command {
+    let mut command = Command::new(program);
+    command.env_clear();
+    for name in INHERITED_ENV {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
+    }
+    command
+}
 
 /// A spawned child that leads its own process group and dies with its owner.
 pub(crate) struct ProcessGroup {

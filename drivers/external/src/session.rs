@@ -3,7 +3,7 @@
 //! it and may start a new one.
 
 use crate::lines::{LineError, LineReader};
-use crate::process::{ProcessGroup, describe_exit};
+use crate::process::{self, ProcessGroup, describe_exit};
 use crate::protocol::{
     self, DriverHello, DriverMessage, HostHello, Op, Response, WireDevice, clip,
 };
@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::process::{ChildStdin, ChildStdout, Command};
+use tokio::process::{ChildStdin, ChildStdout};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout_at};
 
@@ -66,7 +66,7 @@ impl Session {
         device: &WireDevice<'_>,
         deadline: Instant,
     ) -> Result<Session, DriverError> {
-        let mut command = Command::new(&launch.program);
+        let mut command = process::command(&launch.program);
         command.args(&launch.args);
         let mut process = ProcessGroup::spawn(&mut command).map_err(|e| {
             DriverError::unsupported(format!(

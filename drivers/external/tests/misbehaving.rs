@@ -229,3 +229,23 @@ async fn an_endless_line_is_cut_off() {
     assert!(started.elapsed() < Duration::from_secs(3));
     assert_fencegate_still_works().await;
 }
+
+#[tokio::test]
+async fn drivers_inherit_only_a_minimal_environment() {
+    // Cargo runs tests with CARGO_* variables set; a secret given by `password_env` would
+    // sit in fencegate's environment just the same.
+    assert!(std::env::vars().any(|(k, _)| k.starts_with("CARGO_")));
+    let driver = external(&external_spec(&fixture("env-probe.sh"), &[]));
+    let PowerState::Unknown(names) = driver.status(deadline(5000)).await.unwrap() else {
+        panic!("the probe answers with an Unknown reading");
+    };
+    let names: Vec<&str> = names.split(',').filter(|n| !n.is_empty()).collect();
+    assert!(names.contains(&"PATH"), "{names:?}");
+    for name in &names {
+        assert!(
+            fencegate_external::INHERITED_ENV.contains(name)
+                || ["PWD", "SHLVL", "_"].contains(name),
+            "{name} leaked into the driver's environment: {names:?}"
+        );
+    }
+}

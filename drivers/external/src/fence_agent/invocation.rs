@@ -1,7 +1,7 @@
 //! One run of a fence agent: what it is given (argv and stdin) and what came out, under a
 //! deadline after which its whole process group is killed.
 
-use crate::process::ProcessGroup;
+use crate::process::{self, ProcessGroup};
 use crate::tail::{self, SharedTail, Tail};
 use fencegate_driver::DriverError;
 use secrecy::zeroize::Zeroizing;
@@ -10,7 +10,6 @@ use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
 use tokio::time::{Instant, timeout_at};
 
 /// After the agent exits, how long its output pipes may stay open (a lingering grandchild)
@@ -101,13 +100,11 @@ pub(crate) async fn run(
     label: &str,
     deadline: Instant,
 ) -> Result<Output, DriverError> {
-    let mut command = Command::new(&invocation.program);
+    let mut command = process::command(&invocation.program);
     command
         .args(&invocation.args)
         .env("LANG", "C")
-        .env("LC_ALL", "C")
-        // Under Pacemaker this makes agents drop their own timeouts; ours is the deadline.
-        .env_remove("PCMK_service");
+        .env("LC_ALL", "C");
     let mut process = ProcessGroup::spawn(&mut command).map_err(|e| {
         DriverError::unsupported(format!(
             "{label}: cannot run {}: {e}",

@@ -5,7 +5,7 @@ mod invocation;
 mod metadata;
 mod outcome;
 
-pub use metadata::{AgentMetadata, normalize};
+use metadata::{AgentMetadata, normalize};
 
 use crate::redact::Redactor;
 use fencegate_driver::{
