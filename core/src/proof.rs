@@ -221,8 +221,12 @@ pub struct Proof {
 }
 
 impl Proof {
-    /// The devices whose fresh readings carry the verdict, for one-line summaries.
+    /// The devices whose fresh readings carry a `power_verified_off` verdict (none for any
+    /// other verdict: a reconciled or failed record proves nothing, whatever it re-read).
     pub fn proving_devices(&self) -> Vec<&DeviceRecord> {
+        if self.verdict != Verdict::PowerVerifiedOff {
+            return Vec::new();
+        }
         self.levels
             .iter()
             .flat_map(|l| &l.devices)
@@ -254,5 +258,66 @@ impl Proof {
             self.detail,
             self.request_id
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::Timestamp;
+
+    fn record(outcome: DeviceOutcome) -> DeviceRecord {
+        DeviceRecord {
+            device: "bmc".into(),
+            driver: "ipmi".into(),
+            endpoint: "ipmi://127.0.0.1:623".into(),
+            identity: Vec::new(),
+            reads_power_state: true,
+            events: vec![
+                Event::Reading {
+                    at: Timestamp(1),
+                    state: PowerState::Off,
+                },
+                Event::Reading {
+                    at: Timestamp(2),
+                    state: PowerState::Off,
+                },
+            ],
+            outcome,
+            detail: String::new(),
+            duration_ms: 1,
+        }
+    }
+
+    fn proof(verdict: Verdict) -> Proof {
+        Proof {
+            request_id: "r".into(),
+            host: "h".into(),
+            operation: Operation::Fence,
+            requester: "t".into(),
+            reason: String::new(),
+            started_at: Timestamp(0),
+            finished_at: Timestamp(3),
+            verdict,
+            success: verdict == Verdict::PowerVerifiedOff,
+            detail: "d".into(),
+            levels: vec![LevelRecord {
+                level: 1,
+                devices: vec![record(DeviceOutcome::VerifiedOff)],
+            }],
+            duration_ms: 3,
+            confirms: None,
+        }
+    }
+
+    #[test]
+    fn only_a_verified_verdict_names_proving_devices() {
+        assert!(
+            proof(Verdict::PowerVerifiedOff)
+                .one_line()
+                .contains("by bmc (2 off readings)")
+        );
+        let failed = proof(Verdict::Failed).one_line();
+        assert!(!failed.contains(" by "), "{failed}");
     }
 }
