@@ -196,12 +196,19 @@ impl IpmiDriver {
         })
     }
 
-    async fn resolve(&self) -> Result<SocketAddr, DriverError> {
+    async fn resolve(&self, deadline: Instant) -> Result<SocketAddr, DriverError> {
         if let Some(ip) = self.ip {
             return Ok(SocketAddr::new(ip, self.port));
         }
-        let mut addrs = tokio::net::lookup_host((self.host.as_str(), self.port))
+        let lookup = tokio::net::lookup_host((self.host.as_str(), self.port));
+        let mut addrs = tokio::time::timeout_at(deadline, lookup)
             .await
+            .map_err(|_| {
+                DriverError::timeout(format!(
+                    "{}: name lookup outlasted the deadline",
+                    self.target
+                ))
+            })?
             .map_err(|e| DriverError::unreachable(format!("{}: {e}", self.target)))?;
         addrs.next().ok_or_else(|| {
             DriverError::unreachable(format!("{}: name resolves to no address", self.target))
@@ -299,7 +306,7 @@ impl IpmiDriver {
         body: impl AsyncFnOnce(&mut Conn<'_>, &mut Session, Instant) -> Result<T, DriverError>,
     ) -> Result<T, DriverError> {
         let deadline = Instant::from_std(deadline);
-        let addr = self.resolve().await?;
+        let addr = self.resolve(deadline).await?;
         let mut conn = Conn::connect(addr, &self.target).await?;
         let mut session = self.open(&mut conn, deadline).await?;
         let result = body(&mut conn, &mut session, deadline).await;

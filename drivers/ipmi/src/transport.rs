@@ -25,7 +25,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Retransmission policy for one exchange.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Retry {
-    /// Wait before the first retransmission; doubles each time up to [`MAX_BACKOFF`].
+    /// Wait before the first retransmission; grows by this much after each one (linear
+    /// backoff, so a lossy path is not punished exponentially), up to [`MAX_BACKOFF`].
     pub first: Duration,
     /// Retransmissions after the first send.
     pub retries: u32,
@@ -93,6 +94,11 @@ impl<'a> Conn<'a> {
     /// The error for an exchange that got no acceptable answer.
     fn no_answer(&self, what: &str, attempts: u32, deadline_hit: bool) -> DriverError {
         let t = self.target;
+        if attempts == 0 {
+            return DriverError::timeout(format!(
+                "{t}: the deadline passed before {what} could be sent"
+            ));
+        }
         if !self.answered {
             return DriverError::unreachable(format!(
                 "{t}: no answer to {what} after {attempts} attempt(s)"
@@ -155,7 +161,7 @@ impl<'a> Conn<'a> {
                     Accept::Fail(e) => return Err(e),
                 }
             }
-            wait = (wait * 2).min(MAX_BACKOFF);
+            wait = (wait + retry.first).min(MAX_BACKOFF);
         }
         Err(self.no_answer(what, attempts, elapsed_or_zero(deadline)))
     }

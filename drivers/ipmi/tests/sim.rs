@@ -201,7 +201,7 @@ async fn thirty_percent_loss_still_succeeds() {
             "password",
             &[
                 ("cipher", suite),
-                ("retransmit_ms", "40"),
+                ("retransmit_ms", "25"),
                 ("retries", "20"),
             ],
         );
@@ -331,4 +331,33 @@ async fn many_bmcs_in_parallel() {
     }
     eprintln!("{n} BMCs off+verify in {:?}", t0.elapsed());
     assert!((0..n).all(|i| !lab.power_on(i)));
+}
+
+#[tokio::test]
+async fn closed_port_is_unreachable_at_once() {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let d = driver(port, "admin", "password", &[]);
+    let t0 = Instant::now();
+    let e = d.status(soon(3000)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unreachable, "{e}");
+    assert!(
+        t0.elapsed() < Duration::from_millis(200),
+        "{:?}",
+        t0.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn past_deadline_is_timeout_without_traffic() {
+    let lab = lab(BmcConfig::new("admin", "password")).await;
+    let d = driver(lab.addr(0), "admin", "password", &[]);
+    let e = d
+        .set_power(Action::Off, Instant::now() - Duration::from_millis(1))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
+    assert!(lab.command_log(0).is_empty());
 }
