@@ -193,6 +193,38 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
 }
 
 #[tokio::test]
+async fn a_hanging_agent_is_killed_at_the_deadline_and_its_words_are_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pids");
+    let agent = fixture("fake-agent-hang.sh");
+    let driver = build(&agent_spec(
+        &agent.to_string_lossy(),
+        Some("admin"),
+        &[("pidfile", &pidfile.to_string_lossy())],
+        &[("password", "Hunter2Hunter2")],
+    ));
+    let started = Instant::now();
+    let e = driver
+        .set_power(Action::Off, started + Duration::from_millis(1000))
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
+    assert!(took < Duration::from_millis(2500), "{took:?}");
+    assert!(
+        e.detail.contains("logging in with password [redacted]"),
+        "{e}"
+    );
+    assert!(!e.detail.contains("Hunter2"), "{e}");
+    let pids = read_pids(&pidfile);
+    assert_eq!(pids.len(), 2, "the agent and its child: {pids:?}");
+    assert!(
+        wait_gone(&pids, Duration::from_secs(2)),
+        "left behind: {pids:?}"
+    );
+}
+
+#[tokio::test]
 async fn unknown_options_are_refused_by_name_from_the_agents_metadata() {
     require_tool("fence_apc_snmp", "fence-agents");
     let driver = build(&agent_spec(

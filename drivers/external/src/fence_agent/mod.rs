@@ -231,7 +231,8 @@ impl FenceAgentDriver {
                     &self.label,
                     deadline,
                 )
-                .await?;
+                .await
+                .map_err(|e| self.scrub(e))?;
                 let parsed = metadata::parse(&output.stdout.join("\n")).map_err(|why| {
                     DriverError::protocol(format!(
                         "{}: `{} -o metadata` gave no usable fence-agent metadata: {why}",
@@ -298,7 +299,14 @@ impl FenceAgentDriver {
         }
         let invocation = self.invocation(action, extra);
         tracing::debug!(agent = %self.agent.display(), action, "running fence agent");
-        run(&invocation, Keep::ACTION, &self.label, deadline).await
+        run(&invocation, Keep::ACTION, &self.label, deadline)
+            .await
+            .map_err(|e| self.scrub(e))
+    }
+
+    /// An error whose detail may quote the agent, with every secret masked.
+    fn scrub(&self, e: DriverError) -> DriverError {
+        DriverError::new(e.kind, self.redactor.redact(&e.detail))
     }
 
     fn error(&self, (kind, detail): (fencegate_driver::ErrorKind, String)) -> DriverError {
