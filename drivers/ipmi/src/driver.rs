@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::time::Instant;
+use zeroize::Zeroizing;
 
 /// Option names this driver accepts.
 const OPTIONS: &[&str] = &[
@@ -84,7 +85,7 @@ impl std::fmt::Debug for IpmiDriver {
 }
 
 /// Decode a Kg secret: `0x`-prefixed hex (up to 40 digits) or the raw characters.
-fn parse_kg(raw: &str) -> Result<Vec<u8>, SpecError> {
+fn parse_kg(raw: &str) -> Result<Zeroizing<Vec<u8>>, SpecError> {
     let bad = |why: &str| SpecError::for_key("kg", why.to_owned());
     match raw.strip_prefix("0x").or_else(|| raw.strip_prefix("0X")) {
         Some(hex) => {
@@ -98,9 +99,10 @@ fn parse_kg(raw: &str) -> Result<Vec<u8>, SpecError> {
                         .and_then(|d| u8::from_str_radix(d, 16).ok())
                         .ok_or_else(|| bad("hex Kg contains a non-hex digit"))
                 })
-                .collect()
+                .collect::<Result<Vec<u8>, _>>()
+                .map(Zeroizing::new)
         }
-        None => Ok(raw.as_bytes().to_vec()),
+        None => Ok(Zeroizing::new(raw.as_bytes().to_vec())),
     }
 }
 
@@ -133,18 +135,21 @@ impl IpmiDriver {
             .secret("kg")
             .map(|k| parse_kg(k.expose_secret()))
             .transpose()?;
-        let creds = Credentials::new(user.as_bytes(), password.as_bytes(), kg.as_deref()).map_err(
-            |why| {
-                let key = if why.contains("user") {
-                    "user"
-                } else if why.contains("Kg") {
-                    "kg"
-                } else {
-                    "password"
-                };
-                SpecError::for_key(key, why)
-            },
-        )?;
+        let creds = Credentials::new(
+            user.as_bytes(),
+            password.as_bytes(),
+            kg.as_ref().map(|k| k.as_slice()),
+        )
+        .map_err(|why| {
+            let key = if why.contains("user") {
+                "user"
+            } else if why.contains("Kg") {
+                "kg"
+            } else {
+                "password"
+            };
+            SpecError::for_key(key, why)
+        })?;
         let suites = parse_suites(spec.option("cipher").unwrap_or("17,3"))?;
         let privilege = match spec.option("privilege").unwrap_or("operator") {
             "operator" => Privilege::Operator,
@@ -545,8 +550,8 @@ mod tests {
 
     #[test]
     fn kg_forms() {
-        assert_eq!(parse_kg("0x0102ff").unwrap(), [1, 2, 0xff]);
-        assert_eq!(parse_kg("abc").unwrap(), b"abc");
+        assert_eq!(parse_kg("0x0102ff").unwrap().as_slice(), [1, 2, 0xff]);
+        assert_eq!(parse_kg("abc").unwrap().as_slice(), b"abc");
         assert!(parse_kg("0x123").is_err());
         assert!(parse_kg("0xzz").is_err());
         assert!(parse_kg(&format!("0x{}", "00".repeat(21))).is_err());

@@ -12,6 +12,8 @@
 //! Only cipher suites 17 (SHA-256) and 3 (SHA-1) are spoken, both with AES-CBC-128
 //! encryption and HMAC integrity; suite 0 and IPMI 1.5 sessions are refused.
 
+#![warn(missing_docs)]
+
 pub mod commands;
 pub mod crypto;
 mod driver;

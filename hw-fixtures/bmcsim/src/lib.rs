@@ -6,6 +6,8 @@
 //! limit). Protocol front ends read and drive that shared model; [`ipmi`] is the IPMI 2.0
 //! (RMCP+) one, built on the same codec as the `fencegate-ipmi` driver.
 
+#![warn(missing_docs)]
+
 pub mod faults;
 pub mod ipmi;
 pub mod power;

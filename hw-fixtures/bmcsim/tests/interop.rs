@@ -31,9 +31,23 @@ async fn run(mut cmd: tokio::process::Command) -> Output {
 }
 
 async fn ipmitool(lab: &IpmiLab, suite: u8, password: &str, args: &[&str]) -> Output {
+    ipmitool_kg(lab, suite, password, None, args).await
+}
+
+/// ipmitool with the password in `IPMI_PASSWORD` (`-E`) and Kg in `IPMI_KGKEY` (`-K`).
+async fn ipmitool_kg(
+    lab: &IpmiLab,
+    suite: u8,
+    password: &str,
+    kg: Option<&str>,
+    args: &[&str],
+) -> Output {
     require("ipmitool", "ipmitool");
     let addr = lab.addr(0);
     let mut cmd = tokio::process::Command::new("ipmitool");
+    if let Some(kg) = kg {
+        cmd.env("IPMI_KGKEY", kg).arg("-K");
+    }
     cmd.env("IPMI_PASSWORD", password)
         .args(["-I", "lanplus", "-C", &suite.to_string(), "-H"])
         .arg(addr.ip().to_string())
@@ -102,9 +116,26 @@ async fn ipmitool_suite17() {
 }
 
 async fn ipmipower(lab: &IpmiLab, dir: &Path, suite: u8, password: &str, op: &str) -> Output {
+    ipmipower_kg(lab, dir, suite, password, None, op).await
+}
+
+/// ipmipower with user, password and Kg in a FreeIPMI config file.
+async fn ipmipower_kg(
+    lab: &IpmiLab,
+    dir: &Path,
+    suite: u8,
+    password: &str,
+    kg: Option<&str>,
+    op: &str,
+) -> Output {
     require("ipmipower", "freeipmi-tools");
-    let conf = dir.join(format!("freeipmi-{suite}-{password}.conf"));
-    std::fs::write(&conf, format!("username admin\npassword {password}\n")).unwrap();
+    let conf = dir.join(format!("freeipmi-{suite}-{password}-{}.conf", kg.is_some()));
+    let kg_line = kg.map(|k| format!("k_g {k}\n")).unwrap_or_default();
+    std::fs::write(
+        &conf,
+        format!("username admin\npassword {password}\n{kg_line}"),
+    )
+    .unwrap();
     let mut cmd = tokio::process::Command::new("ipmipower");
     cmd.args([
         "-D",
@@ -159,4 +190,51 @@ async fn ipmipower_suite3() {
 #[tokio::test]
 async fn ipmipower_suite17() {
     ipmipower_round(17).await;
+}
+
+/// Kg changes the session keys: both tools must get in with it and fail without it.
+#[tokio::test]
+async fn kg_with_both_tools_and_suites() {
+    let mut cfg = BmcConfig::new("admin", "s3cret-pw");
+    cfg.kg = Some(b"kgkey-0123456789abc".to_vec());
+    let lab = IpmiLab::start(vec![cfg]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for suite in [3, 17] {
+        let kg = Some("kgkey-0123456789abc");
+        let o = ipmitool_kg(
+            &lab,
+            suite,
+            "s3cret-pw",
+            kg,
+            &["chassis", "power", "status"],
+        )
+        .await;
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("Chassis Power is on"),
+            "{}",
+            text(&o)
+        );
+        let o = ipmitool(&lab, suite, "s3cret-pw", &["chassis", "power", "status"]).await;
+        assert!(!o.status.success(), "no Kg must fail: {}", text(&o));
+        // FreeIPMI takes the same key in hex.
+        let hex = format!(
+            "0x{}",
+            b"kgkey-0123456789abc"
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        let o = ipmipower_kg(&lab, dir.path(), suite, "s3cret-pw", Some(&hex), "--stat").await;
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains(": on"),
+            "{}",
+            text(&o)
+        );
+        let o = ipmipower(&lab, dir.path(), suite, "s3cret-pw", "--stat").await;
+        assert!(
+            !String::from_utf8_lossy(&o.stdout).contains(": on"),
+            "no Kg must fail: {}",
+            text(&o)
+        );
+    }
 }

@@ -254,8 +254,13 @@ async fn serve(sock: UdpSocket, shared: Arc<Shared>, mut bmc: IpmiBmc) {
     let mut buf = vec![0u8; 2048];
     let mut out = Vec::with_capacity(256);
     loop {
-        let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
-            continue;
+        let (n, peer) = match sock.recv_from(&mut buf).await {
+            Ok(got) => got,
+            Err(_) => {
+                // Transient socket errors must not turn the loop into a busy spin.
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                continue;
+            }
         };
         let now = Instant::now();
         let delay = {
