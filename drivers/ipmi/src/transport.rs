@@ -9,7 +9,7 @@ use crate::crypto::CipherSuite;
 use crate::message::{self, RequestHeader, completion_text};
 use crate::rakp::{self, status_text};
 use crate::rmcp::{self, Packet, PayloadType};
-use crate::session::{ClientHandshake, Credentials, HandshakeError, Session};
+use crate::session::{ClientHandshake, Credentials, HandshakeError, RejectReason, Session};
 use fencegate_driver::DriverError;
 use std::io;
 use std::net::SocketAddr;
@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 /// Largest datagram we accept; RMCP+ replies for our commands are well under 200 bytes.
 const MAX_DATAGRAM: usize = 1024;
-/// Cap of the exponential retransmission backoff.
+/// Cap of the retransmission backoff.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Retransmission policy for one exchange.
@@ -45,8 +45,11 @@ pub(crate) struct Cmd<'d> {
 pub(crate) enum Accept<T> {
     /// The awaited answer.
     Done(T),
-    /// Not the answer (stale, other session, failed integrity): keep waiting.
-    Ignore(&'static str),
+    /// Not the answer (a late reply to an earlier transmission, a duplicate): keep waiting.
+    Ignore,
+    /// A malformed or unverifiable datagram: dropped, and remembered so that an exchange
+    /// that only ever got such replies ends as a protocol error rather than a timeout.
+    Malformed(&'static str),
     /// A definitive failure: stop now.
     Fail(DriverError),
 }
@@ -60,11 +63,11 @@ pub(crate) struct Conn<'a> {
     scratch: Vec<u8>,
     /// Whether the BMC has sent anything at all during this call.
     answered: bool,
-    /// Why the last datagram was ignored, if any was.
-    last_ignored: Option<&'static str>,
+    /// Why the last malformed datagram was dropped, if any was.
+    last_malformed: Option<&'static str>,
 }
 
-fn elapsed_or_zero(deadline: Instant) -> bool {
+fn passed(deadline: Instant) -> bool {
     Instant::now() >= deadline
 }
 
@@ -87,7 +90,7 @@ impl<'a> Conn<'a> {
             inbuf: vec![0; MAX_DATAGRAM],
             scratch: Vec::with_capacity(256),
             answered: false,
-            last_ignored: None,
+            last_malformed: None,
         })
     }
 
@@ -104,14 +107,14 @@ impl<'a> Conn<'a> {
                 "{t}: no answer to {what} after {attempts} attempt(s)"
             ));
         }
-        if let (Some(why), false) = (self.last_ignored, deadline_hit) {
+        if let (Some(why), false) = (self.last_malformed, deadline_hit) {
             return DriverError::protocol(format!(
                 "{t}: no valid answer to {what} after {attempts} attempt(s); last reply \
                  dropped: {why}"
             ));
         }
         let dropped = self
-            .last_ignored
+            .last_malformed
             .map(|why| format!("; last reply dropped: {why}"))
             .unwrap_or_default();
         if deadline_hit {
@@ -136,9 +139,9 @@ impl<'a> Conn<'a> {
     ) -> Result<T, DriverError> {
         let mut wait = retry.first;
         let mut attempts = 0;
-        self.last_ignored = None;
+        self.last_malformed = None;
         for attempt in 0..=retry.retries {
-            if elapsed_or_zero(deadline) {
+            if passed(deadline) {
                 return Err(self.no_answer(what, attempts, true));
             }
             build(state, attempt, &mut self.out)?;
@@ -157,13 +160,14 @@ impl<'a> Conn<'a> {
                 self.answered = true;
                 match accept(state, &self.inbuf[..n], &mut self.scratch) {
                     Accept::Done(t) => return Ok(t),
-                    Accept::Ignore(why) => self.last_ignored = Some(why),
+                    Accept::Ignore => {}
+                    Accept::Malformed(why) => self.last_malformed = Some(why),
                     Accept::Fail(e) => return Err(e),
                 }
             }
             wait = (wait + retry.first).min(MAX_BACKOFF);
         }
-        Err(self.no_answer(what, attempts, elapsed_or_zero(deadline)))
+        Err(self.no_answer(what, attempts, passed(deadline)))
     }
 
     fn io_error(&self, what: &str, e: io::Error) -> DriverError {
@@ -206,11 +210,11 @@ impl<'a> Conn<'a> {
             |_, pkt, _| match rmcp::decode(pkt) {
                 Ok(Packet::Sessionless(m)) => match message::decode_response(m) {
                     Ok(r) if r.answers(&header) => Accept::Done((r.completion, r.data.to_vec())),
-                    Ok(_) => Accept::Ignore("reply to another request"),
-                    Err(_) => Accept::Ignore("malformed IPMI message"),
+                    Ok(_) => Accept::Ignore,
+                    Err(_) => Accept::Malformed("malformed IPMI message"),
                 },
-                Ok(Packet::Rmcpp(_)) => Accept::Ignore("unexpected RMCP+ packet"),
-                Err(_) => Accept::Ignore("malformed RMCP packet"),
+                Ok(Packet::Rmcpp(_)) => Accept::Ignore,
+                Err(_) => Accept::Malformed("malformed RMCP packet"),
             },
         )
         .await
@@ -314,8 +318,8 @@ impl<'a> Conn<'a> {
         };
         let step_error = |e: HandshakeError, retransmitted: bool| -> Accept<()> {
             match e {
-                HandshakeError::NotOurs => Accept::Ignore("handshake reply with other tag or id"),
-                HandshakeError::Decode(_) => Accept::Ignore("malformed handshake reply"),
+                HandshakeError::NotOurs => Accept::Ignore,
+                HandshakeError::Decode(_) => Accept::Malformed("malformed handshake reply"),
                 other => Accept::Fail(handshake_error(t, suite, other, kg_hint, retransmitted)),
             }
         };
@@ -334,7 +338,7 @@ impl<'a> Conn<'a> {
                         Ok(()) => Accept::Done(()),
                         Err(e) => step_error(e, false),
                     },
-                    None => Accept::Ignore("not an Open Session Response"),
+                    None => Accept::Ignore,
                 },
             )
             .await;
@@ -360,7 +364,7 @@ impl<'a> Conn<'a> {
                         Ok(()) => Accept::Done(()),
                         Err(e) => step_error(e, false),
                     },
-                    None => Accept::Ignore("not a RAKP 2"),
+                    None => Accept::Ignore,
                 },
             )
             .await;
@@ -394,7 +398,7 @@ impl<'a> Conn<'a> {
                     }
                     Err(e) => step_error(e, retransmitted),
                 },
-                None => Accept::Ignore("not a RAKP 4"),
+                None => Accept::Ignore,
             },
         )
         .await
@@ -426,10 +430,13 @@ impl<'a> Conn<'a> {
             |s, pkt, scratch| match s.open(pkt, scratch) {
                 Ok(()) => match message::decode_response(scratch) {
                     Ok(r) if r.answers(&header) => Accept::Done((r.completion, r.data.to_vec())),
-                    Ok(_) => Accept::Ignore("reply to another request"),
-                    Err(_) => Accept::Ignore("malformed IPMI message in session"),
+                    Ok(_) => Accept::Ignore,
+                    Err(_) => Accept::Malformed("malformed IPMI message in session"),
                 },
-                Err(_) => Accept::Ignore("packet failed session checks (id, integrity, sequence)"),
+                Err(RejectReason::OtherSession | RejectReason::Sequence) => Accept::Ignore,
+                Err(RejectReason::Decode(_) | RejectReason::NotSealed) => {
+                    Accept::Malformed("packet failed the session's integrity or format checks")
+                }
             },
         )
         .await

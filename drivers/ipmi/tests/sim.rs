@@ -361,3 +361,53 @@ async fn past_deadline_is_timeout_without_traffic() {
     assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
     assert!(lab.command_log(0).is_empty());
 }
+
+/// A UDP relay between the driver and a simulated BMC that corrupts one byte of every
+/// authenticated reply: the driver must drop them all and never report a state.
+#[tokio::test]
+async fn tampered_replies_are_never_trusted() {
+    use tokio::net::UdpSocket;
+    let lab = lab(BmcConfig::new("admin", "password")).await;
+    let bmc = lab.addr(0);
+    let front = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let back = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    back.connect(bmc).await.unwrap();
+    let front_addr = front.local_addr().unwrap();
+    let relay = tokio::spawn(async move {
+        let mut client = None;
+        let mut buf = [0u8; 2048];
+        let mut buf2 = [0u8; 2048];
+        loop {
+            tokio::select! {
+                Ok((n, from)) = front.recv_from(&mut buf) => {
+                    client = Some(from);
+                    let _ = back.send(&buf[..n]).await;
+                }
+                Ok(n) = back.recv(&mut buf2) => {
+                    let pkt = &mut buf2[..n];
+                    // RMCP+ packet with the authenticated flag: flip a ciphertext byte.
+                    if pkt.len() > 20 && pkt[4] == 0x06 && pkt[5] & 0x40 != 0 {
+                        pkt[20] ^= 0x01;
+                    }
+                    if let Some(c) = client {
+                        let _ = front.send_to(pkt, c).await;
+                    }
+                }
+            }
+        }
+    });
+    let d = driver(
+        front_addr,
+        "admin",
+        "password",
+        &[("retransmit_ms", "30"), ("retries", "2")],
+    );
+    let e = d.status(soon(3000)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Protocol, "{e}");
+    assert!(e.detail.contains("integrity"), "{e}");
+    assert!(
+        d.identity().is_empty(),
+        "nothing learned from forged replies"
+    );
+    relay.abort();
+}
