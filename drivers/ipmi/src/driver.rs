@@ -315,7 +315,7 @@ impl IpmiDriver {
         let mut conn = Conn::connect(addr, &self.target).await?;
         let mut session = self.open(&mut conn, deadline).await?;
         let result = body(&mut conn, &mut session, deadline).await;
-        if self.guid.get().is_none() && Instant::now() < deadline {
+        if result.is_ok() && self.guid.get().is_none() && Instant::now() < deadline {
             self.fetch_guid(&mut conn, &mut session, deadline).await;
         }
         conn.close(&mut session, deadline, self.opts.retry.first)

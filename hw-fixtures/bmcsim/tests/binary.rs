@@ -40,6 +40,12 @@ fn control_protocol_round_trip() {
         json!({"ok":true})
     );
     assert_eq!(ask(json!({"cmd":"power","bmc":1})), json!({"power":"off"}));
+    assert_eq!(
+        ask(json!({"cmd":"set_power","bmc":1,"on":true})),
+        json!({"ok":true})
+    );
+    assert_eq!(ask(json!({"cmd":"power","bmc":1})), json!({"power":"on"}));
+    assert!(ask(json!({"cmd":"set_power","bmc":1,"power":"of"}))["error"].is_string());
     assert_eq!(ask(json!({"cmd":"power","bmc":0})), json!({"power":"on"}));
     assert_eq!(
         ask(json!({"cmd":"set_faults","bmc":2,"stuck":true,"drop_rate":0.5})),

@@ -4,7 +4,7 @@
 //! line is a command, answered by one stdout line:
 //!
 //! * `{"cmd":"power","bmc":0}` → `{"power":"on"}` (the emulator-side truth)
-//! * `{"cmd":"set_power","bmc":0,"power":"off"}` → `{"ok":true}`
+//! * `{"cmd":"set_power","bmc":0,"power":"off"}` (or `"on":false`) → `{"ok":true}`
 //! * `{"cmd":"set_faults","bmc":0,"stuck":true,"off_delay_ms":500,…}` → `{"ok":true}`
 //!   (fields of the fault profile; omitted ones take their defaults)
 //! * `{"cmd":"faults","bmc":0}` → `{"faults":{…}}`
@@ -98,17 +98,23 @@ fn handle(lab: &IpmiLab, line: &str) -> Value {
     let i = cmd.bmc;
     match cmd.cmd.as_str() {
         "power" => json!({ "power": if lab.power_on(i) { "on" } else { "off" } }),
-        "set_power" => match cmd.rest.get("power").and_then(Value::as_str) {
-            Some("on") => {
-                lab.set_power(i, true);
-                json!({ "ok": true })
+        "set_power" => {
+            let on = match (cmd.rest.get("power"), cmd.rest.get("on")) {
+                (Some(Value::String(s)), None) if s == "on" => Some(true),
+                (Some(Value::String(s)), None) if s == "off" => Some(false),
+                (None, Some(Value::Bool(b))) => Some(*b),
+                _ => None,
+            };
+            match on {
+                Some(on) => {
+                    lab.set_power(i, on);
+                    json!({ "ok": true })
+                }
+                None => json!({
+                    "error": "set_power needs \"power\": \"on\"|\"off\" or \"on\": true|false"
+                }),
             }
-            Some("off") => {
-                lab.set_power(i, false);
-                json!({ "ok": true })
-            }
-            _ => json!({ "error": "set_power needs \"power\": \"on\" or \"off\"" }),
-        },
+        }
         "set_faults" => match serde_json::from_value::<FaultProfile>(Value::Object(cmd.rest)) {
             Ok(f) => {
                 lab.set_faults(i, f);
