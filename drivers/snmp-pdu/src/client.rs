@@ -1,0 +1,287 @@
+//! One SNMP conversation with a PDU: bounded, timed requests over snmp2 sessions.
+//!
+//! snmp2 has no timeout and no retransmission, and a late answer to an abandoned request
+//! would be taken for the answer to the next one. So every request here runs under
+//! [`tokio::time::timeout`], and after any unanswered or garbled attempt the session is
+//! thrown away and the next attempt opens a fresh one (new socket, new request ids, new v3
+//! engine discovery). That is safe because outlet GETs and SETs are idempotent.
+
+use crate::config::{AuthProtocol, Credentials, PduConfig, PrivProtocol};
+use fencegate_driver::{DriverError, ExposeSecret};
+use snmp2::v3::{self, AuthErrorKind};
+use snmp2::{AsyncSession, Oid, Value};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A value as the agent returned it, owned (snmp2's borrow the session buffer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// An INTEGER.
+    Integer(i64),
+    /// An OCTET STRING, lossily decoded.
+    Text(String),
+    /// An OBJECT IDENTIFIER in dotted form.
+    Oid(String),
+    /// SNMPv2 exception: no object of this type on the agent.
+    NoSuchObject,
+    /// SNMPv2 exception: the object exists but not this instance (wrong outlet number).
+    NoSuchInstance,
+    /// SNMPv2 exception: past the end of the MIB view.
+    EndOfMibView,
+    /// Any other type, named.
+    Other(&'static str),
+}
+
+/// A response PDU reduced to what the driver looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The PDU's error-status (0 = noError).
+    pub error_status: u32,
+    /// The values, in request order (empty or partial on error in some agents).
+    pub values: Vec<Answer>,
+}
+
+/// What a request asks for.
+#[derive(Debug, Clone, Copy)]
+pub enum Request<'a> {
+    /// GET of these OIDs.
+    Get(&'a [Oid<'static>]),
+    /// SET of one INTEGER.
+    Set(&'a Oid<'static>, i64),
+}
+
+/// A conversation with one PDU, bounded by a deadline.
+pub struct Conversation<'a> {
+    config: &'a PduConfig,
+    endpoint: &'a str,
+    deadline: Instant,
+    session: Option<AsyncSession>,
+}
+
+/// How an attempt failed.
+enum Failure {
+    /// Worth another attempt on a fresh session, with what happened.
+    Transient(String),
+    /// Final.
+    Fatal(DriverError),
+}
+
+impl<'a> Conversation<'a> {
+    /// A conversation that opens its first session lazily.
+    pub fn new(config: &'a PduConfig, endpoint: &'a str, deadline: Instant) -> Self {
+        Conversation {
+            config,
+            endpoint,
+            deadline,
+            session: None,
+        }
+    }
+
+    /// Send a request, retrying (bounded by `retries` and the deadline) when unanswered.
+    /// `what` names the object for messages, e.g. "GET outlet 4 (1.3.6.…)".
+    pub async fn request(&mut self, req: Request<'_>, what: &str) -> Result<Reply, DriverError> {
+        let attempts = self.config.retries + 1;
+        let mut last = String::from("no attempt made");
+        for attempt in 1..=attempts {
+            let now = Instant::now();
+            let Some(remaining) = self
+                .deadline
+                .checked_duration_since(now)
+                .filter(|d| !d.is_zero())
+            else {
+                return Err(DriverError::timeout(format!(
+                    "{}: {what}: deadline reached after {} attempt(s) ({last})",
+                    self.endpoint,
+                    attempt - 1
+                )));
+            };
+            let budget = self.config.timeout.min(remaining);
+            match tokio::time::timeout(budget, self.attempt(req)).await {
+                Ok(Ok(reply)) => return Ok(reply),
+                Ok(Err(Failure::Fatal(e))) => {
+                    self.session = None;
+                    return Err(e);
+                }
+                Ok(Err(Failure::Transient(why))) => {
+                    tracing::debug!(endpoint = self.endpoint, attempt, %why, "SNMP attempt failed");
+                    self.session = None;
+                    last = why;
+                    // A refused port answers at once; do not spin through the retries.
+                    tokio::time::sleep(Duration::from_millis(20).min(remaining)).await;
+                }
+                Err(_) => {
+                    tracing::debug!(endpoint = self.endpoint, attempt, "SNMP attempt unanswered");
+                    self.session = None;
+                    last = format!("no answer within {} ms", budget.as_millis());
+                }
+            }
+        }
+        if Instant::now() >= self.deadline {
+            return Err(DriverError::timeout(format!(
+                "{}: {what}: deadline reached after {attempts} attempt(s) ({last})",
+                self.endpoint
+            )));
+        }
+        let hint = match self.config.credentials {
+            Credentials::Community { .. } => {
+                "; SNMPv1/v2c agents silently drop requests with a wrong community, so a wrong \
+                 community looks exactly like this"
+            }
+            Credentials::V3 { .. } => {
+                "; an SNMPv3 agent that cannot decrypt (wrong priv_password) also stays silent"
+            }
+        };
+        Err(DriverError::unreachable(format!(
+            "{}: {what}: {attempts} attempt(s) failed, last: {last}{hint}",
+            self.endpoint
+        )))
+    }
+
+    /// One attempt: open a session if needed, send, receive, decode.
+    async fn attempt(&mut self, req: Request<'_>) -> Result<Reply, Failure> {
+        if self.session.is_none() {
+            self.session = Some(self.open().await?);
+        }
+        let Some(session) = self.session.as_mut() else {
+            return Err(Failure::Transient("session not open".into()));
+        };
+        let pdu = match req {
+            Request::Get(oids) => {
+                let refs: Vec<&Oid<'_>> = oids.iter().collect();
+                session.get_many(&refs).await
+            }
+            Request::Set(oid, value) => session.set(&[(oid, Value::Integer(value))]).await,
+        };
+        let pdu = pdu.map_err(|e| classify(e, self.endpoint))?;
+        let values = pdu.varbinds.map(|(_, v)| answer(&v)).collect();
+        Ok(Reply {
+            error_status: pdu.error_status,
+            values,
+        })
+    }
+
+    /// Open a session; for v3 this includes engine discovery (one extra round trip).
+    async fn open(&self) -> Result<AsyncSession, Failure> {
+        let addr = (self.config.host.as_str(), self.config.port);
+        let req_id = request_id_seed();
+        let opened = match &self.config.credentials {
+            Credentials::Community {
+                v1: true,
+                community,
+            } => AsyncSession::new_v1(addr, community.expose_secret().as_bytes(), req_id).await,
+            Credentials::Community {
+                v1: false,
+                community,
+            } => AsyncSession::new_v2c(addr, community.expose_secret().as_bytes(), req_id).await,
+            Credentials::V3 {
+                user,
+                auth_protocol,
+                auth_password,
+                privacy,
+                context,
+            } => {
+                let mut security =
+                    v3::Security::new(user.as_bytes(), auth_password.expose_secret().as_bytes())
+                        .with_auth_protocol(match auth_protocol {
+                            AuthProtocol::Md5 => v3::AuthProtocol::Md5,
+                            AuthProtocol::Sha => v3::AuthProtocol::Sha1,
+                            AuthProtocol::Sha256 => v3::AuthProtocol::Sha256,
+                            AuthProtocol::Sha512 => v3::AuthProtocol::Sha512,
+                        })
+                        .with_auth(match privacy {
+                            None => v3::Auth::AuthNoPriv,
+                            Some((p, password)) => v3::Auth::AuthPriv {
+                                cipher: match p {
+                                    PrivProtocol::Aes128 => v3::Cipher::Aes128,
+                                    PrivProtocol::Aes256 => v3::Cipher::Aes256,
+                                },
+                                privacy_password: password.expose_secret().as_bytes().to_vec(),
+                            },
+                        });
+                if !context.is_empty() {
+                    security = security.with_context_name(context);
+                }
+                AsyncSession::new_v3(addr, req_id, security).await
+            }
+        };
+        let mut session = opened.map_err(|e| {
+            Failure::Fatal(DriverError::unreachable(format!(
+                "{}: cannot open a UDP socket to the agent: {e}",
+                self.endpoint
+            )))
+        })?;
+        session
+            .init()
+            .await
+            .map_err(|e| classify(e, self.endpoint))?;
+        Ok(session)
+    }
+}
+
+/// A starting request id that differs between sessions, so a stale answer to an earlier
+/// session's request cannot match.
+fn request_id_seed() -> i32 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let mixed = nanos ^ std::process::id().rotate_left(16);
+    (mixed & 0x3fff_ffff) as i32
+}
+
+/// Sort snmp2 errors into retry-worthy ones and final ones.
+fn classify(e: snmp2::Error, endpoint: &str) -> Failure {
+    use snmp2::Error as E;
+    match e {
+        E::AuthFailure(AuthErrorKind::NotAuthenticated)
+        | E::AuthFailure(AuthErrorKind::UsernameMismatch)
+        | E::AuthFailure(AuthErrorKind::SignatureMismatch) => {
+            Failure::Fatal(DriverError::auth(format!(
+                "{endpoint}: SNMPv3 authentication refused (unknown user, wrong auth_password \
+                 or wrong auth_protocol)"
+            )))
+        }
+        E::AuthFailure(
+            AuthErrorKind::EngineBootsMismatch
+            | AuthErrorKind::EngineTimeMismatch
+            | AuthErrorKind::EngineIdMismatch
+            | AuthErrorKind::SecurityNotReady,
+        ) => Failure::Transient(format!("SNMPv3 engine state out of date ({e})")),
+        E::AuthFailure(AuthErrorKind::KeyExtensionRequired) => {
+            Failure::Fatal(DriverError::unsupported(format!(
+                "{endpoint}: the agent needs a privacy key extension this driver does not \
+                 negotiate; try priv_protocol = \"aes\""
+            )))
+        }
+        E::AuthFailure(kind) => Failure::Fatal(DriverError::protocol(format!(
+            "{endpoint}: SNMPv3 security check failed: {kind}"
+        ))),
+        E::Receive => Failure::Transient(
+            "the agent's port refused the datagram (ICMP port unreachable)".into(),
+        ),
+        E::Send => Failure::Transient("cannot send the datagram".into()),
+        E::RequestIdMismatch | E::CommunityMismatch => {
+            Failure::Transient(format!("a stale or foreign answer ({e})"))
+        }
+        other => Failure::Fatal(DriverError::protocol(format!(
+            "{endpoint}: malformed SNMP answer: {other}"
+        ))),
+    }
+}
+
+fn answer(v: &Value<'_>) -> Answer {
+    match v {
+        Value::Integer(i) => Answer::Integer(*i),
+        Value::OctetString(s) => Answer::Text(String::from_utf8_lossy(s).into_owned()),
+        Value::ObjectIdentifier(o) => Answer::Oid(o.to_id_string()),
+        Value::NoSuchObject => Answer::NoSuchObject,
+        Value::NoSuchInstance => Answer::NoSuchInstance,
+        Value::EndOfMibView => Answer::EndOfMibView,
+        Value::Null => Answer::Other("NULL"),
+        Value::Counter32(_) => Answer::Other("Counter32"),
+        Value::Unsigned32(_) => Answer::Other("Gauge32"),
+        Value::Timeticks(_) => Answer::Other("TimeTicks"),
+        Value::Counter64(_) => Answer::Other("Counter64"),
+        Value::IpAddress(_) => Answer::Other("IpAddress"),
+        _ => Answer::Other("an unexpected type"),
+    }
+}
