@@ -238,6 +238,13 @@ impl<'a> Conn<'a> {
             )
             .await?;
         let t = self.target;
+        if cc == commands::CC_INVALID_DATA {
+            // IPMI 1.5-only BMCs refuse the "IPMI 2.0 extended data" bit.
+            return Err(DriverError::unsupported(format!(
+                "{t}: the BMC refuses IPMI 2.0 capability queries (IPMI 1.5 only); IPMI 1.5 \
+                 sessions are refused because they cannot protect the password"
+            )));
+        }
         if cc != 0 {
             return Err(DriverError::protocol(format!(
                 "{t}: Get Channel Authentication Capabilities failed: {cc:#04x} ({})",

@@ -4,7 +4,15 @@
 //! emulator-side truth about the power, with a configurable off delay) and a
 //! [`faults::FaultProfile`] (stuck relay, dropped packets, slow or dead endpoint, session
 //! limit). Protocol front ends read and drive that shared model; [`ipmi`] is the IPMI 2.0
-//! (RMCP+) one, built on the same codec as the `fencegate-ipmi` driver.
+//! (RMCP+) one, built on the same codec as the `fencegate-ipmi` driver. Its behaviour is
+//! checked from outside by ipmitool and FreeIPMI's ipmipower (suites 3 and 17) in
+//! `tests/interop.rs`.
+//!
+//! In-process use (tests, `fencegate demo`): [`ipmi::IpmiLab::start`] with one
+//! [`ipmi::BmcConfig`] per BMC, then `addr(i)`, `power_on(i)`, `set_power(i, on)`,
+//! `set_faults(i, profile)`, `command_log(i)` and `open_sessions(i)`. Out of process: the
+//! `fencegate-bmcsim` binary (`--ipmi N --password-file F …`) prints its endpoints as one
+//! JSON line and takes JSON-lines control commands on stdin (see its `--help`).
 
 #![warn(missing_docs)]
 
