@@ -1,0 +1,681 @@
+//! The fencegate driver: the factory, and one Redfish system reached over HTTPS.
+
+use crate::http::{Credential, Http, Reply};
+use crate::model::{self, ResetAction, ServiceRoot};
+use crate::options::{AuthMode, Config, SystemRef};
+use crate::session::{self, Login, Session};
+use crate::tls::{self, Observed, Trust};
+use fencegate_driver::{
+    Action, Capabilities, CommandReceipt, DeviceSpec, DriverError, DriverFactory, DriverFuture,
+    IdentityFact, PowerDriver, PowerState, SpecError,
+};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long a 202 task monitor is followed at most, for the receipt's detail only.
+const TASK_FOLLOW: Duration = Duration::from_secs(2);
+/// At most this many task monitor reads per command.
+const TASK_POLLS: u32 = 8;
+/// At most this many same-origin redirects are resolved for a system link (sushy aliases).
+const MAX_REDIRECTS: u32 = 2;
+
+/// Builds [`RedfishDriver`]s from `driver = "redfish"` device specifications.
+///
+/// Options: `system` (id, path or URL; default: the only system), `pin`
+/// (`sha256:<hex>` of the leaf certificate), `ca_file` (PEM), `insecure` (bool), `auth`
+/// (`session` | `basic` | `none`), `connect_timeout_ms`, `request_timeout_ms`. Secret:
+/// `password`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RedfishFactory;
+
+impl DriverFactory for RedfishFactory {
+    fn name(&self) -> &'static str {
+        "redfish"
+    }
+
+    fn summary(&self) -> &'static str {
+        "Redfish ComputerSystem power over HTTPS (certificate pinning, sessions, vendor quirks)"
+    }
+
+    fn build(&self, spec: &DeviceSpec) -> Result<Arc<dyn PowerDriver>, SpecError> {
+        Ok(Arc::new(RedfishDriver::from_spec(spec)?))
+    }
+}
+
+/// What is kept between calls: the service root, the session and the resolved system.
+#[derive(Debug, Default)]
+struct Conn {
+    root: Option<ServiceRoot>,
+    session: Option<Session>,
+    /// Session mode was asked for, but the service offers no SessionService.
+    basic_fallback: bool,
+    /// The resolved path of the system.
+    system: Option<String>,
+}
+
+/// What the system told us about itself, for identity facts.
+#[derive(Debug, Default, Clone)]
+struct Facts {
+    uuid: Option<String>,
+    serial: Option<String>,
+}
+
+/// The operations of a call.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Status,
+    Reset(Action),
+}
+
+/// The result of an operation.
+enum Outcome {
+    State(PowerState),
+    Receipt(CommandReceipt),
+}
+
+/// One Redfish ComputerSystem. Holds at most one session, reused across calls, logged out on
+/// [`PowerDriver::release`] and after any failed call.
+pub struct RedfishDriver {
+    cfg: Config,
+    http: Arc<Http>,
+    observed: Arc<Observed>,
+    conn: tokio::sync::Mutex<Conn>,
+    facts: Mutex<Facts>,
+}
+
+impl std::fmt::Debug for RedfishDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedfishDriver")
+            .field("endpoint", &self.cfg.endpoint)
+            .field("system", &self.cfg.system)
+            .field("user", &self.cfg.user)
+            .field("auth", &self.cfg.auth)
+            .field("trust", &self.cfg.trust)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedfishDriver {
+    /// Validate a device specification and build the driver (no network I/O).
+    pub fn from_spec(spec: &DeviceSpec) -> Result<Self, SpecError> {
+        let cfg = Config::from_spec(spec)?;
+        let observed = Arc::new(Observed::default());
+        let tls = tls::client_config(&cfg.trust, Arc::clone(&observed)).map_err(SpecError::new)?;
+        let http = Http::new(
+            cfg.origin.clone(),
+            cfg.endpoint.clone(),
+            tls,
+            Arc::clone(&observed),
+            cfg.connect_timeout,
+            cfg.request_timeout,
+        )
+        .map_err(SpecError::new)?;
+        if matches!(cfg.trust, Trust::Insecure) {
+            tracing::warn!(
+                endpoint = cfg.endpoint,
+                "insecure=true: the BMC's certificate is not verified, so anyone on the path \
+                 can answer for it"
+            );
+        }
+        Ok(RedfishDriver {
+            cfg,
+            http: Arc::new(http),
+            observed,
+            conn: tokio::sync::Mutex::new(Conn::default()),
+            facts: Mutex::new(Facts::default()),
+        })
+    }
+
+    fn ep(&self) -> &str {
+        &self.cfg.endpoint
+    }
+
+    /// Run one operation under the connection lock; log the session out if it failed.
+    async fn run(&self, op: Op, deadline: std::time::Instant) -> Result<Outcome, DriverError> {
+        let deadline = Instant::from_std(deadline);
+        if matches!(self.cfg.trust, Trust::Insecure) {
+            tracing::warn!(
+                endpoint = self.ep(),
+                "insecure=true: using an unverified TLS connection; its readings prove nothing \
+                 about which box answered"
+            );
+        }
+        if Instant::now() >= deadline {
+            return Err(DriverError::timeout(format!(
+                "{}: the deadline had passed before the call started",
+                self.ep()
+            )));
+        }
+        let mut conn = tokio::time::timeout_at(deadline, self.conn.lock())
+            .await
+            .map_err(|_| {
+                DriverError::timeout(format!(
+                    "{}: another call held the connection until the deadline",
+                    self.ep()
+                ))
+            })?;
+        self.http.clear_refusal();
+        let result = self.run_locked(&mut conn, op, deadline).await;
+        if result.is_err() {
+            self.logout(&mut conn, deadline).await;
+        }
+        result
+    }
+
+    async fn run_locked(
+        &self,
+        conn: &mut Conn,
+        op: Op,
+        deadline: Instant,
+    ) -> Result<Outcome, DriverError> {
+        self.prepare(conn, deadline).await?;
+        let system = self.get_system(conn, deadline).await?;
+        self.note_identity(&system);
+        match op {
+            Op::Status => Ok(Outcome::State(model::power_state(&system))),
+            Op::Reset(action) => self
+                .reset(conn, &system, action, deadline)
+                .await
+                .map(Outcome::Receipt),
+        }
+    }
+
+    /// Read the service root, log in (or settle for basic auth) and resolve the system.
+    async fn prepare(&self, conn: &mut Conn, deadline: Instant) -> Result<(), DriverError> {
+        if conn.root.is_none() {
+            let reply = self
+                .http
+                .send(
+                    Method::GET,
+                    "/redfish/v1/",
+                    Credential::Anonymous,
+                    None,
+                    deadline,
+                )
+                .await?;
+            conn.root = Some(match reply.status {
+                StatusCode::OK => ServiceRoot::from_json(&reply.body),
+                // Some BMCs protect even the root: assume the specification's locations.
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ServiceRoot {
+                    systems: "/redfish/v1/Systems".to_owned(),
+                    sessions: Some("/redfish/v1/SessionService/Sessions".to_owned()),
+                },
+                _ => return Err(self.http.status_error("GET /redfish/v1/", &reply)),
+            });
+        }
+        self.ensure_auth(conn, deadline).await?;
+        if conn.system.is_none() {
+            conn.system = Some(self.resolve_system(conn, deadline).await?);
+        }
+        Ok(())
+    }
+
+    async fn ensure_auth(&self, conn: &mut Conn, deadline: Instant) -> Result<(), DriverError> {
+        if self.cfg.auth != AuthMode::Session || conn.basic_fallback || conn.session.is_some() {
+            return Ok(());
+        }
+        let Some(password) = &self.cfg.password else {
+            return Ok(());
+        };
+        let sessions = conn.root.as_ref().and_then(|r| r.sessions.clone());
+        let Some(sessions) = sessions else {
+            tracing::debug!(
+                endpoint = self.ep(),
+                "no SessionService: using basic authentication"
+            );
+            conn.basic_fallback = true;
+            return Ok(());
+        };
+        match session::login(&self.http, &sessions, &self.cfg.user, password, deadline).await? {
+            Login::Opened(s) => conn.session = Some(s),
+            Login::NotOffered => {
+                tracing::debug!(
+                    endpoint = self.ep(),
+                    "the SessionService refused to open sessions: using basic authentication"
+                );
+                conn.basic_fallback = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn credential<'a>(&'a self, conn: &'a Conn) -> Credential<'a> {
+        match (&conn.session, &self.cfg.password, self.cfg.auth) {
+            (_, _, AuthMode::None) | (None, None, _) => Credential::Anonymous,
+            (Some(s), _, _) => s.credential(),
+            (None, Some(password), _) => Credential::Basic {
+                user: &self.cfg.user,
+                password,
+            },
+        }
+    }
+
+    /// An authenticated request. When a session token is refused (it may have expired), the
+    /// driver logs in once more and repeats the request once; a second refusal is final.
+    async fn request(
+        &self,
+        conn: &mut Conn,
+        method: Method,
+        link: &str,
+        body: Option<&Value>,
+        deadline: Instant,
+    ) -> Result<Reply, DriverError> {
+        let reply = self
+            .http
+            .send(method.clone(), link, self.credential(conn), body, deadline)
+            .await?;
+        if reply.status != StatusCode::UNAUTHORIZED || conn.session.is_none() {
+            return Ok(reply);
+        }
+        tracing::debug!(
+            endpoint = self.ep(),
+            "session token refused: logging in once more"
+        );
+        conn.session = None;
+        self.ensure_auth(conn, deadline).await?;
+        self.http
+            .send(method, link, self.credential(conn), body, deadline)
+            .await
+    }
+
+    async fn get_json(
+        &self,
+        conn: &mut Conn,
+        link: &str,
+        deadline: Instant,
+    ) -> Result<Value, DriverError> {
+        let reply = self
+            .request(conn, Method::GET, link, None, deadline)
+            .await?;
+        if reply.status != StatusCode::OK {
+            return Err(self.http.status_error(&format!("GET {link}"), &reply));
+        }
+        Ok(reply.body)
+    }
+
+    /// Find the system's path from the configuration and the systems collection.
+    async fn resolve_system(
+        &self,
+        conn: &mut Conn,
+        deadline: Instant,
+    ) -> Result<String, DriverError> {
+        let systems = conn
+            .root
+            .as_ref()
+            .map(|r| r.systems.clone())
+            .unwrap_or_else(|| "/redfish/v1/Systems".to_owned());
+        let wanted = match &self.cfg.system {
+            SystemRef::Path(p) => return Ok(p.clone()),
+            SystemRef::Id(id) => Some(id.clone()),
+            SystemRef::Only => None,
+        };
+        let collection = self.get_json(conn, &systems, deadline).await?;
+        let members = model::members(&collection);
+        match wanted {
+            Some(id) => {
+                if let Some(m) = members.iter().find(|m| model::last_segment(m) == id) {
+                    return self.http.path(m);
+                }
+                // Not a member id: maybe a name alias the service redirects (sushy does).
+                Ok(format!("{}/{id}", systems.trim_end_matches('/')))
+            }
+            None => match members.as_slice() {
+                [only] => self.http.path(only),
+                [] => Err(DriverError::protocol(format!(
+                    "{}: {systems} lists no systems",
+                    self.ep()
+                ))),
+                several => Err(DriverError::unsupported(format!(
+                    "{}: {systems} lists {} systems ({}); set option `system` to one of them",
+                    self.ep(),
+                    several.len(),
+                    several
+                        .iter()
+                        .map(|m| model::clip(model::last_segment(m)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))),
+            },
+        }
+    }
+
+    /// GET the system, resolving same-origin redirects (and remembering where they led).
+    async fn get_system(&self, conn: &mut Conn, deadline: Instant) -> Result<Value, DriverError> {
+        for _ in 0..=MAX_REDIRECTS {
+            let path = conn.system.clone().ok_or_else(|| {
+                DriverError::protocol(format!("{}: no system resolved", self.ep()))
+            })?;
+            let reply = self
+                .request(conn, Method::GET, &path, None, deadline)
+                .await?;
+            match reply.status.as_u16() {
+                200 if reply.body.is_object() => return Ok(reply.body),
+                200 => {
+                    return Err(DriverError::protocol(format!(
+                        "{}: GET {path}: the answer is not a JSON object",
+                        self.ep()
+                    )));
+                }
+                301 | 302 | 303 | 307 | 308 => {
+                    let location = reply.header("Location").ok_or_else(|| {
+                        DriverError::protocol(format!(
+                            "{}: GET {path}: HTTP {} without a Location",
+                            self.ep(),
+                            reply.status.as_u16()
+                        ))
+                    })?;
+                    let next = self.http.path(location)?;
+                    tracing::debug!(
+                        endpoint = self.ep(),
+                        from = path,
+                        to = next,
+                        "system link redirected"
+                    );
+                    conn.system = Some(next);
+                }
+                404 => {
+                    return Err(DriverError::unsupported(format!(
+                        "{}: GET {path}: no such system (HTTP 404): {}",
+                        self.ep(),
+                        reply.message()
+                    )));
+                }
+                _ => return Err(self.http.status_error(&format!("GET {path}"), &reply)),
+            }
+        }
+        Err(DriverError::protocol(format!(
+            "{}: the system link redirects more than {MAX_REDIRECTS} times",
+            self.ep()
+        )))
+    }
+
+    fn note_identity(&self, system: &Value) {
+        let (uuid, serial) = model::identity(system);
+        let mut facts = self.facts.lock().unwrap_or_else(|p| p.into_inner());
+        if uuid.is_some() {
+            facts.uuid = uuid;
+        }
+        if serial.is_some() {
+            facts.serial = serial;
+        }
+    }
+
+    async fn reset(
+        &self,
+        conn: &mut Conn,
+        system: &Value,
+        action: Action,
+        deadline: Instant,
+    ) -> Result<CommandReceipt, DriverError> {
+        let reset = ResetAction::from_system(system).ok_or_else(|| {
+            DriverError::unsupported(format!(
+                "{}: the system has no #ComputerSystem.Reset action",
+                self.ep()
+            ))
+        })?;
+        let allowed = match (&reset.allowed, &reset.action_info) {
+            (Some(a), _) => Some(a.clone()),
+            (None, Some(info)) => self.action_info(conn, info, deadline).await?,
+            (None, None) => None,
+        };
+        let reset_type = model::choose_reset_type(action, allowed.as_deref())
+            .map_err(|why| DriverError::unsupported(format!("{}: {action}: {why}", self.ep())))?;
+        let target = self.http.path(&reset.target)?;
+        let body = json!({ "ResetType": reset_type });
+        let reply = self
+            .request(conn, Method::POST, &target, Some(&body), deadline)
+            .await?;
+        let what = format!("POST {target} ResetType={reset_type}");
+        match reply.status.as_u16() {
+            200 | 204 => Ok(CommandReceipt::new(format!(
+                "{what}: accepted (HTTP {})",
+                reply.status.as_u16()
+            ))),
+            202 => {
+                let task = self.follow_task(conn, &reply, deadline).await;
+                Ok(CommandReceipt::new(format!(
+                    "{what}: accepted (HTTP 202); {task}"
+                )))
+            }
+            409 => Err(DriverError::state_conflict(format!(
+                "{}: {what}: HTTP 409: {}",
+                self.ep(),
+                reply.message()
+            ))),
+            400 if model::says_already_in_state(&reply.message(), action) => {
+                Err(DriverError::state_conflict(format!(
+                    "{}: {what}: HTTP 400: {}",
+                    self.ep(),
+                    reply.message()
+                )))
+            }
+            _ => Err(self.http.status_error(&what, &reply)),
+        }
+    }
+
+    /// The allowed reset types from an ActionInfo resource; `None` if it cannot be read
+    /// (ForceOff, the standard value, is then tried and the BMC judges).
+    async fn action_info(
+        &self,
+        conn: &mut Conn,
+        link: &str,
+        deadline: Instant,
+    ) -> Result<Option<Vec<String>>, DriverError> {
+        let path = self.http.path(link)?;
+        let reply = self
+            .request(conn, Method::GET, &path, None, deadline)
+            .await?;
+        match reply.status {
+            StatusCode::OK => Ok(model::action_info_allowed(&reply.body)),
+            StatusCode::UNAUTHORIZED => Err(self.http.status_error(&format!("GET {path}"), &reply)),
+            other => {
+                tracing::debug!(
+                    endpoint = self.ep(),
+                    status = other.as_u16(),
+                    "ActionInfo unreadable"
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    /// Follow a 202's task monitor briefly, for the receipt only: a task's "Completed" is the
+    /// BMC's opinion about its job, never proof of the power state.
+    async fn follow_task(&self, conn: &mut Conn, accepted: &Reply, deadline: Instant) -> String {
+        let link = accepted.header("Location").map(str::to_owned).or_else(|| {
+            accepted
+                .body
+                .get("@odata.id")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
+        let Some(link) = link else {
+            return "no task monitor given".to_owned();
+        };
+        let monitor = match self.http.path(&link) {
+            Ok(p) => p,
+            Err(e) => return format!("task monitor not followed: {}", e.detail),
+        };
+        let until = deadline.min(Instant::now() + TASK_FOLLOW);
+        let mut last = describe_task(&accepted.body);
+        for _ in 0..TASK_POLLS {
+            let wait = accepted
+                .header("Retry-After")
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .map(Duration::from_secs)
+                .unwrap_or(Duration::from_millis(250))
+                .min(Duration::from_millis(500));
+            if Instant::now() + wait >= until {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+            match self.request(conn, Method::GET, &monitor, None, until).await {
+                Ok(r) if r.status == StatusCode::ACCEPTED => last = describe_task(&r.body),
+                Ok(r) if r.status.is_success() => {
+                    return format!(
+                        "task {monitor} finished (HTTP {}){}",
+                        r.status.as_u16(),
+                        describe_task(&r.body)
+                    );
+                }
+                Ok(r) => {
+                    return format!(
+                        "task {monitor}: HTTP {}: {}",
+                        r.status.as_u16(),
+                        r.message()
+                    );
+                }
+                Err(e) => return format!("task {monitor} not followed further: {}", e.detail),
+            }
+        }
+        format!("task {monitor} still running{last}")
+    }
+
+    /// Log the session out (bounded); when the deadline has passed, in the background.
+    async fn logout(&self, conn: &mut Conn, deadline: Instant) {
+        let Some(s) = conn.session.take() else {
+            return;
+        };
+        if Instant::now() < deadline {
+            session::logout(&self.http, s, deadline).await;
+        } else if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let http = Arc::clone(&self.http);
+            rt.spawn(async move {
+                session::logout(&http, s, Instant::now() + session::LOGOUT_TIMEOUT).await;
+            });
+        }
+    }
+}
+
+/// `: TaskState …, TaskStatus …` from a task body, when it has them.
+fn describe_task(body: &Value) -> String {
+    let field = |k: &str| body.get(k).and_then(Value::as_str).map(model::clip);
+    match (field("TaskState"), field("TaskStatus")) {
+        (Some(s), Some(st)) => format!(": TaskState {s}, TaskStatus {st}"),
+        (Some(s), None) => format!(": TaskState {s}"),
+        _ => String::new(),
+    }
+}
+
+impl Drop for RedfishDriver {
+    /// A driver dropped without [`PowerDriver::release`] still gives its session back, in
+    /// the background, when a runtime is there to run the logout.
+    fn drop(&mut self) {
+        let Some(s) = self.conn.get_mut().session.take() else {
+            return;
+        };
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let http = Arc::clone(&self.http);
+            rt.spawn(async move {
+                session::logout(&http, s, Instant::now() + session::LOGOUT_TIMEOUT).await;
+            });
+        }
+    }
+}
+
+impl PowerDriver for RedfishDriver {
+    fn endpoint(&self) -> &str {
+        &self.cfg.endpoint
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::readable(&Action::ALL)
+    }
+
+    fn status(&self, deadline: std::time::Instant) -> DriverFuture<'_, PowerState> {
+        Box::pin(async move {
+            match self.run(Op::Status, deadline).await? {
+                Outcome::State(s) => Ok(s),
+                Outcome::Receipt(_) => {
+                    Err(DriverError::protocol("internal: status gave a receipt"))
+                }
+            }
+        })
+    }
+
+    fn set_power(
+        &self,
+        action: Action,
+        deadline: std::time::Instant,
+    ) -> DriverFuture<'_, CommandReceipt> {
+        Box::pin(async move {
+            match self.run(Op::Reset(action), deadline).await? {
+                Outcome::Receipt(r) => Ok(r),
+                Outcome::State(_) => Err(DriverError::protocol("internal: reset gave a state")),
+            }
+        })
+    }
+
+    fn identity(&self) -> Vec<IdentityFact> {
+        let mut out = Vec::new();
+        if let Some(fp) = self.observed.leaf() {
+            out.push(IdentityFact::new("tls-sha256", fp.hex()));
+        }
+        if matches!(self.cfg.trust, Trust::Insecure) {
+            out.push(IdentityFact::new("tls", "insecure"));
+        }
+        let facts = self.facts.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(uuid) = facts.uuid {
+            out.push(IdentityFact::new("redfish-uuid", uuid));
+        }
+        if let Some(serial) = facts.serial {
+            out.push(IdentityFact::new("serial", serial));
+        }
+        out
+    }
+
+    fn release(&self, deadline: std::time::Instant) -> DriverFuture<'_, ()> {
+        Box::pin(async move {
+            let deadline = Instant::from_std(deadline);
+            let mut conn = tokio::time::timeout_at(deadline, self.conn.lock())
+                .await
+                .map_err(|_| {
+                    DriverError::timeout(format!(
+                        "{}: release: another call held the connection until the deadline",
+                        self.ep()
+                    ))
+                })?;
+            self.logout(&mut conn, deadline).await;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fencegate_driver::SecretString;
+
+    #[test]
+    fn factory_and_debug() {
+        let mut s = DeviceSpec {
+            name: "bmc1".into(),
+            driver: "redfish".into(),
+            address: "127.0.0.1:8443".into(),
+            user: Some("admin".into()),
+            ..Default::default()
+        };
+        s.secrets
+            .insert("password".into(), SecretString::from("hunter2-pw"));
+        s.options.insert("insecure".into(), "true".into());
+        let d = RedfishDriver::from_spec(&s).unwrap();
+        assert_eq!(RedfishFactory.name(), "redfish");
+        assert_eq!(d.endpoint(), "redfish://127.0.0.1:8443");
+        assert!(!format!("{d:?}").contains("hunter2"));
+        assert!(d.capabilities().serialize_per_endpoint);
+        assert!(d.capabilities().supports(Action::Off));
+        assert_eq!(d.identity(), [IdentityFact::new("tls", "insecure")]);
+    }
+
+    #[test]
+    fn task_descriptions() {
+        assert_eq!(
+            describe_task(&json!({"TaskState": "Running", "TaskStatus": "OK"})),
+            ": TaskState Running, TaskStatus OK"
+        );
+        assert_eq!(describe_task(&Value::Null), "");
+    }
+}

@@ -1,0 +1,283 @@
+//! One HTTPS exchange with a Redfish service: headers, credentials, timeouts, the deadline,
+//! a bounded body, and the mapping of transport and HTTP failures onto the contract's errors.
+//!
+//! Links a BMC hands out (`@odata.id`, action targets, `Location`) are only ever followed on
+//! the configured origin: credentials must not leave for another host because a BMC (or
+//! someone in the middle before the pin check) said so.
+
+use crate::model;
+use crate::tls::Observed;
+use fencegate_driver::{DriverError, ExposeSecret, SecretString};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode, Url};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The largest response body read; Redfish resources are a few kilobytes.
+const MAX_BODY: usize = 1 << 20;
+
+/// How a request authenticates.
+#[derive(Clone, Copy)]
+pub enum Credential<'a> {
+    /// No credentials (the service root is anonymous by specification).
+    Anonymous,
+    /// HTTP basic authentication.
+    Basic {
+        /// The user name.
+        user: &'a str,
+        /// The password.
+        password: &'a SecretString,
+    },
+    /// A Redfish session token (`X-Auth-Token`).
+    Token(&'a SecretString),
+}
+
+/// An HTTP answer: status, headers and the body as JSON (`Null` when empty or not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The response headers.
+    pub headers: HeaderMap,
+    /// The body, parsed as JSON when it is JSON.
+    pub body: Value,
+}
+
+impl Reply {
+    /// The Redfish error message of the body, or a placeholder.
+    pub fn message(&self) -> String {
+        model::error_message(&self.body).unwrap_or_else(|| "no Redfish error message".to_owned())
+    }
+
+    /// A header as text, if present and printable.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// The HTTPS client of one driver instance, bound to one origin.
+pub struct Http {
+    client: reqwest::Client,
+    origin: Url,
+    endpoint: String,
+    observed: Arc<Observed>,
+    request_timeout: Duration,
+}
+
+impl std::fmt::Debug for Http {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http")
+            .field("origin", &self.origin.as_str())
+            .field("request_timeout", &self.request_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Http {
+    /// A client for `origin` (`https://host:port/`) with the given TLS configuration.
+    pub fn new(
+        origin: Url,
+        endpoint: String,
+        tls: rustls::ClientConfig,
+        observed: Arc<Observed>,
+        connect_timeout: Duration,
+        request_timeout: Duration,
+    ) -> Result<Http, String> {
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .http1_only()
+            // Never follow a redirect: reqwest would carry X-Auth-Token to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(connect_timeout)
+            .timeout(request_timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(2)
+            .build()
+            .map_err(|e| format!("cannot build the HTTPS client: {e}"))?;
+        Ok(Http {
+            client,
+            origin,
+            endpoint,
+            observed,
+            request_timeout,
+        })
+    }
+
+    /// The endpoint name used in every message (`redfish://host:port`).
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Resolve a link against the origin, refusing links to any other origin.
+    pub fn url(&self, link: &str) -> Result<Url, DriverError> {
+        let url = self.origin.join(link).map_err(|e| {
+            DriverError::protocol(format!(
+                "{}: unusable link {:?}: {e}",
+                self.endpoint,
+                model::clip(link)
+            ))
+        })?;
+        if url.origin() != self.origin.origin() {
+            return Err(DriverError::protocol(format!(
+                "{}: the service points to another origin ({}); credentials are only sent to \
+                 the configured endpoint",
+                self.endpoint,
+                model::clip(&url.origin().ascii_serialization())
+            )));
+        }
+        Ok(url)
+    }
+
+    /// The path (and query) of a same-origin link, the form kept between calls.
+    pub fn path(&self, link: &str) -> Result<String, DriverError> {
+        let url = self.url(link)?;
+        Ok(match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        })
+    }
+
+    /// Send one request and read the whole answer, by the deadline.
+    pub async fn send(
+        &self,
+        method: Method,
+        link: &str,
+        cred: Credential<'_>,
+        body: Option<&Value>,
+        deadline: Instant,
+    ) -> Result<Reply, DriverError> {
+        let url = self.url(link)?;
+        let what = format!("{method} {}", url.path());
+        let mut req = self
+            .client
+            .request(method, url)
+            .header("OData-Version", "4.0")
+            .header(ACCEPT, "application/json");
+        match cred {
+            Credential::Anonymous => {}
+            Credential::Basic { user, password } => {
+                req = req.basic_auth(user, Some(password.expose_secret()));
+            }
+            Credential::Token(token) => {
+                let mut value = HeaderValue::from_str(token.expose_secret()).map_err(|_| {
+                    DriverError::protocol(format!(
+                        "{}: the session token is not a valid header value",
+                        self.endpoint
+                    ))
+                })?;
+                value.set_sensitive(true);
+                req = req.header("X-Auth-Token", value);
+            }
+        }
+        if let Some(body) = body {
+            let bytes = serde_json::to_vec(body).map_err(|e| {
+                DriverError::protocol(format!("{}: {what}: cannot encode: {e}", self.endpoint))
+            })?;
+            req = req.header(CONTENT_TYPE, "application/json").body(bytes);
+        }
+        let exchange = async {
+            let mut resp = req.send().await.map_err(|e| self.transport(&what, e))?;
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let mut raw = Vec::new();
+            while let Some(chunk) = resp.chunk().await.map_err(|e| self.transport(&what, e))? {
+                if raw.len() + chunk.len() > MAX_BODY {
+                    return Err(DriverError::protocol(format!(
+                        "{}: {what}: answer larger than {MAX_BODY} bytes",
+                        self.endpoint
+                    )));
+                }
+                raw.extend_from_slice(&chunk);
+            }
+            let body = if raw.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&raw).unwrap_or(Value::Null)
+            };
+            Ok(Reply {
+                status,
+                headers,
+                body,
+            })
+        };
+        match tokio::time::timeout_at(deadline, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(DriverError::timeout(format!(
+                "{}: {what}: no complete answer before the deadline",
+                self.endpoint
+            ))),
+        }
+    }
+
+    /// Map a transport failure. A certificate refusal recorded by the verifier wins over the
+    /// generic connect error, because it says exactly what to fix.
+    fn transport(&self, what: &str, e: reqwest::Error) -> DriverError {
+        if let Some(refusal) = self.observed.refusal() {
+            if e.is_connect() || e.is_request() {
+                return DriverError::auth(format!("{}: TLS: {refusal}", self.endpoint));
+            }
+        }
+        let (timeout, connect) = (e.is_timeout(), e.is_connect());
+        let chain = error_chain(&e.without_url());
+        if timeout {
+            DriverError::timeout(format!(
+                "{}: {what}: no answer within {} ms ({chain})",
+                self.endpoint,
+                self.request_timeout.as_millis()
+            ))
+        } else if connect {
+            DriverError::unreachable(format!("{}: cannot connect: {chain}", self.endpoint))
+        } else {
+            DriverError::unreachable(format!("{}: {what}: {chain}", self.endpoint))
+        }
+    }
+
+    /// Forget a certificate refusal seen earlier, before a new exchange.
+    pub fn clear_refusal(&self) {
+        self.observed.clear_refusal();
+    }
+
+    /// The error for an unexpected HTTP status: Busy for out-of-resources answers, Auth for
+    /// refused credentials, Unsupported for missing features, Protocol otherwise.
+    pub fn status_error(&self, what: &str, reply: &Reply) -> DriverError {
+        let msg = reply.message();
+        let code = reply.status.as_u16();
+        let detail = format!("{}: {what}: HTTP {code}: {msg}", self.endpoint);
+        match code {
+            503 | 429 => DriverError::busy(detail),
+            400 | 401 | 403 if model::is_session_limit(&msg) => DriverError::busy(detail),
+            401 => DriverError::auth(format!(
+                "{}: {what}: credentials refused (HTTP 401): {msg}",
+                self.endpoint
+            )),
+            403 => DriverError::auth(format!(
+                "{}: {what}: the user lacks the privilege (HTTP 403): {msg}",
+                self.endpoint
+            )),
+            404 | 405 | 501 => DriverError::unsupported(detail),
+            _ => DriverError::protocol(detail),
+        }
+    }
+}
+
+/// An error and its sources on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    let mut depth = 0;
+    while let Some(s) = source {
+        if depth == 8 {
+            break;
+        }
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+        depth += 1;
+    }
+    model::clip(&out)
+}
