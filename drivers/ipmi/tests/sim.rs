@@ -201,11 +201,11 @@ async fn thirty_percent_loss_still_succeeds() {
             "password",
             &[
                 ("cipher", suite),
-                ("retransmit_ms", "25"),
+                ("retransmit_ms", "15"),
                 ("retries", "20"),
             ],
         );
-        for _ in 0..3 {
+        for _ in 0..2 {
             d.set_power(Action::Off, soon(8000)).await.unwrap();
             assert_eq!(d.status(soon(8000)).await.unwrap(), PowerState::Off);
             assert!(!lab.power_on(0));
