@@ -292,7 +292,10 @@ impl IpmiDriver {
                     }
                     return Ok(session);
                 }
-                Err(HandshakeFailure::SuiteRefused(e)) => refusals.push(e.detail),
+                Err(HandshakeFailure::SuiteRefused(e)) => {
+                    tracing::debug!(bmc = %self.target, suite = suite.id(), "suite refused");
+                    refusals.push(e.detail);
+                }
                 Err(HandshakeFailure::Fatal(e)) => return Err(e),
             }
         }

@@ -145,6 +145,9 @@ impl<'a> Conn<'a> {
                 return Err(self.no_answer(what, attempts, true));
             }
             build(state, attempt, &mut self.out)?;
+            if attempt > 0 {
+                tracing::debug!(bmc = self.target, what, attempt, "retransmitting");
+            }
             attempts += 1;
             if let Err(e) = self.sock.send(&self.out).await {
                 return Err(self.io_error(what, e));
@@ -161,7 +164,10 @@ impl<'a> Conn<'a> {
                 match accept(state, &self.inbuf[..n], &mut self.scratch) {
                     Accept::Done(t) => return Ok(t),
                     Accept::Ignore => {}
-                    Accept::Malformed(why) => self.last_malformed = Some(why),
+                    Accept::Malformed(why) => {
+                        tracing::debug!(bmc = self.target, what, why, "dropped a reply");
+                        self.last_malformed = Some(why);
+                    }
                     Accept::Fail(e) => return Err(e),
                 }
             }
