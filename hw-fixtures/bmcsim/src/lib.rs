@@ -13,6 +13,11 @@
 //! `set_faults(i, profile)`, `command_log(i)` and `open_sessions(i)`. Out of process: the
 //! `fencegate-bmcsim` binary (`--ipmi N --password-file F …`) prints its endpoints as one
 //! JSON line and takes JSON-lines control commands on stdin (see its `--help`).
+//!
+//! [`snmp`] simulates APC PDUs (PowerNet-MIB outlet table, SNMPv1/v2c): [`snmp::PduLab::start`]
+//! with one [`snmp::PduConfig`] per PDU, then `addr(i)`, `outlet_on(i, outlet)`,
+//! `set_outlet(i, outlet, on)`, `set_faults(i, profile)` and `command_log(i)`; the binary
+//! takes `--pdu N --outlets M`.
 
 #![warn(missing_docs)]
 
@@ -20,6 +25,7 @@ pub mod faults;
 pub mod ipmi;
 pub mod power;
 mod rng;
+pub mod snmp;
 
 pub use faults::FaultProfile;
 pub use power::{CommandOutcome, CommandRecord, PowerCommand, PowerModel};

@@ -11,12 +11,23 @@
 //! * `{"cmd":"log","bmc":0}` → `{"log":[{"protocol":"ipmi","command":"off",…}]}`
 //! * `{"cmd":"sessions","bmc":0}` → `{"sessions":0}`
 //!
+//! With `--pdu N --outlets M` it also starts N simulated APC PDUs (SNMPv1/v2c, communities
+//! `public` read-only and `private` read-write, or the first line of `--community-file`),
+//! listed as `"snmp":["127.0.0.1:PORT",…]` in the ready line. A command with a `"pdu"` key
+//! addresses PDU i, and `"outlet"` (1-based) one of its outlets:
+//!
+//! * `{"cmd":"outlet","pdu":0,"outlet":4}` → `{"power":"on"}` (the emulator-side truth)
+//! * `{"cmd":"set_outlet","pdu":0,"outlet":4,"power":"off"}` → `{"ok":true}`
+//! * `{"cmd":"set_faults","pdu":0,"stuck":true,…}`, `{"cmd":"faults","pdu":0}`,
+//!   `{"cmd":"log","pdu":0}` → as for BMCs (log entries carry `"outlet"`)
+//!
 //! Errors are `{"error":"…"}`. The process exits when stdin closes. The password is read
 //! from a file (`--password-file`), never from the command line.
 
 use clap::Parser;
 use fencegate_bmcsim::FaultProfile;
 use fencegate_bmcsim::ipmi::{BmcConfig, IpmiLab};
+use fencegate_bmcsim::snmp::{PduConfig, PduLab};
 use fencegate_ipmi::commands::Privilege;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -70,6 +81,16 @@ struct Args {
     /// Never answer anything.
     #[arg(long)]
     dead: bool,
+    /// Number of simulated APC PDUs (SNMPv1/v2c), each on its own free UDP port; the fault
+    /// options above apply to them too.
+    #[arg(long, default_value_t = 0)]
+    pdu: usize,
+    /// Outlets per PDU.
+    #[arg(long, default_value_t = 8)]
+    outlets: usize,
+    /// File holding the PDUs' read-write community (first line); `private` if not given.
+    #[arg(long)]
+    community_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,6 +98,12 @@ struct Command {
     cmd: String,
     #[serde(default)]
     bmc: usize,
+    /// Addresses PDU i instead of a BMC.
+    #[serde(default)]
+    pdu: Option<usize>,
+    /// An outlet of that PDU (1-based).
+    #[serde(default)]
+    outlet: Option<u32>,
     #[serde(flatten)]
     rest: serde_json::Map<String, Value>,
 }
@@ -87,11 +114,55 @@ fn first_line(path: &PathBuf, what: &str) -> Result<String, String> {
     Ok(text.lines().next().unwrap_or("").to_owned())
 }
 
-fn handle(lab: &IpmiLab, line: &str) -> Value {
+/// A control command addressed to a PDU (one with a `"pdu"` key).
+fn handle_pdu(pdus: &PduLab, i: usize, cmd: Command) -> Value {
+    if i >= pdus.len() {
+        return json!({ "error": format!("no PDU {i} (there are {})", pdus.len()) });
+    }
+    let outlet = match cmd.outlet {
+        Some(n) if n >= 1 && n as usize <= pdus.outlets(i) => Some(n),
+        Some(n) => {
+            return json!({ "error": format!("PDU {i} has outlets 1..={}, no outlet {n}", pdus.outlets(i)) });
+        }
+        None => None,
+    };
+    match (cmd.cmd.as_str(), outlet) {
+        ("outlet", Some(n)) => json!({ "power": if pdus.outlet_on(i, n) { "on" } else { "off" } }),
+        ("set_outlet", Some(n)) => match cmd.rest.get("power").and_then(Value::as_str) {
+            Some("on") => {
+                pdus.set_outlet(i, n, true);
+                json!({ "ok": true })
+            }
+            Some("off") => {
+                pdus.set_outlet(i, n, false);
+                json!({ "ok": true })
+            }
+            _ => json!({ "error": "set_outlet needs \"power\": \"on\"|\"off\"" }),
+        },
+        ("outlet" | "set_outlet", None) => json!({ "error": "this command needs \"outlet\"" }),
+        ("set_faults", _) => {
+            match serde_json::from_value::<FaultProfile>(Value::Object(cmd.rest)) {
+                Ok(f) => {
+                    pdus.set_faults(i, f);
+                    json!({ "ok": true })
+                }
+                Err(e) => json!({ "error": format!("bad fault profile: {e}") }),
+            }
+        }
+        ("faults", _) => json!({ "faults": pdus.faults(i) }),
+        ("log", _) => json!({ "log": pdus.command_log(i) }),
+        (other, _) => json!({ "error": format!("unknown PDU command {other:?}") }),
+    }
+}
+
+fn handle(lab: &IpmiLab, pdus: &PduLab, line: &str) -> Value {
     let cmd: Command = match serde_json::from_str(line) {
         Ok(c) => c,
         Err(e) => return json!({ "error": format!("bad command: {e}") }),
     };
+    if let Some(i) = cmd.pdu {
+        return handle_pdu(pdus, i, cmd);
+    }
     if cmd.bmc >= lab.len() {
         return json!({ "error": format!("no BMC {} (there are {})", cmd.bmc, lab.len()) });
     }
@@ -156,6 +227,7 @@ async fn run(args: Args) -> Result<(), String> {
     let mut cfg = BmcConfig::new(&args.user, &password);
     cfg.kg = kg;
     cfg.initial_power_on = !args.off;
+    let lab_faults = faults.clone();
     cfg.faults = faults;
     cfg.cipher_suites = args.cipher.clone();
     cfg.max_privilege = max_privilege;
@@ -163,6 +235,16 @@ async fn run(args: Args) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot start the IPMI endpoints: {e}"))?;
     let addrs: Vec<String> = lab.addrs().iter().map(|a| a.to_string()).collect();
+    let mut pdu_cfg = PduConfig::new(args.outlets);
+    if let Some(p) = &args.community_file {
+        pdu_cfg.write_community = first_line(p, "community")?;
+    }
+    pdu_cfg.initial_power_on = !args.off;
+    pdu_cfg.faults = lab_faults;
+    let pdus = PduLab::start(vec![pdu_cfg; args.pdu])
+        .await
+        .map_err(|e| format!("cannot start the SNMP PDUs: {e}"))?;
+    let pdu_addrs: Vec<String> = pdus.addrs().iter().map(|a| a.to_string()).collect();
     let mut stdout = tokio::io::stdout();
     let write = async |stdout: &mut tokio::io::Stdout, v: Value| -> Result<(), String> {
         let mut line = v.to_string();
@@ -173,13 +255,13 @@ async fn run(args: Args) -> Result<(), String> {
             .and(stdout.flush().await)
             .map_err(|e| format!("stdout: {e}"))
     };
-    write(&mut stdout, json!({ "ipmi": addrs })).await?;
+    write(&mut stdout, json!({ "ipmi": addrs, "snmp": pdu_addrs })).await?;
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Some(line) = lines.next_line().await.map_err(|e| format!("stdin: {e}"))? {
         if line.trim().is_empty() {
             continue;
         }
-        write(&mut stdout, handle(&lab, &line)).await?;
+        write(&mut stdout, handle(&lab, &pdus, &line)).await?;
     }
     Ok(())
 }

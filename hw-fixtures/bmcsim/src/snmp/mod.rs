@@ -1,0 +1,287 @@
+//! The SNMP front end: simulated APC PDUs on 127.0.0.1, one UDP socket and one task per PDU,
+//! each with many outlets, speaking SNMPv1 and v2c with a read-only and a read-write
+//! community.
+//!
+//! Each outlet has its own [`PowerModel`]; the PDU's [`FaultProfile`] applies to all of them
+//! (`stuck` relays, `off_delay_ms`, `drop_rate`, `reply_delay_ms` for a slow agent, `dead`).
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use fencegate_bmcsim::snmp::{PduConfig, PduLab};
+//! let lab = PduLab::start(vec![PduConfig::new(8); 2]).await?;
+//! let addr = lab.addr(0); // 127.0.0.1:<free port>, communities "public" (ro) and "private" (rw)
+//! assert!(lab.outlet_on(0, 4));
+//! # Ok(()) }
+//! ```
+
+mod agent;
+pub mod ber;
+
+pub use agent::{OUTLET_CONTROL, OutletCommand, SYS_OBJECT_ID};
+
+use crate::faults::FaultProfile;
+use crate::power::PowerModel;
+use crate::rng::SplitMix64;
+use agent::{AgentIdentity, Communities, PduState};
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
+
+/// How one simulated PDU is set up.
+#[derive(Clone)]
+pub struct PduConfig {
+    /// Number of outlets (numbered from 1).
+    pub outlets: usize,
+    /// The community that may only read.
+    pub read_community: String,
+    /// The community that may read and switch outlets.
+    pub write_community: String,
+    /// Whether every outlet starts powered on.
+    pub initial_power_on: bool,
+    /// Faults in force from the start.
+    pub faults: FaultProfile,
+    /// sysName.0; `None` gives `pdu<i>`.
+    pub sys_name: Option<String>,
+}
+
+impl PduConfig {
+    /// A healthy PDU with `outlets` powered outlets and APC's default communities
+    /// (`public` read-only, `private` read-write).
+    pub fn new(outlets: usize) -> Self {
+        PduConfig {
+            outlets,
+            read_community: "public".to_owned(),
+            write_community: "private".to_owned(),
+            initial_power_on: true,
+            faults: FaultProfile::default(),
+            sys_name: None,
+        }
+    }
+}
+
+impl Default for PduConfig {
+    fn default() -> Self {
+        PduConfig::new(8)
+    }
+}
+
+impl fmt::Debug for PduConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PduConfig")
+            .field("outlets", &self.outlets)
+            .field("read_community", &"<redacted>")
+            .field("write_community", &"<redacted>")
+            .field("initial_power_on", &self.initial_power_on)
+            .field("faults", &self.faults)
+            .field("sys_name", &self.sys_name)
+            .finish()
+    }
+}
+
+struct Shared {
+    state: Mutex<PduState>,
+    rng: Mutex<SplitMix64>,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, PduState> {
+        // A panic while holding the lock cannot leave the plain-data state inconsistent.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn rng(&self) -> MutexGuard<'_, SplitMix64> {
+        self.rng.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+struct Endpoint {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+/// A set of running simulated PDUs. Dropping the lab stops them all.
+pub struct PduLab {
+    endpoints: Vec<Endpoint>,
+}
+
+impl fmt::Debug for PduLab {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PduLab")
+            .field("pdus", &self.endpoints.len())
+            .finish()
+    }
+}
+
+impl PduLab {
+    /// Start one PDU per config, each on its own `127.0.0.1:<free port>`.
+    pub async fn start(configs: Vec<PduConfig>) -> io::Result<PduLab> {
+        Self::start_on(IpAddr::V4(Ipv4Addr::LOCALHOST), configs).await
+    }
+
+    /// Start one PDU per config on `ip` (port chosen by the kernel).
+    pub async fn start_on(ip: IpAddr, configs: Vec<PduConfig>) -> io::Result<PduLab> {
+        let mut endpoints = Vec::with_capacity(configs.len());
+        for (i, cfg) in configs.into_iter().enumerate() {
+            if cfg.read_community == cfg.write_community {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("PDU {i}: the read and write communities must differ"),
+                ));
+            }
+            let sock = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
+            let addr = sock.local_addr()?;
+            let shared = Arc::new(Shared {
+                rng: Mutex::new(SplitMix64::new(cfg.faults.drop_seed)),
+                state: Mutex::new(PduState {
+                    outlets: vec![PowerModel::new(cfg.initial_power_on); cfg.outlets],
+                    faults: cfg.faults,
+                    log: Vec::new(),
+                }),
+            });
+            let communities = Communities {
+                read_only: cfg.read_community.into_bytes(),
+                read_write: cfg.write_community.into_bytes(),
+            };
+            let identity = AgentIdentity {
+                sys_name: cfg.sys_name.unwrap_or_else(|| format!("pdu{i}")),
+            };
+            let task = tokio::spawn(serve(sock, Arc::clone(&shared), communities, identity));
+            endpoints.push(Endpoint { addr, shared, task });
+        }
+        Ok(PduLab { endpoints })
+    }
+
+    fn ep(&self, i: usize) -> &Endpoint {
+        match self.endpoints.get(i) {
+            Some(e) => e,
+            None => panic!("PduLab has {} PDUs, no PDU {i}", self.endpoints.len()),
+        }
+    }
+
+    /// Number of PDUs.
+    pub fn len(&self) -> usize {
+        self.endpoints.len()
+    }
+
+    /// Whether the lab has no PDUs.
+    pub fn is_empty(&self) -> bool {
+        self.endpoints.is_empty()
+    }
+
+    /// The UDP address of PDU `i` (panics if `i` is out of range, as do all per-PDU calls).
+    pub fn addr(&self, i: usize) -> SocketAddr {
+        self.ep(i).addr
+    }
+
+    /// All addresses, in PDU order.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.endpoints.iter().map(|e| e.addr).collect()
+    }
+
+    /// Number of outlets of PDU `i`.
+    pub fn outlets(&self, i: usize) -> usize {
+        self.ep(i).shared.state().outlets.len()
+    }
+
+    fn with_outlet<T>(&self, i: usize, outlet: u32, f: impl FnOnce(&mut PowerModel) -> T) -> T {
+        let mut state = self.ep(i).shared.state();
+        let count = state.outlets.len();
+        match (outlet as usize)
+            .checked_sub(1)
+            .and_then(|idx| state.outlets.get_mut(idx))
+        {
+            Some(m) => f(m),
+            None => panic!("PDU {i} has outlets 1..={count}, no outlet {outlet}"),
+        }
+    }
+
+    /// The emulator-side truth: is outlet `outlet` (1-based) of PDU `i` powered right now?
+    pub fn outlet_on(&self, i: usize, outlet: u32) -> bool {
+        self.with_outlet(i, outlet, |m| m.is_on(Instant::now()))
+    }
+
+    /// Force an outlet's power (cancels pending transitions; not logged as a command).
+    pub fn set_outlet(&self, i: usize, outlet: u32, on: bool) {
+        self.with_outlet(i, outlet, |m| m.force(on));
+    }
+
+    /// Replace the fault profile of PDU `i` (the drop generator is reseeded).
+    pub fn set_faults(&self, i: usize, faults: FaultProfile) {
+        let shared = &self.ep(i).shared;
+        *shared.rng() = SplitMix64::new(faults.drop_seed);
+        shared.state().faults = faults;
+    }
+
+    /// The fault profile in force at PDU `i`.
+    pub fn faults(&self, i: usize) -> FaultProfile {
+        self.ep(i).shared.state().faults.clone()
+    }
+
+    /// Every outlet command PDU `i` received, oldest first.
+    pub fn command_log(&self, i: usize) -> Vec<OutletCommand> {
+        self.ep(i).shared.state().log.clone()
+    }
+}
+
+impl Drop for PduLab {
+    fn drop(&mut self) {
+        for e in &self.endpoints {
+            e.task.abort();
+        }
+    }
+}
+
+/// One PDU's loop: receive, apply faults, answer. Ends when the lab aborts it.
+async fn serve(
+    sock: UdpSocket,
+    shared: Arc<Shared>,
+    communities: Communities,
+    identity: AgentIdentity,
+) {
+    let sock = Arc::new(sock);
+    let mut buf = vec![0u8; 65_535];
+    let mut out = Vec::with_capacity(512);
+    loop {
+        let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
+            continue;
+        };
+        let delay = {
+            let mut state = shared.state();
+            if state.faults.dead {
+                continue;
+            }
+            let (rate, delay) = (state.faults.drop_rate, state.faults.reply_delay());
+            if shared.rng().chance(rate) {
+                continue;
+            }
+            let Ok(req) = ber::decode(&buf[..n]) else {
+                continue;
+            };
+            let Some(resp) =
+                agent::handle(&req, &communities, &identity, &mut state, Instant::now())
+            else {
+                continue;
+            };
+            if shared.rng().chance(rate) {
+                continue;
+            }
+            ber::encode(&resp, &mut out);
+            delay
+        };
+        if delay.is_zero() {
+            let _ = sock.send_to(&out, peer).await;
+        } else {
+            let sock = Arc::clone(&sock);
+            let reply = out.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let _ = sock.send_to(&reply, peer).await;
+            });
+        }
+    }
+}
