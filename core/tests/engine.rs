@@ -72,6 +72,32 @@ async fn powering_off_then_off_is_verified_only_after_k_offs() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn drivers_are_released_after_every_operation() {
+    let bmc = Scripted::new(
+        "bmc",
+        vec![now(PowerState::On), now(PowerState::Off)],
+        vec![now(())],
+    );
+    let dead = Scripted::new("dead", vec![Step::Hang], vec![Step::Hang]);
+    let host = support::host(
+        "n1",
+        vec![vec![dead.device("dead")], vec![bmc.device("bmc")]],
+        policy(),
+    );
+    let (engine, _) = memory_engine();
+    assert!(
+        engine
+            .fence(Arc::clone(&host), req())
+            .await
+            .unwrap()
+            .success
+    );
+    assert_eq!((bmc.releases(), dead.releases()), (1, 1));
+    engine.status(&host).await;
+    assert_eq!((bmc.releases(), dead.releases()), (2, 2));
+}
+
+#[tokio::test(start_paused = true)]
 async fn stuck_relay_fails_within_the_deadline() {
     let bmc = Scripted::new("bmc", vec![now(PowerState::On)], vec![now(())]);
     let host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());

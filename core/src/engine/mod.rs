@@ -202,7 +202,9 @@ impl Engine {
     /// Read every device of `host` once, without acting and without a journal record, in
     /// the endpoints' turns shared with running operations.
     pub async fn status(&self, host: &Host) -> Vec<DeviceStatus> {
-        read_with_gate(&self.inner.gate, host).await
+        let rows = read_with_gate(&self.inner.gate, host).await;
+        release_all(host).await;
+        rows
     }
 
     /// Finished records, newest first.
@@ -254,6 +256,7 @@ impl Engine {
                             }));
                         }
                     }
+                    release_all(&host).await;
                     (
                         format!(
                             "interrupted before a verdict (the process ended); re-read at {reread_at}: {}",
@@ -450,7 +453,9 @@ impl Engine {
             confirms,
         };
         // No verdict counts until it is durable.
-        match tokio::time::timeout(RECORD_GRACE, journal.finish(&proof)).await {
+        let recorded = tokio::time::timeout(RECORD_GRACE, journal.finish(&proof)).await;
+        release_all(&host).await;
+        match recorded {
             Ok(r) => r?,
             Err(_) => {
                 return Err(JournalError::Storage("recording the verdict timed out".into()).into());
@@ -665,10 +670,29 @@ async fn power_on_levels(
     }
 }
 
+/// How long releasing a host's drivers (logging out of sessions) may take.
+const RELEASE_BUDGET: Duration = Duration::from_secs(2);
+
+/// Let every driver of `host` release what it holds between calls (BMC sessions), bounded:
+/// a BMC that does not answer a logout must not hold up the verdict.
+async fn release_all(host: &Host) {
+    let deadline = Instant::now() + RELEASE_BUDGET;
+    let mut set = JoinSet::new();
+    for device in host.devices() {
+        set.spawn(async move {
+            let _ =
+                tokio::time::timeout_at(deadline, device.driver.release(deadline.into_std())).await;
+        });
+    }
+    while set.join_next().await.is_some() {}
+}
+
 /// Read every device of `host` once, without an engine or journal (for `status` and
 /// `check --probe`, which must work without a writable state directory).
 pub async fn read_devices(host: &Host) -> Vec<DeviceStatus> {
-    read_with_gate(&Arc::new(EndpointGate::default()), host).await
+    let rows = read_with_gate(&Arc::new(EndpointGate::default()), host).await;
+    release_all(host).await;
+    rows
 }
 
 async fn read_with_gate(gate: &Arc<EndpointGate>, host: &Host) -> Vec<DeviceStatus> {

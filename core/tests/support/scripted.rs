@@ -46,6 +46,7 @@ struct State {
 /// The scriptable driver.
 #[derive(Debug)]
 pub struct Scripted {
+    releases: std::sync::atomic::AtomicUsize,
     endpoint: String,
     reads_power_state: bool,
     state: Mutex<State>,
@@ -61,6 +62,7 @@ impl Scripted {
     /// A driver answering reads and commands from the scripts (the last step repeats).
     pub fn new(endpoint: &str, reads: Vec<Step<PowerState>>, commands: Vec<Step<()>>) -> Arc<Self> {
         Arc::new(Scripted {
+            releases: Default::default(),
             endpoint: endpoint.into(),
             reads_power_state: true,
             state: Mutex::new(State {
@@ -74,6 +76,7 @@ impl Scripted {
     /// A driver that cannot read power state (like SSH).
     pub fn blind(endpoint: &str, commands: Vec<Step<()>>) -> Arc<Self> {
         Arc::new(Scripted {
+            releases: Default::default(),
             endpoint: endpoint.into(),
             reads_power_state: false,
             state: Mutex::new(State {
@@ -86,6 +89,11 @@ impl Scripted {
     /// What the driver answered, in order.
     pub fn log(&self) -> Vec<Logged> {
         self.state.lock().unwrap().log.clone()
+    }
+
+    /// How many times the engine released the driver.
+    pub fn releases(&self) -> usize {
+        self.releases.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Number of commands the driver accepted.
@@ -161,6 +169,12 @@ impl PowerDriver for Scripted {
                 }
             }
         })
+    }
+
+    fn release(&self, _deadline: std::time::Instant) -> DriverFuture<'_, ()> {
+        self.releases
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async { Ok(()) })
     }
 
     fn set_power(
