@@ -24,6 +24,7 @@
 pub mod faults;
 pub mod ipmi;
 pub mod power;
+pub mod redfish;
 mod rng;
 pub mod snmp;
 

@@ -1,0 +1,433 @@
+//! The driver against the in-process Redfish simulator: every vendor profile and fault.
+
+use fencegate_bmcsim::FaultProfile;
+use fencegate_bmcsim::redfish::{AuthSeen, Profile, RedfishConfig, RedfishLab};
+use fencegate_driver::{
+    Action, DeviceSpec, ErrorKind, IdentityFact, PowerDriver, PowerState, SecretString,
+};
+use fencegate_redfish::RedfishDriver;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+const PASSWORD: &str = "sim-password-1";
+
+fn deadline(ms: u64) -> Instant {
+    Instant::now() + Duration::from_millis(ms)
+}
+
+fn spec(lab: &RedfishLab, i: usize, options: &[(&str, &str)]) -> DeviceSpec {
+    let mut s = DeviceSpec {
+        name: format!("sim{i}"),
+        driver: "redfish".into(),
+        address: lab.addr(i).to_string(),
+        user: Some("admin".into()),
+        ..Default::default()
+    };
+    s.secrets
+        .insert("password".into(), SecretString::from(PASSWORD));
+    let mut has_trust = false;
+    for (k, v) in options {
+        has_trust |= ["pin", "ca_file", "insecure"].contains(k);
+        s.options.insert((*k).into(), (*v).into());
+    }
+    if !has_trust {
+        s.options.insert("pin".into(), lab.fingerprint());
+    }
+    s
+}
+
+fn driver(lab: &RedfishLab, i: usize, options: &[(&str, &str)]) -> RedfishDriver {
+    RedfishDriver::from_spec(&spec(lab, i, options)).unwrap()
+}
+
+async fn start(cfgs: Vec<RedfishConfig>) -> RedfishLab {
+    RedfishLab::start(cfgs).await.unwrap()
+}
+
+fn cfg(profile: Profile) -> RedfishConfig {
+    RedfishConfig::new("admin", PASSWORD).with_profile(profile)
+}
+
+async fn release(d: &RedfishDriver) {
+    d.release(deadline(2000)).await.unwrap();
+}
+
+#[tokio::test]
+async fn off_then_reads_with_session_and_identity() {
+    let lab = start(vec![cfg(Profile::Generic)]).await;
+    let d = driver(&lab, 0, &[]);
+    assert_eq!(d.status(deadline(3000)).await.unwrap(), PowerState::On);
+    let receipt = d.set_power(Action::Off, deadline(3000)).await.unwrap();
+    assert!(receipt.detail.contains("ResetType=ForceOff"), "{receipt:?}");
+    assert!(receipt.detail.contains("204"), "{receipt:?}");
+    assert!(!lab.power_on(0));
+    assert_eq!(d.status(deadline(3000)).await.unwrap(), PowerState::Off);
+
+    let fp = lab.fingerprint();
+    let ids = d.identity();
+    assert!(ids.contains(&IdentityFact::new(
+        "tls-sha256",
+        fp.trim_start_matches("sha256:")
+    )));
+    assert!(ids.contains(&IdentityFact::new(
+        "redfish-uuid",
+        "f3ac0000-0000-4000-8000-000000000000"
+    )));
+    assert!(ids.contains(&IdentityFact::new("serial", "SIM000000")));
+
+    // One session for all three calls, then logged out on release.
+    let reqs = lab.requests(0);
+    let logins = reqs
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/Sessions"))
+        .count();
+    assert_eq!(logins, 1, "{reqs:?}");
+    assert!(
+        reqs.iter()
+            .all(|r| r.auth != AuthSeen::Basic && r.auth != AuthSeen::Refused)
+    );
+    assert_eq!(lab.open_sessions(0), 1);
+    release(&d).await;
+    assert_eq!(lab.open_sessions(0), 0);
+    let log = lab.command_log(0);
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].protocol, "redfish");
+}
+
+#[tokio::test]
+async fn on_and_cycle_pick_their_reset_types() {
+    let lab = start(vec![cfg(Profile::Generic)]).await;
+    lab.set_power(0, false);
+    let d = driver(&lab, 0, &[]);
+    let r = d.set_power(Action::On, deadline(3000)).await.unwrap();
+    assert!(r.detail.contains("ResetType=On"), "{r:?}");
+    let r = d.set_power(Action::Cycle, deadline(3000)).await.unwrap();
+    assert!(r.detail.contains("ResetType=PowerCycle"), "{r:?}");
+    release(&d).await;
+}
+
+#[tokio::test]
+async fn already_off_is_a_state_conflict_for_idrac_and_ilo() {
+    let lab = start(vec![
+        cfg(Profile::IdracLike),
+        cfg(Profile::IloLike),
+        cfg(Profile::Generic),
+    ])
+    .await;
+    for i in 0..3 {
+        lab.set_power(i, false);
+    }
+    for (i, status) in [(0, "409"), (1, "400")] {
+        let d = driver(&lab, i, &[]);
+        let e = d.set_power(Action::Off, deadline(3000)).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::StateConflict, "{e}");
+        assert!(e.detail.contains(status), "{e}");
+        assert!(e.detail.contains(&lab.addr(i).to_string()), "{e}");
+        // Every failed call gives its session back.
+        assert_eq!(lab.open_sessions(i), 0);
+        assert_eq!(d.status(deadline(3000)).await.unwrap(), PowerState::Off);
+        release(&d).await;
+    }
+    let d = driver(&lab, 2, &[]);
+    d.set_power(Action::Off, deadline(3000)).await.unwrap();
+    release(&d).await;
+}
+
+#[tokio::test]
+async fn action_info_only_is_followed_and_graceful_only_is_refused() {
+    let lab = start(vec![
+        cfg(Profile::ActionInfoOnly),
+        cfg(Profile::ActionInfoOnly),
+    ])
+    .await;
+    let d = driver(&lab, 0, &[]);
+    d.set_power(Action::Off, deadline(3000)).await.unwrap();
+    assert!(
+        lab.requests(0)
+            .iter()
+            .any(|r| r.path.ends_with("/ResetActionInfo"))
+    );
+    assert!(!lab.power_on(0));
+    release(&d).await;
+
+    let mut graceful_only = Profile::ActionInfoOnly.profile();
+    graceful_only.reset_types = vec!["On".into(), "GracefulShutdown".into()];
+    lab.set_profile(1, graceful_only);
+    let d = driver(&lab, 1, &[]);
+    let e = d.set_power(Action::Off, deadline(3000)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+    assert!(e.detail.contains("GracefulShutdown"), "{e}");
+    assert!(lab.command_log(1).is_empty(), "nothing may be sent");
+    assert!(lab.power_on(1));
+}
+
+#[tokio::test]
+async fn task_202_is_a_receipt_with_the_task_and_the_power_is_read_separately() {
+    let lab = start(vec![cfg(Profile::Task202)]).await;
+    let d = driver(&lab, 0, &[]);
+    let r = d.set_power(Action::Off, deadline(5000)).await.unwrap();
+    assert!(r.detail.contains("HTTP 202"), "{r:?}");
+    assert!(
+        r.detail.contains("/redfish/v1/TaskService/TaskMonitors/1"),
+        "{r:?}"
+    );
+    assert!(
+        r.detail.contains("Completed") || r.detail.contains("Running"),
+        "{r:?}"
+    );
+    assert_eq!(d.status(deadline(3000)).await.unwrap(), PowerState::Off);
+    release(&d).await;
+}
+
+#[tokio::test]
+async fn task_following_stops_at_the_deadline() {
+    let lab = start(vec![cfg(Profile::Task202)]).await;
+    lab.set_faults(
+        0,
+        FaultProfile {
+            off_delay_ms: 10_000,
+            ..Default::default()
+        },
+    );
+    let d = driver(&lab, 0, &[]);
+    let t0 = Instant::now();
+    let r = d.set_power(Action::Off, deadline(1200)).await.unwrap();
+    assert!(
+        t0.elapsed() < Duration::from_millis(1300),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert!(r.detail.contains("still running"), "{r:?}");
+    assert_eq!(
+        d.status(deadline(3000)).await.unwrap(),
+        PowerState::PoweringOff
+    );
+    release(&d).await;
+}
+
+#[tokio::test]
+async fn no_session_service_falls_back_to_basic() {
+    let lab = start(vec![cfg(Profile::NoSessionService)]).await;
+    let d = driver(&lab, 0, &[]);
+    assert_eq!(d.status(deadline(3000)).await.unwrap(), PowerState::On);
+    d.set_power(Action::Off, deadline(3000)).await.unwrap();
+    let reqs = lab.requests(0);
+    assert!(reqs.iter().all(|r| !r.path.contains("Session")), "{reqs:?}");
+    assert!(reqs.iter().any(|r| r.auth == AuthSeen::Basic));
+    release(&d).await;
+
+    // auth=basic never tries a session, even where there is a SessionService.
+    let lab = start(vec![cfg(Profile::Generic)]).await;
+    let d = driver(&lab, 0, &[("auth", "basic")]);
+    assert_eq!(d.status(deadline(3000)).await.unwrap(), PowerState::On);
+    assert_eq!(lab.open_sessions(0), 0);
+    assert!(lab.requests(0).iter().all(|r| !r.path.contains("Session")));
+}
+
+#[tokio::test]
+async fn session_limit_is_busy() {
+    let mut generic = cfg(Profile::Generic);
+    generic.faults.max_sessions = Some(0);
+    let mut idrac = cfg(Profile::IdracLike);
+    idrac.faults.max_sessions = Some(0);
+    let lab = start(vec![generic, idrac]).await;
+    for (i, status) in [(0, "503"), (1, "400")] {
+        let d = driver(&lab, i, &[]);
+        let e = d.status(deadline(3000)).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Busy, "{e}");
+        assert!(e.detail.contains(status), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn wrong_password_is_auth_with_a_single_attempt() {
+    let lab = start(vec![cfg(Profile::Generic), cfg(Profile::NoSessionService)]).await;
+    for i in 0..2 {
+        let mut s = spec(&lab, i, &[]);
+        s.secrets
+            .insert("password".into(), SecretString::from("wrong-secret-xyz"));
+        let d = RedfishDriver::from_spec(&s).unwrap();
+        let e = d.status(deadline(3000)).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Auth, "{e}");
+        assert!(!e.detail.contains("wrong-secret"), "{e}");
+        assert!(!e.detail.contains(PASSWORD), "{e}");
+        let refused = lab.requests(i).iter().filter(|r| r.status == 401).count();
+        assert_eq!(refused, 1, "no retry storm: {:?}", lab.requests(i));
+        assert!(lab.command_log(i).is_empty());
+    }
+}
+
+#[tokio::test]
+async fn stuck_power_state_never_changes() {
+    let mut c = cfg(Profile::Generic);
+    c.faults.stuck = true;
+    let lab = start(vec![c]).await;
+    let d = driver(&lab, 0, &[]);
+    d.set_power(Action::Off, deadline(3000)).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(d.status(deadline(3000)).await.unwrap(), PowerState::On);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    release(&d).await;
+}
+
+#[tokio::test]
+async fn powering_off_is_reported_until_off() {
+    let mut c = cfg(Profile::Generic);
+    c.faults.off_delay_ms = 600;
+    let lab = start(vec![c]).await;
+    let d = driver(&lab, 0, &[]);
+    d.set_power(Action::Off, deadline(3000)).await.unwrap();
+    assert_eq!(
+        d.status(deadline(3000)).await.unwrap(),
+        PowerState::PoweringOff
+    );
+    let t0 = Instant::now();
+    let mut last = PowerState::PoweringOff;
+    while t0.elapsed() < Duration::from_secs(3) && last != PowerState::Off {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        last = d.status(deadline(3000)).await.unwrap();
+        assert!(
+            matches!(last, PowerState::PoweringOff | PowerState::Off),
+            "{last}"
+        );
+    }
+    assert_eq!(last, PowerState::Off);
+    release(&d).await;
+}
+
+#[tokio::test]
+async fn odd_power_states_are_unknown_never_off() {
+    let lab = start(vec![cfg(Profile::Generic)]).await;
+    let d = driver(&lab, 0, &[]);
+    for (raw, want) in [
+        (json!(null), PowerState::Unknown("PowerState null".into())),
+        (json!("Reset"), PowerState::Unknown("Reset".into())),
+        (json!("Paused"), PowerState::Unknown("Paused".into())),
+    ] {
+        lab.set_reported_power_state(0, Some(raw));
+        assert_eq!(d.status(deadline(3000)).await.unwrap(), want);
+    }
+    release(&d).await;
+}
+
+#[tokio::test]
+async fn slow_service_times_out_by_the_deadline_and_the_session_is_given_back() {
+    let lab = start(vec![cfg(Profile::Generic)]).await;
+    let d = driver(&lab, 0, &[]);
+    assert_eq!(d.status(deadline(3000)).await.unwrap(), PowerState::On);
+    assert_eq!(lab.open_sessions(0), 1);
+    lab.set_faults(
+        0,
+        FaultProfile {
+            reply_delay_ms: 1500,
+            ..Default::default()
+        },
+    );
+    let t0 = Instant::now();
+    let e = d.status(deadline(500)).await.unwrap_err();
+    let took = t0.elapsed();
+    assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
+    assert!(
+        took >= Duration::from_millis(450) && took < Duration::from_millis(700),
+        "{took:?}"
+    );
+    // The logout runs in the background after the deadline, bounded.
+    let t0 = Instant::now();
+    while lab.open_sessions(0) != 0 && t0.elapsed() < Duration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(lab.open_sessions(0), 0);
+}
+
+#[tokio::test]
+async fn dead_endpoint_times_out_by_the_deadline() {
+    let mut c = cfg(Profile::Generic);
+    c.faults.dead = true;
+    let lab = start(vec![c]).await;
+    let d = driver(&lab, 0, &[]);
+    let t0 = Instant::now();
+    let e = d.status(deadline(400)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
+    assert!(t0.elapsed() < Duration::from_millis(600));
+}
+
+#[tokio::test]
+async fn wrong_pin_fails_before_any_credential_is_sent() {
+    let lab = start(vec![cfg(Profile::Generic)]).await;
+    let wrong = format!("sha256:{}", "00".repeat(32));
+    let d = driver(&lab, 0, &[("pin", &wrong)]);
+    let e = d.status(deadline(3000)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Auth, "{e}");
+    assert!(
+        e.detail.contains("does not match the configured pin"),
+        "{e}"
+    );
+    assert!(
+        e.detail
+            .contains(lab.fingerprint().trim_start_matches("sha256:")),
+        "{e}"
+    );
+    assert!(lab.requests(0).is_empty(), "{:?}", lab.requests(0));
+    assert_eq!(lab.handshakes(0), 0);
+    let e = d.set_power(Action::Off, deadline(3000)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Auth, "{e}");
+    assert!(lab.requests(0).is_empty());
+    assert!(lab.power_on(0));
+}
+
+#[tokio::test]
+async fn trust_sources_unconfigured_ca_file_and_insecure() {
+    let lab = start(vec![cfg(Profile::Generic)]).await;
+    let mut s = spec(&lab, 0, &[]);
+    s.options.remove("pin");
+    let d = RedfishDriver::from_spec(&s).unwrap();
+    let e = d.status(deadline(3000)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Auth, "{e}");
+    assert!(
+        e.detail.contains("pin=sha256:") && e.detail.contains("ca_file"),
+        "{e}"
+    );
+    assert!(lab.requests(0).is_empty());
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("bmc.pem");
+    std::fs::write(&ca, lab.certificate_pem()).unwrap();
+    let d = driver(&lab, 0, &[("ca_file", ca.to_str().unwrap())]);
+    assert_eq!(d.status(deadline(3000)).await.unwrap(), PowerState::On);
+    release(&d).await;
+
+    let d = driver(&lab, 0, &[("insecure", "true")]);
+    assert_eq!(d.status(deadline(3000)).await.unwrap(), PowerState::On);
+    assert!(d.identity().contains(&IdentityFact::new("tls", "insecure")));
+    release(&d).await;
+}
+
+#[tokio::test]
+async fn several_systems_need_a_choice() {
+    let mut c = cfg(Profile::Generic);
+    c.extra_systems = 2;
+    let lab = start(vec![c]).await;
+    let d = driver(&lab, 0, &[]);
+    let e = d.status(deadline(3000)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+    assert!(
+        e.detail.contains("(1, 2, 3)") && e.detail.contains("`system`"),
+        "{e}"
+    );
+    assert_eq!(lab.open_sessions(0), 0, "the failed call logged out");
+
+    lab.set_power(0, false);
+    let d = driver(&lab, 0, &[("system", "1")]);
+    assert_eq!(d.status(deadline(3000)).await.unwrap(), PowerState::Off);
+    release(&d).await;
+    let mut s = spec(&lab, 0, &[]);
+    s.path = Some("/redfish/v1/Systems/3".into());
+    let d = RedfishDriver::from_spec(&s).unwrap();
+    assert_eq!(d.status(deadline(3000)).await.unwrap(), PowerState::On);
+    release(&d).await;
+    let d = driver(&lab, 0, &[("system", "9")]);
+    let e = d.status(deadline(3000)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+    assert!(e.detail.contains("no such system"), "{e}");
+}
