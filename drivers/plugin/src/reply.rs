@@ -1,0 +1,199 @@
+//! Turning a plugin's JSON reply into a reading or a receipt, and refusing anything else.
+//!
+//! A plugin may report a reading (for `status`) or a receipt (for `set_power`); a reply that
+//! does not decode, answers another id, contradicts itself, or puts a power state on a
+//! command receipt is a `protocol` error. Nothing a plugin says can mark a host fenced.
+
+use crate::redact::Redactor;
+use fencegate_driver::{CommandReceipt, DriverError, IdentityFact, PowerState};
+use fencegate_plugin_sdk::wire::{Message, Response};
+
+/// At most this many identity facts are kept from one reply (as for external drivers).
+pub(crate) const MAX_IDENTITY: usize = 16;
+
+/// The longest text kept from a plugin, in characters, for error messages and receipts.
+const MAX_TEXT: usize = 500;
+
+/// Cut plugin-supplied text to a length fit for an error message or the evidence record.
+pub(crate) fn clip(text: &str) -> String {
+    match text.char_indices().nth(MAX_TEXT) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+/// How to phrase errors about one driver's replies.
+pub(crate) struct Context<'a> {
+    /// Names the plugin and the device, e.g. "plugin `acme` for device `n1`".
+    pub(crate) label: &'a str,
+    /// Masks the device's secrets out of anything the plugin says.
+    pub(crate) redactor: &'a Redactor,
+}
+
+impl Context<'_> {
+    fn text(&self, text: &str) -> String {
+        clip(&self.redactor.redact(text))
+    }
+
+    /// A protocol error about the reply.
+    pub(crate) fn protocol(&self, why: &str) -> DriverError {
+        DriverError::protocol(format!("{}: {}", self.label, self.text(why)))
+    }
+
+    /// Decode a reply and check it answers `id` consistently. A plugin's `ok:false` becomes
+    /// its error, with its kind kept and its detail redacted.
+    pub(crate) fn response(&self, bytes: &[u8], id: u64) -> Result<Response, DriverError> {
+        let response = match serde_json::from_slice::<Message>(bytes) {
+            Ok(Message::Response(r)) => r,
+            Ok(_) => return Err(self.protocol("replied with a message that is not a `response`")),
+            Err(e) if e.is_syntax() || e.is_eof() => {
+                return Err(self.protocol(&format!("reply is not JSON ({} bytes)", bytes.len())));
+            }
+            Err(e) => return Err(self.protocol(&format!("malformed reply: {e}"))),
+        };
+        if response.id != id {
+            return Err(self.protocol(&format!(
+                "reply answers id {} but the request was id {id}",
+                response.id
+            )));
+        }
+        match (response.ok, &response.error) {
+            (true, Some(_)) => Err(self.protocol("reply says both ok and error")),
+            (true, None) => Ok(response),
+            (false, None) => Err(self.protocol("reply says not ok but gives no error")),
+            (false, Some(e)) => Err(DriverError::new(
+                e.kind,
+                format!("{}: {}", self.label, self.text(&e.detail)),
+            )),
+        }
+    }
+
+    /// The reading in a successful `status` reply.
+    pub(crate) fn reading(&self, response: Response) -> Result<PowerState, DriverError> {
+        if response.detail.is_some() {
+            return Err(self.protocol("a status reply carries a reading, not a receipt `detail`"));
+        }
+        match response.state {
+            Some(PowerState::Unknown(raw)) => Ok(PowerState::Unknown(self.text(&raw))),
+            Some(state) => Ok(state),
+            None => Err(self.protocol("status reply without a `state`")),
+        }
+    }
+
+    /// The receipt in a successful `set_power` reply. A power state here would be a claim
+    /// about the outcome, which only the engine's own fresh reading may make.
+    pub(crate) fn receipt(&self, response: Response) -> Result<CommandReceipt, DriverError> {
+        if response.state.is_some() {
+            return Err(self.protocol(
+                "a set_power reply may only carry a receipt, not a power state \
+                 (the engine reads the state itself)",
+            ));
+        }
+        let detail = response.detail.unwrap_or_default();
+        Ok(CommandReceipt::new(if detail.is_empty() {
+            "accepted by the plugin".to_owned()
+        } else {
+            self.text(&detail)
+        }))
+    }
+
+    /// The configure reply: a bare acknowledgement.
+    pub(crate) fn configured(&self, response: Response) -> Result<(), DriverError> {
+        if response.state.is_some() {
+            return Err(self.protocol("a configure reply may not carry a power state"));
+        }
+        Ok(())
+    }
+
+    /// The identity facts of a reply, redacted and bounded.
+    pub(crate) fn identity(&self, response: &Response) -> Vec<IdentityFact> {
+        response
+            .identity
+            .iter()
+            .take(MAX_IDENTITY)
+            .map(|f| IdentityFact::new(self.text(&f.kind), self.text(&f.value)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fencegate_driver::{ErrorKind, SecretString};
+
+    fn with<T>(f: impl FnOnce(&Context<'_>) -> T) -> T {
+        let redactor = Redactor::new([&SecretString::from("hunter2")]);
+        f(&Context {
+            label: "plugin `t` for device `d`",
+            redactor: &redactor,
+        })
+    }
+
+    #[test]
+    fn readings_and_receipts_are_accepted() {
+        with(|c| {
+            let r = c.response(br#"{"type":"response","id":4,"ok":true,"state":"Off"}"#, 4);
+            assert_eq!(c.reading(r.unwrap()).unwrap(), PowerState::Off);
+            let r = c.response(
+                br#"{"type":"response","id":5,"ok":true,"detail":"done"}"#,
+                5,
+            );
+            assert_eq!(c.receipt(r.unwrap()).unwrap().detail, "done");
+        });
+    }
+
+    #[test]
+    fn claims_beyond_a_reading_or_receipt_are_protocol_errors() {
+        with(|c| {
+            let r = c
+                .response(br#"{"type":"response","id":2,"ok":true,"state":"Off"}"#, 2)
+                .unwrap();
+            assert_eq!(c.receipt(r).unwrap_err().kind, ErrorKind::Protocol);
+            for (bytes, id) in [
+                (
+                    &br#"{"type":"response","id":1,"ok":true,"state":"Fenced"}"#[..],
+                    1,
+                ),
+                (
+                    br#"{"type":"response","id":1,"ok":false,"error":{"kind":"fenced"}}"#,
+                    1,
+                ),
+                (br#"{"type":"response","id":9,"ok":true,"state":"Off"}"#, 1),
+                (br#"{"type":"hello","reads_power_state":true}"#, 1),
+                (
+                    br#"{"type":"response","id":1,"ok":true,"error":{"kind":"busy"}}"#,
+                    1,
+                ),
+                (br#"{"type":"response","id":1,"ok":false}"#, 1),
+                (b"{not json", 1),
+            ] {
+                let e = c.response(bytes, id).unwrap_err();
+                assert_eq!(
+                    e.kind,
+                    ErrorKind::Protocol,
+                    "{}",
+                    String::from_utf8_lossy(bytes)
+                );
+            }
+            let r = c
+                .response(br#"{"type":"response","id":1,"ok":true}"#, 1)
+                .unwrap();
+            assert_eq!(c.reading(r).unwrap_err().kind, ErrorKind::Protocol);
+        });
+    }
+
+    #[test]
+    fn plugin_errors_keep_their_kind_and_lose_secrets() {
+        with(|c| {
+            let e = c
+                .response(
+                    br#"{"type":"response","id":3,"ok":false,"error":{"kind":"auth","detail":"token hunter2 refused"}}"#,
+                    3,
+                )
+                .unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Auth);
+            assert!(!e.detail.contains("hunter2"), "{e}");
+            assert!(e.detail.contains("[redacted]"), "{e}");
+        });
+    }
+}
