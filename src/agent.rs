@@ -96,24 +96,14 @@ pub async fn run(global: &Global, args: &AgentArgs) -> Result<u8, SetupError> {
             return Ok(SUCCESS);
         }
         "validate-all" => {
-            let registry = setup::registry();
-            return Ok(match setup::inventory(&global, &registry, true) {
-                Ok(_) => SUCCESS,
-                Err(e) => {
-                    eprintln!("fencegate agent: {}", e.message);
-                    FAILURE
-                }
+            return Ok(match load_inventory(&global) {
+                Some(_) => SUCCESS,
+                None => FAILURE,
             });
         }
         "monitor" | "list" => {
-            let registry = setup::registry();
-            let inventory = match setup::inventory(&global, &registry, true) {
-                Ok(Some(i)) => i,
-                Ok(None) => return Ok(FAILURE),
-                Err(e) => {
-                    eprintln!("fencegate agent: {}", e.message);
-                    return Ok(FAILURE);
-                }
+            let Some(inventory) = load_inventory(&global) else {
+                return Ok(FAILURE);
             };
             if action == "list" {
                 for (name, host) in &inventory.hosts {
@@ -147,14 +137,8 @@ pub async fn run(global: &Global, args: &AgentArgs) -> Result<u8, SetupError> {
         eprintln!("fencegate agent: action {action} needs plug= (or port=/nodename=)");
         return Ok(FAILURE);
     };
-    let registry = setup::registry();
-    let inventory = match setup::inventory(&global, &registry, true) {
-        Ok(Some(i)) => i,
-        Ok(None) => return Ok(FAILURE),
-        Err(e) => {
-            eprintln!("fencegate agent: {}", e.message);
-            return Ok(FAILURE);
-        }
+    let Some(inventory) = load_inventory(&global) else {
+        return Ok(FAILURE);
     };
     let host = match inventory.host(&target) {
         Ok(h) => h,
@@ -239,6 +223,17 @@ pub async fn run(global: &Global, args: &AgentArgs) -> Result<u8, SetupError> {
         Err(e) => {
             eprintln!("fencegate agent: {e}");
             Ok(FAILURE)
+        }
+    }
+}
+
+/// The inventory, or `None` after saying on stderr why not (agents report by exit code).
+fn load_inventory(global: &Global) -> Option<fencegate_core::Inventory> {
+    match setup::inventory(global, &setup::registry(), true) {
+        Ok(inventory) => inventory,
+        Err(e) => {
+            eprintln!("fencegate agent: {}", e.message);
+            None
         }
     }
 }

@@ -76,19 +76,26 @@ pub struct Why {
     pub requester: Option<String>,
 }
 
+/// What a power command acts on, with its deadlines and reasons.
+#[derive(Debug, Args, Clone)]
+pub struct Targets {
+    /// Hosts from the inventory; hostranges like node[001-100] are expanded.
+    pub hosts: Vec<String>,
+    #[command(flatten)]
+    pub adhoc: AdHoc,
+    #[command(flatten)]
+    pub deadlines: Deadlines,
+    #[command(flatten)]
+    pub why: Why,
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Fence hosts: hard power-off, verified by fresh Off readings, then a power-on lock.
     Fence {
-        /// Hosts from the inventory; hostranges like node[001-100] are expanded.
-        hosts: Vec<String>,
         #[command(flatten)]
-        adhoc: AdHoc,
-        #[command(flatten)]
-        deadlines: Deadlines,
-        #[command(flatten)]
-        why: Why,
+        targets: Targets,
         /// Bypass the storm guard (the cloud really lost that many hosts).
         #[arg(long)]
         force: bool,
@@ -97,38 +104,11 @@ pub enum Command {
         fanout: u32,
     },
     /// Verified power-off without storm guard or power-on lock (maintenance).
-    Off {
-        /// Hosts (hostranges expanded).
-        hosts: Vec<String>,
-        #[command(flatten)]
-        adhoc: AdHoc,
-        #[command(flatten)]
-        deadlines: Deadlines,
-        #[command(flatten)]
-        why: Why,
-    },
+    Off(Targets),
     /// Power on (refused while a fence's power-on lock is set).
-    On {
-        /// Hosts (hostranges expanded).
-        hosts: Vec<String>,
-        #[command(flatten)]
-        adhoc: AdHoc,
-        #[command(flatten)]
-        deadlines: Deadlines,
-        #[command(flatten)]
-        why: Why,
-    },
+    On(Targets),
     /// Verified power-off, then power on (refused while locked).
-    Reboot {
-        /// Hosts (hostranges expanded).
-        hosts: Vec<String>,
-        #[command(flatten)]
-        adhoc: AdHoc,
-        #[command(flatten)]
-        deadlines: Deadlines,
-        #[command(flatten)]
-        why: Why,
-    },
+    Reboot(Targets),
     /// Read every device of the hosts once, without acting.
     Status {
         /// Hosts (hostranges expanded).

@@ -1,7 +1,7 @@
 //! The inventory commands: fence, off, on, reboot, status, unfence, history, check, list.
 //! Each is a thin layer: resolve targets, call the engine, render, pick the exit code.
 
-use crate::cli::{AdHoc, Deadlines, Global, Why};
+use crate::cli::{AdHoc, Deadlines, Global, Targets, Why};
 use crate::exit;
 use crate::output;
 use crate::setup::{self, SetupError};
@@ -32,17 +32,19 @@ pub fn stop_on_signals(engine: &Engine) {
 }
 
 /// Run a power operation on every target, `fanout` at a time.
-#[allow(clippy::too_many_arguments)]
 pub async fn power(
     global: &Global,
     op: Operation,
-    hosts: &[String],
-    adhoc: &AdHoc,
-    deadlines: &Deadlines,
-    why: &Why,
+    targets: &Targets,
     force: bool,
     fanout: u32,
 ) -> Result<u8, SetupError> {
+    let Targets {
+        hosts,
+        adhoc,
+        deadlines,
+        why,
+    } = targets;
     let registry = setup::registry();
     let inventory = setup::inventory(global, &registry, adhoc.devices.is_empty())?;
     let targets = setup::targets(hosts, adhoc, deadlines, inventory.as_ref(), &registry)?;
@@ -151,17 +153,13 @@ pub async fn status(global: &Global, hosts: &[String], adhoc: &AdHoc) -> Result<
 
 /// Lift power-on locks.
 pub async fn unfence(global: &Global, hosts: &[String], why: &Why) -> Result<u8, SetupError> {
-    power(
-        global,
-        Operation::Unfence,
-        hosts,
-        &AdHoc::default(),
-        &Deadlines::default(),
-        why,
-        false,
-        16,
-    )
-    .await
+    let targets = Targets {
+        hosts: hosts.to_vec(),
+        adhoc: AdHoc::default(),
+        deadlines: Deadlines::default(),
+        why: why.clone(),
+    };
+    power(global, Operation::Unfence, &targets, false, 16).await
 }
 
 /// Show proof records.

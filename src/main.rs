@@ -35,55 +35,13 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match &cli.command {
             Command::Fence {
-                hosts,
-                adhoc,
-                deadlines,
-                why,
+                targets,
                 force,
                 fanout,
-            } => {
-                commands::power(
-                    g,
-                    Operation::Fence,
-                    hosts,
-                    adhoc,
-                    deadlines,
-                    why,
-                    *force,
-                    *fanout,
-                )
-                .await
-            }
-            Command::Off {
-                hosts,
-                adhoc,
-                deadlines,
-                why,
-            } => commands::power(g, Operation::Off, hosts, adhoc, deadlines, why, false, 64).await,
-            Command::On {
-                hosts,
-                adhoc,
-                deadlines,
-                why,
-            } => commands::power(g, Operation::On, hosts, adhoc, deadlines, why, false, 64).await,
-            Command::Reboot {
-                hosts,
-                adhoc,
-                deadlines,
-                why,
-            } => {
-                commands::power(
-                    g,
-                    Operation::Reboot,
-                    hosts,
-                    adhoc,
-                    deadlines,
-                    why,
-                    false,
-                    64,
-                )
-                .await
-            }
+            } => commands::power(g, Operation::Fence, targets, *force, *fanout).await,
+            Command::Off(t) => commands::power(g, Operation::Off, t, false, 64).await,
+            Command::On(t) => commands::power(g, Operation::On, t, false, 64).await,
+            Command::Reboot(t) => commands::power(g, Operation::Reboot, t, false, 64).await,
             Command::Status { hosts, adhoc } => commands::status(g, hosts, adhoc).await,
             Command::Unfence { hosts, why } => commands::unfence(g, hosts, why).await,
             Command::History {

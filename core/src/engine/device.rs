@@ -476,7 +476,8 @@ impl DeviceRun {
     }
 }
 
-fn placeholder(meta: &DeviceMeta) -> DeviceRecord {
+/// The record of a device that has not finished (yet): failed unless it says otherwise.
+pub(crate) fn placeholder(meta: &DeviceMeta) -> DeviceRecord {
     DeviceRecord {
         device: meta.device.clone(),
         driver: meta.driver.clone(),

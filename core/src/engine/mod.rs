@@ -766,17 +766,7 @@ fn record_for<'a>(levels: &'a mut Vec<LevelRecord>, meta: &DeviceMeta) -> &'a mu
     let i = match devices.iter().position(|d| d.device == meta.device) {
         Some(i) => i,
         None => {
-            devices.push(DeviceRecord {
-                device: meta.device.clone(),
-                driver: meta.driver.clone(),
-                endpoint: meta.endpoint.clone(),
-                identity: Vec::new(),
-                reads_power_state: false,
-                events: Vec::new(),
-                outcome: DeviceOutcome::Failed,
-                detail: "interrupted before this device finished".into(),
-                duration_ms: 0,
-            });
+            devices.push(device::placeholder(meta));
             devices.len() - 1
         }
     };
