@@ -21,12 +21,22 @@
 //! * `{"cmd":"set_faults","pdu":0,"stuck":true,…}`, `{"cmd":"faults","pdu":0}`,
 //!   `{"cmd":"log","pdu":0}` → as for BMCs (log entries carry `"outlet"`)
 //!
+//! With `--redfish N` it also starts N simulated Redfish services over HTTPS (user `--user`,
+//! the same password; vendor behaviour from `--redfish-profile`: generic, idrac-like,
+//! ilo-like, action-info-only, task202, no-session-service), listed as
+//! `"redfish":["127.0.0.1:PORT",…]` in the ready line with `"redfish_sha256":"sha256:…"`, the
+//! fingerprint of the certificate they all present (generated at start; pin it). A command
+//! with a `"redfish"` key addresses service i: `power`, `set_power`, `set_faults`, `faults`,
+//! `log`, `sessions` as for BMCs, and `{"cmd":"set_power_state","redfish":0,"raw":null}` to
+//! report a raw `PowerState` (omit `raw` to go back to the model).
+//!
 //! Errors are `{"error":"…"}`. The process exits when stdin closes. The password is read
 //! from a file (`--password-file`), never from the command line.
 
 use clap::Parser;
 use fencegate_bmcsim::FaultProfile;
 use fencegate_bmcsim::ipmi::{BmcConfig, IpmiLab};
+use fencegate_bmcsim::redfish::{Profile, RedfishConfig, RedfishLab};
 use fencegate_bmcsim::snmp::{PduConfig, PduLab};
 use fencegate_ipmi::commands::Privilege;
 use serde::Deserialize;
@@ -91,6 +101,13 @@ struct Args {
     /// File holding the PDUs' read-write community (first line); `private` if not given.
     #[arg(long)]
     community_file: Option<PathBuf>,
+    /// Number of simulated Redfish services (HTTPS), each on its own free TCP port; the fault
+    /// options above apply to them too (`--drop-rate` excepted).
+    #[arg(long, default_value_t = 0)]
+    redfish: usize,
+    /// Vendor behaviour of the Redfish services.
+    #[arg(long, default_value = "generic")]
+    redfish_profile: Profile,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,6 +121,9 @@ struct Command {
     /// An outlet of that PDU (1-based).
     #[serde(default)]
     outlet: Option<u32>,
+    /// Addresses Redfish service i instead of a BMC.
+    #[serde(default)]
+    redfish: Option<usize>,
     #[serde(flatten)]
     rest: serde_json::Map<String, Value>,
 }
@@ -155,13 +175,58 @@ fn handle_pdu(pdus: &PduLab, i: usize, cmd: Command) -> Value {
     }
 }
 
-fn handle(lab: &IpmiLab, pdus: &PduLab, line: &str) -> Value {
+/// A control command addressed to a Redfish service (one with a `"redfish"` key).
+fn handle_redfish(rf: &RedfishLab, i: usize, cmd: Command) -> Value {
+    if i >= rf.len() {
+        return json!({ "error": format!("no Redfish service {i} (there are {})", rf.len()) });
+    }
+    match cmd.cmd.as_str() {
+        "power" => json!({ "power": if rf.power_on(i) { "on" } else { "off" } }),
+        "set_power" => {
+            let on = match (cmd.rest.get("power"), cmd.rest.get("on")) {
+                (Some(Value::String(s)), None) if s == "on" => Some(true),
+                (Some(Value::String(s)), None) if s == "off" => Some(false),
+                (None, Some(Value::Bool(b))) => Some(*b),
+                _ => None,
+            };
+            match on {
+                Some(on) => {
+                    rf.set_power(i, on);
+                    json!({ "ok": true })
+                }
+                None => json!({
+                    "error": "set_power needs \"power\": \"on\"|\"off\" or \"on\": true|false"
+                }),
+            }
+        }
+        "set_power_state" => {
+            rf.set_reported_power_state(i, cmd.rest.get("raw").cloned());
+            json!({ "ok": true })
+        }
+        "set_faults" => match serde_json::from_value::<FaultProfile>(Value::Object(cmd.rest)) {
+            Ok(f) => {
+                rf.set_faults(i, f);
+                json!({ "ok": true })
+            }
+            Err(e) => json!({ "error": format!("bad fault profile: {e}") }),
+        },
+        "faults" => json!({ "faults": rf.faults(i) }),
+        "log" => json!({ "log": rf.command_log(i) }),
+        "sessions" => json!({ "sessions": rf.open_sessions(i) }),
+        other => json!({ "error": format!("unknown Redfish command {other:?}") }),
+    }
+}
+
+fn handle(lab: &IpmiLab, pdus: &PduLab, rf: &RedfishLab, line: &str) -> Value {
     let cmd: Command = match serde_json::from_str(line) {
         Ok(c) => c,
         Err(e) => return json!({ "error": format!("bad command: {e}") }),
     };
     if let Some(i) = cmd.pdu {
         return handle_pdu(pdus, i, cmd);
+    }
+    if let Some(i) = cmd.redfish {
+        return handle_redfish(rf, i, cmd);
     }
     if cmd.bmc >= lab.len() {
         return json!({ "error": format!("no BMC {} (there are {})", cmd.bmc, lab.len()) });
@@ -240,11 +305,18 @@ async fn run(args: Args) -> Result<(), String> {
         pdu_cfg.write_community = first_line(p, "community")?;
     }
     pdu_cfg.initial_power_on = !args.off;
-    pdu_cfg.faults = lab_faults;
+    pdu_cfg.faults = lab_faults.clone();
     let pdus = PduLab::start(vec![pdu_cfg; args.pdu])
         .await
         .map_err(|e| format!("cannot start the SNMP PDUs: {e}"))?;
     let pdu_addrs: Vec<String> = pdus.addrs().iter().map(|a| a.to_string()).collect();
+    let mut rf_cfg = RedfishConfig::new(&args.user, &password).with_profile(args.redfish_profile);
+    rf_cfg.initial_power_on = !args.off;
+    rf_cfg.faults = lab_faults;
+    let rf = RedfishLab::start(vec![rf_cfg; args.redfish])
+        .await
+        .map_err(|e| format!("cannot start the Redfish services: {e}"))?;
+    let rf_addrs: Vec<String> = rf.addrs().iter().map(|a| a.to_string()).collect();
     let mut stdout = tokio::io::stdout();
     let write = async |stdout: &mut tokio::io::Stdout, v: Value| -> Result<(), String> {
         let mut line = v.to_string();
@@ -255,13 +327,18 @@ async fn run(args: Args) -> Result<(), String> {
             .and(stdout.flush().await)
             .map_err(|e| format!("stdout: {e}"))
     };
-    write(&mut stdout, json!({ "ipmi": addrs, "snmp": pdu_addrs })).await?;
+    write(
+        &mut stdout,
+        json!({ "ipmi": addrs, "snmp": pdu_addrs, "redfish": rf_addrs,
+                "redfish_sha256": rf.fingerprint() }),
+    )
+    .await?;
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Some(line) = lines.next_line().await.map_err(|e| format!("stdin: {e}"))? {
         if line.trim().is_empty() {
             continue;
         }
-        write(&mut stdout, handle(&lab, &pdus, &line)).await?;
+        write(&mut stdout, handle(&lab, &pdus, &rf, &line)).await?;
     }
     Ok(())
 }
