@@ -7,7 +7,7 @@ use crate::commands::{
 use crate::crypto::CipherSuite;
 use crate::message::completion_text;
 use crate::session::{Credentials, Session};
-use crate::transport::{Cmd, Conn, HandshakeFailure, Retry};
+use crate::transport::{Cmd, Conn, HandshakeFailure, Live, Retry};
 use fencegate_driver::{
     Action, Capabilities, CommandReceipt, DeviceSpec, DriverError, DriverFactory, DriverFuture,
     ExposeSecret, IdentityFact, PowerDriver, PowerState, SpecError, split_host_port,
@@ -252,7 +252,8 @@ impl IpmiDriver {
         }
     }
 
-    /// Open an authenticated session at the configured privilege.
+    /// Run the handshake, trying the suites in order; the session is not yet at the
+    /// configured privilege.
     async fn open(&self, conn: &mut Conn<'_>, deadline: Instant) -> Result<Session, DriverError> {
         let retry = self.opts.retry;
         let mut kg_hint = false;
@@ -281,15 +282,8 @@ impl IpmiDriver {
                 )
                 .await
             {
-                Ok(mut session) => {
+                Ok(session) => {
                     self.preferred.store(suite.id(), Ordering::Relaxed);
-                    if let Err(e) = conn
-                        .set_privilege(&mut session, self.opts.privilege, deadline, retry)
-                        .await
-                    {
-                        conn.close(&mut session, deadline, retry.first).await;
-                        return Err(e);
-                    }
                     return Ok(session);
                 }
                 Err(HandshakeFailure::SuiteRefused(e)) => {
@@ -316,13 +310,23 @@ impl IpmiDriver {
         let deadline = Instant::from_std(deadline);
         let addr = self.resolve(deadline).await?;
         let mut conn = Conn::connect(addr, &self.target).await?;
-        let mut session = self.open(&mut conn, deadline).await?;
-        let result = body(&mut conn, &mut session, deadline).await;
+        let session = self.open(&mut conn, deadline).await?;
+        // From here on the session is closed on every path, cancellation included.
+        let mut live = Live::new(conn, session);
+        let retry = self.opts.retry;
+        let result = match live
+            .conn
+            .set_privilege(&mut live.session, self.opts.privilege, deadline, retry)
+            .await
+        {
+            Ok(()) => body(&mut live.conn, &mut live.session, deadline).await,
+            Err(e) => Err(e),
+        };
         if result.is_ok() && self.guid.get().is_none() && Instant::now() < deadline {
-            self.fetch_guid(&mut conn, &mut session, deadline).await;
+            self.fetch_guid(&mut live.conn, &mut live.session, deadline)
+                .await;
         }
-        conn.close(&mut session, deadline, self.opts.retry.first)
-            .await;
+        live.close(deadline, retry.first).await;
         result
     }
 

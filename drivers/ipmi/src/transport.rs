@@ -187,8 +187,20 @@ impl<'a> Conn<'a> {
     }
 
     /// Send a datagram without waiting for anything (used for aborts).
-    pub(crate) async fn fire(&mut self, packet: &[u8]) {
+    pub(crate) fn fire(&mut self, packet: &[u8]) {
         let _ = self.sock.try_send(packet);
+    }
+
+    /// Send Close Session once without waiting (no await: usable from `Drop`).
+    pub(crate) fn close_now(&mut self, session: &mut Session) {
+        let sid = session.remote_sid().to_le_bytes();
+        let header = RequestHeader::to_bmc(NETFN_APP, CMD_CLOSE_SESSION, 0x3F);
+        let mut msg = Vec::with_capacity(16);
+        message::encode_request(&mut msg, &header, &sid);
+        let mut out = Vec::with_capacity(96);
+        if session.seal(&msg, &mut out).is_ok() {
+            self.fire(&out);
+        }
     }
 
     /// A sessionless (IPMI 1.5 framed) request; returns the completion code and data.
@@ -384,7 +396,7 @@ impl<'a> Conn<'a> {
         if let Err(e) = res {
             if !st.rakp3.is_empty() {
                 let abort = std::mem::take(&mut st.rakp3);
-                self.fire(&abort).await;
+                self.fire(&abort);
             }
             return Err(HandshakeFailure::Fatal(e));
         }
@@ -500,13 +512,7 @@ impl<'a> Conn<'a> {
         let sid = session.remote_sid().to_le_bytes();
         let deadline = deadline.min(Instant::now() + wait);
         if Instant::now() >= deadline {
-            let header = RequestHeader::to_bmc(NETFN_APP, CMD_CLOSE_SESSION, 0x3F);
-            let mut msg = Vec::with_capacity(16);
-            message::encode_request(&mut msg, &header, &sid);
-            let mut out = Vec::with_capacity(96);
-            if session.seal(&msg, &mut out).is_ok() {
-                self.fire(&out).await;
-            }
+            self.close_now(session);
             return;
         }
         let once = Retry {
@@ -616,6 +622,40 @@ fn handshake_error(
         )),
         HandshakeError::NotOurs | HandshakeError::Decode(_) => {
             DriverError::protocol(format!("{t}: malformed handshake reply"))
+        }
+    }
+}
+
+/// An established session that sends Close Session when dropped unless it was closed
+/// properly, so a call cancelled from outside (the engine cutting it at the deadline) still
+/// releases the BMC's session slot.
+pub(crate) struct Live<'a> {
+    pub(crate) conn: Conn<'a>,
+    pub(crate) session: Session,
+    closed: bool,
+}
+
+impl<'a> Live<'a> {
+    /// Guard a freshly established session.
+    pub(crate) fn new(conn: Conn<'a>, session: Session) -> Self {
+        Live {
+            conn,
+            session,
+            closed: false,
+        }
+    }
+
+    /// Close Session, waiting briefly for the reply (see [`Conn::close`]).
+    pub(crate) async fn close(mut self, deadline: Instant, wait: Duration) {
+        self.closed = true;
+        self.conn.close(&mut self.session, deadline, wait).await;
+    }
+}
+
+impl Drop for Live<'_> {
+    fn drop(&mut self) {
+        if !self.closed {
+            self.conn.close_now(&mut self.session);
         }
     }
 }

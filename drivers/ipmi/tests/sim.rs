@@ -411,3 +411,24 @@ async fn tampered_replies_are_never_trusted() {
     );
     relay.abort();
 }
+
+/// A call cancelled from outside (the engine enforcing its deadline) after the session is
+/// up still releases the BMC's session slot.
+#[tokio::test]
+async fn cancelled_call_still_closes_its_session() {
+    let mut cfg = BmcConfig::new("admin", "password");
+    // Four round trips of 200 ms bring the session up at ~800 ms; its first request is
+    // answered at ~1000 ms. Cancel in between.
+    cfg.faults.reply_delay_ms = 200;
+    let lab = lab(cfg).await;
+    let d = driver(
+        lab.addr(0),
+        "admin",
+        "password",
+        &[("cipher", "17"), ("retransmit_ms", "2000")],
+    );
+    let call = tokio::time::timeout(Duration::from_millis(900), d.status(soon(5000))).await;
+    assert!(call.is_err(), "the call was cancelled");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(lab.open_sessions(0), 0, "Close Session was sent on drop");
+}
