@@ -23,9 +23,12 @@ pub const ABI_MAJOR: u32 = 1;
 /// The ABI minor version: changes when fields are appended to the table.
 pub const ABI_MINOR: u32 = 0;
 
-/// The size of the table as ABI 1.0 defines it. A host refuses a plugin whose
-/// `struct_size` is smaller, because it would have to read fields that do not exist.
-pub const TABLE_SIZE_V1_0: usize = std::mem::size_of::<PluginTable>();
+/// The size of the table as ABI 1.0 defines it: the end of its last field, `destroy`. A host
+/// refuses a plugin whose `struct_size` is smaller, because it would have to read fields that
+/// do not exist. Defined by the field, not by `size_of`, so it stays right when later minors
+/// append fields.
+pub const TABLE_SIZE_V1_0: usize =
+    std::mem::offset_of!(PluginTable, destroy) + std::mem::size_of::<Option<DestroyFn>>();
 
 /// How a plugin hands its JSON reply to the host: `reply(reply_ctx, json, len)`.
 ///
@@ -113,6 +116,7 @@ mod tests {
         assert_eq!(std::mem::offset_of!(PluginTable, name), 24);
         let p = std::mem::size_of::<usize>();
         assert_eq!(TABLE_SIZE_V1_0, 24 + 6 * p);
+        assert_eq!(TABLE_SIZE_V1_0, std::mem::size_of::<PluginTable>());
         assert_eq!(&MAGIC.to_le_bytes(), b"FGPLUGIN");
         assert_eq!(MAGIC, 0x4E49_4755_4C50_4746);
     }

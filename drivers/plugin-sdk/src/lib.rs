@@ -31,6 +31,8 @@ pub use wire::Device;
 macro_rules! export_plugin {
     ($ty:ty) => {
         /// The fencegate plugin entry point (ABI 1): returns this library's static table.
+        // SAFETY: the ABI reserves this unmangled name for the entry point, with exactly this
+        // signature; the macro is used once per library, so nothing else defines the symbol.
         #[unsafe(no_mangle)]
         pub extern "C" fn fencegate_plugin_entry_v1() -> *const $crate::abi::PluginTable {
             static TABLE: $crate::abi::PluginTable = $crate::export::table::<$ty>();

@@ -128,7 +128,8 @@ fn cache() -> &'static Mutex<HashMap<PathBuf, Arc<LoadedPlugin>>> {
     CACHE.get_or_init(Mutex::default)
 }
 
-/// Load (or find already loaded) the plugin at `path`.
+/// Load (or find already loaded) the plugin at `path`. Blocking (the dynamic loader reads
+/// the file and runs the library's initializers): call it from a blocking thread.
 ///
 /// A relative path is taken relative to the current directory, as given: the path is made
 /// canonical before the dynamic loader sees it, so the loader's search path never applies.
@@ -213,17 +214,28 @@ fn check_table(
     if header.struct_size < TABLE_SIZE_V1_0 as u64 {
         return Err(LoadProblem::TooShort(header.struct_size));
     }
-    // SAFETY: `struct_size` says the plugin's table holds at least all 1.0 fields, with the
-    // layout `PluginTable` declares. Reading copies them; fields appended by later minors
-    // lie beyond and are not read.
-    let table = unsafe { &*raw };
-    let name = table_string("name", table.name)?;
-    let version = table_string("version", table.version)?;
-    let hello = table.hello.ok_or(LoadProblem::NullField("hello"))?;
+    // SAFETY (for each read below): `struct_size` says the plugin's table holds at least
+    // all 1.0 fields, at the offsets `PluginTable` declares, in the aligned static the entry
+    // function returned. Each field is read through a raw place, never through a reference
+    // to the whole struct, so no byte beyond the fields 1.0 defines is ever read, whatever
+    // size later minors give `PluginTable`.
+    let (name, version, hello, configure, call, destroy) = unsafe {
+        (
+            (&raw const (*raw).name).read(),
+            (&raw const (*raw).version).read(),
+            (&raw const (*raw).hello).read(),
+            (&raw const (*raw).configure).read(),
+            (&raw const (*raw).call).read(),
+            (&raw const (*raw).destroy).read(),
+        )
+    };
+    let name = table_string("name", name)?;
+    let version = table_string("version", version)?;
+    let hello = hello.ok_or(LoadProblem::NullField("hello"))?;
     let checked = Table {
-        configure: table.configure.ok_or(LoadProblem::NullField("configure"))?,
-        call: table.call.ok_or(LoadProblem::NullField("call"))?,
-        destroy: table.destroy.ok_or(LoadProblem::NullField("destroy"))?,
+        configure: configure.ok_or(LoadProblem::NullField("configure"))?,
+        call: call.ok_or(LoadProblem::NullField("call"))?,
+        destroy: destroy.ok_or(LoadProblem::NullField("destroy"))?,
     };
     Ok((header, (hello, checked), name, version))
 }
