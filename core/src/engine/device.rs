@@ -110,6 +110,7 @@ impl DeviceRun {
     /// Record an event in the log and the journal. The returned future resolves once it is
     /// durable; the write is queued whether or not it is awaited.
     fn push(&self, event: Event) -> JournalFuture<'static, ()> {
+        tracing::debug!(device = %self.meta.device, endpoint = %self.meta.endpoint, ?event, "event");
         self.with_record(|r| r.events.push(event.clone()));
         self.ctx
             .journal

@@ -24,6 +24,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 /// Who asks and why; recorded in the proof.
 #[derive(Debug, Clone, Default)]
@@ -375,6 +376,25 @@ impl Engine {
 
     /// Record the start of an operation (guards, cross-process join) and carry it out.
     async fn run_new(&self, host: Arc<Host>, op: Operation, request: Request) -> Outcome {
+        let span = tracing::info_span!("operation", op = op.as_str(), host = %host.name);
+        let outcome = self
+            .run_new_inner(host, op, request)
+            .instrument(span.clone())
+            .await;
+        let _enter = span.enter();
+        match &outcome {
+            Ok(p) if p.success => {
+                tracing::info!(request = %p.request_id, verdict = %p.verdict, ms = p.duration_ms, "{}", p.detail)
+            }
+            Ok(p) => {
+                tracing::warn!(request = %p.request_id, verdict = %p.verdict, ms = p.duration_ms, "{}", p.detail)
+            }
+            Err(e) => tracing::error!("no verdict recorded: {e}"),
+        }
+        outcome
+    }
+
+    async fn run_new_inner(&self, host: Arc<Host>, op: Operation, request: Request) -> Outcome {
         let journal = Arc::clone(&self.inner.journal);
         if matches!(op, Operation::On | Operation::Reboot)
             && let Some(lock) = journal.power_lock(&host.name).await?
@@ -558,7 +578,7 @@ async fn verify_off_levels(
         let mut set = JoinSet::new();
         for (di, device) in devices.iter().enumerate() {
             let run = DeviceRun::start(Arc::clone(ctx), Arc::clone(device), li, di);
-            set.spawn(async move { run.verify_off(deadline).await });
+            set.spawn(async move { run.verify_off(deadline).await }.in_current_span());
         }
         while set.join_next().await.is_some() {}
         let level = ctx.snapshot().into_iter().nth(li);
@@ -647,7 +667,7 @@ async fn power_on_levels(
         let mut set = JoinSet::new();
         for (di, device) in devices.iter().enumerate() {
             let run = DeviceRun::start(Arc::clone(ctx), Arc::clone(device), li, di);
-            set.spawn(async move { run.power_on(deadline).await });
+            set.spawn(async move { run.power_on(deadline).await }.in_current_span());
         }
         while let Some(r) = set.join_next().await {
             failed |= !matches!(r, Ok(DeviceOutcome::Done));
