@@ -66,6 +66,13 @@ struct fencegate_plugin {
     void (*destroy)(void *instance);
 };
 
+#if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+/* The layout fencegate expects (`fencegate_plugin_sdk::abi::PluginTable`). */
+_Static_assert(offsetof(struct fencegate_plugin, name) == 24, "fencegate plugin header layout");
+_Static_assert(sizeof(struct fencegate_plugin) == 24 + 6 * sizeof(void *),
+               "fencegate plugin table layout");
+#endif
+
 /* Every plugin defines this function (no arguments, returns its static table). */
 const struct fencegate_plugin *FENCEGATE_PLUGIN_ENTRY(void);
 

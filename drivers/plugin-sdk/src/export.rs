@@ -250,3 +250,180 @@ pub unsafe extern "C" fn destroy<P: Plugin>(instance: *mut c_void) {
     let boxed = unsafe { Box::from_raw(instance.cast::<P>()) };
     let _ = catch_unwind(AssertUnwindSafe(move || drop(boxed)));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Device;
+    use fencegate_driver::{Action, CommandReceipt, PowerState};
+    use serde_json::{Value, json};
+    use std::ffi::CStr;
+
+    /// A plugin that panics when its device is named `panic`.
+    struct Toy {
+        panics: bool,
+    }
+
+    impl Plugin for Toy {
+        const NAME: &'static CStr = c"toy";
+        const VERSION: &'static CStr = c"9.9";
+
+        fn actions() -> Vec<Action> {
+            vec![Action::Off]
+        }
+
+        fn configure(device: Device) -> Result<Self, DriverError> {
+            if device.name == "refuse" {
+                return Err(DriverError::unsupported("`x`: unknown option"));
+            }
+            Ok(Toy {
+                panics: device.name == "panic",
+            })
+        }
+
+        fn status(&mut self, _deadline: Instant) -> Result<PowerState, DriverError> {
+            assert!(!self.panics, "toy asked to panic");
+            Ok(PowerState::PoweringOff)
+        }
+
+        fn set_power(
+            &mut self,
+            action: Action,
+            _deadline: Instant,
+        ) -> Result<CommandReceipt, DriverError> {
+            Ok(CommandReceipt::new(format!("did {action}")))
+        }
+    }
+
+    unsafe extern "C" fn collect(ctx: *mut c_void, json: *const u8, len: usize) {
+        // SAFETY: the tests pass a `&mut Vec<Value>` as `ctx`, and the SDK passes `len`
+        // readable bytes at `json` for the duration of the callback.
+        let (out, bytes) = unsafe {
+            (
+                &mut *ctx.cast::<Vec<Value>>(),
+                std::slice::from_raw_parts(json, len),
+            )
+        };
+        out.push(serde_json::from_slice(bytes).unwrap());
+    }
+
+    fn configure_toy(name: &str) -> (*mut c_void, Value) {
+        let msg = json!({"type":"configure","id":0,"device":{"name":name}}).to_string();
+        let mut replies = Vec::<Value>::new();
+        // SAFETY: valid JSON bytes for the call, a callback matching `ctx`.
+        let instance = unsafe {
+            configure::<Toy>(
+                msg.as_ptr(),
+                msg.len(),
+                Some(collect),
+                (&raw mut replies).cast(),
+            )
+        };
+        assert_eq!(replies.len(), 1, "exactly one reply");
+        (instance, replies.remove(0))
+    }
+
+    fn call_toy(instance: *mut c_void, request: Value) -> Value {
+        let msg = request.to_string();
+        let mut replies = Vec::<Value>::new();
+        // SAFETY: `instance` came from `configure::<Toy>` and is not destroyed yet.
+        unsafe {
+            call::<Toy>(
+                instance,
+                msg.as_ptr(),
+                msg.len(),
+                Some(collect),
+                (&raw mut replies).cast(),
+            )
+        };
+        assert_eq!(replies.len(), 1, "exactly one reply");
+        replies.remove(0)
+    }
+
+    #[test]
+    fn the_table_describes_the_plugin() {
+        let t = table::<Toy>();
+        assert_eq!(t.header.magic, MAGIC);
+        assert_eq!(t.header.struct_size, TABLE_SIZE_V1_0 as u64);
+        let mut replies = Vec::<Value>::new();
+        // SAFETY: a callback matching `ctx`.
+        unsafe { hello::<Toy>(Some(collect), (&raw mut replies).cast()) };
+        assert_eq!(replies[0]["type"], "hello");
+        assert_eq!(replies[0]["actions"], json!(["off"]));
+        assert_eq!(replies[0]["reads_power_state"], true);
+    }
+
+    #[test]
+    fn requests_are_answered_with_their_id() {
+        let (instance, reply) = configure_toy("n1");
+        assert_eq!(reply, json!({"type":"response","id":0,"ok":true}));
+        let r = call_toy(
+            instance,
+            json!({"type":"request","id":7,"op":"status","deadline_ms":100}),
+        );
+        assert_eq!(
+            r,
+            json!({"type":"response","id":7,"ok":true,"state":"PoweringOff"})
+        );
+        let r = call_toy(
+            instance,
+            json!({"type":"request","id":8,"op":"set_power","action":"off","deadline_ms":100}),
+        );
+        assert_eq!(r["detail"], "did off");
+        let r = call_toy(
+            instance,
+            json!({"type":"request","id":9,"op":"reboot","deadline_ms":100}),
+        );
+        assert_eq!(r["error"]["kind"], "unsupported");
+        // SAFETY: from `configure::<Toy>`, destroyed once, no call running.
+        unsafe { destroy::<Toy>(instance) };
+    }
+
+    #[test]
+    fn a_panic_becomes_a_protocol_error_with_the_request_id() {
+        let (instance, _) = configure_toy("panic");
+        let r = call_toy(
+            instance,
+            json!({"type":"request","id":3,"op":"status","deadline_ms":100}),
+        );
+        assert_eq!(r["id"], 3);
+        assert_eq!(r["ok"], false);
+        assert_eq!(r["error"]["kind"], "protocol");
+        let detail = r["error"]["detail"].as_str().unwrap();
+        assert!(detail.contains("toy asked to panic"), "{detail}");
+        // SAFETY: from `configure::<Toy>`, destroyed once, no call running.
+        unsafe { destroy::<Toy>(instance) };
+    }
+
+    #[test]
+    fn refusals_and_bad_input_return_null_or_errors_never_ub() {
+        let (instance, reply) = configure_toy("refuse");
+        assert!(instance.is_null());
+        assert_eq!(reply["error"]["kind"], "unsupported");
+        let mut replies = Vec::<Value>::new();
+        // SAFETY: a null pointer with a non-zero length must be refused, not read.
+        let instance = unsafe {
+            configure::<Toy>(
+                std::ptr::null(),
+                5,
+                Some(collect),
+                (&raw mut replies).cast(),
+            )
+        };
+        assert!(instance.is_null());
+        assert_eq!(replies[0]["error"]["kind"], "protocol");
+        let r = call_toy(
+            std::ptr::null_mut(),
+            json!({"type":"request","id":4,"op":"status","deadline_ms":1}),
+        );
+        assert_eq!(
+            (r["id"].clone(), r["error"]["kind"].clone()),
+            (json!(4), json!("protocol"))
+        );
+        // No reply callback at all: nothing to call, nothing to crash.
+        // SAFETY: null callback and context are allowed.
+        unsafe { hello::<Toy>(None, std::ptr::null_mut()) };
+        // SAFETY: destroying null is a no-op.
+        unsafe { destroy::<Toy>(std::ptr::null_mut()) };
+    }
+}

@@ -106,7 +106,8 @@ pub struct Configure {
 }
 
 /// A device as a plugin receives it. `Debug` never shows the secrets (they are
-/// [`SecretString`]s, wiped from memory when dropped).
+/// [`SecretString`]s, wiped from memory when dropped), but serializing writes them in clear,
+/// because that is how they reach the plugin: never log the serialized form.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Device {
     /// The device's inventory name, for messages.
