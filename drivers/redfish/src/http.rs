@@ -214,10 +214,10 @@ impl Http {
     /// Map a transport failure. A certificate refusal recorded by the verifier wins over the
     /// generic connect error, because it says exactly what to fix.
     fn transport(&self, what: &str, e: reqwest::Error) -> DriverError {
-        if let Some(refusal) = self.observed.refusal() {
-            if e.is_connect() || e.is_request() {
-                return DriverError::auth(format!("{}: TLS: {refusal}", self.endpoint));
-            }
+        if let Some(refusal) = self.observed.refusal()
+            && (e.is_connect() || e.is_request())
+        {
+            return DriverError::auth(format!("{}: TLS: {refusal}", self.endpoint));
         }
         let (timeout, connect) = (e.is_timeout(), e.is_connect());
         let chain = error_chain(&e.without_url());

@@ -201,10 +201,10 @@ pub fn error_message(body: &Value) -> Option<String> {
             }
         }
     }
-    if parts.is_empty() {
-        if let Some(code) = err.get("code").and_then(Value::as_str) {
-            parts.push(code.to_owned());
-        }
+    if parts.is_empty()
+        && let Some(code) = err.get("code").and_then(Value::as_str)
+    {
+        parts.push(code.to_owned());
     }
     (!parts.is_empty()).then(|| clip(&parts.join("; ")))
 }

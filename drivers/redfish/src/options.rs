@@ -336,7 +336,7 @@ mod tests {
             Some("password")
         );
         s.options.insert("auth".into(), "none".into());
-        assert_eq!(Config::from_spec(&s).unwrap().password.is_none(), true);
+        assert!(Config::from_spec(&s).unwrap().password.is_none());
     }
 
     #[test]

@@ -512,25 +512,25 @@ fn reset(state: &mut ServiceState, req: &Request, now: Instant) -> Response {
         PowerCommand::Off | PowerCommand::SoftOff => Some(false),
         _ => None,
     };
-    if let Some(on) = towards_on {
-        if state.settled(on, now) {
-            let word = if on { "on" } else { "off" };
-            match state.profile.already_in_state {
-                AlreadyInState::Accept => {}
-                AlreadyInState::Conflict409 => {
-                    return Response::error(
-                        409,
-                        "IDRAC.2.8.PSU501",
-                        &format!("The server is already powered {word}."),
-                    );
-                }
-                AlreadyInState::PowerIs400 => {
-                    return Response::error(
-                        400,
-                        "iLO.2.14.InvalidOperationForSystemState",
-                        &format!("Power is {word}."),
-                    );
-                }
+    if let Some(on) = towards_on
+        && state.settled(on, now)
+    {
+        let word = if on { "on" } else { "off" };
+        match state.profile.already_in_state {
+            AlreadyInState::Accept => {}
+            AlreadyInState::Conflict409 => {
+                return Response::error(
+                    409,
+                    "IDRAC.2.8.PSU501",
+                    &format!("The server is already powered {word}."),
+                );
+            }
+            AlreadyInState::PowerIs400 => {
+                return Response::error(
+                    400,
+                    "iLO.2.14.InvalidOperationForSystemState",
+                    &format!("Power is {word}."),
+                );
             }
         }
     }
