@@ -172,6 +172,10 @@ pub async fn check(
 
     let mut spec = device.clone();
     spec.driver = "plugin".into();
+    if spec.name.is_empty() {
+        spec.name = "plugin-check".into();
+    }
+    let device_name = spec.name.clone();
     spec.address = plugin.path.display().to_string();
     let built = tokio::task::spawn_blocking(move || PluginDriver::new(&spec)).await;
     let driver = match built {
@@ -179,7 +183,7 @@ pub async fn check(
             report.steps.push(step(
                 "configure",
                 Outcome::Ok,
-                format!("accepted device `{}`", device.name),
+                format!("accepted device `{device_name}`"),
             ));
             Arc::new(driver)
         }

@@ -283,7 +283,9 @@ fn prepare(
                 let (instance, reply) = Instance::configure(&plugin, &json);
                 drop(json);
                 let refused = |e: DriverError| {
-                    SpecError::new(format!("{label} refused its configuration: {}", e.detail))
+                    let why = e.detail.strip_prefix(&label).unwrap_or(&e.detail);
+                    let why = why.strip_prefix(": ").unwrap_or(why);
+                    SpecError::new(format!("{label} refused its configuration: {why}"))
                 };
                 let reply = reply.map_err(|why| refused(context.protocol(&why)))?;
                 let response = context.response(&reply, CONFIGURE_ID).map_err(refused)?;
