@@ -94,16 +94,23 @@ async fn slow_agent_hits_the_deadline_not_later() {
             ..Default::default()
         },
     );
-    let d = driver(lab.addr(0), "1", &[("timeout_ms", "1000"), ("retries", "5")]);
+    let d = driver(
+        lab.addr(0),
+        "1",
+        &[("timeout_ms", "1000"), ("retries", "5")],
+    );
     let t0 = Instant::now();
-    let e = d
-        .status(t0 + Duration::from_millis(700))
-        .await
-        .unwrap_err();
+    let e = d.status(t0 + Duration::from_millis(700)).await.unwrap_err();
     let took = t0.elapsed();
     assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
-    assert!(took >= Duration::from_millis(650), "gave up early: {took:?}");
-    assert!(took < Duration::from_millis(1200), "overran the deadline: {took:?}");
+    assert!(
+        took >= Duration::from_millis(650),
+        "gave up early: {took:?}"
+    );
+    assert!(
+        took < Duration::from_millis(1200),
+        "overran the deadline: {took:?}"
+    );
 }
 
 #[tokio::test]
@@ -117,7 +124,11 @@ async fn lossy_link_is_survived_by_retries() {
             ..Default::default()
         },
     );
-    let d = driver(lab.addr(0), "1,2,3,4", &[("timeout_ms", "100"), ("retries", "10")]);
+    let d = driver(
+        lab.addr(0),
+        "1,2,3,4",
+        &[("timeout_ms", "100"), ("retries", "10")],
+    );
     d.set_power(Action::Off, in_secs(10)).await.unwrap();
     assert_eq!(d.status(in_secs(10)).await.unwrap(), PowerState::Off);
     for n in 1..=4 {

@@ -1,0 +1,149 @@
+//! Watching a host go quiet: the only evidence SSH fencing can offer after the command.
+//!
+//! `poweroff -f` usually kills the host before any answer, and a dead host does not close
+//! its TCP connections. So delivery is judged from outside: every watched TCP port must
+//! refuse or ignore connection attempts *continuously* for the hold time. One answered
+//! probe resets the clock. This is loss of liveness, never proof of power-off.
+
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+
+/// The ports stayed quiet long enough.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quiet {
+    /// How long they were quiet when the watch ended.
+    pub quiet_for: Duration,
+    /// Probes sent.
+    pub probes: u32,
+}
+
+/// The deadline came while a port still answered (or had answered too recently).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StillAlive {
+    /// The port that answered last.
+    pub port: u16,
+    /// How long before the end of the watch it answered.
+    pub answered_ago: Duration,
+    /// How long the ports had been quiet when the deadline came (zero if none).
+    pub quiet_for: Duration,
+}
+
+/// Probe `ports` of `host` until all have been quiet for `hold`, or the deadline.
+pub async fn watch(
+    host: &str,
+    ports: &[u16],
+    hold: Duration,
+    interval: Duration,
+    deadline: Instant,
+) -> Result<Quiet, StillAlive> {
+    let probe_timeout = interval.max(Duration::from_millis(250));
+    let mut quiet_since: Option<Instant> = None;
+    let mut last_alive: Option<(u16, Instant)> = None;
+    let mut probes = 0u32;
+    loop {
+        let round = Instant::now();
+        let mut answered = None;
+        for &port in ports {
+            let budget = probe_timeout.min(deadline.saturating_duration_since(Instant::now()));
+            if budget.is_zero() {
+                break;
+            }
+            probes += 1;
+            let attempt = tokio::time::timeout(budget, TcpStream::connect((host, port))).await;
+            if let Ok(Ok(stream)) = attempt {
+                drop(stream);
+                answered = Some(port);
+            }
+        }
+        let now = Instant::now();
+        match answered {
+            Some(port) => {
+                quiet_since = None;
+                last_alive = Some((port, now));
+            }
+            None => {
+                let since = *quiet_since.get_or_insert(round);
+                if now.duration_since(since) >= hold {
+                    return Ok(Quiet {
+                        quiet_for: now.duration_since(since),
+                        probes,
+                    });
+                }
+            }
+        }
+        if now >= deadline {
+            let (port, at) = last_alive.unwrap_or((ports.first().copied().unwrap_or(0), now));
+            return Err(StillAlive {
+                port,
+                answered_ago: now.duration_since(at),
+                quiet_for: quiet_since
+                    .map(|s| now.duration_since(s))
+                    .unwrap_or_default(),
+            });
+        }
+        let pause = interval.min(deadline.saturating_duration_since(now));
+        tokio::time::sleep(pause).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_listening_port_is_never_quiet() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let t0 = Instant::now();
+        let r = watch(
+            "127.0.0.1",
+            &[port],
+            Duration::from_millis(100),
+            Duration::from_millis(20),
+            t0 + Duration::from_millis(300),
+        )
+        .await;
+        assert_eq!(r.unwrap_err().port, port);
+        assert!(t0.elapsed() < Duration::from_millis(600));
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_quiet_after_the_hold() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let t0 = Instant::now();
+        let q = watch(
+            "127.0.0.1",
+            &[port],
+            Duration::from_millis(150),
+            Duration::from_millis(20),
+            t0 + Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert!(q.quiet_for >= Duration::from_millis(150));
+        assert!(t0.elapsed() >= Duration::from_millis(150));
+        assert!(t0.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn one_live_port_of_two_keeps_the_host_alive() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let live = l.local_addr().unwrap().port();
+        let dead = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let r = watch(
+            "127.0.0.1",
+            &[dead, live],
+            Duration::from_millis(50),
+            Duration::from_millis(20),
+            Instant::now() + Duration::from_millis(200),
+        )
+        .await;
+        assert_eq!(r.unwrap_err().port, live);
+    }
+}
