@@ -5,6 +5,7 @@ use fencegate_plugin_sdk::DriverError;
 use std::io::{ErrorKind as IoKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
 
 /// The largest response read, in bytes: the ACME API answers with a few dozen.
 const MAX_RESPONSE: usize = 64 * 1024;
@@ -68,23 +69,28 @@ pub fn request(
     let mut stream = TcpStream::connect_timeout(&addr, left(deadline, "connecting", endpoint)?)
         .map_err(|e| io_error(e, "connecting", endpoint))?;
     let body = body.unwrap_or_default();
-    let mut head = format!(
+    // The request holds the token: build it in one buffer sized up front (so growing it
+    // leaves no copies behind) that is wiped when dropped, on every path.
+    let mut out = Zeroizing::new(Vec::with_capacity(
+        256 + endpoint.len() + path.len() + token.len() + body.len(),
+    ));
+    let written = write!(
+        out,
         "{method} {path} HTTP/1.1\r\nHost: {endpoint}\r\nAuthorization: Bearer {token}\r\n\
-         Accept: application/json\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
+         Accept: application/json\r\nConnection: close\r\nContent-Length: {}\r\n{}\r\n",
+        body.len(),
+        if body.is_empty() {
+            ""
+        } else {
+            "Content-Type: application/json\r\n"
+        }
     );
-    if !body.is_empty() {
-        head.push_str("Content-Type: application/json\r\n");
-    }
-    head.push_str("\r\n");
-    let mut out = head.into_bytes();
-    out.extend_from_slice(body);
-    stream
-        .set_write_timeout(Some(left(deadline, "sending", endpoint)?))
+    let send_within = left(deadline, "sending", endpoint)?;
+    written
+        .and_then(|()| out.write_all(body))
+        .and_then(|()| stream.set_write_timeout(Some(send_within)))
         .and_then(|()| stream.write_all(&out))
         .map_err(|e| io_error(e, "sending the request", endpoint))?;
-    // The request held the token: wipe it rather than leave it in freed memory.
-    out.iter_mut().for_each(|b| *b = 0);
 
     let mut raw = Vec::new();
     let mut chunk = [0u8; 4096];
