@@ -14,6 +14,14 @@
 //! `fencegate-bmcsim` binary (`--ipmi N --password-file F …`) prints its endpoints as one
 //! JSON line and takes JSON-lines control commands on stdin (see its `--help`).
 //!
+//! [`redfish`] is the Redfish front end: [`redfish::RedfishLab::start`] with one
+//! [`redfish::RedfishConfig`] per HTTPS service (vendor behaviour as a
+//! [`redfish::VendorProfile`]), then `addr(i)`, `fingerprint()` (the pin of the certificate
+//! generated at start), `power_on(i)`, `set_power(i, on)`, `set_faults(i, profile)`,
+//! `set_profile(i, …)`, `set_reported_power_state(i, raw)`, `command_log(i)`, `requests(i)`,
+//! `handshakes(i)` and `open_sessions(i)`; out of process, `fencegate-bmcsim --redfish N
+//! --redfish-profile NAME`.
+//!
 //! [`snmp`] simulates APC PDUs (PowerNet-MIB outlet table, SNMPv1/v2c): [`snmp::PduLab::start`]
 //! with one [`snmp::PduConfig`] per PDU, then `addr(i)`, `outlet_on(i, outlet)`,
 //! `set_outlet(i, outlet, on)`, `set_faults(i, profile)` and `command_log(i)`; the binary
