@@ -18,6 +18,8 @@
 //! Modules: [`options`] (device specification), [`tls`] (trust and pinning), [`model`]
 //! (Redfish JSON), `http` (one exchange), `session` (login/logout), and the driver.
 
+#![warn(missing_docs)]
+
 mod driver;
 mod http;
 pub mod model;

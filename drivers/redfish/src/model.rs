@@ -9,7 +9,7 @@ use serde_json::Value;
 
 /// The longest message taken from a BMC into an error or receipt, so a chatty or hostile
 /// BMC cannot flood the evidence record.
-const MAX_MESSAGE: usize = 300;
+pub const MAX_MESSAGE: usize = 300;
 
 /// The `@odata.id` of a property that links to another resource, e.g. `Systems`.
 pub fn link<'a>(v: &'a Value, property: &str) -> Option<&'a str> {
