@@ -146,6 +146,9 @@ pub enum Command {
         #[arg(long)]
         drivers: bool,
     },
+    /// Dynamic-library plugins.
+    #[command(subcommand)]
+    Plugin(Plugin),
     /// Run a failover scenario on a simulated lab (no hardware, no setup) and show the proof.
     Demo,
     /// Front door for OpenNebula's host_error hook.
@@ -165,5 +168,32 @@ pub enum Opennebula {
         /// Fence even when the host XML says the host is not in ERROR (manual use).
         #[arg(long)]
         any_state: bool,
+    },
+}
+
+/// Plugin commands.
+#[derive(Debug, Subcommand)]
+pub enum Plugin {
+    /// Load a plugin, show its metadata and ABI version, and run the contract's
+    /// non-destructive checks (configure, capabilities, one status read; no power command).
+    Check {
+        /// The plugin's shared library.
+        path: PathBuf,
+        /// A device option handed to the plugin's configure call (repeatable), e.g.
+        /// `-o target=10.0.0.5:8443`.
+        #[arg(short = 'o', long = "option", value_name = "KEY=VALUE")]
+        options: Vec<String>,
+        /// A secret for the plugin from a file (repeatable), e.g. `--secret-file token=/etc/fg/t`.
+        #[arg(long, value_name = "ROLE=FILE")]
+        secret_file: Vec<String>,
+        /// A secret for the plugin from an environment variable (repeatable).
+        #[arg(long, value_name = "ROLE=VAR")]
+        secret_env: Vec<String>,
+        /// The user name handed to the plugin, if its device has one.
+        #[arg(long)]
+        user: Option<String>,
+        /// Time allowed for each step.
+        #[arg(long, default_value = "10s", value_name = "DURATION")]
+        timeout: String,
     },
 }

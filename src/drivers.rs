@@ -9,4 +9,5 @@ pub fn register_builtin(registry: &mut Registry) {
     registry.register(Arc::new(fencegate_ipmi::IpmiFactory));
     registry.register(Arc::new(fencegate_external::ExternalFactory));
     registry.register(Arc::new(fencegate_external::FenceAgentFactory::default()));
+    registry.register(Arc::new(fencegate_plugin::PluginFactory));
 }

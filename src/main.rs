@@ -9,6 +9,7 @@ mod exit;
 mod hostrange;
 mod opennebula;
 mod output;
+mod plugin;
 mod setup;
 
 use clap::Parser;
@@ -57,6 +58,25 @@ fn main() -> ExitCode {
             }) => opennebula::fence_host(g, deadlines, *any_state).await,
             Command::Agent(args) => agent::run(g, args).await,
             Command::Demo => demo::run(g).await,
+            Command::Plugin(cli::Plugin::Check {
+                path,
+                options,
+                secret_file,
+                secret_env,
+                user,
+                timeout,
+            }) => {
+                plugin::check(
+                    g,
+                    path,
+                    options,
+                    secret_file,
+                    secret_env,
+                    user.as_deref(),
+                    timeout,
+                )
+                .await
+            }
         }
     });
     // Do not wait for driver tasks still winding down after a verdict.
