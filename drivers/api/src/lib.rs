@@ -12,12 +12,14 @@
 mod capabilities;
 mod driver;
 mod error;
+mod redact;
 mod spec;
 mod state;
 
 pub use capabilities::{Capabilities, IdentityFact};
 pub use driver::{CommandReceipt, DriverFactory, DriverFuture, PowerDriver};
 pub use error::{DriverError, ErrorKind};
+pub use redact::{MASK, Redactor};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use spec::{DeviceSpec, SpecError, split_host_port};
 pub use state::{Action, PowerState};

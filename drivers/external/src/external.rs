@@ -1,8 +1,8 @@
 //! The `external` driver: any executable speaking protocol v1, kept running between calls.
 
 use crate::protocol::{Op, Response, WireDevice, clip};
-use crate::redact::Redactor;
 use crate::session::{Launch, Session, op_name};
+use fencegate_driver::Redactor;
 use fencegate_driver::{
     Action, Capabilities, CommandReceipt, DeviceSpec, DriverError, DriverFactory, DriverFuture,
     ExposeSecret, IdentityFact, PowerDriver, PowerState, SecretString, SpecError,

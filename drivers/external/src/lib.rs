@@ -19,7 +19,6 @@ mod fence_agent;
 mod lines;
 mod process;
 pub mod protocol;
-mod redact;
 mod session;
 mod tail;
 

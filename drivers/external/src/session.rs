@@ -7,8 +7,8 @@ use crate::process::{self, ProcessGroup, describe_exit};
 use crate::protocol::{
     self, DriverHello, DriverMessage, HostHello, Op, Response, WireDevice, clip,
 };
-use crate::redact::Redactor;
 use crate::tail::{self, SharedTail, Tail};
+use fencegate_driver::Redactor;
 use fencegate_driver::{DriverError, ErrorKind};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -3,8 +3,8 @@
 
 use crate::ffi::Instance;
 use crate::load::{self, LoadedPlugin};
-use crate::redact::Redactor;
 use crate::reply::{Context, MAX_IDENTITY};
+use fencegate_driver::Redactor;
 use fencegate_driver::{
     Action, Capabilities, CommandReceipt, DeviceSpec, DriverError, DriverFactory, DriverFuture,
     IdentityFact, PowerDriver, PowerState, SpecError,

@@ -17,7 +17,6 @@ mod check;
 mod driver;
 mod ffi;
 mod load;
-mod redact;
 mod reply;
 
 pub use check::{AbiReport, CheckStep, Outcome, PluginReport, check};

@@ -4,7 +4,7 @@
 //! does not decode, answers another id, contradicts itself, or puts a power state on a
 //! command receipt is a `protocol` error. Nothing a plugin says can mark a host fenced.
 
-use crate::redact::Redactor;
+use fencegate_driver::Redactor;
 use fencegate_driver::{CommandReceipt, DriverError, IdentityFact, PowerState};
 use fencegate_plugin_sdk::wire::{Message, Response};
 

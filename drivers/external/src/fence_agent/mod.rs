@@ -10,7 +10,7 @@ use metadata::{AgentMetadata, normalize};
 pub use names::{AGENT_DIRS, SECRET_PARAMETERS, resolve_agent, secret_parameter};
 use names::{OWN_KEYS, check_key, role_for};
 
-use crate::redact::Redactor;
+use fencegate_driver::Redactor;
 use fencegate_driver::{
     Action, Capabilities, CommandReceipt, DeviceSpec, DriverError, DriverFactory, DriverFuture,
     ExposeSecret, PowerDriver, PowerState, SecretString, SpecError,

@@ -1,21 +1,23 @@
-//! Removing the secrets we handed a child from anything it prints back, before its words
-//! reach an error message, a log or the evidence record.
+//! Masking secrets out of text a device, a child process or a plugin sends back, before
+//! its words reach an error message, a log or the evidence record. Every driver that echoes
+//! what the other side said needs this, so it lives with the contract.
 
 use secrecy::{ExposeSecret, SecretString};
 
 /// What replaces a secret in text.
-pub(crate) const MASK: &str = "[redacted]";
+pub const MASK: &str = "[redacted]";
 
-/// The secret values one driver sends to its child.
+/// The secret values one driver handed the other side (held as `SecretString`s, which wipe
+/// themselves when dropped).
 #[derive(Clone, Default)]
-pub(crate) struct Redactor {
+pub struct Redactor {
     /// Longest first, so that a secret containing another is masked whole.
     secrets: Vec<SecretString>,
 }
 
 impl Redactor {
     /// A redactor for these secrets (empty values are ignored: there is nothing to hide).
-    pub(crate) fn new<'a>(secrets: impl IntoIterator<Item = &'a SecretString>) -> Self {
+    pub fn new<'a>(secrets: impl IntoIterator<Item = &'a SecretString>) -> Self {
         let mut secrets: Vec<SecretString> = secrets
             .into_iter()
             .filter(|s| !s.expose_secret().is_empty())
@@ -26,7 +28,7 @@ impl Redactor {
     }
 
     /// `text` with every occurrence of every secret replaced by [`MASK`].
-    pub(crate) fn redact(&self, text: &str) -> String {
+    pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_owned();
         for secret in &self.secrets {
             let value = secret.expose_secret();
