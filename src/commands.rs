@@ -151,15 +151,48 @@ pub async fn status(global: &Global, hosts: &[String], adhoc: &AdHoc) -> Result<
     Ok(code)
 }
 
-/// Lift power-on locks.
+/// Lift power-on locks. Only the host's name matters (the lock is in the journal), so an
+/// ad-hoc target fenced with `--device … --name NAME` is unfenced by that name, with or
+/// without an inventory.
 pub async fn unfence(global: &Global, hosts: &[String], why: &Why) -> Result<u8, SetupError> {
-    let targets = Targets {
-        hosts: hosts.to_vec(),
-        adhoc: AdHoc::default(),
-        deadlines: Deadlines::default(),
-        why: why.clone(),
+    if hosts.is_empty() {
+        return Err(SetupError::usage("name at least one host to unfence"));
+    }
+    let registry = setup::registry();
+    let inventory = setup::inventory(global, &registry, false)?;
+    let mut targets: Vec<Arc<Host>> = Vec::new();
+    for pattern in hosts {
+        for name in crate::hostrange::expand(pattern).map_err(SetupError::usage)? {
+            let host = inventory
+                .as_ref()
+                .and_then(|i| i.host(&name).ok())
+                .unwrap_or_else(|| {
+                    Arc::new(Host {
+                        name: name.clone(),
+                        aliases: Vec::new(),
+                        opennebula_id: None,
+                        levels: Vec::new(),
+                        policy: fencegate_core::Policy::default(),
+                    })
+                });
+            targets.push(host);
+        }
+    }
+    let engine = setup::engine(global, inventory.as_ref()).await?;
+    let request = Request {
+        requester: setup::requester(why.requester.as_deref(), "cli"),
+        reason: why.reason.clone(),
+        force: false,
     };
-    power(global, Operation::Unfence, &targets, false, 16).await
+    let proofs = run_all(&engine, Operation::Unfence, targets, request, 16, false).await?;
+    if global.json {
+        output::print_json(&proofs);
+    } else {
+        for p in &proofs {
+            print!("{}", output::proof(p, false));
+        }
+    }
+    Ok(exit::worst(proofs.iter().map(exit::for_proof)))
 }
 
 /// Show proof records.

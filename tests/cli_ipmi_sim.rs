@@ -1,0 +1,236 @@
+//! The real binary against OpenIPMI's ipmi_sim (an independent BMC implementation; cipher
+//! suite 3). ipmi_sim's power file is the emulator-side truth.
+
+use predicates::prelude::*;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct IpmiSim {
+    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Drop for IpmiSim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl IpmiSim {
+    fn start() -> IpmiSim {
+        let bin = ["/usr/bin/ipmi_sim", "/usr/sbin/ipmi_sim"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("ipmi_sim is missing: install the Debian package `openipmi`");
+        let dir = tempfile::tempdir().unwrap();
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("hw-fixtures/ipmi_sim");
+        for f in ["fencebmc.emu", "chassis_control.sh"] {
+            std::fs::copy(fixtures.join(f), dir.path().join(f)).unwrap();
+        }
+        std::fs::set_permissions(
+            dir.path().join("chassis_control.sh"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        let port = free_udp_port();
+        let conf = std::fs::read_to_string(fixtures.join("lan.conf"))
+            .unwrap()
+            .replace("addr 127.0.0.1 9623", &format!("addr 127.0.0.1 {port}"));
+        assert!(
+            conf.contains(&format!("addr 127.0.0.1 {port}")),
+            "lan.conf has no addr line to rewrite"
+        );
+        std::fs::write(dir.path().join("lan.conf"), conf).unwrap();
+        std::fs::create_dir(dir.path().join("state")).unwrap();
+        let child = Command::new(bin)
+            .args([
+                "-c",
+                "lan.conf",
+                "-f",
+                "fencebmc.emu",
+                "-s",
+                "./state",
+                "-n",
+            ])
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let sim = IpmiSim { child, dir, port };
+        let pw = sim.password_file();
+        let t0 = Instant::now();
+        while !sim
+            .fencegate(&pw)
+            .args(&["status"])
+            .ok()
+            .is_ok_and(|o| o.status.success())
+        {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "ipmi_sim did not come up on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        sim
+    }
+
+    fn password_file(&self) -> PathBuf {
+        self.secret("pw", "password")
+    }
+
+    fn secret(&self, name: &str, value: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, format!("{value}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        p
+    }
+
+    /// `fencegate … --device ipmi://admin@127.0.0.1:PORT?cipher=3 --password-file PW`, with
+    /// the subcommand's other arguments added by the caller before `.args(...)` is run.
+    fn fencegate(&self, password_file: &Path) -> FencegateCall {
+        FencegateCall {
+            sim_dir: self.dir.path().to_owned(),
+            url: format!("ipmi://admin@127.0.0.1:{}?cipher=3", self.port),
+            pw: password_file.to_owned(),
+        }
+    }
+
+    /// The emulator-side truth: ipmi_sim's power file (1 = on, created as on).
+    fn power(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("power.0x20"))
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|_| "1".into())
+    }
+
+    fn knob(&self, name: &str, content: &str) {
+        std::fs::write(self.dir.path().join(format!("power.0x20.{name}")), content).unwrap();
+    }
+}
+
+struct FencegateCall {
+    sim_dir: PathBuf,
+    url: String,
+    pw: PathBuf,
+}
+
+impl FencegateCall {
+    fn args(&self, args: &[&str]) -> assert_cmd::Command {
+        let mut c = assert_cmd::Command::cargo_bin("fencegate").unwrap();
+        c.env_remove("FENCEGATE_CONFIG")
+            .env("FENCEGATE_STATE_DIR", self.sim_dir.join("journal"))
+            .args(args)
+            .args(["--device", &self.url, "--password-file"])
+            .arg(&self.pw)
+            .args(["--name", "sim-host"])
+            .timeout(Duration::from_secs(60));
+        c
+    }
+}
+
+#[test]
+fn status_off_already_off_and_on() {
+    let sim = IpmiSim::start();
+    let pw = sim.password_file();
+    let call = sim.fencegate(&pw);
+    call.args(&["status"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(" on"));
+    call.args(&["fence"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("power_verified_off"))
+        .stdout(predicate::str::contains("ipmi-"));
+    assert_eq!(sim.power(), "0");
+    // Already off: re-confirmed by fresh readings, no command sent.
+    let out = call.args(&["--json", "fence"]).assert().code(0);
+    let proofs: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let device = &proofs[0]["levels"][0]["devices"][0];
+    assert!(
+        device["detail"].as_str().unwrap().contains("already off"),
+        "{device}"
+    );
+    assert!(
+        !device["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "command_intent")
+    );
+    assert!(proofs[0]["confirms"].is_string());
+    // The power-on lock holds until unfence.
+    call.args(&["on"]).assert().code(3);
+    assert_eq!(sim.power(), "0");
+    let mut unfence = assert_cmd::Command::cargo_bin("fencegate").unwrap();
+    unfence
+        .env_remove("FENCEGATE_CONFIG")
+        .env("FENCEGATE_STATE_DIR", sim.dir.path().join("journal"))
+        .args(["unfence", "sim-host"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("lifted"));
+    call.args(&["on"]).assert().code(0);
+    assert_eq!(sim.power(), "1");
+}
+
+#[test]
+fn a_stuck_relay_fails_within_the_deadline_and_the_proof_says_why() {
+    let sim = IpmiSim::start();
+    let pw = sim.password_file();
+    sim.knob("stuck", "");
+    let t0 = Instant::now();
+    sim.fencegate(&pw)
+        .args(&["fence", "--timeout", "3s", "--attempt-timeout", "3s"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("failed"))
+        .stdout(predicate::str::contains("verification-failed"))
+        .stdout(predicate::str::contains("last: on"));
+    assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
+    assert_eq!(sim.power(), "1");
+}
+
+#[test]
+fn a_delayed_off_is_verified_after_the_delay() {
+    let sim = IpmiSim::start();
+    let pw = sim.password_file();
+    sim.knob("delay", "1.5");
+    let t0 = Instant::now();
+    sim.fencegate(&pw)
+        .args(&["fence"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("power_verified_off"));
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1500),
+        "verified before the relay opened"
+    );
+    assert_eq!(sim.power(), "0");
+}
+
+#[test]
+fn a_wrong_password_fails_as_auth() {
+    let sim = IpmiSim::start();
+    let wrong = sim.secret("wrong", "not-the-password");
+    sim.fencegate(&wrong)
+        .args(&["fence"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("auth"))
+        .stdout(predicate::str::contains("not-the-password").not());
+    assert_eq!(sim.power(), "1");
+}
