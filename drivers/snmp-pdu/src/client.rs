@@ -5,6 +5,10 @@
 //! [`tokio::time::timeout`], and after any unanswered or garbled attempt the session is
 //! thrown away and the next attempt opens a fresh one (new socket, new request ids, new v3
 //! engine discovery). That is safe because outlet GETs and SETs are idempotent.
+//!
+//! A session that ended a call with every request answered has nothing in flight, so the
+//! driver keeps it for the next call ([`Conversation::into_session`]): that saves the v3
+//! engine discovery and key localization on every poll of the verification loop.
 
 use crate::config::{AuthProtocol, Credentials, PduConfig, PrivProtocol};
 use fencegate_driver::{DriverError, ExposeSecret};
@@ -66,14 +70,26 @@ enum Failure {
 }
 
 impl<'a> Conversation<'a> {
-    /// A conversation that opens its first session lazily.
-    pub fn new(config: &'a PduConfig, endpoint: &'a str, deadline: Instant) -> Self {
+    /// A conversation that continues on `session` (one with nothing in flight, kept from
+    /// an earlier call) or opens its first session lazily.
+    pub fn resume(
+        config: &'a PduConfig,
+        endpoint: &'a str,
+        deadline: Instant,
+        session: Option<AsyncSession>,
+    ) -> Self {
         Conversation {
             config,
             endpoint,
             deadline,
-            session: None,
+            session,
         }
+    }
+
+    /// The session, if the last request was answered (a session whose request went
+    /// unanswered was already dropped, so a late answer cannot be read as the next one).
+    pub fn into_session(self) -> Option<AsyncSession> {
+        self.session
     }
 
     /// Send a request, retrying (bounded by `retries` and the deadline) when unanswered.

@@ -7,8 +7,9 @@ use fencegate_driver::{
     Action, Capabilities, CommandReceipt, DeviceSpec, DriverError, DriverFactory, DriverFuture,
     IdentityFact, PowerDriver, PowerState, SpecError,
 };
-use snmp2::Oid;
-use std::sync::{Arc, Mutex};
+use snmp2::{AsyncSession, Oid};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 /// SNMP error-status values (RFC 3416 §3) the driver tells apart.
@@ -57,11 +58,26 @@ impl DriverFactory for SnmpPduFactory {
 }
 
 /// Switches and reads the outlets of one device on one PDU.
-#[derive(Debug)]
 pub struct SnmpPduDriver {
     config: PduConfig,
     endpoint: String,
     identity: Mutex<Vec<IdentityFact>>,
+    /// A session left idle by the previous call (nothing in flight), reused by the next.
+    idle: Mutex<Option<AsyncSession>>,
+}
+
+impl fmt::Debug for SnmpPduDriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SnmpPduDriver")
+            .field("endpoint", &self.endpoint)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Plain data: a panic while holding the lock cannot leave it inconsistent.
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl SnmpPduDriver {
@@ -77,7 +93,17 @@ impl SnmpPduDriver {
             config,
             endpoint,
             identity: Mutex::new(Vec::new()),
+            idle: Mutex::new(None),
         }
+    }
+
+    fn conversation(&self, deadline: Instant) -> Conversation<'_> {
+        let idle = lock(&self.idle).take();
+        Conversation::resume(&self.config, &self.endpoint, deadline, idle)
+    }
+
+    fn keep(&self, conv: Conversation<'_>) {
+        *lock(&self.idle) = conv.into_session();
     }
 
     fn oid(&self, template: &str, outlet: u32) -> Result<(Oid<'static>, String), DriverError> {
@@ -218,11 +244,7 @@ impl SnmpPduDriver {
 
     /// Read sysName and sysObjectID once, best effort, on an already working session.
     async fn learn_identity(&self, conv: &mut Conversation<'_>) {
-        let known = !self
-            .identity
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_empty();
+        let known = !lock(&self.identity).is_empty();
         if known {
             return;
         }
@@ -246,7 +268,7 @@ impl SnmpPduDriver {
         if let Some(Answer::Oid(o)) = reply.values.get(1) {
             facts.push(IdentityFact::new("snmp-sysobjectid", o.clone()));
         }
-        *self.identity.lock().unwrap_or_else(|p| p.into_inner()) = facts;
+        *lock(&self.identity) = facts;
     }
 }
 
@@ -265,12 +287,13 @@ impl PowerDriver for SnmpPduDriver {
 
     fn status(&self, deadline: Instant) -> DriverFuture<'_, PowerState> {
         Box::pin(async move {
-            let mut conv = Conversation::new(&self.config, &self.endpoint, deadline);
+            let mut conv = self.conversation(deadline);
             let mut readings = Vec::with_capacity(self.config.outlets.len());
             for &outlet in &self.config.outlets {
                 readings.push((outlet, self.read_outlet(&mut conv, outlet).await?));
             }
             self.learn_identity(&mut conv).await;
+            self.keep(conv);
             Ok(profile::aggregate(&readings))
         })
     }
@@ -283,10 +306,11 @@ impl PowerDriver for SnmpPduDriver {
                     self.endpoint
                 )));
             }
-            let mut conv = Conversation::new(&self.config, &self.endpoint, deadline);
+            let mut conv = self.conversation(deadline);
             for &outlet in &self.config.outlets {
                 self.switch_outlet(&mut conv, action, outlet).await?;
             }
+            self.keep(conv);
             let outlets: Vec<String> = self.config.outlets.iter().map(u32::to_string).collect();
             Ok(CommandReceipt::new(format!(
                 "SNMPv{} SET {action} accepted for outlet(s) {} (profile {})",
@@ -298,9 +322,13 @@ impl PowerDriver for SnmpPduDriver {
     }
 
     fn identity(&self) -> Vec<IdentityFact> {
-        self.identity
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.identity).clone()
+    }
+
+    fn release(&self, _deadline: Instant) -> DriverFuture<'_, ()> {
+        Box::pin(async move {
+            lock(&self.idle).take();
+            Ok(())
+        })
     }
 }

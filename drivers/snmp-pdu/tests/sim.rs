@@ -211,3 +211,26 @@ async fn graceful_off_is_unsupported_and_cycle_comes_back() {
     assert_eq!(d.status(in_secs(5)).await.unwrap(), PowerState::On);
     assert_eq!(d.endpoint(), format!("snmp://{}", lab.addr(0)));
 }
+
+#[tokio::test]
+async fn a_kept_session_survives_an_outage_of_the_agent() {
+    let lab = PduLab::start(vec![PduConfig::new(8)]).await.unwrap();
+    let d = driver(lab.addr(0), "2", &[("timeout_ms", "100"), ("retries", "1")]);
+    assert_eq!(d.status(in_secs(5)).await.unwrap(), PowerState::On);
+    lab.set_faults(
+        0,
+        FaultProfile {
+            dead: true,
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        d.status(in_secs(5)).await.unwrap_err().kind,
+        ErrorKind::Unreachable
+    );
+    lab.set_faults(0, FaultProfile::default());
+    d.set_power(Action::Off, in_secs(5)).await.unwrap();
+    assert_eq!(d.status(in_secs(5)).await.unwrap(), PowerState::Off);
+    d.release(in_secs(1)).await.unwrap();
+    assert_eq!(d.status(in_secs(5)).await.unwrap(), PowerState::Off);
+}
