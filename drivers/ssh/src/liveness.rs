@@ -4,6 +4,11 @@
 //! its TCP connections. So delivery is judged from outside: every watched TCP port must
 //! refuse or ignore connection attempts *continuously* for the hold time. One answered
 //! probe resets the clock. This is loss of liveness, never proof of power-off.
+//!
+//! Only conclusive probes count as quiet: a refused connection, or no answer within the full
+//! probe timeout. A probe the deadline cut short (or never let start) proves nothing, so a
+//! round containing one neither starts nor extends a quiet period; otherwise a host that is
+//! up would look quiet at the very end of every watch.
 
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
@@ -43,25 +48,31 @@ pub async fn watch(
     loop {
         let round = Instant::now();
         let mut answered = None;
+        let mut conclusive = true;
         for &port in ports {
-            let budget = probe_timeout.min(deadline.saturating_duration_since(Instant::now()));
-            if budget.is_zero() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left < probe_timeout {
+                // Not enough time for a probe whose silence would mean anything.
+                conclusive = false;
                 break;
             }
             probes += 1;
-            let attempt = tokio::time::timeout(budget, TcpStream::connect((host, port))).await;
-            if let Ok(Ok(stream)) = attempt {
+            // Anything but a connection (refused, unreachable, silent for the whole probe
+            // timeout) is a quiet probe.
+            let attempt = tokio::time::timeout(probe_timeout, TcpStream::connect((host, port)));
+            if let Ok(Ok(stream)) = attempt.await {
                 drop(stream);
                 answered = Some(port);
             }
         }
         let now = Instant::now();
-        match answered {
-            Some(port) => {
+        match (answered, conclusive) {
+            (Some(port), _) => {
                 quiet_since = None;
                 last_alive = Some((port, now));
             }
-            None => {
+            (None, false) => {}
+            (None, true) => {
                 let since = *quiet_since.get_or_insert(round);
                 if now.duration_since(since) >= hold {
                     return Ok(Quiet {
@@ -108,6 +119,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_deadline_cutting_a_probe_short_is_not_quiet() {
+        // With no hold at all, the only thing between a live host and "quiet" is the rule
+        // that a probe cut short by the deadline proves nothing.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        for deadline_ms in [0, 10, 260, 300, 700] {
+            let r = watch(
+                "127.0.0.1",
+                &[port],
+                Duration::ZERO,
+                Duration::from_millis(20),
+                Instant::now() + Duration::from_millis(deadline_ms),
+            )
+            .await;
+            assert!(
+                r.is_err(),
+                "a listening port looked quiet ({deadline_ms} ms)"
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn a_closed_port_is_quiet_after_the_hold() {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -141,7 +174,7 @@ mod tests {
             &[dead, live],
             Duration::from_millis(50),
             Duration::from_millis(20),
-            Instant::now() + Duration::from_millis(200),
+            Instant::now() + Duration::from_millis(800),
         )
         .await;
         assert_eq!(r.unwrap_err().port, live);

@@ -408,3 +408,30 @@ fn configuration_errors_name_the_key() {
     assert_eq!(d.endpoint(), "ssh://127.0.0.1:22");
     assert!(!format!("{:?}", s).contains("hunter22"));
 }
+
+#[tokio::test]
+async fn exit0_is_not_quiet_even_without_a_hold() {
+    // The end of the watch must not pass for silence: with no hold at all, a host that is
+    // up must still fail verification at the deadline.
+    let sshd = Sshd::start("exit0");
+    let d = SshFactory
+        .build(&sshd.spec(
+            "id_fence",
+            "ssh_host_ed25519_key",
+            &[("liveness_hold_ms", "0")],
+        ))
+        .unwrap();
+    for deadline_ms in [600, 1000] {
+        let e = d
+            .set_power(
+                Action::Off,
+                Instant::now() + Duration::from_millis(deadline_ms),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e.kind, ErrorKind::VerificationFailed | ErrorKind::Timeout),
+            "{deadline_ms} ms: {e}"
+        );
+    }
+}
