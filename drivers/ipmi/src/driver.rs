@@ -14,7 +14,7 @@ use fencegate_driver::{
 };
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::time::Instant;
 use zeroize::Zeroizing;
@@ -59,11 +59,25 @@ struct Options {
     auth_caps: bool,
 }
 
-/// One BMC reached over IPMI 2.0 lanplus. Every call opens a fresh RMCP+ session and closes
-/// it before returning, so no session slot is held between calls.
+/// How long a session may sit idle between two calls and still be reused. Within one
+/// operation the engine polls at most about a second apart; BMCs drop idle sessions only
+/// after tens of seconds.
+const KEEP_IDLE: Duration = Duration::from_secs(5);
+
+/// A session kept between the calls of one operation.
+struct Kept {
+    live: Live,
+    last_used: Instant,
+}
+
+/// One BMC reached over IPMI 2.0 lanplus. The first call of an operation opens an RMCP+
+/// session; the following calls reuse it (one handshake per operation instead of one per
+/// reading), and it is closed when the engine releases the driver, after any error, after
+/// [`KEEP_IDLE`], or when the driver is dropped. Every request in a session carries its own
+/// sequence numbers, so a reused session never mistakes an old reply for a fresh reading.
 pub struct IpmiDriver {
     endpoint: String,
-    target: String,
+    target: Arc<str>,
     host: String,
     port: u16,
     ip: Option<IpAddr>,
@@ -72,6 +86,8 @@ pub struct IpmiDriver {
     /// The suite that last worked (0 = none yet), tried first next time.
     preferred: AtomicU8,
     guid: OnceLock<IdentityFact>,
+    /// The session kept for the next call, if any.
+    kept: Mutex<Option<Kept>>,
 }
 
 impl std::fmt::Debug for IpmiDriver {
@@ -191,13 +207,14 @@ impl IpmiDriver {
         Ok(IpmiDriver {
             endpoint: format!("ipmi://{target}"),
             ip: host.parse().ok(),
-            target,
+            target: Arc::from(target),
             host,
             port,
             creds,
             opts,
             preferred: AtomicU8::new(0),
             guid: OnceLock::new(),
+            kept: Mutex::new(None),
         })
     }
 
@@ -222,7 +239,7 @@ impl IpmiDriver {
 
     /// The suites to try, in order: the one that worked last time first; otherwise the
     /// configured list, narrowed by what the BMC lists when it answers the optional probe.
-    async fn suite_order(&self, conn: &mut Conn<'_>) -> Result<Vec<CipherSuite>, DriverError> {
+    async fn suite_order(&self, conn: &mut Conn) -> Result<Vec<CipherSuite>, DriverError> {
         let configured = &self.opts.suites;
         if let Ok(pref) = CipherSuite::from_id(self.preferred.load(Ordering::Relaxed)) {
             let mut order = vec![pref];
@@ -254,7 +271,7 @@ impl IpmiDriver {
 
     /// Run the handshake, trying the suites in order; the session is not yet at the
     /// configured privilege.
-    async fn open(&self, conn: &mut Conn<'_>, deadline: Instant) -> Result<Session, DriverError> {
+    async fn open(&self, conn: &mut Conn, deadline: Instant) -> Result<Session, DriverError> {
         let retry = self.opts.retry;
         let mut kg_hint = false;
         if self.opts.auth_caps {
@@ -301,15 +318,48 @@ impl IpmiDriver {
         )))
     }
 
-    /// Run `body` inside a fresh session and close the session on every path.
-    async fn with_session<T>(
+    /// Run `body` in the kept session if there is a fresh one, else in a new session that is
+    /// then kept for the next call. Any error closes the session; a kept session that turns
+    /// out dead (no answer, a malformed reply) is replaced once by a new one, deadline
+    /// permitting.
+    async fn with_session(
         &self,
         deadline: std::time::Instant,
-        body: impl AsyncFnOnce(&mut Conn<'_>, &mut Session, Instant) -> Result<T, DriverError>,
-    ) -> Result<T, DriverError> {
+        call: Call,
+    ) -> Result<Answer, DriverError> {
         let deadline = Instant::from_std(deadline);
+        let kept = self
+            .lock_kept()
+            .take()
+            .filter(|k| k.last_used.elapsed() < KEEP_IDLE);
+        if let Some(mut k) = kept {
+            k.live.conn.begin_call();
+            match self
+                .perform(&mut k.live.conn, &mut k.live.session, call, deadline)
+                .await
+            {
+                Ok(v) => {
+                    self.keep(k.live);
+                    return Ok(v);
+                }
+                Err(e) => {
+                    // Taken out of the slot: dropping it sends Close Session.
+                    drop(k);
+                    let session_may_be_dead = matches!(
+                        e.kind,
+                        fencegate_driver::ErrorKind::Unreachable
+                            | fencegate_driver::ErrorKind::Timeout
+                            | fencegate_driver::ErrorKind::Protocol
+                    );
+                    if !session_may_be_dead || Instant::now() >= deadline {
+                        return Err(e);
+                    }
+                    tracing::debug!(bmc = %self.target, "kept session failed ({e}); opening a new one");
+                }
+            }
+        }
         let addr = self.resolve(deadline).await?;
-        let mut conn = Conn::connect(addr, &self.target).await?;
+        let mut conn = Conn::connect(addr, Arc::clone(&self.target)).await?;
         let session = self.open(&mut conn, deadline).await?;
         // From here on the session is closed on every path, cancellation included.
         let mut live = Live::new(conn, session);
@@ -319,20 +369,45 @@ impl IpmiDriver {
             .set_privilege(&mut live.session, self.opts.privilege, deadline, retry)
             .await
         {
-            Ok(()) => body(&mut live.conn, &mut live.session, deadline).await,
+            Ok(()) => {
+                self.perform(&mut live.conn, &mut live.session, call, deadline)
+                    .await
+            }
             Err(e) => Err(e),
         };
         if result.is_ok() && self.guid.get().is_none() && Instant::now() < deadline {
             self.fetch_guid(&mut live.conn, &mut live.session, deadline)
                 .await;
         }
-        live.close(deadline, retry.first).await;
-        result
+        match result {
+            Ok(v) => {
+                self.keep(live);
+                Ok(v)
+            }
+            Err(e) => {
+                live.close(deadline, retry.first).await;
+                Err(e)
+            }
+        }
+    }
+
+    fn lock_kept(&self) -> std::sync::MutexGuard<'_, Option<Kept>> {
+        self.kept.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keep `live` for the next call (a session kept before is replaced, and closed as it
+    /// drops).
+    fn keep(&self, live: Live) {
+        let replaced = self.lock_kept().replace(Kept {
+            live,
+            last_used: Instant::now(),
+        });
+        drop(replaced);
     }
 
     /// Get Device GUID once per driver (Get System GUID when the BMC has no device GUID);
     /// a failure only means no identity fact yet, never a failed call.
-    async fn fetch_guid(&self, conn: &mut Conn<'_>, session: &mut Session, deadline: Instant) {
+    async fn fetch_guid(&self, conn: &mut Conn, session: &mut Session, deadline: Instant) {
         let retry = Retry {
             first: self.opts.retry.first,
             retries: 1,
@@ -341,14 +416,14 @@ impl IpmiDriver {
             (CMD_GET_DEVICE_GUID, "Get Device GUID", "ipmi-guid"),
             (CMD_GET_SYSTEM_GUID, "Get System GUID", "ipmi-system-guid"),
         ];
-        for (rq_seq, (cmd, what, kind)) in (3u8..).zip(queries) {
+        for (cmd, what, kind) in queries {
             let cmd = Cmd {
                 what,
                 netfn: NETFN_APP,
                 cmd,
                 data: &[],
             };
-            match conn.request(session, rq_seq, cmd, deadline, retry).await {
+            match conn.request(session, cmd, deadline, retry).await {
                 Ok((0, data)) => {
                     if let Some(guid) = data.get(..16) {
                         let _ = self
@@ -365,34 +440,13 @@ impl IpmiDriver {
     }
 
     async fn read_status(&self, deadline: std::time::Instant) -> Result<PowerState, DriverError> {
-        let t = &self.target;
-        let retry = self.opts.retry;
-        self.with_session(deadline, async |conn, session, deadline| {
-            let (cc, data) = conn
-                .request(
-                    session,
-                    2,
-                    Cmd {
-                        what: "Get Chassis Status",
-                        netfn: NETFN_CHASSIS,
-                        cmd: CMD_GET_CHASSIS_STATUS,
-                        data: &[],
-                    },
-                    deadline,
-                    retry,
-                )
-                .await?;
-            check_completion(t, "Get Chassis Status", cc)?;
-            let status = ChassisStatus::decode(&data).map_err(|e| {
-                DriverError::protocol(format!("{t}: Get Chassis Status reply: {e}"))
-            })?;
-            Ok(if status.power_on {
-                PowerState::On
-            } else {
-                PowerState::Off
-            })
-        })
-        .await
+        match self.with_session(deadline, Call::Status).await? {
+            Answer::State(state) => Ok(state),
+            Answer::Receipt(_) => Err(DriverError::protocol(format!(
+                "{}: internal: a status call produced a receipt",
+                self.target
+            ))),
+        }
     }
 
     async fn control(
@@ -400,37 +454,80 @@ impl IpmiDriver {
         action: Action,
         deadline: std::time::Instant,
     ) -> Result<CommandReceipt, DriverError> {
-        let t = &self.target;
-        let retry = self.opts.retry;
         let ctl = match action {
             Action::Off => ChassisControl::PowerDown,
             Action::On => ChassisControl::PowerUp,
             Action::Cycle => ChassisControl::PowerCycle,
             Action::GracefulOff => ChassisControl::SoftShutdown,
         };
-        self.with_session(deadline, async |conn, session, deadline| {
-            let (cc, _) = conn
-                .request(
-                    session,
-                    2,
-                    Cmd {
-                        what: "Chassis Control",
-                        netfn: NETFN_CHASSIS,
-                        cmd: CMD_CHASSIS_CONTROL,
-                        data: &[ctl.code()],
-                    },
-                    deadline,
-                    retry,
-                )
-                .await?;
-            check_completion(t, "Chassis Control", cc)?;
-            Ok(CommandReceipt::new(format!(
-                "Chassis Control {ctl:?} ({}) accepted: completion code 0x00",
-                ctl.code()
-            )))
-        })
-        .await
+        match self.with_session(deadline, Call::Control(ctl)).await? {
+            Answer::Receipt(receipt) => Ok(receipt),
+            Answer::State(_) => Err(DriverError::protocol(format!(
+                "{}: internal: a control call produced a reading",
+                self.target
+            ))),
+        }
     }
+
+    /// Carry out one call inside an established session.
+    async fn perform(
+        &self,
+        conn: &mut Conn,
+        session: &mut Session,
+        call: Call,
+        deadline: Instant,
+    ) -> Result<Answer, DriverError> {
+        let t = &self.target;
+        let retry = self.opts.retry;
+        match call {
+            Call::Status => {
+                let cmd = Cmd {
+                    what: "Get Chassis Status",
+                    netfn: NETFN_CHASSIS,
+                    cmd: CMD_GET_CHASSIS_STATUS,
+                    data: &[],
+                };
+                let (cc, data) = conn.request(session, cmd, deadline, retry).await?;
+                check_completion(t, "Get Chassis Status", cc)?;
+                let status = ChassisStatus::decode(&data).map_err(|e| {
+                    DriverError::protocol(format!("{t}: Get Chassis Status reply: {e}"))
+                })?;
+                Ok(Answer::State(if status.power_on {
+                    PowerState::On
+                } else {
+                    PowerState::Off
+                }))
+            }
+            Call::Control(ctl) => {
+                let cmd = Cmd {
+                    what: "Chassis Control",
+                    netfn: NETFN_CHASSIS,
+                    cmd: CMD_CHASSIS_CONTROL,
+                    data: &[ctl.code()],
+                };
+                let (cc, _) = conn.request(session, cmd, deadline, retry).await?;
+                check_completion(t, "Chassis Control", cc)?;
+                Ok(Answer::Receipt(CommandReceipt::new(format!(
+                    "Chassis Control {ctl:?} ({}) accepted: completion code 0x00",
+                    ctl.code()
+                ))))
+            }
+        }
+    }
+}
+
+/// What one driver call asks of the BMC, as data, so that it can be carried out again in
+/// a new session when a kept one turns out dead.
+#[derive(Debug, Clone, Copy)]
+enum Call {
+    Status,
+    Control(ChassisControl),
+}
+
+/// What a call returns.
+enum Answer {
+    State(PowerState),
+    Receipt(CommandReceipt),
 }
 
 fn suite_list(suites: &[CipherSuite]) -> String {
@@ -483,6 +580,18 @@ impl PowerDriver for IpmiDriver {
         deadline: std::time::Instant,
     ) -> DriverFuture<'_, CommandReceipt> {
         Box::pin(self.control(action, deadline))
+    }
+
+    fn release(&self, deadline: std::time::Instant) -> DriverFuture<'_, ()> {
+        Box::pin(async move {
+            let kept = self.lock_kept().take();
+            if let Some(k) = kept {
+                k.live
+                    .close(Instant::from_std(deadline), self.opts.retry.first)
+                    .await;
+            }
+            Ok(())
+        })
     }
 
     fn identity(&self) -> Vec<IdentityFact> {

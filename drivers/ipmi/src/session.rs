@@ -364,6 +364,8 @@ pub struct Session {
     out_seq: u32,
     in_seq: u32,
     replay_check: bool,
+    /// The requester's last IPMI sequence number (rqSeq, 6 bits) in this session.
+    rq_seq: u8,
 }
 
 impl Session {
@@ -377,6 +379,7 @@ impl Session {
             out_seq: 0,
             in_seq: 0,
             replay_check,
+            rq_seq: 0,
         }
     }
 
@@ -393,6 +396,15 @@ impl Session {
     /// The id this side uses for this session (expected in incoming packets).
     pub fn local_sid(&self) -> u32 {
         self.local_sid
+    }
+
+    /// The next IPMI request sequence number (rqSeq, 1..=63, cycling) for a request sent in
+    /// this session. Every request gets its own, so that a late or duplicated reply to an
+    /// earlier request can never be taken for the answer to a later one (a stale `Off` must
+    /// not pass for a fresh reading when a session serves several calls).
+    pub fn next_rq_seq(&mut self) -> u8 {
+        self.rq_seq = self.rq_seq % 63 + 1;
+        self.rq_seq
     }
 
     /// Encrypt, sign and frame an IPMI message into `out`, with the next sequence number.

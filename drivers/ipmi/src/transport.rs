@@ -13,6 +13,7 @@ use crate::session::{ClientHandshake, Credentials, HandshakeError, RejectReason,
 use fencegate_driver::DriverError;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
@@ -55,9 +56,9 @@ pub(crate) enum Accept<T> {
 }
 
 /// A UDP conversation with one BMC.
-pub(crate) struct Conn<'a> {
+pub(crate) struct Conn {
     sock: UdpSocket,
-    target: &'a str,
+    target: Arc<str>,
     out: Vec<u8>,
     inbuf: Vec<u8>,
     scratch: Vec<u8>,
@@ -71,10 +72,10 @@ fn passed(deadline: Instant) -> bool {
     Instant::now() >= deadline
 }
 
-impl<'a> Conn<'a> {
+impl Conn {
     /// A socket bound to the BMC's address family and connected to it, so the kernel drops
     /// datagrams from anyone else and ICMP errors surface.
-    pub(crate) async fn connect(addr: SocketAddr, target: &'a str) -> Result<Self, DriverError> {
+    pub(crate) async fn connect(addr: SocketAddr, target: Arc<str>) -> Result<Self, DriverError> {
         let local: SocketAddr = if addr.is_ipv4() {
             (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
         } else {
@@ -94,9 +95,16 @@ impl<'a> Conn<'a> {
         })
     }
 
+    /// Start a new driver call on this connection: what "no answer yet" means is per call,
+    /// so a BMC that died since the last call is reported unreachable, not as a timeout.
+    pub(crate) fn begin_call(&mut self) {
+        self.answered = false;
+        self.last_malformed = None;
+    }
+
     /// The error for an exchange that got no acceptable answer.
     fn no_answer(&self, what: &str, attempts: u32, deadline_hit: bool) -> DriverError {
-        let t = self.target;
+        let t = Arc::clone(&self.target);
         if attempts == 0 {
             return DriverError::timeout(format!(
                 "{t}: the deadline passed before {what} could be sent"
@@ -146,7 +154,7 @@ impl<'a> Conn<'a> {
             }
             build(state, attempt, &mut self.out)?;
             if attempt > 0 {
-                tracing::debug!(bmc = self.target, what, attempt, "retransmitting");
+                tracing::debug!(bmc = %self.target, what, attempt, "retransmitting");
             }
             attempts += 1;
             if let Err(e) = self.sock.send(&self.out).await {
@@ -165,7 +173,7 @@ impl<'a> Conn<'a> {
                     Accept::Done(t) => return Ok(t),
                     Accept::Ignore => {}
                     Accept::Malformed(why) => {
-                        tracing::debug!(bmc = self.target, what, why, "dropped a reply");
+                        tracing::debug!(bmc = %self.target, what, why, "dropped a reply");
                         self.last_malformed = Some(why);
                     }
                     Accept::Fail(e) => return Err(e),
@@ -177,7 +185,7 @@ impl<'a> Conn<'a> {
     }
 
     fn io_error(&self, what: &str, e: io::Error) -> DriverError {
-        let t = self.target;
+        let t = Arc::clone(&self.target);
         match e.kind() {
             io::ErrorKind::ConnectionRefused => {
                 DriverError::unreachable(format!("{t}: {what}: port unreachable (ICMP refused)"))
@@ -255,7 +263,7 @@ impl<'a> Conn<'a> {
                 &commands::auth_caps_request(privilege),
             )
             .await?;
-        let t = self.target;
+        let t = Arc::clone(&self.target);
         if cc == commands::CC_INVALID_DATA {
             // IPMI 1.5-only BMCs refuse the "IPMI 2.0 extended data" bit.
             return Err(DriverError::unsupported(format!(
@@ -322,7 +330,7 @@ impl<'a> Conn<'a> {
         deadline: Instant,
         retry: Retry,
     ) -> Result<Session, HandshakeFailure> {
-        let t = self.target;
+        let t = Arc::clone(&self.target);
         let mut hs = ClientHandshake::new(suite, privilege).map_err(|e| {
             HandshakeFailure::Fatal(DriverError::protocol(format!(
                 "{t}: no randomness for the session: {e}"
@@ -345,7 +353,7 @@ impl<'a> Conn<'a> {
             match e {
                 HandshakeError::NotOurs => Accept::Ignore,
                 HandshakeError::Decode(_) => Accept::Malformed("malformed handshake reply"),
-                other => Accept::Fail(handshake_error(t, suite, other, kg_hint, retransmitted)),
+                other => Accept::Fail(handshake_error(&t, suite, other, kg_hint, retransmitted)),
             }
         };
         let res = self
@@ -356,7 +364,7 @@ impl<'a> Conn<'a> {
                 &mut st,
                 |st, attempt, out| {
                     st.tag = attempt as u8;
-                    st.hs.open_session(st.tag, out).map_err(encode_error(t))
+                    st.hs.open_session(st.tag, out).map_err(encode_error(&t))
                 },
                 |st, pkt, _| match rmcpp_payload(pkt, PayloadType::OpenSessionResponse) {
                     Some(p) => match st.hs.on_open_session(st.tag, p) {
@@ -382,7 +390,7 @@ impl<'a> Conn<'a> {
                 |st, attempt, out| {
                     st.tag = attempt as u8;
                     st.retransmitted |= attempt > 0;
-                    st.hs.rakp1(st.tag, creds, out).map_err(encode_error(t))
+                    st.hs.rakp1(st.tag, creds, out).map_err(encode_error(&t))
                 },
                 |st, pkt, _| match rmcpp_payload(pkt, PayloadType::Rakp2) {
                     Some(p) => match st.hs.on_rakp2(st.tag, p, creds, &mut st.rakp3) {
@@ -437,13 +445,12 @@ impl<'a> Conn<'a> {
     pub(crate) async fn request(
         &mut self,
         session: &mut Session,
-        rq_seq: u8,
         cmd: Cmd<'_>,
         deadline: Instant,
         retry: Retry,
     ) -> Result<(u8, Vec<u8>), DriverError> {
-        let t = self.target;
-        let header = RequestHeader::to_bmc(cmd.netfn, cmd.cmd, rq_seq);
+        let t = Arc::clone(&self.target);
+        let header = RequestHeader::to_bmc(cmd.netfn, cmd.cmd, session.next_rq_seq());
         let mut msg = Vec::with_capacity(16);
         message::encode_request(&mut msg, &header, cmd.data);
         self.exchange(
@@ -451,7 +458,7 @@ impl<'a> Conn<'a> {
             deadline,
             retry,
             session,
-            |s, _, out| s.seal(&msg, out).map_err(encode_error(t)),
+            |s, _, out| s.seal(&msg, out).map_err(encode_error(&t)),
             |s, pkt, scratch| match s.open(pkt, scratch) {
                 Ok(()) => match message::decode_response(scratch) {
                     Ok(r) if r.answers(&header) => Accept::Done((r.completion, r.data.to_vec())),
@@ -475,11 +482,10 @@ impl<'a> Conn<'a> {
         deadline: Instant,
         retry: Retry,
     ) -> Result<(), DriverError> {
-        let t = self.target;
+        let t = Arc::clone(&self.target);
         let (cc, _) = self
             .request(
                 session,
-                1,
                 Cmd {
                     what: "Set Session Privilege Level",
                     netfn: NETFN_APP,
@@ -522,7 +528,6 @@ impl<'a> Conn<'a> {
         let _ = self
             .request(
                 session,
-                0x3F,
                 Cmd {
                     what: "Close Session",
                     netfn: NETFN_APP,
@@ -629,15 +634,15 @@ fn handshake_error(
 /// An established session that sends Close Session when dropped unless it was closed
 /// properly, so a call cancelled from outside (the engine cutting it at the deadline) still
 /// releases the BMC's session slot.
-pub(crate) struct Live<'a> {
-    pub(crate) conn: Conn<'a>,
+pub(crate) struct Live {
+    pub(crate) conn: Conn,
     pub(crate) session: Session,
     closed: bool,
 }
 
-impl<'a> Live<'a> {
+impl Live {
     /// Guard a freshly established session.
-    pub(crate) fn new(conn: Conn<'a>, session: Session) -> Self {
+    pub(crate) fn new(conn: Conn, session: Session) -> Self {
         Live {
             conn,
             session,
@@ -652,7 +657,7 @@ impl<'a> Live<'a> {
     }
 }
 
-impl Drop for Live<'_> {
+impl Drop for Live {
     fn drop(&mut self) {
         if !self.closed {
             self.conn.close_now(&mut self.session);

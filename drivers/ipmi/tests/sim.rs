@@ -61,13 +61,32 @@ async fn power_cycle_through(suite: &str) {
         log,
         [PowerCommand::Off, PowerCommand::On, PowerCommand::Cycle]
     );
-    // Every call closed its session.
-    assert_eq!(lab.open_sessions(0), 0);
+    // One session served all these calls and stays for the next one, until released.
+    assert_eq!(lab.open_sessions(0), 1);
+    d.release(soon(2000)).await.unwrap();
+    assert_eq!(lab.open_sessions(0), 0, "release closes the kept session");
     let id = d.identity();
     assert_eq!(id.len(), 1);
     assert_eq!(id[0].kind, "ipmi-guid");
     // The simulator's default GUID for BMC 0: "fencegate-bm" then the index (0).
     assert_eq!(id[0].value, "66656e6365676174652d626d00000000");
+}
+
+/// A kept session must never serve a stale answer: every reading through it reflects the
+/// BMC's state at that moment.
+#[tokio::test]
+async fn readings_through_a_kept_session_are_fresh() {
+    let lab = lab(BmcConfig::new("admin", "password")).await;
+    let d = driver(lab.addr(0), "admin", "password", &[("cipher", "17")]);
+    for on in [true, false, false, true, false] {
+        lab.set_power(0, on);
+        let expected = if on { PowerState::On } else { PowerState::Off };
+        assert_eq!(d.status(soon(2000)).await.unwrap(), expected);
+        assert_eq!(lab.open_sessions(0), 1, "one session, reused");
+    }
+    drop(d);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(lab.open_sessions(0), 0, "dropping the driver closes its session");
 }
 
 #[tokio::test]
