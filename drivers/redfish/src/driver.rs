@@ -54,6 +54,30 @@ struct Conn {
     basic_fallback: bool,
     /// The resolved path of the system.
     system: Option<String>,
+    /// The system's reset action and its allowed values, kept so that a command needs no
+    /// extra GET (action metadata is not power state: it may be reused, readings never are).
+    reset: Option<CachedReset>,
+}
+
+/// A reset action as last read, with the allowed values once known.
+#[derive(Debug, Clone)]
+struct CachedReset {
+    action: ResetAction,
+    /// `None` until read from the ActionInfo resource (or when the system lists none).
+    allowed: Option<Vec<String>>,
+    /// Whether `allowed` is final (inline, or the ActionInfo resource was read).
+    resolved: bool,
+}
+
+impl CachedReset {
+    fn new(action: ResetAction) -> Self {
+        let resolved = action.allowed.is_some() || action.action_info.is_none();
+        CachedReset {
+            allowed: action.allowed.clone(),
+            action,
+            resolved,
+        }
+    }
 }
 
 /// What the system told us about itself, for identity facts.
@@ -160,6 +184,8 @@ impl RedfishDriver {
         self.http.clear_refusal();
         let result = self.run_locked(&mut conn, op, deadline).await;
         if result.is_err() {
+            // Whatever went wrong, start afresh next time: no session, no cached action.
+            conn.reset = None;
             self.logout(&mut conn, deadline).await;
         }
         result
@@ -172,20 +198,34 @@ impl RedfishDriver {
         deadline: Instant,
     ) -> Result<Outcome, DriverError> {
         self.prepare(conn, deadline).await?;
+        if let Op::Reset(action) = op
+            && conn.reset.is_some()
+        {
+            return self
+                .reset(conn, action, deadline)
+                .await
+                .map(Outcome::Receipt);
+        }
         let system = self.get_system(conn, deadline).await?;
         self.note_identity(&system);
+        if conn.reset.is_none() {
+            conn.reset = ResetAction::from_system(&system).map(CachedReset::new);
+        }
         match op {
             Op::Status => Ok(Outcome::State(model::power_state(&system))),
             Op::Reset(action) => self
-                .reset(conn, &system, action, deadline)
+                .reset(conn, action, deadline)
                 .await
                 .map(Outcome::Receipt),
         }
     }
 
-    /// Read the service root, log in (or settle for basic auth) and resolve the system.
+    /// Read the service root (only when it is needed: for the sessions link, or to find the
+    /// systems collection), log in (or settle for basic auth) and resolve the system.
     async fn prepare(&self, conn: &mut Conn, deadline: Instant) -> Result<(), DriverError> {
-        if conn.root.is_none() {
+        let needs_root =
+            self.cfg.auth == AuthMode::Session || !matches!(self.cfg.system, SystemRef::Path(_));
+        if conn.root.is_none() && needs_root {
             let reply = self
                 .http
                 .send(
@@ -406,24 +446,25 @@ impl RedfishDriver {
     async fn reset(
         &self,
         conn: &mut Conn,
-        system: &Value,
         action: Action,
         deadline: Instant,
     ) -> Result<CommandReceipt, DriverError> {
-        let reset = ResetAction::from_system(system).ok_or_else(|| {
+        let mut cached = conn.reset.clone().ok_or_else(|| {
             DriverError::unsupported(format!(
                 "{}: the system has no #ComputerSystem.Reset action",
                 self.ep()
             ))
         })?;
-        let allowed = match (&reset.allowed, &reset.action_info) {
-            (Some(a), _) => Some(a.clone()),
-            (None, Some(info)) => self.action_info(conn, info, deadline).await?,
-            (None, None) => None,
-        };
-        let reset_type = model::choose_reset_type(action, allowed.as_deref())
+        if !cached.resolved {
+            if let Some(info) = &cached.action.action_info {
+                cached.allowed = self.action_info(conn, info, deadline).await?;
+            }
+            cached.resolved = true;
+            conn.reset = Some(cached.clone());
+        }
+        let reset_type = model::choose_reset_type(action, cached.allowed.as_deref())
             .map_err(|why| DriverError::unsupported(format!("{}: {action}: {why}", self.ep())))?;
-        let target = self.http.path(&reset.target)?;
+        let target = self.http.path(&cached.action.target)?;
         let body = json!({ "ResetType": reset_type });
         let reply = self
             .request(conn, Method::POST, &target, Some(&body), deadline)

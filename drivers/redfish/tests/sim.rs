@@ -82,6 +82,12 @@ async fn off_then_reads_with_session_and_identity() {
         .filter(|r| r.method == "POST" && r.path.ends_with("/Sessions"))
         .count();
     assert_eq!(logins, 1, "{reqs:?}");
+    // The command reuses the reset action read by the status before it: two GETs in all.
+    let system_reads = reqs
+        .iter()
+        .filter(|r| r.method == "GET" && r.path == "/redfish/v1/Systems/1")
+        .count();
+    assert_eq!(system_reads, 2, "{reqs:?}");
     assert!(
         reqs.iter()
             .all(|r| r.auth != AuthSeen::Basic && r.auth != AuthSeen::Refused)
@@ -216,12 +222,19 @@ async fn no_session_service_falls_back_to_basic() {
     assert!(reqs.iter().any(|r| r.auth == AuthSeen::Basic));
     release(&d).await;
 
-    // auth=basic never tries a session, even where there is a SessionService.
+    // auth=basic never tries a session, even where there is a SessionService; with the system
+    // given as a path it needs no service root either: one GET per reading.
     let lab = start(vec![cfg(Profile::Generic)]).await;
-    let d = driver(&lab, 0, &[("auth", "basic")]);
+    let d = driver(
+        &lab,
+        0,
+        &[("auth", "basic"), ("system", "/redfish/v1/Systems/1")],
+    );
     assert_eq!(d.status(deadline(3000)).await.unwrap(), PowerState::On);
     assert_eq!(lab.open_sessions(0), 0);
-    assert!(lab.requests(0).iter().all(|r| !r.path.contains("Session")));
+    let reqs = lab.requests(0);
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    assert_eq!(reqs[0].auth, AuthSeen::Basic);
 }
 
 #[tokio::test]
