@@ -271,6 +271,9 @@ fn classify(e: snmp2::Error, endpoint: &str) -> Failure {
         E::AuthFailure(kind) => Failure::Fatal(DriverError::protocol(format!(
             "{endpoint}: SNMPv3 security check failed: {kind}"
         ))),
+        E::AuthUpdated => Failure::Transient(
+            "the agent reported new SNMPv3 engine time or boots (restarted?)".into(),
+        ),
         E::Receive => Failure::Transient(
             "the agent's port refused the datagram (ICMP port unreachable)".into(),
         ),

@@ -227,6 +227,12 @@ fn credentials(spec: &DeviceSpec) -> Result<Credentials, SpecError> {
                     format!("`{k}` is an SNMPv3 option but `version` is {version}"),
                 ));
             }
+            if spec.user.as_deref().is_some_and(|u| !u.is_empty()) {
+                return Err(SpecError::for_key(
+                    "user",
+                    format!("a user name is only for SNMPv3 but `version` is {version}"),
+                ));
+            }
             if let Some(k) = ["auth_password", "priv_password"]
                 .iter()
                 .find(|k| spec.secret(k).is_some())
@@ -437,6 +443,12 @@ mod tests {
         assert_eq!(
             PduConfig::from_spec(&s).unwrap_err().key.as_deref(),
             Some("auth_protocol")
+        );
+        let mut s = spec();
+        s.user = Some("admin".into());
+        assert_eq!(
+            PduConfig::from_spec(&s).unwrap_err().key.as_deref(),
+            Some("user")
         );
         let mut s = spec();
         s.options.insert("version".into(), "4".into());

@@ -36,6 +36,22 @@ fn find_program(name: &str, package: &str) -> PathBuf {
     );
 }
 
+fn spawn(snmpd: &Path, dir: &Path) -> Child {
+    Command::new(snmpd)
+        .args(["-f", "-Lo", "-C", "-c", "./snmpd.conf", "-p", "./snmpd.pid"])
+        .current_dir(dir)
+        .env("SNMP_PERSISTENT_DIR", dir.join("persist"))
+        .env("MIBS", "")
+        .env("MIBDIRS", "/nonexistent")
+        .env("APC_STATE", dir.join("apc_state.json"))
+        .env("APC_REBOOT_SECS", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start snmpd")
+}
+
 fn free_udp_port() -> u16 {
     let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a UDP socket");
     s.local_addr().expect("local addr").port()
@@ -85,20 +101,16 @@ impl Snmpd {
             serde_json::json!({ "outlets": outlets }).to_string(),
         )
         .expect("write state");
-        let child = Command::new(snmpd)
-            .args(["-f", "-Lo", "-C", "-c", "./snmpd.conf", "-p", "./snmpd.pid"])
-            .current_dir(dir.path())
-            .env("SNMP_PERSISTENT_DIR", dir.path().join("persist"))
-            .env("MIBS", "")
-            .env("MIBDIRS", "/nonexistent")
-            .env("APC_STATE", dir.path().join("apc_state.json"))
-            .env("APC_REBOOT_SECS", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start snmpd");
+        let child = spawn(&snmpd, dir.path());
         Snmpd { child, dir, port }
+    }
+
+    /// Stop snmpd and start it again on the same port and persistent directory (same
+    /// engine ID, engine boots + 1), as a PDU's management card reboot would.
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(&find_program("snmpd", "snmpd"), self.dir.path());
     }
 
     fn state(&self) -> serde_json::Value {
@@ -336,4 +348,20 @@ async fn wrong_community_is_unreachable_and_says_why() {
         t0.elapsed() < Duration::from_secs(2),
         "retries must be bounded"
     );
+}
+
+#[tokio::test]
+async fn v3_kept_session_recovers_after_the_agent_restarts() {
+    let mut agent = Snmpd::start().ready().await;
+    let d = agent.v3("/outlet/8", V3_AUTH);
+    assert_eq!(d.status(soon()).await.unwrap(), PowerState::On);
+    agent.restart();
+    let mut agent = agent.ready().await;
+    // The driver still holds a session with the old engine boots/time: the agent's report
+    // must lead to a fresh session, not to an error.
+    assert_eq!(fence_and_read(&d).await, PowerState::Off);
+    assert_eq!(agent.outlet(8), 2);
+    agent.restart();
+    let _agent = agent.ready().await;
+    assert_eq!(d.status(soon()).await.unwrap(), PowerState::Off);
 }

@@ -222,7 +222,8 @@ impl SshDriver {
 
     async fn power_off(&self, deadline: Instant) -> Result<CommandReceipt, DriverError> {
         let ep = &self.endpoint;
-        let connect_by = deadline.min(Instant::now() + self.config.connect_timeout);
+        let start = Instant::now();
+        let connect_by = deadline.min(start + self.config.connect_timeout);
         let handle = match tokio::time::timeout_at(connect_by.into(), self.connect()).await {
             Ok(r) => r?,
             Err(_) => {
@@ -236,10 +237,7 @@ impl SshDriver {
                     format!(
                         "{ep}: connect, handshake and authentication did not finish within {} ms; \
                          nothing was sent",
-                        connect_by
-                            .saturating_duration_since(Instant::now() - self.config.connect_timeout)
-                            .min(self.config.connect_timeout)
-                            .as_millis()
+                        connect_by.saturating_duration_since(start).as_millis()
                     ),
                 ));
             }
