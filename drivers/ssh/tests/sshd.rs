@@ -130,12 +130,31 @@ impl Sshd {
         keygen(&d.join("id_fence"));
         keygen(&d.join("id_other"));
         keygen(&d.join("other_host_key"));
+        let keygen_rsa = find_program("ssh-keygen", "openssh-client");
+        run(Command::new(keygen_rsa)
+            .args([
+                "-q",
+                "-t",
+                "rsa",
+                "-b",
+                "2048",
+                "-N",
+                "",
+                "-C",
+                "fencegate-test",
+                "-f",
+            ])
+            .arg(d.join("id_rsa")));
+        let forced = format!(
+            "command=\"{}\",restrict",
+            d.join("fake_poweroff.sh").display()
+        );
         std::fs::write(
             d.join("authorized_keys"),
             format!(
-                "command=\"{}\",restrict {}\n",
-                d.join("fake_poweroff.sh").display(),
-                pub_key(&d.join("id_fence"))
+                "{forced} {}\n{forced} {}\n",
+                pub_key(&d.join("id_fence")),
+                pub_key(&d.join("id_rsa"))
             ),
         )
         .expect("authorized_keys");
@@ -434,4 +453,26 @@ async fn exit0_is_not_quiet_even_without_a_hold() {
             "{deadline_ms} ms: {e}"
         );
     }
+}
+
+#[tokio::test]
+async fn rsa_key_and_hashed_known_hosts_from_openssh() {
+    let sshd = Sshd::start("drop");
+    let mut spec = sshd.spec("id_rsa", "ssh_host_ed25519_key", &[]);
+    // A copy of the known_hosts entry that OpenSSH hashes, as `HashKnownHosts yes` does.
+    let kh = sshd.path("known_hosts.hashed");
+    std::fs::copy(sshd.known_hosts("ssh_host_ed25519_key"), &kh).unwrap();
+    let keygen = find_program("ssh-keygen", "openssh-client");
+    run(Command::new(keygen).arg("-H").arg("-f").arg(&kh));
+    let hashed = std::fs::read_to_string(&kh).unwrap();
+    assert!(
+        hashed.starts_with("|1|") && !hashed.contains("127.0.0.1"),
+        "{hashed}"
+    );
+    spec.options
+        .insert("known_hosts_file".into(), kh.display().to_string());
+    let d = SshFactory.build(&spec).unwrap();
+    let receipt = d.set_power(Action::Off, in_secs(10)).await.unwrap();
+    assert!(receipt.detail.contains("quiet for"), "{receipt:?}");
+    assert_eq!(sshd.marker().lines().count(), 1);
 }
