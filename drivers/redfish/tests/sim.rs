@@ -367,6 +367,20 @@ async fn dead_endpoint_times_out_by_the_deadline() {
         "{:?}",
         t0.elapsed()
     );
+
+    // A service that dies while the driver holds a kept-alive connection: also a timeout.
+    let lab = start(vec![cfg(Profile::Generic)]).await;
+    let d = driver(&lab, 0, &[]);
+    assert_eq!(d.status(deadline(3000)).await.unwrap(), PowerState::On);
+    lab.set_faults(
+        0,
+        FaultProfile {
+            dead: true,
+            ..Default::default()
+        },
+    );
+    let e = d.status(deadline(400)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
 }
 
 #[tokio::test]

@@ -81,6 +81,10 @@ pub(crate) async fn serve(
 
 /// Read the request, apply the reply delay, answer from the service.
 async fn answer(shared: &Shared, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+    if shared.state().faults.dead {
+        // Died with a connection open (kept alive): stop answering on it too.
+        tokio::time::sleep(DEAD_HOLD).await;
+    }
     let arrived = Instant::now();
     let header = |name: &str| {
         req.headers()
