@@ -281,3 +281,75 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     }
     model::clip(&out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::{self, Trust};
+
+    fn http() -> Http {
+        let observed = Arc::new(Observed::default());
+        let config = tls::client_config(&Trust::Insecure, Arc::clone(&observed)).unwrap();
+        Http::new(
+            Url::parse("https://127.0.0.1:8443/").unwrap(),
+            "redfish://127.0.0.1:8443".into(),
+            config,
+            observed,
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn links_stay_on_the_configured_origin() {
+        let h = http();
+        assert_eq!(
+            h.path("/redfish/v1/Systems/1").unwrap(),
+            "/redfish/v1/Systems/1"
+        );
+        assert_eq!(
+            h.path("https://127.0.0.1:8443/redfish/v1/Systems/1?x=1")
+                .unwrap(),
+            "/redfish/v1/Systems/1?x=1"
+        );
+        for elsewhere in [
+            "https://10.0.0.9:8443/redfish/v1/Systems/1",
+            "https://127.0.0.1:9443/redfish/v1/Systems/1",
+            "http://127.0.0.1:8443/redfish/v1/Systems/1",
+            "//evil.example/redfish/v1",
+        ] {
+            let e = h.path(elsewhere).unwrap_err();
+            assert_eq!(e.kind, fencegate_driver::ErrorKind::Protocol, "{elsewhere}");
+            assert!(e.detail.contains("another origin"), "{e}");
+        }
+    }
+
+    #[test]
+    fn status_errors_by_class() {
+        let h = http();
+        let reply = |status: u16, body: Value| Reply {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers: HeaderMap::new(),
+            body,
+        };
+        let limit = serde_json::json!({"error": {"message": "RAC0218: The maximum number of user sessions is reached."}});
+        use fencegate_driver::ErrorKind::*;
+        for (status, body, kind) in [
+            (503, Value::Null, Busy),
+            (429, Value::Null, Busy),
+            (400, limit.clone(), Busy),
+            (401, limit, Busy),
+            (401, Value::Null, Auth),
+            (403, Value::Null, Auth),
+            (404, Value::Null, Unsupported),
+            (501, Value::Null, Unsupported),
+            (500, Value::Null, Protocol),
+            (400, Value::Null, Protocol),
+        ] {
+            let e = h.status_error("GET /x", &reply(status, body));
+            assert_eq!(e.kind, kind, "{status}: {e}");
+            assert!(e.detail.starts_with("redfish://127.0.0.1:8443: "), "{e}");
+        }
+    }
+}

@@ -271,6 +271,40 @@ async fn wrong_password_is_auth_with_a_single_attempt() {
 }
 
 #[tokio::test]
+async fn an_expired_session_is_renewed_once_and_no_more() {
+    let lab = start(vec![cfg(Profile::Generic)]).await;
+    let d = driver(&lab, 0, &[]);
+    assert_eq!(d.status(deadline(3000)).await.unwrap(), PowerState::On);
+    lab.expire_sessions(0);
+    assert_eq!(d.status(deadline(3000)).await.unwrap(), PowerState::On);
+    let logins = |lab: &RedfishLab| {
+        lab.requests(0)
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/Sessions"))
+            .count()
+    };
+    assert_eq!(logins(&lab), 2);
+    assert_eq!(lab.open_sessions(0), 1);
+
+    // Expired again, and now the service is out of sessions: one renewal attempt, Busy, and
+    // no loop of refused requests.
+    lab.expire_sessions(0);
+    lab.set_faults(
+        0,
+        FaultProfile {
+            max_sessions: Some(0),
+            ..Default::default()
+        },
+    );
+    let e = d.status(deadline(3000)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Busy, "{e}");
+    assert_eq!(logins(&lab), 3, "{:?}", lab.requests(0));
+    let refused = lab.requests(0).iter().filter(|r| r.status == 401).count();
+    assert_eq!(refused, 2, "one 401 per expiry: {:?}", lab.requests(0));
+    release(&d).await;
+}
+
+#[tokio::test]
 async fn stuck_power_state_never_changes() {
     let mut c = cfg(Profile::Generic);
     c.faults.stuck = true;

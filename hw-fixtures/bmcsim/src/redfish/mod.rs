@@ -277,6 +277,11 @@ impl RedfishLab {
         self.ep(i).shared.handshakes.load(Ordering::Relaxed)
     }
 
+    /// Expire every session of service `i` (their tokens get 401 from then on).
+    pub fn expire_sessions(&self, i: usize) {
+        self.ep(i).shared.state().expire_sessions();
+    }
+
     /// Sessions service `i` holds open: 0 after a client that logs out properly.
     pub fn open_sessions(&self, i: usize) -> usize {
         self.ep(i).shared.state().session_count()

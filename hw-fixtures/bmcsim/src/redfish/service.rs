@@ -152,6 +152,12 @@ impl ServiceState {
         self.sessions.len()
     }
 
+    /// Forget every session, as a BMC does when they time out or it restarts; their tokens
+    /// are refused from then on.
+    pub(crate) fn expire_sessions(&mut self) {
+        self.sessions.clear();
+    }
+
     /// Force the power (the harness's hand): cancels transitions.
     pub(crate) fn force(&mut self, on: bool) {
         self.power.force(on);
