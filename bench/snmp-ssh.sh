@@ -54,7 +54,10 @@ T=$(mktemp -d /tmp/fencegate-bench-snmp-ssh.XXXXXX)
 chmod 755 "$T"
 SNMPD_PID=
 cleanup() {
-  [ -n "$SNMPD_PID" ] && kill "$SNMPD_PID" 2>/dev/null || true
+  if [ -n "$SNMPD_PID" ]; then
+    kill "$SNMPD_PID" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$SNMPD_PID" 2>/dev/null || break; sleep 0.1; done
+  fi
   if [ -f "$T/ssh/sshd.pid" ]; then kill "$(cat "$T/ssh/sshd.pid")" 2>/dev/null || true; fi
   rm -rf "$T"
 }
@@ -78,8 +81,10 @@ mkdir -p "$S"
 SNMP_PORT=$(free_port udp)
 cp "$ROOT/hw-fixtures/snmpd/apc_pdu_pass.py" "$S/"
 sed "s/^agentAddress .*/agentAddress udp:127.0.0.1:$SNMP_PORT/" "$ROOT/hw-fixtures/snmpd/snmpd.conf" > "$S/snmpd.conf"
-(cd "$S" && SNMP_PERSISTENT_DIR=$S/persist MIBS= MIBDIRS=/nonexistent APC_STATE=$S/apc_state.json \
-  /usr/sbin/snmpd -f -Lo -C -c ./snmpd.conf -p ./snmpd.pid >"$S/snmpd.log" 2>&1) &
+# exec: $! must be snmpd itself, so that the cleanup stops it.
+(cd "$S" && exec env SNMP_PERSISTENT_DIR="$S/persist" MIBS= MIBDIRS=/nonexistent \
+  APC_STATE="$S/apc_state.json" /usr/sbin/snmpd -f -Lo -C -c ./snmpd.conf -p ./snmpd.pid \
+  >"$S/snmpd.log" 2>&1) &
 SNMPD_PID=$!
 secret "$T/community" private
 secret "$T/v3-auth" authpass123
