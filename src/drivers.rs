@@ -10,4 +10,7 @@ pub fn register_builtin(registry: &mut Registry) {
     registry.register(Arc::new(fencegate_external::ExternalFactory));
     registry.register(Arc::new(fencegate_external::FenceAgentFactory::default()));
     registry.register(Arc::new(fencegate_plugin::PluginFactory));
+    registry.register(Arc::new(fencegate_redfish::RedfishFactory));
+    registry.register(Arc::new(fencegate_snmp_pdu::SnmpPduFactory));
+    registry.register(Arc::new(fencegate_ssh::SshFactory));
 }

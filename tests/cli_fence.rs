@@ -124,10 +124,10 @@ fn ad_hoc_devices_without_an_inventory() {
         .stderr(predicate::str::contains("secret").count(0));
     let mut c = assert_cmd::Command::cargo_bin("fencegate").unwrap();
     c.env("FENCEGATE_STATE_DIR", dir.path().join("state"))
-        .args(["fence", "--device", "redfish://admin@127.0.0.1"])
+        .args(["fence", "--device", "warp://admin@127.0.0.1"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("not built into this fencegate"));
+        .stderr(predicate::str::contains("unknown driver `warp`"));
 }
 
 #[test]

@@ -4,9 +4,10 @@
 //! `snmp://127.0.0.1:1163/outlet/4?version=2c`, `ssh://fencehost@127.0.0.1:2222`.
 //!
 //! A URL never carries a secret: `user:password@` and `?password=` are refused, because
-//! URLs end up in shell history, argv and logs. Secrets come from `?password_file=`/
-//! `?password_env=` references, from the command line's `--password-file`/`--password-env`,
-//! or from the `FENCEGATE_PASSWORD` environment variable, in that order.
+//! URLs end up in shell history, argv and logs. Secrets come from `?ROLE_file=`/`?ROLE_env=`
+//! references (`password_file`, `community_file`, `key_file`, …); a device that names none
+//! gets its password from the command line's `--password-file`/`--password-env`, else from
+//! the `FENCEGATE_PASSWORD` environment variable.
 
 use crate::secrets::{SecretRef, is_secret_role};
 use fencegate_driver::DeviceSpec;
@@ -94,7 +95,9 @@ pub fn parse_device_url(
             return Err(bad(format!("option `{k}` is given twice")));
         }
     }
-    if !spec.secrets.contains_key("password") {
+    // The fallback password fills in only for a device that names no secret of its own: an
+    // SNMP community or SSH key given by reference is the device's whole credential.
+    if spec.secrets.is_empty() {
         let fallback = match default_password {
             Some(r) => Some(r.clone()),
             None => std::env::var_os(PASSWORD_ENV).map(|_| SecretRef::Env(PASSWORD_ENV.into())),
@@ -211,6 +214,10 @@ mod tests {
             s.secret("password").unwrap().expose_secret(),
             "pw-from-file"
         );
+        // A device with a secret of its own gets no fallback password.
+        let url = format!("snmp://127.0.0.1/outlet/1?community_file={}", pw.display());
+        let s = parse_device_url(&url, Some(&r)).unwrap();
+        assert_eq!(s.secrets.keys().collect::<Vec<_>>(), ["community"]);
         let missing = SecretRef::Env("FG_URL_TEST_SURELY_UNSET".into());
         let e = parse_device_url("ipmi://admin@127.0.0.1", Some(&missing)).unwrap_err();
         assert!(e.contains("not set"), "{e}");

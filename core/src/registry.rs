@@ -87,3 +87,24 @@ impl Registry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absent_drivers_are_named_as_such() {
+        let registry = Registry::new();
+        let spec = |driver: &str| DeviceSpec {
+            name: "d".into(),
+            driver: driver.into(),
+            address: "127.0.0.1".into(),
+            ..DeviceSpec::default()
+        };
+        let e = registry.build(&spec("redfish")).err().unwrap();
+        assert_eq!(e.key.as_deref(), Some("driver"));
+        assert!(e.message.contains("not built into this fencegate"), "{e}");
+        let e = registry.build(&spec("warp")).err().unwrap();
+        assert!(e.message.starts_with("unknown driver `warp`"), "{e}");
+    }
+}
