@@ -25,15 +25,10 @@ pub struct Global {
     /// Print JSON instead of human-readable output (schema in docs/json.md).
     #[arg(long, global = true)]
     pub json: bool,
-    /// Log verbosity on stderr: error, warn, info, debug, trace.
-    #[arg(
-        long,
-        global = true,
-        env = "FENCEGATE_LOG",
-        default_value = "warn",
-        value_name = "LEVEL"
-    )]
-    pub log: String,
+    /// Log verbosity on stderr: error, warn, info, debug, trace (default warn; error for
+    /// the demo, whose output already says everything).
+    #[arg(long, global = true, env = "FENCEGATE_LOG", value_name = "LEVEL")]
+    pub log: Option<String>,
 }
 
 /// Devices given on the command line instead of (or without) an inventory.

@@ -1,9 +1,10 @@
-//! `fencegate demo`: a failover on a simulated lab, end to end, with no hardware and no setup.
+//! `fencegate demo`: failovers on a simulated lab, end to end, with no hardware and no setup.
 //!
-//! Four hosts with simulated IPMI BMCs (cipher suite 17) run in-process on 127.0.0.1; one
-//! host's power takes 1.5 s to drop after the command. The scenario declares that host failed,
-//! fences it through the real engine, driver and journal, prints the timeline and the proof,
-//! checks the simulator's own truth, and shows the guards at work.
+//! Everything runs in this process on 127.0.0.1: four hosts with simulated IPMI BMCs (one
+//! slow to power off; one whose BMC is dead, its two power supplies fed by two simulated PDUs),
+//! and one host with an iDRAC-like Redfish BMC (HTTPS, certificate pinned). The scenario fences
+//! three failed hosts through the real engine, drivers and journal, prints each timeline and
+//! proof, checks every simulator's own power state, and shows the guards at work.
 
 use crate::cli::Global;
 use crate::exit;
@@ -11,30 +12,146 @@ use crate::output;
 use crate::setup::SetupError;
 use fencegate_bmcsim::FaultProfile;
 use fencegate_bmcsim::ipmi::{BmcConfig, IpmiLab};
-use fencegate_core::{Device, Engine, Host, Policy, Request, SqliteJournal, Verdict};
-use fencegate_driver::{DeviceSpec, DriverFactory, SecretString};
+use fencegate_bmcsim::redfish::{Profile, RedfishConfig, RedfishLab};
+use fencegate_bmcsim::snmp::{PduConfig, PduLab};
+use fencegate_core::{Device, Engine, Host, Policy, Proof, Request, SqliteJournal, Verdict};
+use fencegate_driver::{DeviceSpec, SecretString};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-const HOSTS: [&str; 4] = ["node1", "node2", "node3", "node4"];
-/// The host that fails, and whose power is slow to drop.
-const FAILED: usize = 2;
+/// The simulated lab: every device the demo's hosts are fenced through.
+struct Lab {
+    ipmi: IpmiLab,
+    redfish: RedfishLab,
+    pdus: PduLab,
+}
 
-/// Run the demo; exit 0 only if the failed host was fenced, proven off, and the simulator
-/// agrees.
+/// The PDU outlet both power supplies of node4 hang off (one on each PDU).
+const NODE4_OUTLET: u32 = 4;
+
+impl Lab {
+    async fn start(password: &str) -> Result<Lab, SetupError> {
+        let fail = |what: &str, e: std::io::Error| {
+            SetupError::internal(format!(
+                "cannot start the simulated {what} on 127.0.0.1: {e}"
+            ))
+        };
+        let mut bmcs: Vec<BmcConfig> = (0..4)
+            .map(|_| BmcConfig::new("fencegate", password))
+            .collect();
+        bmcs[2].faults = FaultProfile {
+            off_delay_ms: 1500,
+            ..FaultProfile::default()
+        };
+        bmcs[3].faults = FaultProfile {
+            dead: true,
+            ..FaultProfile::default()
+        };
+        let ipmi = IpmiLab::start(bmcs)
+            .await
+            .map_err(|e| fail("IPMI BMCs", e))?;
+        let mut rf = RedfishConfig::new("fencegate", password);
+        rf.profile = Profile::IdracLike.profile();
+        rf.faults = FaultProfile {
+            off_delay_ms: 600,
+            ..FaultProfile::default()
+        };
+        let redfish = RedfishLab::start(vec![rf])
+            .await
+            .map_err(|e| fail("Redfish BMC", e))?;
+        let pdus = PduLab::start(vec![PduConfig::new(8), PduConfig::new(8)])
+            .await
+            .map_err(|e| fail("PDUs", e))?;
+        Ok(Lab {
+            ipmi,
+            redfish,
+            pdus,
+        })
+    }
+
+    /// Device specifications by name, as an inventory would give them.
+    fn devices(&self, password: &str) -> Vec<DeviceSpec> {
+        let secret = |role: &str, value: &str| -> BTreeMap<String, SecretString> {
+            [(role.to_owned(), SecretString::from(value.to_owned()))].into()
+        };
+        let mut out: Vec<DeviceSpec> = (0..4)
+            .map(|i| DeviceSpec {
+                name: format!("node{}-bmc", i + 1),
+                driver: "ipmi".into(),
+                address: self.ipmi.addr(i).to_string(),
+                user: Some("fencegate".into()),
+                secrets: secret("password", password),
+                ..DeviceSpec::default()
+            })
+            .collect();
+        out.push(DeviceSpec {
+            name: "node5-idrac".into(),
+            driver: "redfish".into(),
+            address: self.redfish.addr(0).to_string(),
+            user: Some("fencegate".into()),
+            options: [("pin".to_owned(), self.redfish.fingerprint())].into(),
+            secrets: secret("password", password),
+            ..DeviceSpec::default()
+        });
+        for (i, pdu) in ["pdu-a", "pdu-b"].iter().enumerate() {
+            out.push(DeviceSpec {
+                name: format!("{pdu}-{NODE4_OUTLET}"),
+                driver: "snmp".into(),
+                address: self.pdus.addr(i).to_string(),
+                options: [("outlet".to_owned(), NODE4_OUTLET.to_string())].into(),
+                secrets: secret("community", "private"),
+                ..DeviceSpec::default()
+            });
+        }
+        out
+    }
+}
+
+/// Run the demo; exit 0 only if every failed host was proven off, the simulators agree, and
+/// nothing else was touched.
 pub async fn run(global: &Global) -> Result<u8, SetupError> {
     let password = demo_password();
-    let mut configs: Vec<BmcConfig> = HOSTS
-        .iter()
-        .map(|_| BmcConfig::new("fencegate", &password))
-        .collect();
-    configs[FAILED].faults = FaultProfile {
-        off_delay_ms: 1500,
-        ..FaultProfile::default()
+    let lab = Lab::start(&password).await?;
+    let registry = crate::setup::registry();
+    let mut devices = BTreeMap::new();
+    for spec in lab.devices(&password) {
+        let driver = registry
+            .build(&spec)
+            .map_err(|e| SetupError::internal(format!("demo device {}: {e}", spec.name)))?;
+        devices.insert(
+            spec.name.clone(),
+            Arc::new(Device {
+                name: spec.name.clone(),
+                driver_name: spec.driver.clone(),
+                driver,
+            }),
+        );
+    }
+    let policy = Policy {
+        attempt_timeout: Duration::from_secs(3),
+        overall_timeout: Duration::from_secs(12),
+        ..Policy::default()
     };
-    let lab = IpmiLab::start(configs).await.map_err(|e| {
-        SetupError::internal(format!("cannot start the simulated lab on 127.0.0.1: {e}"))
-    })?;
+    let host = |name: &str, levels: &[&[&str]]| {
+        Arc::new(Host {
+            name: name.to_owned(),
+            aliases: Vec::new(),
+            opennebula_id: None,
+            levels: levels
+                .iter()
+                .map(|l| l.iter().map(|d| Arc::clone(&devices[*d])).collect())
+                .collect(),
+            policy: policy.clone(),
+        })
+    };
+    let hosts = [
+        host("node1", &[&["node1-bmc"]]),
+        host("node2", &[&["node2-bmc"]]),
+        host("node3", &[&["node3-bmc"]]),
+        host("node4", &[&["node4-bmc"], &["pdu-a-4", "pdu-b-4"]]),
+        host("node5", &[&["node5-idrac"]]),
+    ];
 
     let (state_dir, temporary) = match &global.state_dir {
         Some(d) => (d.clone(), false),
@@ -49,129 +166,130 @@ pub async fn run(global: &Global) -> Result<u8, SetupError> {
     let engine = Engine::new(Arc::new(journal));
     crate::commands::stop_on_signals(&engine);
 
-    let policy = Policy {
-        attempt_timeout: Duration::from_secs(10),
-        overall_timeout: Duration::from_secs(20),
-        ..Policy::default()
-    };
-    let mut hosts = Vec::new();
-    for (i, name) in HOSTS.iter().enumerate() {
-        let spec = DeviceSpec {
-            name: format!("{name}-bmc"),
-            driver: "ipmi".into(),
-            address: lab.addr(i).to_string(),
-            user: Some("fencegate".into()),
-            secrets: [("password".to_owned(), SecretString::from(password.clone()))].into(),
-            ..DeviceSpec::default()
-        };
-        let driver = fencegate_ipmi::IpmiFactory
-            .build(&spec)
-            .map_err(|e| SetupError::internal(format!("demo device {}: {e}", spec.name)))?;
-        hosts.push(Arc::new(Host {
-            name: (*name).to_owned(),
-            aliases: Vec::new(),
-            opennebula_id: Some(i as u64),
-            levels: vec![vec![Arc::new(Device {
-                name: spec.name.clone(),
-                driver_name: "ipmi".into(),
-                driver,
-            })]],
-            policy: policy.clone(),
-        }));
-    }
-
+    let human = !global.json;
     let say = |s: &str| {
-        if !global.json {
+        if human {
             println!("{s}");
         }
     };
-    say("fencegate demo: a simulated lab on 127.0.0.1, nothing outside this process is touched");
-    say(&format!(
-        "  {} hosts, each with an IPMI 2.0 BMC (RMCP+, cipher suite 17); {}'s power takes 1.5 s to drop",
-        HOSTS.len(),
-        HOSTS[FAILED]
-    ));
+    say("fencegate demo: a simulated lab on 127.0.0.1; nothing outside this process is touched");
+    say(
+        "  node1..node4: IPMI 2.0 BMCs (RMCP+, cipher suite 17); node3's power takes 1.5 s to drop;",
+    );
+    say("  node4's BMC is dead, its two power supplies hang off outlet 4 of two SNMP PDUs;");
+    say(
+        "  node5: an iDRAC-like Redfish BMC over HTTPS, certificate pinned, PoweringOff for 0.6 s.",
+    );
     say(&format!("  journal: {}\n", journal_path.display()));
 
-    say("1. Every host's BMC, read once:");
-    for host in &hosts {
-        let rows = engine.status(host).await;
-        if !global.json {
-            print!("{}", output::status(&host.name, &rows));
+    say("1. Every device, read once:");
+    for h in &hosts {
+        let rows = engine.status(h).await;
+        if human {
+            print!("{}", output::status(&h.name, &rows));
         }
     }
 
-    let failed = Arc::clone(&hosts[FAILED]);
-    say(&format!(
-        "\n2. {} stops answering; the cloud asks fencegate to fence it before moving its VMs.",
-        failed.name
-    ));
-    let request = Request {
+    let request = |why: &str| Request {
         requester: "demo (as OpenNebula's host_error hook)".into(),
-        reason: format!("{} in ERROR", failed.name),
+        reason: why.to_owned(),
         force: false,
     };
-    let proof = engine
-        .fence(Arc::clone(&failed), request.clone())
-        .await
-        .map_err(|e| SetupError::internal(e.to_string()))?;
-    if global.json {
-        output::print_json(&proof);
-    } else {
-        println!("   timeline:");
-        for level in &proof.levels {
-            for d in &level.devices {
-                for e in &d.events {
-                    println!("   {}  {}", output::event(&proof, e), d.device);
-                }
-            }
+    let fence = async |h: &Arc<Host>, why: &str| -> Result<Proof, SetupError> {
+        engine
+            .fence(Arc::clone(h), request(why))
+            .await
+            .map_err(|e| SetupError::internal(e.to_string()))
+    };
+    let mut proofs = Vec::new();
+    let steps: [(usize, &str); 3] = [
+        (
+            2,
+            "node3 stops answering; the cloud asks fencegate to fence it before moving its VMs.",
+        ),
+        (
+            3,
+            "node4 loses its BMC with its host: level 1 cannot answer, level 2 (both PDU outlets) must.",
+        ),
+        (
+            4,
+            "node5 stops answering; its Redfish BMC reports PoweringOff before Off.",
+        ),
+    ];
+    for (n, (i, story)) in steps.iter().enumerate() {
+        say(&format!("\n{}. {story}", n + 2));
+        let p = fence(&hosts[*i], "in ERROR").await?;
+        if human {
+            timeline(&p);
         }
-        println!("\n   proof record:");
-        for line in output::proof(&proof, false).lines() {
-            println!("   {line}");
-        }
+        proofs.push(p);
     }
-    let truth_off = !lab.power_on(FAILED);
-    let others_on = (0..HOSTS.len())
-        .filter(|i| *i != FAILED)
-        .all(|i| lab.power_on(i));
+
+    let truth = [
+        ("node3", !lab.ipmi.power_on(2)),
+        (
+            "node4 (both outlets)",
+            !lab.pdus.outlet_on(0, NODE4_OUTLET) && !lab.pdus.outlet_on(1, NODE4_OUTLET),
+        ),
+        ("node5", !lab.redfish.power_on(0)),
+    ];
+    let untouched = lab.ipmi.power_on(0)
+        && lab.ipmi.power_on(1)
+        && (1..=8)
+            .all(|o| o == NODE4_OUTLET || (lab.pdus.outlet_on(0, o) && lab.pdus.outlet_on(1, o)));
+    say("\n5. The simulators' own state:");
+    for (name, off) in &truth {
+        say(&format!(
+            "   {name}: {}",
+            if *off { "off" } else { "STILL ON" }
+        ));
+    }
     say(&format!(
-        "\n3. The simulator's own state: {} is {}; the other hosts are {}.",
-        failed.name,
-        if truth_off { "off" } else { "STILL ON" },
-        if others_on { "still on" } else { "NOT all on" }
+        "   node1, node2 and every other outlet: {}",
+        if untouched {
+            "untouched, on"
+        } else {
+            "NOT untouched"
+        }
     ));
 
-    say(&format!(
-        "\n4. Guards: someone tries to power {} back on.",
-        failed.name
-    ));
+    say("\n6. Guards.");
     let on = engine
-        .on(Arc::clone(&failed), request.clone())
+        .on(
+            Arc::clone(&hosts[2]),
+            request("someone powers node3 back on"),
+        )
         .await
         .map_err(|e| SetupError::internal(e.to_string()))?;
-    say(&format!("   {}: {}", on.verdict, on.detail));
-
+    say(&format!("   power on node3: {}: {}", on.verdict, on.detail));
+    let storm = fence(&hosts[0], "a fourth host in ERROR within minutes").await?;
     say(&format!(
-        "\n5. The hook fires again for {} (a retry): the earlier proof is re-confirmed by fresh readings.",
-        failed.name
+        "   fence node1 too: {}: {}",
+        storm.verdict, storm.detail
     ));
-    let again = engine
-        .fence(Arc::clone(&failed), request)
-        .await
-        .map_err(|e| SetupError::internal(e.to_string()))?;
-    say(&format!("   {}", again.one_line()));
+    let again = fence(&hosts[2], "the hook fires again").await?;
+    say(&format!(
+        "   the hook fires again for node3: {}",
+        again.one_line()
+    ));
 
-    let ok = proof.success
-        && proof.verdict == Verdict::PowerVerifiedOff
-        && truth_off
-        && others_on
+    let ok = proofs
+        .iter()
+        .all(|p| p.success && p.verdict == Verdict::PowerVerifiedOff)
+        && truth.iter().all(|(_, off)| *off)
+        && untouched
+        && lab.ipmi.power_on(0)
         && on.verdict == Verdict::Refused
+        && storm.verdict == Verdict::Refused
         && again.success;
+    if global.json {
+        proofs.extend([on, storm, again]);
+        output::print_json(&proofs);
+    }
     say(&format!(
         "\n{}",
         if ok {
-            "demo: the failed host was proven off before any VM moved; nothing else was touched."
+            "demo: every failed host was proven off before any VM moved; the guards held; nothing else was touched."
         } else {
             "demo: FAILED: the scenario did not end as it must (see above)."
         }
@@ -180,11 +298,40 @@ pub async fn run(global: &Global) -> Result<u8, SetupError> {
         let _ = std::fs::remove_dir_all(&state_dir);
     } else {
         say(&format!(
-            "   The proof stays in the journal: fencegate --state-dir {} history --details",
+            "   The proofs stay in the journal: fencegate --state-dir {} history --details",
             state_dir.display()
         ));
     }
     Ok(if ok { exit::OK } else { exit::FAILED })
+}
+
+/// Print one fence's timeline and proof record, indented under its step.
+fn timeline(p: &Proof) {
+    println!("   timeline:");
+    let mut events: Vec<(String, String)> = p
+        .levels
+        .iter()
+        .flat_map(|l| {
+            l.devices.iter().flat_map(move |d| {
+                d.events
+                    .iter()
+                    .map(move |e| (output::event(p, e), d.device.clone()))
+            })
+        })
+        .collect();
+    events.sort_by_key(|(line, _)| {
+        line.split_whitespace()
+            .next()
+            .and_then(|t| t.trim_start_matches('+').parse::<i64>().ok())
+            .unwrap_or(0)
+    });
+    for (line, device) in events {
+        println!("   {line}  [{device}]");
+    }
+    println!("   proof record:");
+    for line in output::proof(p, false).lines() {
+        println!("   {line}");
+    }
 }
 
 /// A per-run password for the simulated BMCs (never printed).

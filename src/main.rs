@@ -19,7 +19,12 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.global.log);
+    let default_level = if matches!(cli.command, Command::Demo) {
+        "error"
+    } else {
+        "warn"
+    };
+    init_logging(cli.global.log.as_deref().unwrap_or(default_level));
     raise_open_file_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -1,31 +1,43 @@
-//! README's main command must keep working: the demo proves a simulated host off.
+//! README's main command must keep working: the demo proves three failed hosts off through
+//! IPMI, two PDU outlets and Redfish, and the guards hold.
 
 use predicates::prelude::*;
 
+fn fencegate(state: &std::path::Path) -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::cargo_bin("fencegate").unwrap();
+    c.env_remove("FENCEGATE_CONFIG")
+        .arg("--state-dir")
+        .arg(state)
+        .timeout(std::time::Duration::from_secs(90));
+    c
+}
+
 #[test]
-fn demo_proves_the_failed_host_off() {
+fn demo_proves_the_failed_hosts_off() {
     let dir = tempfile::tempdir().unwrap();
-    assert_cmd::Command::cargo_bin("fencegate")
-        .unwrap()
-        .env_remove("FENCEGATE_CONFIG")
-        .args(["--state-dir"])
-        .arg(dir.path())
+    fencegate(dir.path())
         .arg("demo")
-        .timeout(std::time::Duration::from_secs(60))
         .assert()
         .code(0)
         .stdout(predicate::str::contains("fence node3: power_verified_off"))
         .stdout(predicate::str::contains(
-            "node3 is off; the other hosts are still on",
+            "level 2: power verified off by pdu-a-4 + pdu-b-4",
         ))
-        .stdout(predicate::str::contains("refused: power-on lock"));
-    // The proof is durable: a later process reads it from the journal.
-    assert_cmd::Command::cargo_bin("fencegate")
-        .unwrap()
-        .args(["--state-dir"])
-        .arg(dir.path())
-        .args(["history", "node3"])
+        .stdout(predicate::str::contains("fence node5: power_verified_off"))
+        .stdout(predicate::str::contains("reading: powering-off"))
+        .stdout(predicate::str::contains(
+            "node1, node2 and every other outlet: untouched, on",
+        ))
+        .stdout(predicate::str::contains("refused: power-on lock"))
+        .stdout(predicate::str::contains("refused: storm guard"))
+        .stdout(predicate::str::contains("the guards held"))
+        .stderr(predicate::str::is_empty());
+    // The proofs are durable, with each channel's identity: a later process reads them.
+    fencegate(dir.path())
+        .arg("history")
         .assert()
         .code(0)
-        .stdout(predicate::str::contains("ipmi-guid="));
+        .stdout(predicate::str::contains("ipmi-guid="))
+        .stdout(predicate::str::contains("tls-sha256="))
+        .stdout(predicate::str::contains("snmp-sysname="));
 }
