@@ -86,7 +86,11 @@ async fn readings_through_a_kept_session_are_fresh() {
     }
     drop(d);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(lab.open_sessions(0), 0, "dropping the driver closes its session");
+    assert_eq!(
+        lab.open_sessions(0),
+        0,
+        "dropping the driver closes its session"
+    );
 }
 
 #[tokio::test]
