@@ -31,6 +31,7 @@
 
 pub mod faults;
 pub mod ipmi;
+mod lab;
 pub mod power;
 pub mod redfish;
 mod rng;

@@ -15,6 +15,7 @@ mod bmc;
 pub use bmc::DEFAULT_MAX_SESSIONS;
 
 use crate::faults::FaultProfile;
+use crate::lab::{Endpoint, Endpoints};
 use crate::power::{CommandRecord, PowerModel};
 use crate::rng::SplitMix64;
 use bmc::{BmcIdentity, BmcState, IpmiBmc};
@@ -28,7 +29,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::net::UdpSocket;
-use tokio::task::JoinHandle;
 
 /// How one simulated IPMI BMC is set up.
 #[derive(Clone)]
@@ -105,15 +105,9 @@ impl Shared {
     }
 }
 
-struct Endpoint {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    task: JoinHandle<()>,
-}
-
 /// A set of running simulated IPMI BMCs. Dropping the lab stops them all.
 pub struct IpmiLab {
-    endpoints: Vec<Endpoint>,
+    endpoints: Endpoints<Shared>,
 }
 
 impl fmt::Debug for IpmiLab {
@@ -136,7 +130,7 @@ impl IpmiLab {
 
     /// Start one BMC per config on `ip` (port chosen by the kernel).
     pub async fn start_on(ip: IpAddr, configs: Vec<BmcConfig>) -> io::Result<IpmiLab> {
-        let mut endpoints = Vec::with_capacity(configs.len());
+        let mut endpoints = Endpoints::new("IpmiLab", "BMC", configs.len());
         for (i, cfg) in configs.into_iter().enumerate() {
             let creds = Credentials::new(
                 cfg.user.as_bytes(),
@@ -174,16 +168,13 @@ impl IpmiLab {
             });
             let bmc = IpmiBmc::new(identity, i as u32 + 1);
             let task = tokio::spawn(serve(sock, Arc::clone(&shared), bmc));
-            endpoints.push(Endpoint { addr, shared, task });
+            endpoints.push(addr, shared, task);
         }
         Ok(IpmiLab { endpoints })
     }
 
-    fn ep(&self, i: usize) -> &Endpoint {
-        match self.endpoints.get(i) {
-            Some(e) => e,
-            None => panic!("IpmiLab has {} BMCs, no BMC {i}", self.endpoints.len()),
-        }
+    fn ep(&self, i: usize) -> &Endpoint<Shared> {
+        self.endpoints.get(i)
     }
 
     /// Number of BMCs.
@@ -203,7 +194,7 @@ impl IpmiLab {
 
     /// All addresses, in BMC order.
     pub fn addrs(&self) -> Vec<SocketAddr> {
-        self.endpoints.iter().map(|e| e.addr).collect()
+        self.endpoints.addrs()
     }
 
     /// The emulator-side truth: is the host behind BMC `i` powered on right now?
@@ -237,14 +228,6 @@ impl IpmiLab {
     /// its sessions properly.
     pub fn open_sessions(&self, i: usize) -> usize {
         self.ep(i).shared.sessions.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for IpmiLab {
-    fn drop(&mut self) {
-        for e in &self.endpoints {
-            e.task.abort();
-        }
     }
 }
 

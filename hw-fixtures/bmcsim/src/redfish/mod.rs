@@ -27,6 +27,7 @@ pub use profile::{AlreadyInState, Profile, SessionLimitAnswer, VendorProfile};
 pub use service::{AuthSeen, DEFAULT_MAX_SESSIONS, RequestRecord, SYSTEM_ID};
 
 use crate::faults::FaultProfile;
+use crate::lab::{Endpoint, Endpoints};
 use crate::power::CommandRecord;
 use serde_json::Value;
 use service::{Identity, ServiceState};
@@ -38,7 +39,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 /// How one simulated Redfish service is set up.
@@ -119,15 +119,9 @@ impl Shared {
     }
 }
 
-struct Endpoint {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    task: JoinHandle<()>,
-}
-
 /// A set of running simulated Redfish services. Dropping the lab stops them all.
 pub struct RedfishLab {
-    endpoints: Vec<Endpoint>,
+    endpoints: Endpoints<Shared>,
     cert: tls::ServerIdentity,
     stop: watch::Sender<bool>,
 }
@@ -152,7 +146,7 @@ impl RedfishLab {
         let cert = tls::ServerIdentity::generate()?;
         let acceptor = TlsAcceptor::from(Arc::clone(&cert.config));
         let (stop, stop_rx) = watch::channel(false);
-        let mut endpoints = Vec::with_capacity(configs.len());
+        let mut endpoints = Endpoints::new("RedfishLab", "service", configs.len());
         for (i, cfg) in configs.into_iter().enumerate() {
             let identity = Identity {
                 user: cfg.user,
@@ -180,7 +174,7 @@ impl RedfishLab {
                 Arc::clone(&shared),
                 stop_rx.clone(),
             ));
-            endpoints.push(Endpoint { addr, shared, task });
+            endpoints.push(addr, shared, task);
         }
         Ok(RedfishLab {
             endpoints,
@@ -189,14 +183,8 @@ impl RedfishLab {
         })
     }
 
-    fn ep(&self, i: usize) -> &Endpoint {
-        match self.endpoints.get(i) {
-            Some(e) => e,
-            None => panic!(
-                "RedfishLab has {} services, no service {i}",
-                self.endpoints.len()
-            ),
-        }
+    fn ep(&self, i: usize) -> &Endpoint<Shared> {
+        self.endpoints.get(i)
     }
 
     /// Number of services.
@@ -217,7 +205,7 @@ impl RedfishLab {
 
     /// All addresses, in service order.
     pub fn addrs(&self) -> Vec<SocketAddr> {
-        self.endpoints.iter().map(|e| e.addr).collect()
+        self.endpoints.addrs()
     }
 
     /// `sha256:<hex>` of the certificate every service presents: the driver's `pin`.
@@ -290,9 +278,7 @@ impl RedfishLab {
 
 impl Drop for RedfishLab {
     fn drop(&mut self) {
+        // The endpoints' tasks are aborted as `endpoints` drops; open connections watch this.
         let _ = self.stop.send(true);
-        for e in &self.endpoints {
-            e.task.abort();
-        }
     }
 }

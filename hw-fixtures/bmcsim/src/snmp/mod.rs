@@ -20,6 +20,7 @@ pub mod ber;
 pub use agent::{OUTLET_CONTROL, OutletCommand, SYS_OBJECT_ID};
 
 use crate::faults::FaultProfile;
+use crate::lab::{Endpoint, Endpoints};
 use crate::power::PowerModel;
 use crate::rng::SplitMix64;
 use agent::{AgentIdentity, Communities, PduState};
@@ -29,7 +30,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::net::UdpSocket;
-use tokio::task::JoinHandle;
 
 /// How one simulated PDU is set up.
 #[derive(Clone)]
@@ -98,15 +98,9 @@ impl Shared {
     }
 }
 
-struct Endpoint {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    task: JoinHandle<()>,
-}
-
 /// A set of running simulated PDUs. Dropping the lab stops them all.
 pub struct PduLab {
-    endpoints: Vec<Endpoint>,
+    endpoints: Endpoints<Shared>,
 }
 
 impl fmt::Debug for PduLab {
@@ -125,7 +119,7 @@ impl PduLab {
 
     /// Start one PDU per config on `ip` (port chosen by the kernel).
     pub async fn start_on(ip: IpAddr, configs: Vec<PduConfig>) -> io::Result<PduLab> {
-        let mut endpoints = Vec::with_capacity(configs.len());
+        let mut endpoints = Endpoints::new("PduLab", "PDU", configs.len());
         for (i, cfg) in configs.into_iter().enumerate() {
             if cfg.read_community == cfg.write_community {
                 return Err(io::Error::new(
@@ -151,16 +145,13 @@ impl PduLab {
                 sys_name: cfg.sys_name.unwrap_or_else(|| format!("pdu{i}")),
             };
             let task = tokio::spawn(serve(sock, Arc::clone(&shared), communities, identity));
-            endpoints.push(Endpoint { addr, shared, task });
+            endpoints.push(addr, shared, task);
         }
         Ok(PduLab { endpoints })
     }
 
-    fn ep(&self, i: usize) -> &Endpoint {
-        match self.endpoints.get(i) {
-            Some(e) => e,
-            None => panic!("PduLab has {} PDUs, no PDU {i}", self.endpoints.len()),
-        }
+    fn ep(&self, i: usize) -> &Endpoint<Shared> {
+        self.endpoints.get(i)
     }
 
     /// Number of PDUs.
@@ -180,7 +171,7 @@ impl PduLab {
 
     /// All addresses, in PDU order.
     pub fn addrs(&self) -> Vec<SocketAddr> {
-        self.endpoints.iter().map(|e| e.addr).collect()
+        self.endpoints.addrs()
     }
 
     /// Number of outlets of PDU `i`.
@@ -225,14 +216,6 @@ impl PduLab {
     /// Every outlet command PDU `i` received, oldest first.
     pub fn command_log(&self, i: usize) -> Vec<OutletCommand> {
         self.ep(i).shared.state().log.clone()
-    }
-}
-
-impl Drop for PduLab {
-    fn drop(&mut self) {
-        for e in &self.endpoints {
-            e.task.abort();
-        }
     }
 }
 
