@@ -149,18 +149,14 @@ pub async fn run(global: &Global, args: &AgentArgs) -> Result<u8, SetupError> {
     };
     if action == "status" {
         let rows = fencegate_core::engine::read_devices(&host).await;
+        // Off when some level's devices that can read all read off (and none failed).
         let mut off_level = false;
         for level in 1..=host.levels.len() {
             let readers: Vec<_> = rows
                 .iter()
-                .filter(|r| r.level == level && r.reading.is_ok())
+                .filter(|r| r.level == level && r.reads_power_state)
                 .collect();
-            let all_read = rows
-                .iter()
-                .filter(|r| r.level == level)
-                .all(|r| r.reading.is_ok());
-            if all_read
-                && !readers.is_empty()
+            if !readers.is_empty()
                 && readers
                     .iter()
                     .all(|r| matches!(r.reading, Ok(fencegate_driver::PowerState::Off)))
@@ -179,7 +175,7 @@ pub async fn run(global: &Global, args: &AgentArgs) -> Result<u8, SetupError> {
             println!("Status: ON");
             return Ok(SUCCESS);
         }
-        for r in &rows {
+        for r in rows.iter().filter(|r| r.failed()) {
             if let Err(e) = &r.reading {
                 eprintln!("fencegate agent: {}: {e}", r.device);
             }

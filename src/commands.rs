@@ -136,7 +136,7 @@ pub async fn status(global: &Global, hosts: &[String], adhoc: &AdHoc) -> Result<
     let mut json = Vec::new();
     for host in targets {
         let rows = fencegate_core::engine::read_devices(&host).await;
-        if rows.iter().any(|r| r.reading.is_err()) {
+        if rows.iter().any(|r| r.failed()) {
             code = exit::FAILED;
         }
         if global.json {
@@ -235,7 +235,7 @@ pub async fn check(global: &Global, probe: bool) -> Result<u8, SetupError> {
     if probe {
         for host in inventory.hosts.values().flatten() {
             let rows = fencegate_core::engine::read_devices(host).await;
-            unreadable += rows.iter().filter(|r| r.reading.is_err()).count();
+            unreadable += rows.iter().filter(|r| r.failed()).count();
             readings.push((host.name.clone(), rows));
         }
     }

@@ -70,6 +70,7 @@ pub fn status(host: &str, rows: &[DeviceStatus]) -> String {
     for r in rows {
         let reading = match &r.reading {
             Ok(state) => state.to_string(),
+            Err(_) if !r.reads_power_state => "cannot read power state (in-band only)".to_owned(),
             Err(e) => format!("error: {e}"),
         };
         let _ = writeln!(
@@ -91,6 +92,7 @@ pub fn status_json(host: &str, rows: &[DeviceStatus]) -> serde_json::Value {
                 "level": r.level,
                 "driver": r.driver,
                 "endpoint": r.endpoint,
+                "reads_power_state": r.reads_power_state,
             });
             match &r.reading {
                 Ok(state) => v["state"] = serde_json::to_value(state).unwrap_or_default(),

@@ -244,3 +244,34 @@ fn the_example_inventory_is_valid_but_for_its_secrets() {
     }
     assert!(text.contains("2 hosts, 4 devices"), "{text}");
 }
+
+#[test]
+fn a_device_that_cannot_read_power_is_not_a_status_failure() {
+    let lab = Lab::new(&[("n1", Behaviour::default())], "");
+    let blind = lab.dir.path().join("blind.power");
+    let mut toml = std::fs::read_to_string(lab.config()).unwrap();
+    toml = toml.replace(
+        "levels = [[\"n1-bmc\"]]",
+        "levels = [[\"n1-inband\", \"n1-bmc\"]]",
+    );
+    toml.push_str(&format!(
+        "\n[devices.n1-inband]\ndriver = \"external\"\naddress = \"{}\"\nargs = \"--no-status\"\nstate_file = \"{}\"\n",
+        scripted_driver().display(),
+        blind.display()
+    ));
+    std::fs::write(lab.config(), toml).unwrap();
+    lab.cmd()
+        .args(["status", "n1"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(
+            "cannot read power state (in-band only)",
+        ));
+    lab.cmd().args(["check", "--probe"]).assert().code(0);
+    // The in-band step never counts as proof, but the BMC beside it does.
+    lab.cmd()
+        .args(["fence", "n1"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("power verified off by n1-bmc"));
+}

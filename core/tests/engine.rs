@@ -219,6 +219,36 @@ async fn ssh_beside_a_bmc_does_not_count_but_does_not_block() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_driver_that_learns_late_it_cannot_read_is_treated_as_blind() {
+    // Beside a BMC: the BMC proves it, the in-band device neither blocks nor counts.
+    let inband = Scripted::late_blind("inband", vec![now(())]);
+    let bmc = Scripted::new(
+        "bmc",
+        vec![now(PowerState::On), now(PowerState::Off)],
+        vec![now(())],
+    );
+    let host = support::host(
+        "n1",
+        vec![vec![inband.device("inband"), bmc.device("bmc")]],
+        policy(),
+    );
+    let (engine, _) = memory_engine();
+    let p = engine.fence(host, req()).await.unwrap();
+    assert_eq!(p.verdict, Verdict::PowerVerifiedOff, "{}", p.detail);
+    let rec = &p.levels[0].devices[0];
+    assert!(!rec.reads_power_state);
+    assert_eq!(rec.outcome, DeviceOutcome::LivenessLost);
+    assert_eq!(inband.commands_accepted(), 1);
+
+    // Alone: liveness lost at best, never proof.
+    let inband = Scripted::late_blind("inband", vec![now(())]);
+    let host = support::host("n2", vec![vec![inband.device("inband")]], policy());
+    let p = engine.fence(host, req()).await.unwrap();
+    assert_eq!(p.verdict, Verdict::LivenessLost);
+    assert!(!p.success);
+}
+
+#[tokio::test(start_paused = true)]
 async fn busy_is_retried_a_bounded_number_of_times() {
     let bmc = Scripted::new(
         "bmc",

@@ -391,19 +391,15 @@ impl DeviceRun {
             return self.fail((ErrorKind::Unsupported, "the driver cannot power off".into()));
         }
         if !caps.reads_power_state {
-            return match self.command_retrying(Action::Off, deadline).await {
-                Ok(receipt) => self.finish(
-                    DeviceOutcome::LivenessLost,
-                    format!(
-                        "power-off delivered ({}); this driver cannot read power state, so nothing is proven",
-                        receipt.map(|r| r.detail).unwrap_or_else(|| "already off, by its own account".into())
-                    ),
-                ),
-                Err(f) => self.fail(f),
-            };
+            return self.deliver_blind(deadline).await;
         }
         // A fresh read first: a host already off needs no command, only confirmation.
         match self.read_retrying(deadline).await {
+            // Some drivers learn what they can do only on first contact (an external
+            // program's hello): one that turns out unable to read is delivered to blind.
+            Err((ErrorKind::Unsupported, _)) if self.learned_it_cannot_read() => {
+                return self.deliver_blind(deadline).await;
+            }
             Ok(PowerState::Off) => {
                 if self
                     .confirm_consecutive_off(k.saturating_sub(1), deadline)
@@ -428,6 +424,33 @@ impl DeviceRun {
             Ok(()) => self.finish(
                 DeviceOutcome::VerifiedOff,
                 format!("{k} consecutive fresh off readings after the power-off command"),
+            ),
+            Err(f) => self.fail(f),
+        }
+    }
+
+    /// Whether the driver, asked again after a call, says it cannot read power state; the
+    /// record is corrected so that this device is never counted as a reader.
+    fn learned_it_cannot_read(&self) -> bool {
+        let cannot = !self.device.driver.capabilities().reads_power_state;
+        if cannot {
+            self.with_record(|r| r.reads_power_state = false);
+            self.note("the driver reports it cannot read power state; delivering the command only");
+        }
+        cannot
+    }
+
+    /// The command-only path of a driver that cannot read power state: liveness lost at best.
+    async fn deliver_blind(&self, deadline: Instant) -> DeviceOutcome {
+        match self.command_retrying(Action::Off, deadline).await {
+            Ok(receipt) => self.finish(
+                DeviceOutcome::LivenessLost,
+                format!(
+                    "power-off delivered ({}); this driver cannot read power state, so nothing is proven",
+                    receipt
+                        .map(|r| r.detail)
+                        .unwrap_or_else(|| "already off, by its own account".into())
+                ),
             ),
             Err(f) => self.fail(f),
         }

@@ -59,8 +59,18 @@ pub struct DeviceStatus {
     pub driver: String,
     /// The endpoint.
     pub endpoint: String,
+    /// Whether the driver can read power state at all (SSH cannot). A device that cannot is
+    /// not asked, and its missing reading is no failure.
+    pub reads_power_state: bool,
     /// The reading, or why there is none.
     pub reading: Result<PowerState, DriverError>,
+}
+
+impl DeviceStatus {
+    /// Whether a reading was expected and could not be had.
+    pub fn failed(&self) -> bool {
+        self.reads_power_state && self.reading.is_err()
+    }
 }
 
 type Outcome = Result<Proof, EngineError>;
@@ -726,7 +736,18 @@ async fn read_with_gate(gate: &Arc<EndpointGate>, host: &Host) -> Vec<DeviceStat
             let i = index;
             index += 1;
             set.spawn(async move {
-                let reading = read_once(&gate, &device, deadline).await;
+                let mut reads_power_state = device.driver.capabilities().reads_power_state;
+                let reading = if reads_power_state {
+                    let r = read_once(&gate, &device, deadline).await;
+                    // Capabilities learned on first contact (an external program's hello)
+                    // may say the driver cannot read after all.
+                    reads_power_state = device.driver.capabilities().reads_power_state;
+                    r
+                } else {
+                    Err(DriverError::unsupported(
+                        "this driver cannot read power state (in-band only)",
+                    ))
+                };
                 (
                     i,
                     DeviceStatus {
@@ -734,6 +755,7 @@ async fn read_with_gate(gate: &Arc<EndpointGate>, host: &Host) -> Vec<DeviceStat
                         level: level + 1,
                         driver: device.driver_name.clone(),
                         endpoint: device.driver.endpoint().to_owned(),
+                        reads_power_state,
                         reading,
                     },
                 )

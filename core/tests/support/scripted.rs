@@ -47,6 +47,9 @@ struct State {
 #[derive(Debug)]
 pub struct Scripted {
     releases: std::sync::atomic::AtomicUsize,
+    /// Claims it can read until its first status call, which it answers `Unsupported`
+    /// (like an external program whose hello is only heard on first contact).
+    late_blind: std::sync::atomic::AtomicBool,
     endpoint: String,
     reads_power_state: bool,
     state: Mutex<State>,
@@ -62,6 +65,7 @@ impl Scripted {
     /// A driver answering reads and commands from the scripts (the last step repeats).
     pub fn new(endpoint: &str, reads: Vec<Step<PowerState>>, commands: Vec<Step<()>>) -> Arc<Self> {
         Arc::new(Scripted {
+            late_blind: Default::default(),
             releases: Default::default(),
             endpoint: endpoint.into(),
             reads_power_state: true,
@@ -76,6 +80,7 @@ impl Scripted {
     /// A driver that cannot read power state (like SSH).
     pub fn blind(endpoint: &str, commands: Vec<Step<()>>) -> Arc<Self> {
         Arc::new(Scripted {
+            late_blind: Default::default(),
             releases: Default::default(),
             endpoint: endpoint.into(),
             reads_power_state: false,
@@ -89,6 +94,14 @@ impl Scripted {
     /// What the driver answered, in order.
     pub fn log(&self) -> Vec<Logged> {
         self.state.lock().unwrap().log.clone()
+    }
+
+    /// A driver that learns only on its first status call that it cannot read power state.
+    pub fn late_blind(endpoint: &str, commands: Vec<Step<()>>) -> Arc<Self> {
+        let d = Self::blind(endpoint, commands);
+        d.late_blind
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        d
     }
 
     /// How many times the engine released the driver.
@@ -133,12 +146,21 @@ impl PowerDriver for Scripted {
 
     fn capabilities(&self) -> Capabilities {
         let mut caps = Capabilities::readable(&[Action::Off, Action::On, Action::Cycle]);
-        caps.reads_power_state = self.reads_power_state;
+        caps.reads_power_state =
+            self.reads_power_state || self.late_blind.load(std::sync::atomic::Ordering::SeqCst);
         caps
     }
 
     fn status(&self, deadline: std::time::Instant) -> DriverFuture<'_, PowerState> {
         Box::pin(async move {
+            if self
+                .late_blind
+                .swap(false, std::sync::atomic::Ordering::SeqCst)
+            {
+                return Err(DriverError::unsupported(
+                    "scripted: cannot read power state",
+                ));
+            }
             let step = {
                 let mut st = self.state.lock().unwrap();
                 let State { reads, read_i, .. } = &mut *st;
