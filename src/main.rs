@@ -3,6 +3,7 @@
 mod agent;
 mod cli;
 mod commands;
+#[cfg(feature = "demo")]
 mod demo;
 mod drivers;
 mod exit;
@@ -62,7 +63,12 @@ fn main() -> ExitCode {
                 any_state,
             }) => opennebula::fence_host(g, deadlines, *any_state).await,
             Command::Agent(args) => agent::run(g, args).await,
+            #[cfg(feature = "demo")]
             Command::Demo => demo::run(g).await,
+            #[cfg(not(feature = "demo"))]
+            Command::Demo => Err(setup::SetupError::usage(
+                "this fencegate was built without the simulated lab (cargo feature `demo`)",
+            )),
             Command::Plugin(cli::Plugin::Check {
                 path,
                 options,
