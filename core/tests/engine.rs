@@ -381,6 +381,12 @@ async fn fenced_host_stays_locked_until_unfence() {
     assert_eq!(on.verdict, Verdict::Refused);
     assert!(on.detail.contains("unfence"));
     assert_eq!(bmc.commands_accepted(), 0);
+    // The attempt is on record.
+    let h = engine.history(Some("n1"), 10).await.unwrap();
+    assert!(
+        h.iter()
+            .any(|p| p.request_id == on.request_id && p.verdict == Verdict::Refused)
+    );
     let u = engine.unfence(Arc::clone(&host), req()).await.unwrap();
     assert!(u.detail.contains("lifted"), "{}", u.detail);
     let on = engine.on(host, req()).await.unwrap();

@@ -179,12 +179,14 @@ impl Engine {
         let started = Timestamp::now();
         let claim = self.claim(&host, Operation::Unfence, &request, &request_id);
         if let Begin::InFlight { request_id: other } = journal.begin(claim).await? {
-            return Ok(self.refusal(
-                &host,
-                Operation::Unfence,
-                &request,
-                format!("operation {other} is in progress on this host; unfence after it ends"),
-            ));
+            return self
+                .refuse(
+                    &host,
+                    Operation::Unfence,
+                    &request,
+                    format!("operation {other} is in progress on this host; unfence after it ends"),
+                )
+                .await;
         }
         let cleared = journal.clear_power_lock(&host.name).await?;
         let detail = match (cleared, lock) {
@@ -323,6 +325,19 @@ impl Engine {
         }
     }
 
+    /// Refuse an operation before it began, and put the refusal on record.
+    async fn refuse(
+        &self,
+        host: &Host,
+        op: Operation,
+        request: &Request,
+        detail: String,
+    ) -> Outcome {
+        let proof = self.refusal(host, op, request, detail);
+        self.inner.journal.refused(&proof).await?;
+        Ok(proof)
+    }
+
     fn refusal(&self, host: &Host, op: Operation, request: &Request, detail: String) -> Proof {
         let now = Timestamp::now();
         Proof {
@@ -409,11 +424,10 @@ impl Engine {
         if matches!(op, Operation::On | Operation::Reboot)
             && let Some(lock) = journal.power_lock(&host.name).await?
         {
-            let proof = self.refusal(&host, op, &request, format!(
+            return self.refuse(&host, op, &request, format!(
                 "power-on lock: fenced by {} at {}; run `fencegate unfence {}` once its VMs run elsewhere",
                 lock.request_id, lock.locked_at, host.name
-            ));
-            return Ok(proof);
+            )).await;
         }
         let request_id = new_request_id();
         let claim = self.claim(&host, op, &request, &request_id);
@@ -517,30 +531,34 @@ impl Engine {
                 if same {
                     return Ok(proof);
                 }
-                return Ok(self.refusal(
-                    host,
-                    op,
-                    request,
-                    format!(
-                        "operation {other} ({}) was in progress on this host; try again",
-                        proof.operation.as_str()
-                    ),
-                ));
+                return self
+                    .refuse(
+                        host,
+                        op,
+                        request,
+                        format!(
+                            "operation {other} ({}) was in progress on this host; try again",
+                            proof.operation.as_str()
+                        ),
+                    )
+                    .await;
             }
             if Instant::now() >= until {
-                return Ok(self.refusal(
-                    host,
-                    op,
-                    request,
-                    format!(
-                        "operation {other} on this host did not finish in time; nothing was done"
-                    ),
-                ));
+                return self
+                    .refuse(
+                        host,
+                        op,
+                        request,
+                        format!(
+                            "operation {other} on this host did not finish in time; nothing was done"
+                        ),
+                    )
+                    .await;
             }
             tokio::select! {
                 _ = tokio::time::sleep(JOIN_POLL) => {}
                 _ = self.inner.shutdown.wait() => {
-                    return Ok(self.refusal(host, op, request, "interrupted while waiting for another operation on this host".into()));
+                    return self.refuse(host, op, request, "interrupted while waiting for another operation on this host".into()).await;
                 }
             }
         }

@@ -138,6 +138,10 @@ pub trait Journal: Send + Sync {
         event: &Event,
     ) -> JournalFuture<'static, ()>;
 
+    /// Record an operation refused before it began (a power-on lock, another operation in
+    /// progress), so that every refusal is on record like the storm guard's.
+    fn refused(&self, proof: &Proof) -> JournalFuture<'static, ()>;
+
     /// Close an operation with its proof (durable, with every earlier event, on return).
     fn finish(&self, proof: &Proof) -> JournalFuture<'static, ()>;
 

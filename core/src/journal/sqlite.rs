@@ -349,6 +349,35 @@ impl Journal for SqliteJournal {
         })
     }
 
+    fn refused(&self, proof: &Proof) -> JournalFuture<'static, ()> {
+        let json = serde_json::to_string(proof);
+        let p = proof.clone();
+        self.call(move |conn| {
+            let json = json.map_err(storage)?;
+            conn.execute(
+                "INSERT INTO operations (request_id, host, operation, requester, reason,
+                    started_ms, owner_pid, owner_boot, lease_until_ms, finished_ms, verdict,
+                    success, proof)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?6, ?9, ?10, 0, ?11)",
+                params![
+                    p.request_id,
+                    p.host,
+                    p.operation.as_str(),
+                    p.requester,
+                    p.reason,
+                    p.started_at.millis(),
+                    i64::from(std::process::id()),
+                    this_boot(),
+                    p.finished_at.millis(),
+                    p.verdict.as_str(),
+                    json,
+                ],
+            )
+            .map_err(storage)?;
+            Ok(())
+        })
+    }
+
     fn finish(&self, proof: &Proof) -> JournalFuture<'static, ()> {
         let json = serde_json::to_string(proof);
         let request_id = proof.request_id.clone();

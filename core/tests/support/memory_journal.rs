@@ -141,6 +141,19 @@ impl Journal for MemoryJournal {
         ready(Ok(()))
     }
 
+    fn refused(&self, proof: &Proof) -> JournalFuture<'static, ()> {
+        self.ops.lock().unwrap().push((
+            proof.request_id.clone(),
+            Op {
+                host: proof.host.clone(),
+                operation: proof.operation,
+                started: proof.started_at,
+                proof: Some(proof.clone()),
+            },
+        ));
+        ready(Ok(()))
+    }
+
     fn finish(&self, proof: &Proof) -> JournalFuture<'static, ()> {
         let mut ops = self.ops.lock().unwrap();
         let r = match ops.iter_mut().find(|(id, _)| *id == proof.request_id) {
