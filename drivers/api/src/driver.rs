@@ -43,7 +43,9 @@ pub trait PowerDriver: Send + Sync {
     /// for it, so it must name the box, not the outlet.
     fn endpoint(&self) -> &str;
 
-    /// What this driver can do.
+    /// What this driver can do. Cheap and without I/O; a driver that learns its
+    /// capabilities on first contact (an external program's hello) may refine them after its
+    /// first call, and the engine asks again after a call answered `Unsupported`.
     fn capabilities(&self) -> Capabilities;
 
     /// Read the current power state afresh from the device (never from a cache).
@@ -59,8 +61,9 @@ pub trait PowerDriver: Send + Sync {
         Vec::new()
     }
 
-    /// Release anything held between calls (pooled sessions). Called by the engine when it
-    /// is done with the device; the default holds nothing.
+    /// Release anything held between calls (a BMC session kept across an operation's
+    /// pre-read, command and readings). The engine calls it, bounded, at the end of every
+    /// operation and status read; the default holds nothing.
     fn release(&self, deadline: Instant) -> DriverFuture<'_, ()> {
         let _ = deadline;
         Box::pin(async { Ok(()) })
