@@ -439,3 +439,168 @@ async fn concurrent_callers_share_one_operation() {
     assert_eq!(ids.len(), 1);
     assert_eq!(bmc.commands_accepted(), 1);
 }
+
+// --- operations of different kinds on one host ---
+
+/// A BMC whose first reading takes a while, so a second caller arrives mid-operation.
+fn slow_first_read() -> Arc<Scripted> {
+    Scripted::new(
+        "bmc",
+        vec![
+            Step::Answer(PowerState::On, Duration::from_millis(200)),
+            now(PowerState::Off),
+        ],
+        vec![now(())],
+    )
+}
+
+async fn locked(journal: &MemoryJournal, host: &str) -> bool {
+    use fencegate_core::journal::Journal;
+    journal.power_lock(host).await.unwrap().is_some()
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_off_shares_a_running_fence() {
+    let bmc = slow_first_read();
+    let host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
+    let (engine, _) = memory_engine();
+    let fence = tokio::spawn({
+        let (engine, host) = (engine.clone(), Arc::clone(&host));
+        async move { engine.fence(host, req()).await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let off = engine.off(host, req()).await.unwrap();
+    let fence = fence.await.unwrap();
+    assert_eq!(off.request_id, fence.request_id, "one operation");
+    assert_eq!(off.verdict, Verdict::PowerVerifiedOff);
+    assert_eq!(bmc.commands_accepted(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fence_never_takes_an_offs_verdict_for_its_own() {
+    let bmc = slow_first_read();
+    let host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
+    let (engine, journal) = memory_engine();
+    let off = tokio::spawn({
+        let (engine, host) = (engine.clone(), Arc::clone(&host));
+        async move { engine.off(host, req()).await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let fence = engine.fence(host, req()).await.unwrap();
+    let off = off.await.unwrap();
+    assert_ne!(off.request_id, fence.request_id, "the fence ran on its own");
+    assert_eq!(fence.operation, fencegate_core::Operation::Fence);
+    assert_eq!(fence.verdict, Verdict::PowerVerifiedOff, "{}", fence.detail);
+    assert!(fence.started_at >= off.finished_at, "it waited for the off");
+    assert!(
+        locked(&journal, "n1").await,
+        "the fence left its power-on lock"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fence_waits_for_a_running_power_on_then_fences() {
+    let bmc = Scripted::new(
+        "bmc",
+        vec![
+            now(PowerState::On),
+            now(PowerState::On),
+            now(PowerState::Off),
+        ],
+        vec![Step::Answer((), Duration::from_millis(200)), now(())],
+    );
+    let host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
+    let (engine, journal) = memory_engine();
+    let on = tokio::spawn({
+        let (engine, host) = (engine.clone(), Arc::clone(&host));
+        async move { engine.on(host, req()).await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let fence = engine.fence(host, req()).await.unwrap();
+    let on = on.await.unwrap();
+    assert_eq!(on.verdict, Verdict::Done, "{}", on.detail);
+    assert_eq!(fence.operation, fencegate_core::Operation::Fence);
+    assert_eq!(fence.verdict, Verdict::PowerVerifiedOff, "{}", fence.detail);
+    assert!(fence.success);
+    assert!(locked(&journal, "n1").await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_power_on_waiting_for_a_fence_is_refused_by_its_lock() {
+    let bmc = slow_first_read();
+    let host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
+    let (engine, _) = memory_engine();
+    let fence = tokio::spawn({
+        let (engine, host) = (engine.clone(), Arc::clone(&host));
+        async move { engine.fence(host, req()).await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let on = engine.on(host, req()).await.unwrap();
+    assert!(fence.await.unwrap().success);
+    assert_eq!(on.verdict, Verdict::Refused);
+    assert!(on.detail.contains("power-on lock"), "{}", on.detail);
+    assert!(
+        !bmc.log()
+            .contains(&Logged::Command(fencegate_driver::Action::On)),
+        "no power-on was sent"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiting_for_another_operation_counts_against_the_deadline() {
+    // A power-on that hangs until its own deadline holds the host past the fence's.
+    let bmc = Scripted::new(
+        "bmc",
+        vec![now(PowerState::On)],
+        vec![Step::Answer((), Duration::from_secs(60))],
+    );
+    let slow_on = Policy {
+        attempt_timeout: Duration::from_secs(20),
+        overall_timeout: Duration::from_secs(30),
+        ..policy()
+    };
+    let on_host = support::host("n1", vec![vec![bmc.device("bmc")]], slow_on);
+    let fence_host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
+    let (engine, _) = memory_engine();
+    let on = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.on(on_host, req()).await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let t0 = tokio::time::Instant::now();
+    let fence = engine.fence(fence_host, req()).await.unwrap();
+    assert!(t0.elapsed() <= policy().overall_timeout + Duration::from_millis(100));
+    assert_eq!(fence.verdict, Verdict::Refused);
+    assert!(fence.detail.contains("did not end"), "{}", fence.detail);
+    assert_eq!(
+        bmc.log()
+            .iter()
+            .filter(|l| matches!(l, Logged::Command(fencegate_driver::Action::Off)))
+            .count(),
+        0,
+        "nothing was sent for the fence"
+    );
+    on.abort();
+}
+
+#[tokio::test]
+async fn across_processes_a_fence_waits_for_an_off_and_sets_its_own_lock() {
+    // Two engines on one journal file stand for two processes.
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (sqlite_engine(dir.path()), sqlite_engine(dir.path()));
+    let bmc = slow_first_read();
+    let host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
+    let off = tokio::spawn({
+        let host = Arc::clone(&host);
+        async move { a.off(host, req()).await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let fence = b.fence(Arc::clone(&host), req()).await.unwrap();
+    let off = off.await.unwrap();
+    assert_ne!(fence.request_id, off.request_id);
+    assert_eq!(fence.operation, fencegate_core::Operation::Fence);
+    assert_eq!(fence.verdict, Verdict::PowerVerifiedOff, "{}", fence.detail);
+    let on = b.on(host, req()).await.unwrap();
+    assert_eq!(on.verdict, Verdict::Refused, "{}", on.detail);
+    assert!(on.detail.contains("power-on lock"), "{}", on.detail);
+}

@@ -109,8 +109,40 @@ pub struct Engine {
 struct Inner {
     journal: Arc<dyn Journal>,
     gate: Arc<EndpointGate>,
-    inflight: Mutex<HashMap<String, watch::Receiver<Option<Outcome>>>>,
+    inflight: Mutex<HashMap<String, Flight>>,
     shutdown: Shutdown,
+}
+
+/// An operation running in this process, which later callers for the host may join.
+struct Flight {
+    operation: Operation,
+    done: watch::Receiver<Option<Outcome>>,
+}
+
+/// Takes a host's [`Flight`] off the in-flight table when its operation ends, however it
+/// ends, before joiners learn the outcome (so they never find the finished flight again).
+struct Landed {
+    engine: Engine,
+    host: String,
+}
+
+impl Drop for Landed {
+    fn drop(&mut self) {
+        self.engine
+            .inner
+            .inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.host);
+    }
+}
+
+/// Whether a caller asking for `wanted` may take the verdict of a running `running`
+/// operation as its own. A fence is a verified off plus a power-on lock, so an `off` may
+/// share a fence's verdict; a fence may not share an `off`'s (it would leave no lock), and
+/// nothing shares an operation of another kind: it waits for it to end and runs its own.
+fn shares(running: Operation, wanted: Operation) -> bool {
+    running == wanted || (running == Operation::Fence && wanted == Operation::Off)
 }
 
 /// Extra time allowed past the overall deadline for recording the verdict.
@@ -163,12 +195,12 @@ impl Engine {
 
     /// Power on (refused while the host is locked by a fence).
     pub async fn on(&self, host: Arc<Host>, request: Request) -> Outcome {
-        self.run_new(host, Operation::On, request).await
+        self.single_flight(host, Operation::On, request).await
     }
 
     /// Verified power-off, then power on (refused while locked).
     pub async fn reboot(&self, host: Arc<Host>, request: Request) -> Outcome {
-        self.run_new(host, Operation::Reboot, request).await
+        self.single_flight(host, Operation::Reboot, request).await
     }
 
     /// Lift the power-on lock a fence left on `host`, recording who did it.
@@ -178,7 +210,10 @@ impl Engine {
         let request_id = new_request_id();
         let started = Timestamp::now();
         let claim = self.claim(&host, Operation::Unfence, &request, &request_id);
-        if let Begin::InFlight { request_id: other } = journal.begin(claim).await? {
+        if let Begin::InFlight {
+            request_id: other, ..
+        } = journal.begin(claim).await?
+        {
             return self
                 .refuse(
                     &host,
@@ -322,6 +357,7 @@ impl Engine {
             },
             lease: p.overall_timeout + RECORD_GRACE * 2,
             sets_lock: op == Operation::Fence,
+            blocked_by_lock: matches!(op, Operation::On | Operation::Reboot),
         }
     }
 
@@ -357,53 +393,101 @@ impl Engine {
         }
     }
 
-    /// Join an operation already running in this process for the host, or start one.
+    /// Join an operation already running in this process for the host when it [`shares`]
+    /// its verdict, or wait for it to end and start our own. The wait counts against this
+    /// request's overall deadline.
     async fn single_flight(&self, host: Arc<Host>, op: Operation, request: Request) -> Outcome {
-        let (leader_tx, mut rx) = {
-            let mut inflight = self
-                .inner
-                .inflight
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            match inflight.get(&host.name) {
-                Some(rx) => (None, rx.clone()),
-                None => {
-                    let (tx, rx) = watch::channel(None);
-                    inflight.insert(host.name.clone(), rx.clone());
-                    (Some(tx), rx)
-                }
-            }
-        };
-        if let Some(tx) = leader_tx {
-            // The operation runs in its own task: callers that go away do not cancel it.
-            let engine = self.clone();
-            let name = host.name.clone();
-            tokio::spawn(async move {
-                let outcome = engine.run_new(host, op, request).await;
-                engine
+        let overall = Instant::now() + host.policy.overall_timeout;
+        loop {
+            let (running, mut rx) = {
+                let mut inflight = self
                     .inner
                     .inflight
                     .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&name);
-                tx.send_replace(Some(outcome));
-            });
-        }
-        match rx.wait_for(Option::is_some).await {
-            Ok(v) => v
-                .clone()
-                .unwrap_or_else(|| Err(EngineError::Internal("no outcome".into()))),
-            Err(_) => Err(EngineError::Internal(
-                "the operation task ended without a result".into(),
-            )),
+                    .unwrap_or_else(|p| p.into_inner());
+                match inflight.get(&host.name) {
+                    Some(flight) => (flight.operation, flight.done.clone()),
+                    None => {
+                        let (tx, rx) = watch::channel(None);
+                        inflight.insert(
+                            host.name.clone(),
+                            Flight {
+                                operation: op,
+                                done: rx.clone(),
+                            },
+                        );
+                        self.lead(Arc::clone(&host), op, request.clone(), overall, tx);
+                        (op, rx)
+                    }
+                }
+            };
+            if shares(running, op) {
+                return match rx.wait_for(Option::is_some).await {
+                    Ok(v) => v
+                        .clone()
+                        .unwrap_or_else(|| Err(EngineError::Internal("no outcome".into()))),
+                    Err(_) => Err(EngineError::Internal(
+                        "the operation task ended without a result".into(),
+                    )),
+                };
+            }
+            // Another kind of operation holds the host: let it end, then look again.
+            tokio::select! {
+                r = tokio::time::timeout_at(overall, async { rx.wait_for(Option::is_some).await.map(drop) }) => match r {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(_)) => {
+                        return Err(EngineError::Internal(
+                            "the operation task ended without a result".into(),
+                        ));
+                    }
+                    Err(_) => {
+                        return self.refuse(&host, op, &request, format!(
+                            "a {} operation on this host did not end before this request's deadline; nothing was done",
+                            running.as_str()
+                        )).await;
+                    }
+                },
+                _ = self.inner.shutdown.wait() => {
+                    return self.refuse(&host, op, &request, "interrupted while waiting for another operation on this host".into()).await;
+                }
+            }
         }
     }
 
+    /// Run `op` in its own task, so that callers going away do not cancel it, and publish
+    /// its outcome to everyone who joined.
+    fn lead(
+        &self,
+        host: Arc<Host>,
+        op: Operation,
+        request: Request,
+        overall: Instant,
+        tx: watch::Sender<Option<Outcome>>,
+    ) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            // Even if the operation panics, the host must not stay "in flight" forever.
+            let landed = Landed {
+                engine: engine.clone(),
+                host: host.name.clone(),
+            };
+            let outcome = engine.run_new(host, op, request, overall).await;
+            drop(landed);
+            tx.send_replace(Some(outcome));
+        });
+    }
+
     /// Record the start of an operation (guards, cross-process join) and carry it out.
-    async fn run_new(&self, host: Arc<Host>, op: Operation, request: Request) -> Outcome {
+    async fn run_new(
+        &self,
+        host: Arc<Host>,
+        op: Operation,
+        request: Request,
+        overall: Instant,
+    ) -> Outcome {
         let span = tracing::info_span!("operation", op = op.as_str(), host = %host.name);
         let outcome = self
-            .run_new_inner(host, op, request)
+            .run_new_inner(host, op, request, overall)
             .instrument(span.clone())
             .await;
         let _enter = span.enter();
@@ -419,30 +503,47 @@ impl Engine {
         outcome
     }
 
-    async fn run_new_inner(&self, host: Arc<Host>, op: Operation, request: Request) -> Outcome {
+    async fn run_new_inner(
+        &self,
+        host: Arc<Host>,
+        op: Operation,
+        request: Request,
+        overall: Instant,
+    ) -> Outcome {
         let journal = Arc::clone(&self.inner.journal);
-        if matches!(op, Operation::On | Operation::Reboot)
-            && let Some(lock) = journal.power_lock(&host.name).await?
-        {
-            return self.refuse(&host, op, &request, format!(
-                "power-on lock: fenced by {} at {}; run `fencegate unfence {}` once its VMs run elsewhere",
-                lock.request_id, lock.locked_at, host.name
-            )).await;
-        }
         let request_id = new_request_id();
         let claim = self.claim(&host, op, &request, &request_id);
-        let started = Timestamp::now();
-        let confirms = match journal.begin(claim).await? {
-            Begin::Started { confirms } => confirms,
-            Begin::Refused { reason } => {
-                let mut proof = self.refusal(&host, op, &request, reason);
-                proof.request_id = request_id;
-                proof.started_at = started;
-                proof.finished_at = started;
-                return Ok(proof);
-            }
-            Begin::InFlight { request_id: other } => {
-                return self.join_other(&host, op, &request, &other).await;
+        // Each turn of this loop waits for another process's operation to end (bounded by
+        // `overall`), so it ends.
+        let (started, confirms) = loop {
+            let started = Timestamp::now();
+            match journal.begin(claim.clone()).await? {
+                Begin::Started { confirms } => break (started, confirms),
+                Begin::Refused { reason } => {
+                    let mut proof = self.refusal(&host, op, &request, reason);
+                    proof.request_id = request_id;
+                    proof.started_at = started;
+                    proof.finished_at = started;
+                    return Ok(proof);
+                }
+                Begin::Locked(lock) => {
+                    return self.refuse(&host, op, &request, format!(
+                        "power-on lock: fenced by {} at {}; run `fencegate unfence {}` once its VMs run elsewhere",
+                        lock.request_id, lock.locked_at, host.name
+                    )).await;
+                }
+                Begin::InFlight {
+                    request_id: other,
+                    operation: running,
+                } => {
+                    match self
+                        .join_other(&host, op, &request, &other, running, overall)
+                        .await?
+                    {
+                        Joined::Verdict(proof) => return Ok(proof),
+                        Joined::Ended => continue,
+                    }
+                }
             }
         };
         let ctx = Arc::new(OpContext {
@@ -453,7 +554,6 @@ impl Engine {
             log: Arc::new(Mutex::new(Vec::new())),
         });
         let t0 = Instant::now();
-        let overall = t0 + host.policy.overall_timeout;
         let shutdown = self.inner.shutdown.clone();
         let work = carry_out(Arc::clone(&ctx), Arc::clone(&host), op, overall);
         let (verdict, detail) = tokio::select! {
@@ -508,61 +608,65 @@ impl Engine {
         Ok(proof)
     }
 
-    /// Wait for another process's operation on this host and share its verdict when it is
-    /// the same kind of operation.
+    /// Wait for another process's operation on this host: share its verdict when it
+    /// [`shares`], otherwise report that it ended so that ours can begin. Waiting for an
+    /// operation of another kind counts against this request's `overall` deadline.
     async fn join_other(
         &self,
         host: &Host,
         op: Operation,
         request: &Request,
         other: &str,
-    ) -> Outcome {
+        running: Operation,
+        overall: Instant,
+    ) -> Result<Joined, EngineError> {
         let journal = &self.inner.journal;
-        let until = Instant::now() + host.policy.overall_timeout + RECORD_GRACE * 2;
+        let sharing = shares(running, op);
+        // A shared verdict is worth waiting for as long as the other operation may run.
+        let until = if sharing {
+            Instant::now() + host.policy.overall_timeout + RECORD_GRACE * 2
+        } else {
+            overall
+        };
         loop {
             if let Some(proof) = journal.proof(other).await? {
-                let same = matches!(
-                    (proof.operation, op),
-                    (
-                        Operation::Fence | Operation::Off,
-                        Operation::Fence | Operation::Off
-                    )
-                );
-                if same {
-                    return Ok(proof);
-                }
-                return self
-                    .refuse(
-                        host,
-                        op,
-                        request,
-                        format!(
-                            "operation {other} ({}) was in progress on this host; try again",
-                            proof.operation.as_str()
-                        ),
-                    )
-                    .await;
+                return Ok(if sharing {
+                    Joined::Verdict(proof)
+                } else {
+                    Joined::Ended
+                });
             }
             if Instant::now() >= until {
-                return self
+                let proof = self
                     .refuse(
                         host,
                         op,
                         request,
                         format!(
-                            "operation {other} on this host did not finish in time; nothing was done"
+                            "{} operation {other} on this host did not finish in time; nothing was done",
+                            running.as_str()
                         ),
                     )
-                    .await;
+                    .await?;
+                return Ok(Joined::Verdict(proof));
             }
             tokio::select! {
                 _ = tokio::time::sleep(JOIN_POLL) => {}
                 _ = self.inner.shutdown.wait() => {
-                    return self.refuse(host, op, request, "interrupted while waiting for another operation on this host".into()).await;
+                    let proof = self.refuse(host, op, request, "interrupted while waiting for another operation on this host".into()).await?;
+                    return Ok(Joined::Verdict(proof));
                 }
             }
         }
     }
+}
+
+/// How waiting for another process's operation ended.
+enum Joined {
+    /// A verdict for the caller: the other operation's, or a refusal.
+    Verdict(Proof),
+    /// The other operation ended and was of another kind: try to begin ours.
+    Ended,
 }
 
 /// The body of an operation: the levels in order, each device of a level concurrently.

@@ -60,6 +60,10 @@ pub struct Claim {
     pub lease: Duration,
     /// Whether a successful begin sets the host's power-on lock.
     pub sets_lock: bool,
+    /// Whether the operation powers the host on, and so must not begin while a power-on
+    /// lock is set. Checked inside `begin`, so no fence of another process can slip in
+    /// between the check and the start.
+    pub blocked_by_lock: bool,
 }
 
 /// How a begin went.
@@ -75,12 +79,17 @@ pub enum Begin {
     InFlight {
         /// The operation to wait for.
         request_id: String,
+        /// What kind of operation it is.
+        operation: Operation,
     },
     /// A guard refused; the refusal itself was recorded.
     Refused {
         /// Why.
         reason: String,
     },
+    /// The operation would power on a host a fence locked; nothing was recorded (the
+    /// engine records the refusal with its own wording).
+    Locked(PowerLock),
 }
 
 /// The device an event belongs to.

@@ -210,22 +210,43 @@ impl Journal for SqliteJournal {
             // Another live process working this host? Join it rather than race it.
             let mut open = conn
                 .prepare(
-                    "SELECT request_id, owner_pid, owner_boot, lease_until_ms FROM operations
-                     WHERE host = ?1 AND finished_ms IS NULL",
+                    "SELECT request_id, owner_pid, owner_boot, lease_until_ms, operation
+                     FROM operations WHERE host = ?1 AND finished_ms IS NULL",
                 )
                 .map_err(storage)?;
             let rows = open
                 .query_map(params![claim.host], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?, r.get::<_, String>(4)?))
                 })
                 .map_err(storage)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(storage)?;
-            if let Some((id, ..)) = rows
+            if let Some((id, .., op)) = rows
                 .into_iter()
-                .find(|(_, pid, boot, lease)| !is_abandoned(now, *pid, boot, *lease))
+                .find(|(_, pid, boot, lease, _)| !is_abandoned(now, *pid, boot, *lease))
             {
-                return Ok(Begin::InFlight { request_id: id });
+                let operation = Operation::parse(&op)
+                    .ok_or_else(|| JournalError::Corrupt(id.clone(), format!("operation {op:?}")))?;
+                return Ok(Begin::InFlight { request_id: id, operation });
+            }
+
+            if claim.blocked_by_lock {
+                let lock = conn
+                    .query_row(
+                        "SELECT request_id, locked_ms FROM power_locks WHERE host = ?1",
+                        params![claim.host],
+                        |r| {
+                            Ok(PowerLock {
+                                request_id: r.get(0)?,
+                                locked_at: Timestamp(r.get(1)?),
+                            })
+                        },
+                    )
+                    .optional()
+                    .map_err(storage)?;
+                if let Some(lock) = lock {
+                    return Ok(Begin::Locked(lock));
+                }
             }
 
             let confirms: Option<String> = conn

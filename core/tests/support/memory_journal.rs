@@ -65,13 +65,19 @@ impl Journal for MemoryJournal {
     fn begin(&self, claim: Claim) -> JournalFuture<'static, Begin> {
         let mut ops = self.ops.lock().unwrap();
         let now = Timestamp::now();
-        if let Some((id, _)) = ops
+        if let Some((id, o)) = ops
             .iter()
             .find(|(_, o)| o.host == claim.host && o.proof.is_none())
         {
             return ready(Ok(Begin::InFlight {
                 request_id: id.clone(),
+                operation: o.operation,
             }));
+        }
+        if claim.blocked_by_lock
+            && let Some(lock) = self.locks.lock().unwrap().get(&claim.host)
+        {
+            return ready(Ok(Begin::Locked(lock.clone())));
         }
         let confirms = ops
             .iter()
