@@ -11,7 +11,7 @@
 //! engine discovery and key localization on every poll of the verification loop.
 
 use crate::config::{AuthProtocol, Credentials, PduConfig, PrivProtocol};
-use fencegate_driver::{DriverError, ExposeSecret};
+use fencegate_driver::{DriverError, ErrorKind, ExposeSecret};
 use snmp2::v3::{self, AuthErrorKind};
 use snmp2::{AsyncSession, Oid, Value};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -137,19 +137,59 @@ impl<'a> Conversation<'a> {
                 self.endpoint
             )));
         }
-        let hint = match self.config.credentials {
-            Credentials::Community { .. } => {
-                "; SNMPv1/v2c agents silently drop requests with a wrong community, so a wrong \
-                 community looks exactly like this"
-            }
-            Credentials::V3 { .. } => {
-                "; an SNMPv3 agent that cannot decrypt (wrong priv_password) also stays silent"
-            }
+        let failed = format!("{what}: {attempts} attempt(s) failed, last: {last}");
+        Err(self.diagnose_silence(&failed).await)
+    }
+
+    /// Tell, where the agent lets us, why it left our requests unanswered. Agents drop a
+    /// request with a wrong community (or one they cannot decrypt) without a word, so the
+    /// silence alone cannot tell a wrong secret from a dead agent; two probes can:
+    ///
+    /// * `sysUpTime.0` with our own credentials: answered means the credentials work and
+    ///   only the outlet requests go unanswered (a slow or hung outlet handler);
+    /// * otherwise a probe the agent answers *without* our secret: SNMPv3 engine discovery
+    ///   (for v1/v2c), or the same user without privacy (for v3 authPriv). Answered means
+    ///   the agent is alive and ignores only our secret: that is `Auth`.
+    ///
+    /// Both run concurrently within one attempt's wait and the deadline, and only on this
+    /// failure path.
+    async fn diagnose_silence(&self, failed: &str) -> DriverError {
+        let budget = self
+            .deadline
+            .checked_duration_since(Instant::now())
+            .unwrap_or_default()
+            .min(self.config.timeout);
+        let (own, without_secret) = if budget.is_zero() {
+            (false, None)
+        } else {
+            let own = probe(self.config, &self.config.credentials, budget);
+            let without_secret = async {
+                match &self.config.credentials {
+                    Credentials::Community { .. } => Some(discovery(self.config, budget).await),
+                    Credentials::V3 {
+                        user,
+                        auth_protocol,
+                        auth_password,
+                        privacy: Some(_),
+                        context,
+                    } => {
+                        let no_priv = Credentials::V3 {
+                            user: user.clone(),
+                            auth_protocol: *auth_protocol,
+                            auth_password: auth_password.clone(),
+                            privacy: None,
+                            context: context.clone(),
+                        };
+                        Some(probe(self.config, &no_priv, budget).await)
+                    }
+                    Credentials::V3 { privacy: None, .. } => None,
+                }
+            };
+            tokio::join!(own, without_secret)
         };
-        Err(DriverError::unreachable(format!(
-            "{}: {what}: {attempts} attempt(s) failed, last: {last}{hint}",
-            self.endpoint
-        )))
+        let v1_v2c = matches!(self.config.credentials, Credentials::Community { .. });
+        let (kind, why) = explain(v1_v2c, own, without_secret);
+        DriverError::new(kind, format!("{}: {failed}; {why}", self.endpoint))
     }
 
     /// One attempt: open a session if needed, send, receive, decode.
@@ -177,9 +217,114 @@ impl<'a> Conversation<'a> {
 
     /// Open a session; for v3 this includes engine discovery (one extra round trip).
     async fn open(&self) -> Result<AsyncSession, Failure> {
-        let addr = (self.config.host.as_str(), self.config.port);
+        open_with(self.config, &self.config.credentials, self.endpoint).await
+    }
+}
+
+/// What unanswered requests mean, from the two probes of
+/// [`Conversation::diagnose_silence`]: `own` is whether the agent answered our own
+/// credentials, `without_secret` whether it answered the probe that needs no secret (`None`
+/// when there is none to try).
+fn explain(v1_v2c: bool, own: bool, without_secret: Option<bool>) -> (ErrorKind, &'static str) {
+    match (own, without_secret, v1_v2c) {
+        (true, ..) => (
+            ErrorKind::Unreachable,
+            "the agent does answer sysUpTime.0 with these credentials, so it is alive and \
+             they work: its outlet handler did not answer",
+        ),
+        (false, Some(true), true) => (
+            ErrorKind::Auth,
+            "the agent is alive (it answers SNMPv3 engine discovery) but ignores every \
+             request with this community: the community is wrong (or not allowed from this \
+             address)",
+        ),
+        (false, Some(true), false) => (
+            ErrorKind::Auth,
+            "the agent answers this user without privacy but ignores every encrypted \
+             request: the priv_password (or priv_protocol) is wrong",
+        ),
+        (false, _, true) => (
+            ErrorKind::Unreachable,
+            "SNMPv1/v2c agents drop requests with a wrong community without a word, and \
+             this one answered no other probe either: it is dead or unreachable, or the \
+             community is wrong",
+        ),
+        (false, _, false) => (
+            ErrorKind::Unreachable,
+            "the agent answered no probe: it is dead or unreachable (an SNMPv3 agent that \
+             cannot decrypt, with a wrong priv_password, is silent too)",
+        ),
+    }
+}
+
+/// `sysUpTime.0`: every agent has it, and it is answered by the agent itself rather than
+/// by a PDU's outlet handler.
+const SYS_UP_TIME: &[u64] = &[1, 3, 6, 1, 2, 1, 1, 3, 0];
+
+/// Whether the agent answers anything (value, error status or report) to a GET of
+/// `sysUpTime.0` with `credentials` within `budget`.
+async fn probe(config: &PduConfig, credentials: &Credentials, budget: Duration) -> bool {
+    let attempt = async {
+        let Ok(mut session) = new_session(config, credentials).await else {
+            return false;
+        };
+        match session.init().await {
+            Ok(()) => {}
+            Err(e) => return answered(&e),
+        }
+        let Ok(oid) = Oid::from(SYS_UP_TIME) else {
+            return false;
+        };
+        session.get(&oid).await.err().is_none_or(|e| answered(&e))
+    };
+    tokio::time::timeout(budget, attempt).await.unwrap_or(false)
+}
+
+/// Whether the agent answers SNMPv3 engine discovery, which needs no secret at all: most
+/// agents (net-snmp, and the PDUs that speak v3) answer it even with v3 users unset.
+async fn discovery(config: &PduConfig, budget: Duration) -> bool {
+    let attempt = async {
+        let security =
+            v3::Security::new(b"fencegate-discovery", b"").with_auth(v3::Auth::NoAuthNoPriv);
+        let addr = (config.host.as_str(), config.port);
+        let Ok(mut session) = AsyncSession::new_v3(addr, request_id_seed(), security).await else {
+            return false;
+        };
+        session.init().await.err().is_none_or(|e| answered(&e))
+    };
+    tokio::time::timeout(budget, attempt).await.unwrap_or(false)
+}
+
+/// Whether a failed exchange still got something back from the agent (a report, an error,
+/// an undecodable datagram), as opposed to nothing at all.
+fn answered(e: &snmp2::Error) -> bool {
+    !matches!(e, snmp2::Error::Receive | snmp2::Error::Send)
+}
+
+/// Open a session with `credentials`; for v3 this includes engine discovery.
+async fn open_with(
+    config: &PduConfig,
+    credentials: &Credentials,
+    endpoint: &str,
+) -> Result<AsyncSession, Failure> {
+    let mut session = new_session(config, credentials).await.map_err(|e| {
+        Failure::Fatal(DriverError::unreachable(format!(
+            "{endpoint}: cannot open a UDP socket to the agent: {e}"
+        )))
+    })?;
+    session.init().await.map_err(|e| classify(e, endpoint))?;
+    Ok(session)
+}
+
+/// A session with `credentials` on a fresh socket, before any packet is sent.
+async fn new_session(
+    config: &PduConfig,
+    credentials: &Credentials,
+) -> std::io::Result<AsyncSession> {
+    {
+        let addr = (config.host.as_str(), config.port);
         let req_id = request_id_seed();
-        let opened = match &self.config.credentials {
+        match credentials {
             Credentials::Community {
                 v1: true,
                 community,
@@ -218,18 +363,7 @@ impl<'a> Conversation<'a> {
                 }
                 AsyncSession::new_v3(addr, req_id, security).await
             }
-        };
-        let mut session = opened.map_err(|e| {
-            Failure::Fatal(DriverError::unreachable(format!(
-                "{}: cannot open a UDP socket to the agent: {e}",
-                self.endpoint
-            )))
-        })?;
-        session
-            .init()
-            .await
-            .map_err(|e| classify(e, self.endpoint))?;
-        Ok(session)
+        }
     }
 }
 
@@ -302,5 +436,34 @@ fn answer(v: &Value<'_>) -> Answer {
         Value::Counter64(_) => Answer::Other("Counter64"),
         Value::IpAddress(_) => Answer::Other("IpAddress"),
         _ => Answer::Other("an unexpected type"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silence_is_auth_only_when_the_agent_proved_alive_without_our_secret() {
+        // v1/v2c: discovery answered, our community not: wrong community.
+        assert_eq!(explain(true, false, Some(true)).0, ErrorKind::Auth);
+        // v3 authPriv: the user without privacy answered, encrypted requests not.
+        let (kind, why) = explain(false, false, Some(true));
+        assert_eq!(kind, ErrorKind::Auth);
+        assert!(why.contains("priv_password"));
+        // Nothing answered: dead or unreachable, never a guess at the secret.
+        for v1_v2c in [true, false] {
+            for without in [None, Some(false)] {
+                assert_eq!(explain(v1_v2c, false, without).0, ErrorKind::Unreachable);
+            }
+        }
+        // Our own credentials work: the outlet handler is at fault, whatever else answered.
+        for v1_v2c in [true, false] {
+            for without in [None, Some(false), Some(true)] {
+                let (kind, why) = explain(v1_v2c, true, without);
+                assert_eq!(kind, ErrorKind::Unreachable);
+                assert!(why.contains("outlet handler"));
+            }
+        }
     }
 }

@@ -28,13 +28,16 @@
 //!
 //! # What errors can and cannot tell apart
 //!
-//! * A v1/v2c agent drops a request with a wrong community without a word, so a wrong
-//!   community is indistinguishable from a dead agent: both end as `Unreachable` (or
-//!   `Timeout` at the deadline), with a message saying so. A read-only community is
-//!   detected: a SET answered `noAccess`/`notWritable`/`readOnly` (v2c/v3), or `noSuchName`
-//!   on an object a GET can read (v1), is `Auth` "read-only".
-//! * v3: an unknown user or wrong `auth_password` is `Auth`; a wrong `priv_password` leaves
-//!   the agent silent (it cannot decrypt), so it ends as `Unreachable`/`Timeout`.
+//! * An agent drops a request with a wrong community (v1/v2c) or one it cannot decrypt (v3
+//!   wrong `priv_password`) without a word. When every attempt went unanswered, two probes
+//!   tell why: `sysUpTime.0` with our credentials (answered: the outlet handler is at fault,
+//!   `Unreachable`) and one that needs no secret (SNMPv3 engine discovery; for authPriv, the
+//!   user without privacy). If only the latter is answered, the secret is wrong: `Auth`.
+//!   If nothing answers, `Unreachable` (or `Timeout` at the deadline), saying a wrong
+//!   community cannot be ruled out. A read-only community is detected: a SET answered
+//!   `noAccess`/`notWritable`/`readOnly` (v2c/v3), or `noSuchName` on an object a GET can
+//!   read (v1), is `Auth` "read-only".
+//! * v3: an unknown user or wrong `auth_password` is `Auth`.
 //! * A missing outlet or a profile that does not match the PDU (`noSuchName`,
 //!   `noSuchObject`, `noSuchInstance`, `wrongValue`) is `Unsupported`, naming outlet and OID.
 

@@ -330,7 +330,7 @@ async fn missing_outlet_names_outlet_and_oid() {
 }
 
 #[tokio::test]
-async fn wrong_community_is_unreachable_and_says_why() {
+async fn wrong_community_is_auth_because_the_agent_answers_discovery() {
     let agent = Snmpd::start().ready().await;
     let mut s = agent.spec(
         "/outlet/1",
@@ -341,13 +341,55 @@ async fn wrong_community_is_unreachable_and_says_why() {
     let d = SnmpPduFactory.build(&s).unwrap();
     let t0 = Instant::now();
     let e = d.status(soon()).await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Unreachable, "{e}");
-    assert!(e.detail.contains("wrong community"), "{e}");
+    assert_eq!(e.kind, ErrorKind::Auth, "{e}");
+    assert!(e.detail.contains("community is wrong"), "{e}");
     assert!(!e.detail.contains("sekrit"), "{e}");
     assert!(
         t0.elapsed() < Duration::from_secs(2),
         "retries must be bounded"
     );
+}
+
+#[tokio::test]
+async fn v3_wrong_priv_password_is_auth_not_a_dead_agent() {
+    let agent = Snmpd::start().ready().await;
+    let mut s = agent.spec(
+        "/outlet/1",
+        &[("version", "3"), ("retries", "1")],
+        &[
+            ("auth_password", V3_AUTH),
+            ("priv_password", "wrongpriv-sekrit"),
+        ],
+    );
+    s.user = Some(V3_USER.into());
+    s.options.insert("timeout_ms".into(), "200".into());
+    let d = SnmpPduFactory.build(&s).unwrap();
+    let e = d.status(soon()).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Auth, "{e}");
+    assert!(e.detail.contains("priv_password"), "{e}");
+    assert!(!e.detail.contains("sekrit"), "{e}");
+}
+
+#[tokio::test]
+async fn nothing_listening_is_unreachable_not_auth() {
+    let mut s = DeviceSpec {
+        name: "pdu-test".into(),
+        driver: "snmp".into(),
+        address: format!("127.0.0.1:{}", free_udp_port()),
+        path: Some("/outlet/1".into()),
+        ..Default::default()
+    };
+    s.options.insert("timeout_ms".into(), "200".into());
+    s.secrets
+        .insert("community".into(), SecretString::from("private"));
+    let e = SnmpPduFactory
+        .build(&s)
+        .unwrap()
+        .status(soon())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unreachable, "{e}");
+    assert!(e.detail.contains("dead or unreachable"), "{e}");
 }
 
 #[tokio::test]
