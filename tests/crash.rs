@@ -75,3 +75,95 @@ fn sigkill_mid_fence_is_reconciled_on_restart() {
     let again: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(again.as_array().unwrap().len(), 1);
 }
+
+/// The processes whose parent is `pid`, with their command lines.
+fn children_of(pid: u32) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // Fields after the parenthesised command: state, ppid, …
+        let after = &stat[stat.rfind(')').map_or(0, |i| i + 1)..];
+        let ppid = after.split_whitespace().nth(1).and_then(|p| p.parse().ok());
+        if ppid == Some(pid) {
+            let cmdline = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
+            out.push((child, String::from_utf8_lossy(&cmdline).replace('\0', " ")));
+        }
+    }
+    out
+}
+
+/// Whether `pid` is gone (or a zombie nobody reaped yet: it can no longer act).
+fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => {
+            let after = &stat[stat.rfind(')').map_or(0, |i| i + 1)..];
+            after.split_whitespace().next() == Some("Z")
+        }
+    }
+}
+
+#[test]
+fn sigkill_of_fencegate_takes_its_driver_process_along() {
+    // The driver sits on its answer for 30 s: a driver outliving fencegate could still act
+    // on a command nobody will record.
+    let lab = Lab::new(
+        &[(
+            "n1",
+            Behaviour {
+                reply_delay_ms: 30_000,
+                ..Behaviour::default()
+            },
+        )],
+        "",
+    );
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("fencegate"))
+        .env("FENCEGATE_CONFIG", lab.config())
+        .args([
+            "fence",
+            "n1",
+            "--timeout",
+            "60s",
+            "--attempt-timeout",
+            "60s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let driver = loop {
+        if let Some((pid, _)) = children_of(child.id())
+            .into_iter()
+            .find(|(_, cmd)| cmd.contains("scripted-driver"))
+        {
+            break pid;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the driver never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!gone(driver), "the driver should be waiting on its reply");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let t0 = Instant::now();
+    while !gone(driver) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "driver {driver} outlived fencegate"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -48,6 +48,7 @@ impl ProcessGroup {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
+        die_with_owner(command);
         let child = command.spawn()?;
         let pgid = child
             .id()
@@ -102,6 +103,34 @@ impl ProcessGroup {
         self.wait_for(REAP_AFTER_KILL).await
     }
 }
+
+/// Make the child receive SIGKILL when fencegate dies, even by SIGKILL itself: a driver
+/// left running by a dead owner could still send a power command nobody records. (Its own
+/// children are left to their own timeouts: the kernel signals only the direct child.)
+///
+/// The signal comes when the *thread* that spawned the child exits; drivers are spawned
+/// from runtime worker threads, which live as long as the runtime.
+#[cfg(target_os = "linux")]
+fn die_with_owner(command: &mut Command) {
+    use rustix::process::{getpid, getppid, set_parent_process_death_signal};
+    let owner = getpid();
+    // SAFETY: the closure runs in the forked child before exec. It makes two raw system
+    // calls through rustix (prctl, getppid) and builds an `io::Error` from an errno: no
+    // allocation and no locks, so it is async-signal-safe.
+    unsafe {
+        command.pre_exec(move || {
+            set_parent_process_death_signal(Some(Signal::KILL))?;
+            // The owner may have died between fork and prctl; then no signal would come.
+            if getppid() != Some(owner) {
+                return Err(rustix::io::Errno::SRCH.into());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_owner(_command: &mut Command) {}
 
 impl Drop for ProcessGroup {
     fn drop(&mut self) {
