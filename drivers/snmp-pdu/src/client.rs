@@ -1,22 +1,21 @@
-//! One SNMP conversation with a PDU: bounded, timed requests over snmp2 sessions.
+//! One SNMP conversation with a PDU: bounded, timed requests over [`Session`]s.
 //!
-//! snmp2 has no timeout and no retransmission, and a late answer to an abandoned request
-//! would be taken for the answer to the next one. So every request here runs under
-//! [`tokio::time::timeout`], and after any unanswered or garbled attempt the session is
-//! thrown away and the next attempt opens a fresh one (new socket, new request ids, new v3
-//! engine discovery). That is safe because outlet GETs and SETs are idempotent.
+//! A session has no clock, so every request here runs under [`tokio::time::timeout`], and
+//! after any unanswered or garbled attempt the session is thrown away and the next attempt
+//! opens a fresh one (new socket, new request ids, new v3 engine discovery). That is safe
+//! because outlet GETs and SETs are idempotent.
 //!
 //! A session that ended a call with every request answered has nothing in flight, so the
 //! driver keeps it for the next call ([`Conversation::into_session`]): that saves the v3
 //! engine discovery and key localization on every poll of the verification loop.
 
-use crate::config::{AuthProtocol, Credentials, PduConfig, PrivProtocol};
-use fencegate_driver::{DriverError, ErrorKind, ExposeSecret};
-use snmp2::v3::{self, AuthErrorKind};
-use snmp2::{AsyncSession, Oid, Value};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use crate::config::{Credentials, PduConfig};
+use crate::message::Value;
+use crate::session::{self, Report, Session, SnmpError};
+use fencegate_driver::{DriverError, ErrorKind};
+use std::time::{Duration, Instant};
 
-/// A value as the agent returned it, owned (snmp2's borrow the session buffer).
+/// A value as the agent returned it, reduced to what the driver looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
     /// An INTEGER.
@@ -48,9 +47,9 @@ pub struct Reply {
 #[derive(Debug, Clone, Copy)]
 pub enum Request<'a> {
     /// GET of these OIDs.
-    Get(&'a [Oid<'static>]),
+    Get(&'a [Vec<u64>]),
     /// SET of one INTEGER.
-    Set(&'a Oid<'static>, i64),
+    Set(&'a [u64], i64),
 }
 
 /// A conversation with one PDU, bounded by a deadline.
@@ -58,7 +57,7 @@ pub struct Conversation<'a> {
     config: &'a PduConfig,
     endpoint: &'a str,
     deadline: Instant,
-    session: Option<AsyncSession>,
+    session: Option<Session>,
 }
 
 /// How an attempt failed.
@@ -76,7 +75,7 @@ impl<'a> Conversation<'a> {
         config: &'a PduConfig,
         endpoint: &'a str,
         deadline: Instant,
-        session: Option<AsyncSession>,
+        session: Option<Session>,
     ) -> Self {
         Conversation {
             config,
@@ -88,7 +87,7 @@ impl<'a> Conversation<'a> {
 
     /// The session, if the last request was answered (a session whose request went
     /// unanswered was already dropped, so a late answer cannot be read as the next one).
-    pub fn into_session(self) -> Option<AsyncSession> {
+    pub fn into_session(self) -> Option<Session> {
         self.session
     }
 
@@ -201,23 +200,68 @@ impl<'a> Conversation<'a> {
             return Err(Failure::Transient("session not open".into()));
         };
         let pdu = match req {
-            Request::Get(oids) => {
-                let refs: Vec<&Oid<'_>> = oids.iter().collect();
-                session.get_many(&refs).await
-            }
-            Request::Set(oid, value) => session.set(&[(oid, Value::Integer(value))]).await,
+            Request::Get(oids) => session.get(oids).await,
+            Request::Set(oid, value) => session.set(oid, value).await,
         };
-        let pdu = pdu.map_err(|e| classify(e, self.endpoint))?;
-        let values = pdu.varbinds.map(|(_, v)| answer(&v)).collect();
+        let pdu = pdu.map_err(|e| self.classify(e))?;
+        let values = pdu.varbinds.iter().map(|(_, v)| answer(v)).collect();
         Ok(Reply {
-            error_status: pdu.error_status,
+            error_status: u32::try_from(pdu.error_status).unwrap_or(u32::MAX),
             values,
         })
     }
 
     /// Open a session; for v3 this includes engine discovery (one extra round trip).
-    async fn open(&self) -> Result<AsyncSession, Failure> {
-        open_with(self.config, &self.config.credentials, self.endpoint).await
+    async fn open(&self) -> Result<Session, Failure> {
+        Session::open(
+            &self.config.host,
+            self.config.port,
+            &self.config.credentials,
+        )
+        .await
+        .map_err(|e| self.classify(e))
+    }
+
+    /// Sort session errors into retry-worthy ones and final ones.
+    fn classify(&self, e: SnmpError) -> Failure {
+        let endpoint = self.endpoint;
+        match e {
+            SnmpError::Refused => Failure::Transient(
+                "the agent's port refused the datagram (ICMP port unreachable)".into(),
+            ),
+            SnmpError::Io(why) => Failure::Transient(why),
+            SnmpError::Malformed(why) => Failure::Fatal(DriverError::protocol(format!(
+                "{endpoint}: malformed SNMP answer: {why}"
+            ))),
+            SnmpError::Unsupported(why) => {
+                Failure::Fatal(DriverError::unsupported(format!("{endpoint}: {why}")))
+            }
+            SnmpError::Report(report) => match report {
+                Report::UnknownUserName | Report::WrongDigest => {
+                    Failure::Fatal(DriverError::auth(format!(
+                        "{endpoint}: SNMPv3 authentication refused (unknown user, wrong \
+                         auth_password or wrong auth_protocol)"
+                    )))
+                }
+                Report::DecryptionError => Failure::Fatal(DriverError::auth(format!(
+                    "{endpoint}: the agent cannot decrypt our requests: wrong priv_password or \
+                     priv_protocol"
+                ))),
+                Report::UnsupportedSecLevel => Failure::Fatal(DriverError::auth(format!(
+                    "{endpoint}: the agent does not allow this user the configured security \
+                     level (security_level, priv_protocol)"
+                ))),
+                Report::UnknownContext => Failure::Fatal(DriverError::unsupported(format!(
+                    "{endpoint}: the agent does not know the configured SNMPv3 context"
+                ))),
+                Report::NotInTimeWindow | Report::UnknownEngineId => Failure::Transient(
+                    "the agent's SNMPv3 engine boots or time changed (restarted?)".into(),
+                ),
+                Report::Other(oid) => Failure::Fatal(DriverError::protocol(format!(
+                    "{endpoint}: the agent refused the request with report {oid}"
+                ))),
+            },
+        }
     }
 }
 
@@ -265,17 +309,14 @@ const SYS_UP_TIME: &[u64] = &[1, 3, 6, 1, 2, 1, 1, 3, 0];
 /// `sysUpTime.0` with `credentials` within `budget`.
 async fn probe(config: &PduConfig, credentials: &Credentials, budget: Duration) -> bool {
     let attempt = async {
-        let Ok(mut session) = new_session(config, credentials).await else {
-            return false;
+        let mut session = match Session::open(&config.host, config.port, credentials).await {
+            Ok(s) => s,
+            Err(e) => return e.answered(),
         };
-        match session.init().await {
-            Ok(()) => {}
-            Err(e) => return answered(&e),
+        match session.get(&[SYS_UP_TIME.to_vec()]).await {
+            Ok(_) => true,
+            Err(e) => e.answered(),
         }
-        let Ok(oid) = Oid::from(SYS_UP_TIME) else {
-            return false;
-        };
-        session.get(&oid).await.err().is_none_or(|e| answered(&e))
     };
     tokio::time::timeout(budget, attempt).await.unwrap_or(false)
 }
@@ -284,158 +325,24 @@ async fn probe(config: &PduConfig, credentials: &Credentials, budget: Duration) 
 /// agents (net-snmp, and the PDUs that speak v3) answer it even with v3 users unset.
 async fn discovery(config: &PduConfig, budget: Duration) -> bool {
     let attempt = async {
-        let security =
-            v3::Security::new(b"fencegate-discovery", b"").with_auth(v3::Auth::NoAuthNoPriv);
-        let addr = (config.host.as_str(), config.port);
-        let Ok(mut session) = AsyncSession::new_v3(addr, request_id_seed(), security).await else {
-            return false;
-        };
-        session.init().await.err().is_none_or(|e| answered(&e))
+        match session::discover(&config.host, config.port).await {
+            Ok(()) => true,
+            Err(e) => e.answered(),
+        }
     };
     tokio::time::timeout(budget, attempt).await.unwrap_or(false)
 }
 
-/// Whether a failed exchange still got something back from the agent (a report, an error,
-/// an undecodable datagram), as opposed to nothing at all.
-fn answered(e: &snmp2::Error) -> bool {
-    !matches!(e, snmp2::Error::Receive | snmp2::Error::Send)
-}
-
-/// Open a session with `credentials`; for v3 this includes engine discovery.
-async fn open_with(
-    config: &PduConfig,
-    credentials: &Credentials,
-    endpoint: &str,
-) -> Result<AsyncSession, Failure> {
-    let mut session = new_session(config, credentials).await.map_err(|e| {
-        Failure::Fatal(DriverError::unreachable(format!(
-            "{endpoint}: cannot open a UDP socket to the agent: {e}"
-        )))
-    })?;
-    session.init().await.map_err(|e| classify(e, endpoint))?;
-    Ok(session)
-}
-
-/// A session with `credentials` on a fresh socket, before any packet is sent.
-async fn new_session(
-    config: &PduConfig,
-    credentials: &Credentials,
-) -> std::io::Result<AsyncSession> {
-    {
-        let addr = (config.host.as_str(), config.port);
-        let req_id = request_id_seed();
-        match credentials {
-            Credentials::Community {
-                v1: true,
-                community,
-            } => AsyncSession::new_v1(addr, community.expose_secret().as_bytes(), req_id).await,
-            Credentials::Community {
-                v1: false,
-                community,
-            } => AsyncSession::new_v2c(addr, community.expose_secret().as_bytes(), req_id).await,
-            Credentials::V3 {
-                user,
-                auth_protocol,
-                auth_password,
-                privacy,
-                context,
-            } => {
-                let mut security =
-                    v3::Security::new(user.as_bytes(), auth_password.expose_secret().as_bytes())
-                        .with_auth_protocol(match auth_protocol {
-                            AuthProtocol::Md5 => v3::AuthProtocol::Md5,
-                            AuthProtocol::Sha => v3::AuthProtocol::Sha1,
-                            AuthProtocol::Sha256 => v3::AuthProtocol::Sha256,
-                            AuthProtocol::Sha512 => v3::AuthProtocol::Sha512,
-                        })
-                        .with_auth(match privacy {
-                            None => v3::Auth::AuthNoPriv,
-                            Some((p, password)) => v3::Auth::AuthPriv {
-                                cipher: match p {
-                                    PrivProtocol::Aes128 => v3::Cipher::Aes128,
-                                    PrivProtocol::Aes256 => v3::Cipher::Aes256,
-                                },
-                                privacy_password: password.expose_secret().as_bytes().to_vec(),
-                            },
-                        });
-                if !context.is_empty() {
-                    security = security.with_context_name(context);
-                }
-                AsyncSession::new_v3(addr, req_id, security).await
-            }
-        }
-    }
-}
-
-/// A starting request id that differs between sessions, so a stale answer to an earlier
-/// session's request cannot match.
-fn request_id_seed() -> i32 {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let mixed = nanos ^ std::process::id().rotate_left(16);
-    (mixed & 0x3fff_ffff) as i32
-}
-
-/// Sort snmp2 errors into retry-worthy ones and final ones.
-fn classify(e: snmp2::Error, endpoint: &str) -> Failure {
-    use snmp2::Error as E;
-    match e {
-        E::AuthFailure(AuthErrorKind::NotAuthenticated)
-        | E::AuthFailure(AuthErrorKind::UsernameMismatch)
-        | E::AuthFailure(AuthErrorKind::SignatureMismatch) => {
-            Failure::Fatal(DriverError::auth(format!(
-                "{endpoint}: SNMPv3 authentication refused (unknown user, wrong auth_password \
-                 or wrong auth_protocol)"
-            )))
-        }
-        E::AuthFailure(
-            AuthErrorKind::EngineBootsMismatch
-            | AuthErrorKind::EngineTimeMismatch
-            | AuthErrorKind::EngineIdMismatch
-            | AuthErrorKind::SecurityNotReady,
-        ) => Failure::Transient(format!("SNMPv3 engine state out of date ({e})")),
-        E::AuthFailure(AuthErrorKind::KeyExtensionRequired) => {
-            Failure::Fatal(DriverError::unsupported(format!(
-                "{endpoint}: the agent needs a privacy key extension this driver does not \
-                 negotiate; try priv_protocol = \"aes\""
-            )))
-        }
-        E::AuthFailure(kind) => Failure::Fatal(DriverError::protocol(format!(
-            "{endpoint}: SNMPv3 security check failed: {kind}"
-        ))),
-        E::AuthUpdated => Failure::Transient(
-            "the agent reported new SNMPv3 engine time or boots (restarted?)".into(),
-        ),
-        E::Receive => Failure::Transient(
-            "the agent's port refused the datagram (ICMP port unreachable)".into(),
-        ),
-        E::Send => Failure::Transient("cannot send the datagram".into()),
-        E::RequestIdMismatch | E::CommunityMismatch => {
-            Failure::Transient(format!("a stale or foreign answer ({e})"))
-        }
-        other => Failure::Fatal(DriverError::protocol(format!(
-            "{endpoint}: malformed SNMP answer: {other}"
-        ))),
-    }
-}
-
-fn answer(v: &Value<'_>) -> Answer {
+fn answer(v: &Value) -> Answer {
     match v {
         Value::Integer(i) => Answer::Integer(*i),
         Value::OctetString(s) => Answer::Text(String::from_utf8_lossy(s).into_owned()),
-        Value::ObjectIdentifier(o) => Answer::Oid(o.to_id_string()),
+        Value::Oid(o) => Answer::Oid(crate::profile::dotted(o)),
         Value::NoSuchObject => Answer::NoSuchObject,
         Value::NoSuchInstance => Answer::NoSuchInstance,
         Value::EndOfMibView => Answer::EndOfMibView,
         Value::Null => Answer::Other("NULL"),
-        Value::Counter32(_) => Answer::Other("Counter32"),
-        Value::Unsigned32(_) => Answer::Other("Gauge32"),
-        Value::Timeticks(_) => Answer::Other("TimeTicks"),
-        Value::Counter64(_) => Answer::Other("Counter64"),
-        Value::IpAddress(_) => Answer::Other("IpAddress"),
-        _ => Answer::Other("an unexpected type"),
+        Value::Unsigned(name, _) | Value::Other(name) => Answer::Other(name),
     }
 }
 

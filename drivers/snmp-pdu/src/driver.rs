@@ -1,13 +1,14 @@
 //! The PDU power driver: outlet readings and outlet SETs, reported honestly.
 
+use crate::ber;
 use crate::client::{Answer, Conversation, Reply, Request};
 use crate::config::PduConfig;
 use crate::profile::{self, OutletState};
+use crate::session::Session;
 use fencegate_driver::{
     Action, Capabilities, CommandReceipt, DeviceSpec, DriverError, DriverFactory, DriverFuture,
     IdentityFact, PowerDriver, PowerState, SpecError,
 };
-use snmp2::{AsyncSession, Oid};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -63,7 +64,7 @@ pub struct SnmpPduDriver {
     endpoint: String,
     identity: Mutex<Vec<IdentityFact>>,
     /// A session left idle by the previous call (nothing in flight), reused by the next.
-    idle: Mutex<Option<AsyncSession>>,
+    idle: Mutex<Option<Session>>,
 }
 
 impl fmt::Debug for SnmpPduDriver {
@@ -106,15 +107,18 @@ impl SnmpPduDriver {
         *lock(&self.idle) = conv.into_session();
     }
 
-    fn oid(&self, template: &str, outlet: u32) -> Result<(Oid<'static>, String), DriverError> {
+    fn oid(&self, template: &str, outlet: u32) -> Result<(Vec<u64>, String), DriverError> {
         let arcs = profile::expand(template, outlet).map_err(|e| {
             DriverError::unsupported(format!("{}: outlet {outlet}: {e}", self.endpoint))
         })?;
         let text = profile::dotted(&arcs);
-        let oid = Oid::from(&arcs).map_err(|_| {
-            DriverError::unsupported(format!("{}: {text} is not an encodable OID", self.endpoint))
-        })?;
-        Ok((oid, text))
+        if !ber::oid_encodable(&arcs) {
+            return Err(DriverError::unsupported(format!(
+                "{}: {text} is not an encodable OID",
+                self.endpoint
+            )));
+        }
+        Ok((arcs, text))
     }
 
     async fn read_outlet(
@@ -248,10 +252,7 @@ impl SnmpPduDriver {
         if known {
             return;
         }
-        let (Ok(name), Ok(oid)) = (Oid::from(&SYS_NAME), Oid::from(&SYS_OBJECT_ID)) else {
-            return;
-        };
-        let oids = [name, oid];
+        let oids = [SYS_NAME.to_vec(), SYS_OBJECT_ID.to_vec()];
         let Ok(reply) = conv
             .request(Request::Get(&oids), "GET sysName.0, sysObjectID.0")
             .await

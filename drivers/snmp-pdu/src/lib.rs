@@ -41,10 +41,14 @@
 //! * A missing outlet or a profile that does not match the PDU (`noSuchName`,
 //!   `noSuchObject`, `noSuchInstance`, `wrongValue`) is `Unsupported`, naming outlet and OID.
 
+mod ber;
 mod client;
 mod config;
 mod driver;
+mod message;
 pub mod profile;
+mod session;
+mod usm;
 
 pub use config::{
     AuthProtocol, Credentials, DEFAULT_RETRIES, DEFAULT_TIMEOUT, PduConfig, PrivProtocol,

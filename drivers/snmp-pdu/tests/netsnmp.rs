@@ -248,6 +248,76 @@ async fn v3_auth_priv_sha_aes_off_reads_off() {
     assert_eq!(agent.outlet(6), 2);
 }
 
+/// A v3 device for one of the fixture's users: (user, auth protocol, auth password,
+/// privacy protocol and password or `None` for authNoPriv).
+fn v3_user(
+    agent: &Snmpd,
+    path: &str,
+    user: &str,
+    auth: (&str, &str),
+    privacy: Option<(&str, &str)>,
+) -> Arc<dyn PowerDriver> {
+    let mut opts = vec![("version", "3"), ("auth_protocol", auth.0)];
+    let mut secrets = vec![("auth_password", auth.1)];
+    match privacy {
+        Some((protocol, password)) => {
+            opts.push(("priv_protocol", protocol));
+            secrets.push(("priv_password", password));
+        }
+        None => opts.push(("security_level", "authNoPriv")),
+    }
+    let mut s = agent.spec(path, &opts, &secrets);
+    s.user = Some(user.into());
+    SnmpPduFactory.build(&s).expect("v3 spec")
+}
+
+#[tokio::test]
+async fn every_usm_combination_interoperates_with_net_snmp() {
+    let agent = Snmpd::start().ready().await;
+    let cases = [
+        (
+            "fence256",
+            ("sha256", "authpass256"),
+            Some(("aes256", "privpass256")),
+            2,
+        ),
+        (
+            "fence512",
+            ("sha512", "authpass512"),
+            Some(("aes", "privpass512")),
+            3,
+        ),
+        (
+            "fencemd5",
+            ("md5", "authpassmd5"),
+            Some(("aes", "privpassmd5")),
+            4,
+        ),
+        ("fencenopriv", ("sha", "authpassnp1"), None, 5),
+    ];
+    for (user, auth, privacy, outlet) in cases {
+        let d = v3_user(&agent, &format!("/outlet/{outlet}"), user, auth, privacy);
+        assert_eq!(fence_and_read(&d).await, PowerState::Off, "{user}");
+        assert_eq!(agent.outlet(outlet), 2, "{user}: the emulator-side truth");
+    }
+}
+
+#[tokio::test]
+async fn aes256_without_a_long_enough_key_is_unsupported_not_garbled() {
+    let agent = Snmpd::start().ready().await;
+    // SHA-1 localizes 20 bytes; AES-256 needs 32 and no key extension is done.
+    let d = v3_user(
+        &agent,
+        "/outlet/1",
+        V3_USER,
+        ("sha", V3_AUTH),
+        Some(("aes256", V3_PRIV)),
+    );
+    let e = d.status(soon()).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+    assert!(e.detail.contains("sha256"), "{e}");
+}
+
 #[tokio::test]
 async fn v3_wrong_auth_password_is_auth() {
     let agent = Snmpd::start().ready().await;
