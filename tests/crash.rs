@@ -4,24 +4,14 @@
 mod common;
 
 use common::{Behaviour, Lab};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[test]
-fn sigkill_mid_fence_is_reconciled_on_restart() {
-    // The device acknowledges power-off but only turns off after 20 s: the fence is still
-    // polling when it is killed.
-    let lab = Lab::new(
-        &[(
-            "n1",
-            Behaviour {
-                off_delay_ms: 20_000,
-                ..Behaviour::default()
-            },
-        )],
-        "",
-    );
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("fencegate"))
+/// A lab with host `n1` behaving as `b`, and `fencegate fence n1` running against it with
+/// deadlines long enough to be killed mid-way.
+fn fencing_n1(b: Behaviour) -> (Lab, Child) {
+    let lab = Lab::new(&[("n1", b)], "");
+    let child = Command::new(assert_cmd::cargo::cargo_bin("fencegate"))
         .env("FENCEGATE_CONFIG", lab.config())
         .args([
             "fence",
@@ -35,6 +25,17 @@ fn sigkill_mid_fence_is_reconciled_on_restart() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    (lab, child)
+}
+
+#[test]
+fn sigkill_mid_fence_is_reconciled_on_restart() {
+    // The device acknowledges power-off but only turns off after 20 s: the fence is still
+    // polling when it is killed.
+    let (lab, mut child) = fencing_n1(Behaviour {
+        off_delay_ms: 20_000,
+        ..Behaviour::default()
+    });
     // Wait until the command is journaled (the device's pending file appears once it got it).
     let pending = lab.dir.path().join("n1.power.pending");
     let t0 = Instant::now();
@@ -116,30 +117,10 @@ fn gone(pid: u32) -> bool {
 fn sigkill_of_fencegate_takes_its_driver_process_along() {
     // The driver sits on its answer for 30 s: a driver outliving fencegate could still act
     // on a command nobody will record.
-    let lab = Lab::new(
-        &[(
-            "n1",
-            Behaviour {
-                reply_delay_ms: 30_000,
-                ..Behaviour::default()
-            },
-        )],
-        "",
-    );
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("fencegate"))
-        .env("FENCEGATE_CONFIG", lab.config())
-        .args([
-            "fence",
-            "n1",
-            "--timeout",
-            "60s",
-            "--attempt-timeout",
-            "60s",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (_lab, mut child) = fencing_n1(Behaviour {
+        reply_delay_ms: 30_000,
+        ..Behaviour::default()
+    });
     let t0 = Instant::now();
     let driver = loop {
         if let Some((pid, _)) = children_of(child.id())

@@ -2,12 +2,15 @@
 
 mod support;
 
-use fencegate_core::{DeviceOutcome, Engine, Policy, Request, SqliteJournal, Verdict};
+use fencegate_core::{
+    DeviceOutcome, Engine, Host, Operation, Policy, Proof, Request, SqliteJournal, Verdict,
+};
 use fencegate_driver::{ErrorKind, PowerState};
 use std::sync::Arc;
 use std::time::Duration;
 use support::memory_journal::MemoryJournal;
 use support::scripted::{Logged, Scripted, Step, now};
+use tokio::task::JoinHandle;
 
 fn policy() -> Policy {
     Policy {
@@ -454,6 +457,22 @@ fn slow_first_read() -> Arc<Scripted> {
     )
 }
 
+/// Start `op` on `host` in the background and let it get under way.
+async fn started(engine: &Engine, host: &Arc<Host>, op: Operation) -> JoinHandle<Proof> {
+    let (engine, host) = (engine.clone(), Arc::clone(host));
+    let task = tokio::spawn(async move {
+        match op {
+            Operation::Fence => engine.fence(host, req()).await,
+            Operation::Off => engine.off(host, req()).await,
+            Operation::On => engine.on(host, req()).await,
+            other => panic!("not used in these scenarios: {other:?}"),
+        }
+        .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    task
+}
+
 async fn locked(journal: &MemoryJournal, host: &str) -> bool {
     use fencegate_core::journal::Journal;
     journal.power_lock(host).await.unwrap().is_some()
@@ -464,11 +483,7 @@ async fn an_off_shares_a_running_fence() {
     let bmc = slow_first_read();
     let host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
     let (engine, _) = memory_engine();
-    let fence = tokio::spawn({
-        let (engine, host) = (engine.clone(), Arc::clone(&host));
-        async move { engine.fence(host, req()).await.unwrap() }
-    });
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    let fence = started(&engine, &host, Operation::Fence).await;
     let off = engine.off(host, req()).await.unwrap();
     let fence = fence.await.unwrap();
     assert_eq!(off.request_id, fence.request_id, "one operation");
@@ -481,15 +496,11 @@ async fn a_fence_never_takes_an_offs_verdict_for_its_own() {
     let bmc = slow_first_read();
     let host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
     let (engine, journal) = memory_engine();
-    let off = tokio::spawn({
-        let (engine, host) = (engine.clone(), Arc::clone(&host));
-        async move { engine.off(host, req()).await.unwrap() }
-    });
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    let off = started(&engine, &host, Operation::Off).await;
     let fence = engine.fence(host, req()).await.unwrap();
     let off = off.await.unwrap();
     assert_ne!(off.request_id, fence.request_id, "the fence ran on its own");
-    assert_eq!(fence.operation, fencegate_core::Operation::Fence);
+    assert_eq!(fence.operation, Operation::Fence);
     assert_eq!(fence.verdict, Verdict::PowerVerifiedOff, "{}", fence.detail);
     assert!(fence.started_at >= off.finished_at, "it waited for the off");
     assert!(
@@ -511,15 +522,11 @@ async fn a_fence_waits_for_a_running_power_on_then_fences() {
     );
     let host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
     let (engine, journal) = memory_engine();
-    let on = tokio::spawn({
-        let (engine, host) = (engine.clone(), Arc::clone(&host));
-        async move { engine.on(host, req()).await.unwrap() }
-    });
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    let on = started(&engine, &host, Operation::On).await;
     let fence = engine.fence(host, req()).await.unwrap();
     let on = on.await.unwrap();
     assert_eq!(on.verdict, Verdict::Done, "{}", on.detail);
-    assert_eq!(fence.operation, fencegate_core::Operation::Fence);
+    assert_eq!(fence.operation, Operation::Fence);
     assert_eq!(fence.verdict, Verdict::PowerVerifiedOff, "{}", fence.detail);
     assert!(fence.success);
     assert!(locked(&journal, "n1").await);
@@ -530,11 +537,7 @@ async fn a_power_on_waiting_for_a_fence_is_refused_by_its_lock() {
     let bmc = slow_first_read();
     let host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
     let (engine, _) = memory_engine();
-    let fence = tokio::spawn({
-        let (engine, host) = (engine.clone(), Arc::clone(&host));
-        async move { engine.fence(host, req()).await.unwrap() }
-    });
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    let fence = started(&engine, &host, Operation::Fence).await;
     let on = engine.on(host, req()).await.unwrap();
     assert!(fence.await.unwrap().success);
     assert_eq!(on.verdict, Verdict::Refused);
@@ -562,11 +565,7 @@ async fn waiting_for_another_operation_counts_against_the_deadline() {
     let on_host = support::host("n1", vec![vec![bmc.device("bmc")]], slow_on);
     let fence_host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
     let (engine, _) = memory_engine();
-    let on = tokio::spawn({
-        let engine = engine.clone();
-        async move { engine.on(on_host, req()).await.unwrap() }
-    });
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    let on = started(&engine, &on_host, Operation::On).await;
     let t0 = tokio::time::Instant::now();
     let fence = engine.fence(fence_host, req()).await.unwrap();
     assert!(t0.elapsed() <= policy().overall_timeout + Duration::from_millis(100));
@@ -590,15 +589,12 @@ async fn across_processes_a_fence_waits_for_an_off_and_sets_its_own_lock() {
     let (a, b) = (sqlite_engine(dir.path()), sqlite_engine(dir.path()));
     let bmc = slow_first_read();
     let host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
-    let off = tokio::spawn({
-        let host = Arc::clone(&host);
-        async move { a.off(host, req()).await.unwrap() }
-    });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let off = started(&a, &host, Operation::Off).await;
+    tokio::time::sleep(Duration::from_millis(40)).await;
     let fence = b.fence(Arc::clone(&host), req()).await.unwrap();
     let off = off.await.unwrap();
     assert_ne!(fence.request_id, off.request_id);
-    assert_eq!(fence.operation, fencegate_core::Operation::Fence);
+    assert_eq!(fence.operation, Operation::Fence);
     assert_eq!(fence.verdict, Verdict::PowerVerifiedOff, "{}", fence.detail);
     let on = b.on(host, req()).await.unwrap();
     assert_eq!(on.verdict, Verdict::Refused, "{}", on.detail);
