@@ -12,6 +12,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn driver(addr: SocketAddr, outlets: &str, opts: &[(&str, &str)]) -> Arc<dyn PowerDriver> {
+    SnmpPduFactory
+        .build(&spec(addr, outlets, opts))
+        .expect("spec")
+}
+
+/// A v2c device with the simulator's read-write community.
+fn spec(addr: SocketAddr, outlets: &str, opts: &[(&str, &str)]) -> DeviceSpec {
     let mut s = DeviceSpec {
         name: "sim-pdu".into(),
         driver: "snmp".into(),
@@ -25,7 +32,7 @@ fn driver(addr: SocketAddr, outlets: &str, opts: &[(&str, &str)]) -> Arc<dyn Pow
     for (k, v) in opts {
         s.options.insert((*k).into(), (*v).into());
     }
-    SnmpPduFactory.build(&s).expect("spec")
+    s
 }
 
 fn in_secs(s: u64) -> Instant {
@@ -153,6 +160,35 @@ async fn dead_agent_is_unreachable_after_bounded_retries() {
     assert!(e.detail.contains("3 attempt(s)"), "{e}");
     assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
     assert!(lab.outlet_on(0, 1));
+}
+
+#[tokio::test]
+async fn wrong_community_is_auth_because_the_simulator_answers_discovery() {
+    let lab = PduLab::start(vec![PduConfig::new(8)]).await.unwrap();
+    let mut s = spec(lab.addr(0), "1", &[("timeout_ms", "100"), ("retries", "1")]);
+    s.secrets
+        .insert("community".into(), SecretString::from("not-the-community"));
+    let d = SnmpPduFactory.build(&s).unwrap();
+    let e = d.set_power(Action::Off, in_secs(5)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Auth, "{e}");
+    assert!(e.detail.contains("community is wrong"), "{e}");
+    assert!(lab.outlet_on(0, 1));
+}
+
+#[tokio::test]
+async fn an_unknown_v3_user_is_auth() {
+    let lab = PduLab::start(vec![PduConfig::new(8)]).await.unwrap();
+    let mut s = spec(lab.addr(0), "1", &[("version", "3")]);
+    s.secrets.clear();
+    s.user = Some("nobody".into());
+    s.secrets
+        .insert("auth_password".into(), SecretString::from("authpass123"));
+    s.secrets
+        .insert("priv_password".into(), SecretString::from("privpass123"));
+    let d = SnmpPduFactory.build(&s).unwrap();
+    let e = d.status(in_secs(5)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Auth, "{e}");
+    assert!(e.detail.contains("unknown user"), "{e}");
 }
 
 #[tokio::test]

@@ -22,10 +22,10 @@
 //! `handshakes(i)` and `open_sessions(i)`; out of process, `fencegate-bmcsim --redfish N
 //! --redfish-profile NAME`.
 //!
-//! [`snmp`] simulates APC PDUs (PowerNet-MIB outlet table, SNMPv1/v2c): [`snmp::PduLab::start`]
-//! with one [`snmp::PduConfig`] per PDU, then `addr(i)`, `outlet_on(i, outlet)`,
-//! `set_outlet(i, outlet, on)`, `set_faults(i, profile)` and `command_log(i)`; the binary
-//! takes `--pdu N --outlets M`.
+//! [`snmp`] simulates APC PDUs (PowerNet-MIB outlet table, SNMPv1/v2c, and SNMPv3 discovery
+//! with no users): [`snmp::PduLab::start`] with one [`snmp::PduConfig`] per PDU, then
+//! `addr(i)`, `outlet_on(i, outlet)`, `set_outlet(i, outlet, on)`, `set_faults(i, profile)`
+//! and `command_log(i)`; the binary takes `--pdu N --outlets M`.
 
 #![warn(missing_docs)]
 

@@ -112,6 +112,21 @@ async fn net_snmp_tools_read_and_switch_outlets() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_discovery_is_answered_and_every_user_is_unknown() {
+    let lab = PduLab::start(vec![PduConfig::new(2)]).await.unwrap();
+    // net-snmp's client discovers the engine, then sends as the user: the sim's report for
+    // the unknown user must decode as one for net-snmp.
+    let (ok, out) = net_snmp(
+        "snmpget",
+        &["-v3", "-lnoAuthNoPriv", "-unobody", &format!("{CTL}.1")],
+        lab.addr(0),
+    )
+    .await;
+    assert!(!ok && out.contains("Unknown user name"), "{out}");
+    assert!(lab.outlet_on(0, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_pdu_is_silent() {
     let lab = PduLab::start(vec![PduConfig::new(2)]).await.unwrap();
     lab.set_faults(

@@ -1,6 +1,7 @@
 //! The SNMP front end: simulated APC PDUs on 127.0.0.1, one UDP socket and one task per PDU,
 //! each with many outlets, speaking SNMPv1 and v2c with a read-only and a read-write
-//! community.
+//! community. SNMPv3 engine discovery is answered, and every v3 user is unknown (reported
+//! `usmStatsUnknownUserNames`), as net-snmp does without v3 users.
 //!
 //! Each outlet has its own [`PowerModel`]; the PDU's [`FaultProfile`] applies to all of them
 //! (`stuck` relays, `off_delay_ms`, `drop_rate`, `reply_delay_ms` for a slow agent, `dead`).
@@ -219,6 +220,59 @@ impl PduLab {
     }
 }
 
+/// The SNMPv3 side of a PDU that has no v3 users, as net-snmp behaves when none are set:
+/// engine discovery is answered (it needs no secret), every user is unknown. A v3 client
+/// gets a clear refusal, and a v1/v2c client whose community is wrong can tell the agent is
+/// alive.
+struct V3Engine {
+    id: Vec<u8>,
+    started: Instant,
+    unknown_engine_ids: u32,
+    unknown_user_names: u32,
+}
+
+impl V3Engine {
+    fn new(identity: &AgentIdentity) -> Self {
+        // RFC 3411 engine ID: APC's enterprise number with the high bit, format 4 (text).
+        let mut id = vec![0x80, 0x00, 0x01, 0x3e, 0x04];
+        id.extend_from_slice(identity.sys_name.as_bytes());
+        V3Engine {
+            id,
+            started: Instant::now(),
+            unknown_engine_ids: 0,
+            unknown_user_names: 0,
+        }
+    }
+
+    /// Encode the report for a v3 request into `out`; `false` when it gets none.
+    fn answer(&mut self, datagram: &[u8], out: &mut Vec<u8>) -> bool {
+        let Ok(req) = ber::decode_v3(datagram) else {
+            return false;
+        };
+        if !req.reportable {
+            return false;
+        }
+        let counter = if req.engine_id.is_empty() {
+            self.unknown_engine_ids += 1;
+            (
+                &ber::usm_stats::UNKNOWN_ENGINE_IDS[..],
+                self.unknown_engine_ids,
+            )
+        } else if req.engine_id == self.id {
+            self.unknown_user_names += 1;
+            (
+                &ber::usm_stats::UNKNOWN_USER_NAMES[..],
+                self.unknown_user_names,
+            )
+        } else {
+            return false;
+        };
+        let time = i64::try_from(self.started.elapsed().as_secs()).unwrap_or(i64::MAX);
+        ber::encode_v3_report(&req, (&self.id, 1, time), counter, out);
+        true
+    }
+}
+
 /// One PDU's loop: receive, apply faults, answer. Ends when the lab aborts it.
 async fn serve(
     sock: UdpSocket,
@@ -229,6 +283,7 @@ async fn serve(
     let sock = Arc::new(sock);
     let mut buf = vec![0u8; 65_535];
     let mut out = Vec::with_capacity(512);
+    let mut v3 = V3Engine::new(&identity);
     loop {
         let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
             continue;
@@ -242,19 +297,26 @@ async fn serve(
             if shared.rng().chance(rate) {
                 continue;
             }
-            let Ok(req) = ber::decode(&buf[..n]) else {
-                continue;
-            };
-            let Some(resp) =
-                agent::handle(&req, &communities, &identity, &mut state, Instant::now())
-            else {
-                continue;
-            };
-            if shared.rng().chance(rate) {
-                continue;
+            if ber::version(&buf[..n]) == Ok(3) {
+                if !v3.answer(&buf[..n], &mut out) || shared.rng().chance(rate) {
+                    continue;
+                }
+                delay
+            } else {
+                let Ok(req) = ber::decode(&buf[..n]) else {
+                    continue;
+                };
+                let Some(resp) =
+                    agent::handle(&req, &communities, &identity, &mut state, Instant::now())
+                else {
+                    continue;
+                };
+                if shared.rng().chance(rate) {
+                    continue;
+                }
+                ber::encode(&resp, &mut out);
+                delay
             }
-            ber::encode(&resp, &mut out);
-            delay
         };
         if delay.is_zero() {
             let _ = sock.send_to(&out, peer).await;
