@@ -54,3 +54,9 @@ pub use config::{
     AuthProtocol, Credentials, DEFAULT_RETRIES, DEFAULT_TIMEOUT, PduConfig, PrivProtocol,
 };
 pub use driver::{SnmpPduDriver, SnmpPduFactory};
+
+/// Entry point of the fuzz target in `fuzz/`; not part of the driver's API.
+#[doc(hidden)]
+pub fn fuzz_decode(data: &[u8]) {
+    session::fuzz_one(data);
+}

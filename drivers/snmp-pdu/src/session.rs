@@ -415,62 +415,113 @@ async fn usm_exchange(
     send(socket, &datagram).await?;
     loop {
         let answer = recv(socket, buf).await?;
-        let m = message::parse_v3(answer).map_err(malformed)?;
-        if m.msg_id != i64::from(msg_id) {
-            continue;
+        if let Some(done) = judge_answer(usm, answer, msg_id, pdu.request_id) {
+            return done;
         }
-        let authenticated = m.flags & flags::AUTH != 0
-            && m.usm.engine_id == usm.engine.id.as_slice()
-            && m.usm.user == usm.user.as_slice()
-            && {
-                let mut zeroed = answer.to_vec();
-                zeroed[m.auth_range.clone()].fill(0);
-                usm.auth.verify(&usm.auth_key, &zeroed, m.usm.auth)
-            };
-        if !authenticated {
-            // Forged, corrupted, or an unauthenticated report (wrong user or key). Only
-            // the report is worth reading, and only as a refusal.
-            if m.flags & (flags::AUTH | flags::PRIV) != 0 {
-                continue;
-            }
-            let scoped = message::parse_scoped(m.data).map_err(malformed)?;
-            if scoped.pdu.tag == pdu_tag::REPORT {
-                return Err(SnmpError::Report(Report::from_pdu(&scoped.pdu)));
-            }
-            continue;
-        }
-        usm.engine.observe(m.usm.boots, m.usm.time);
-        let plain = if m.flags & flags::PRIV != 0 {
-            let (Some((alg, key)), Ok(salt)) = (&usm.privacy, <[u8; 8]>::try_from(m.usm.privacy))
-            else {
-                return Err(malformed(
-                    "an encrypted answer without usable privacy parameters",
-                ));
-            };
-            let mut plain = m.data.to_vec();
-            aes_cfb(
-                *alg,
-                key,
-                &aes_iv(m.usm.boots, m.usm.time, &salt),
-                &mut plain,
-                false,
-            );
-            plain
-        } else {
-            m.data.to_vec()
+    }
+}
+
+/// Read one datagram that arrived for a v3 request: `None` when it is not the answer
+/// (another message, or one failing its authentication check) and the wait goes on.
+fn judge_answer(
+    usm: &mut Usm,
+    answer: &[u8],
+    msg_id: i32,
+    request_id: i32,
+) -> Option<Result<Pdu, SnmpError>> {
+    let m = match message::parse_v3(answer) {
+        Ok(m) => m,
+        Err(e) => return Some(Err(malformed(e))),
+    };
+    if m.msg_id != i64::from(msg_id) {
+        return None;
+    }
+    let authenticated = m.flags & flags::AUTH != 0
+        && m.usm.engine_id == usm.engine.id.as_slice()
+        && m.usm.user == usm.user.as_slice()
+        && {
+            let mut zeroed = answer.to_vec();
+            zeroed[m.auth_range.clone()].fill(0);
+            usm.auth.verify(&usm.auth_key, &zeroed, m.usm.auth)
         };
-        let scoped = message::parse_scoped(&plain)
-            .map_err(|e| malformed(format!("the answer does not decrypt to a scoped PDU ({e})")))?;
-        if scoped.pdu.tag == pdu_tag::REPORT {
-            return Err(SnmpError::Report(Report::from_pdu(&scoped.pdu)));
+    if !authenticated {
+        // Forged, corrupted, or an unauthenticated report (wrong user or key). Only the
+        // report is worth reading, and only as a refusal.
+        if m.flags & (flags::AUTH | flags::PRIV) != 0 {
+            return None;
         }
-        if usm.privacy.is_some() && m.flags & flags::PRIV == 0 {
-            return Err(malformed("an unencrypted answer to an encrypted request"));
+        let scoped = message::parse_scoped(m.data).ok()?;
+        return (scoped.pdu.tag == pdu_tag::REPORT)
+            .then(|| Err(SnmpError::Report(Report::from_pdu(&scoped.pdu))));
+    }
+    usm.engine.observe(m.usm.boots, m.usm.time);
+    let plain = if m.flags & flags::PRIV != 0 {
+        let (Some((alg, key)), Ok(salt)) = (&usm.privacy, <[u8; 8]>::try_from(m.usm.privacy))
+        else {
+            return Some(Err(malformed(
+                "an encrypted answer without usable privacy parameters",
+            )));
+        };
+        let mut plain = m.data.to_vec();
+        aes_cfb(
+            *alg,
+            key,
+            &aes_iv(m.usm.boots, m.usm.time, &salt),
+            &mut plain,
+            false,
+        );
+        plain
+    } else {
+        m.data.to_vec()
+    };
+    let scoped = match message::parse_scoped(&plain) {
+        Ok(s) => s,
+        Err(e) => {
+            return Some(Err(malformed(format!(
+                "the answer does not decrypt to a scoped PDU ({e})"
+            ))));
         }
-        if scoped.pdu.request_id != pdu.request_id || scoped.pdu.tag != pdu_tag::RESPONSE {
-            continue;
-        }
-        return Ok(scoped.pdu);
+    };
+    if scoped.pdu.tag == pdu_tag::REPORT {
+        return Some(Err(SnmpError::Report(Report::from_pdu(&scoped.pdu))));
+    }
+    if usm.privacy.is_some() && m.flags & flags::PRIV == 0 {
+        return Some(Err(malformed(
+            "an unencrypted answer to an encrypted request",
+        )));
+    }
+    if scoped.pdu.request_id != request_id || scoped.pdu.tag != pdu_tag::RESPONSE {
+        return None;
+    }
+    Some(Ok(scoped.pdu))
+}
+
+/// Run every decoder, and the v3 answer path with fixed keys, on arbitrary bytes: the fuzz
+/// target's body. None may panic.
+pub fn fuzz_one(data: &[u8]) {
+    let _ = message::parse_community(data);
+    let _ = message::parse_scoped(data);
+    for privacy in [None, Some(PrivAlg::Aes128), Some(PrivAlg::Aes256)] {
+        let mut usm = Usm {
+            user: b"fenceuser".to_vec(),
+            context: Vec::new(),
+            auth: AuthAlg::Sha256,
+            auth_key: Zeroizing::new(vec![0x5a; 32]),
+            privacy: privacy.map(|alg| (alg, Zeroizing::new(vec![0xa5; alg.key_len()]))),
+            engine: Engine {
+                id: b"\x80\x00\x1f\x88\x04fuzz".to_vec(),
+                boots: 1,
+                time: 1,
+                heard: Instant::now(),
+            },
+            salt: 0,
+        };
+        // Whatever msgID the input carries, so that the deeper paths are reached too.
+        let msg_id = message::parse_v3(data)
+            .ok()
+            .and_then(|m| i32::try_from(m.msg_id).ok())
+            .unwrap_or(1);
+        let _ = judge_answer(&mut usm, data, msg_id, 1);
     }
 }
 
@@ -559,9 +610,13 @@ mod tests {
         }
     }
 
+    /// The fake agent's localized key (a megabyte of hashing: computed once).
     fn key() -> Zeroizing<Vec<u8>> {
-        let ku = AuthAlg::Sha1.password_key(PASSWORD.as_bytes());
-        AuthAlg::Sha1.localize(&ku, ENGINE)
+        static KEY: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+            let ku = AuthAlg::Sha1.password_key(PASSWORD.as_bytes());
+            AuthAlg::Sha1.localize(&ku, ENGINE).to_vec()
+        });
+        Zeroizing::new(KEY.clone())
     }
 
     async fn get_through(replies: Vec<fn(i64, i32) -> Vec<u8>>) -> Option<Result<Pdu, SnmpError>> {
@@ -607,6 +662,37 @@ mod tests {
         ])
         .await;
         assert!(got.is_none(), "a forged answer was taken: {got:?}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_answer_path_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            fuzz_one(&bytes);
+        }
+
+        #[test]
+        fn mutated_signed_answers_never_panic_and_never_pass(
+            flips in proptest::collection::vec((0usize..200, 1u8..=255), 1..4),
+        ) {
+            let mut usm = Usm {
+                user: b"fenceuser".to_vec(),
+                context: Vec::new(),
+                auth: AuthAlg::Sha1,
+                auth_key: key(),
+                privacy: None,
+                engine: Engine { id: ENGINE.to_vec(), boots: 1, time: 100, heard: Instant::now() },
+                salt: 0,
+            };
+            let good = answer(9, &outlet_off(5), b"fenceuser", Some(&key()));
+            assert!(matches!(judge_answer(&mut usm, &good, 9, 5), Some(Ok(_))));
+            let mut bad = good.clone();
+            for (at, x) in flips {
+                let at = at % bad.len();
+                bad[at] ^= x;
+            }
+            // Any change to a signed answer either breaks it or fails its MAC.
+            proptest::prop_assert!(!matches!(judge_answer(&mut usm, &bad, 9, 5), Some(Ok(_))));
+        }
     }
 
     #[tokio::test]
