@@ -203,6 +203,22 @@ fn decode_proof(request_id: &str, json: &str) -> Result<Proof, JournalError> {
         .map_err(|e| JournalError::Corrupt(request_id.to_owned(), e.to_string()))
 }
 
+/// The host's power-on lock, if a fence left one.
+fn read_power_lock(conn: &Connection, host: &str) -> Result<Option<PowerLock>, JournalError> {
+    conn.query_row(
+        "SELECT request_id, locked_ms FROM power_locks WHERE host = ?1",
+        params![host],
+        |r| {
+            Ok(PowerLock {
+                request_id: r.get(0)?,
+                locked_at: Timestamp(r.get(1)?),
+            })
+        },
+    )
+    .optional()
+    .map_err(storage)
+}
+
 impl Journal for SqliteJournal {
     fn begin(&self, claim: Claim) -> JournalFuture<'static, Begin> {
         self.call(move |conn| {
@@ -230,23 +246,10 @@ impl Journal for SqliteJournal {
                 return Ok(Begin::InFlight { request_id: id, operation });
             }
 
-            if claim.blocked_by_lock {
-                let lock = conn
-                    .query_row(
-                        "SELECT request_id, locked_ms FROM power_locks WHERE host = ?1",
-                        params![claim.host],
-                        |r| {
-                            Ok(PowerLock {
-                                request_id: r.get(0)?,
-                                locked_at: Timestamp(r.get(1)?),
-                            })
-                        },
-                    )
-                    .optional()
-                    .map_err(storage)?;
-                if let Some(lock) = lock {
-                    return Ok(Begin::Locked(lock));
-                }
+            if claim.blocked_by_lock
+                && let Some(lock) = read_power_lock(conn, &claim.host)?
+            {
+                return Ok(Begin::Locked(lock));
             }
 
             let confirms: Option<String> = conn
@@ -467,20 +470,7 @@ impl Journal for SqliteJournal {
 
     fn power_lock(&self, host: &str) -> JournalFuture<'static, Option<PowerLock>> {
         let host = host.to_owned();
-        self.call(move |conn| {
-            conn.query_row(
-                "SELECT request_id, locked_ms FROM power_locks WHERE host = ?1",
-                params![host],
-                |r| {
-                    Ok(PowerLock {
-                        request_id: r.get(0)?,
-                        locked_at: Timestamp(r.get(1)?),
-                    })
-                },
-            )
-            .optional()
-            .map_err(storage)
-        })
+        self.call(move |conn| read_power_lock(conn, &host))
     }
 
     fn clear_power_lock(&self, host: &str) -> JournalFuture<'static, bool> {

@@ -386,10 +386,25 @@ pub fn v3_message(out: &V3Out<'_>) -> (Vec<u8>, Range<usize>) {
             m.extend_from_slice(out.data);
         }
     });
-    // Find the placeholder by decoding what we just built: the same parser that reads
-    // answers, so the two cannot disagree about where it is.
-    let range = parse_v3(&message).map(|m| m.auth_range).unwrap_or(0..0);
-    (message, range)
+    // The placeholder is followed only by the privacy parameters' TLV (the last field of
+    // the security parameters) and by msgData, which closes the message.
+    let data_len = if out.flags & flags::PRIV != 0 {
+        tlv_len(out.data.len())
+    } else {
+        out.data.len()
+    };
+    let end = message.len() - data_len - tlv_len(out.usm.privacy.len());
+    (message, end - out.usm.auth.len()..end)
+}
+
+/// The encoded size of a TLV with `content` bytes (as [`ber::put`] writes it).
+fn tlv_len(content: usize) -> usize {
+    let length_bytes = if content < 0x80 {
+        1
+    } else {
+        1 + (usize::BITS - content.leading_zeros()).div_ceil(8) as usize
+    };
+    1 + length_bytes + content
 }
 
 #[cfg(test)]
@@ -433,6 +448,7 @@ mod tests {
         };
         let (bytes, range) = v3_message(&out);
         assert_eq!(range.len(), 12);
+        assert_eq!(parse_v3(&bytes).unwrap().auth_range, range);
         assert!(bytes[range.clone()].iter().all(|b| *b == 0));
         let back = parse_v3(&bytes).unwrap();
         assert_eq!(back.msg_id, 42);
@@ -444,6 +460,34 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_mac_placeholder_is_where_the_parser_finds_it(
+            data_len in 0usize..400,
+            mac_len in proptest::sample::select(vec![12usize, 24, 48]),
+            encrypted in any::<bool>(),
+            user_len in 0usize..40,
+        ) {
+            let scoped = scoped_pdu(b"e", b"", &Pdu::get(1, &[vec![1, 3, 6, 1, 2, 1, 1, 3, 0]]));
+            let data = if encrypted { vec![0xab; data_len] } else { scoped };
+            let mac = vec![0u8; mac_len];
+            let user = vec![b'u'; user_len];
+            let out = V3Out {
+                msg_id: 7,
+                flags: flags::AUTH | if encrypted { flags::PRIV } else { 0 },
+                usm: UsmParams {
+                    engine_id: b"engine",
+                    boots: 1,
+                    time: 2,
+                    user: &user,
+                    auth: &mac,
+                    privacy: if encrypted { &[1; 8] } else { &[] },
+                },
+                data: &data,
+            };
+            let (bytes, range) = v3_message(&out);
+            prop_assert_eq!(parse_v3(&bytes).unwrap().auth_range, range);
+        }
+
         #[test]
         fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = parse_community(&bytes);
