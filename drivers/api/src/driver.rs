@@ -1,6 +1,8 @@
 //! The driver trait and the factory that builds drivers from a device specification.
 
-use crate::{Action, Capabilities, DeviceSpec, DriverError, IdentityFact, PowerState, SpecError};
+use crate::{
+    Action, Capabilities, DeviceSpec, DriverError, IdentityFact, PowerState, RestorePolicy, SpecError,
+};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::pin::Pin;
@@ -57,8 +59,39 @@ pub trait PowerDriver: Send + Sync {
     fn set_power(&self, action: Action, deadline: Instant) -> DriverFuture<'_, CommandReceipt>;
 
     /// What the driver has learned about the endpoint's identity so far (cheap, no I/O).
+    /// Facts the endpoint proved with the credentials are marked
+    /// [`IdentityFact::authenticated`]; they must be known after the first successful call,
+    /// because the engine compares them with the pinned or remembered identity before it
+    /// sends any command.
     fn identity(&self) -> Vec<IdentityFact> {
         Vec::new()
+    }
+
+    /// Read what the host does when power returns. Drivers whose protocol has no such
+    /// setting keep the default, which answers [`crate::ErrorKind::Unsupported`].
+    fn restore_policy(&self, deadline: Instant) -> DriverFuture<'_, RestorePolicy> {
+        let _ = deadline;
+        Box::pin(async {
+            Err(DriverError::unsupported(
+                "this driver cannot read a power restore policy",
+            ))
+        })
+    }
+
+    /// Set what the host does when power returns (fencing sets [`RestorePolicy::AlwaysOff`]
+    /// so a returning outlet or mains cannot undo the fence; `unfence` puts back the value
+    /// read before). Success means the device accepted the setting.
+    fn set_restore_policy(
+        &self,
+        policy: RestorePolicy,
+        deadline: Instant,
+    ) -> DriverFuture<'_, ()> {
+        let _ = (policy, deadline);
+        Box::pin(async {
+            Err(DriverError::unsupported(
+                "this driver cannot set a power restore policy",
+            ))
+        })
     }
 
     /// Release anything held between calls (a BMC session kept across an operation's

@@ -16,7 +16,7 @@ mod redact;
 mod spec;
 mod state;
 
-pub use capabilities::{Capabilities, IdentityFact};
+pub use capabilities::{Capabilities, Channel, IdentityFact, RestorePolicy};
 pub use driver::{CommandReceipt, DriverFactory, DriverFuture, PowerDriver};
 pub use error::{DriverError, ErrorKind};
 pub use redact::{MASK, Redactor};

@@ -375,6 +375,8 @@ impl PowerDriver for SshDriver {
             actions: vec![Action::Off],
             serialize_per_endpoint: true,
             min_command_interval: Duration::ZERO,
+            channel: fencegate_driver::Channel::InBand,
+            authenticated_identity: false,
         }
     }
 
