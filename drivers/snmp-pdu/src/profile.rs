@@ -41,6 +41,7 @@ pub struct Profile {
 }
 
 /// A built-in profile as static data.
+#[derive(Clone, Copy)]
 struct Builtin {
     name: &'static str,
     what: &'static str,
@@ -107,6 +108,26 @@ const BUILTINS: &[Builtin] = &[
     },
 ];
 
+impl Builtin {
+    /// The profile this table entry describes, refused if its commands contradict.
+    fn profile(&self) -> Result<Profile, SpecError> {
+        let cmd = |(oid, value): (&str, i64)| Command {
+            oid: oid.to_owned(),
+            value,
+        };
+        Profile {
+            name: self.name.to_owned(),
+            state_oid: self.state_oid.to_owned(),
+            on_states: self.on_states.to_vec(),
+            off_states: self.off_states.to_vec(),
+            off: cmd(self.off),
+            on: cmd(self.on),
+            cycle: self.cycle.map(cmd),
+        }
+        .check_commands("profile", "profile")
+    }
+}
+
 /// The options the `generic` profile reads (and that every other profile refuses).
 pub const GENERIC_OPTIONS: &[&str] = &[
     "state_oid",
@@ -149,19 +170,36 @@ impl Profile {
                 format!("unknown profile {name:?} (known: {})", names().join(", ")),
             )
         })?;
-        let cmd = |(oid, value): (&str, i64)| Command {
-            oid: oid.to_owned(),
-            value,
-        };
-        Ok(Profile {
-            name: b.name.to_owned(),
-            state_oid: b.state_oid.to_owned(),
-            on_states: b.on_states.to_vec(),
-            off_states: b.off_states.to_vec(),
-            off: cmd(b.off),
-            on: cmd(b.on),
-            cycle: b.cycle.map(cmd),
-        })
+        b.profile()
+    }
+
+    /// Refuse a profile whose off command is the same SET (object and value) as its
+    /// reboot or on command. A PDU "turned off" with its reboot action powers the outlet on
+    /// again seconds later: the fence would read `Off` for a moment and the host would come
+    /// back. `on_key` and `cycle_key` name the option to blame (`profile` for a built-in).
+    fn check_commands(self, on_key: &str, cycle_key: &str) -> Result<Profile, SpecError> {
+        if let Some(cycle) = self.cycle.as_ref().filter(|c| **c == self.off) {
+            return Err(SpecError::for_key(
+                cycle_key,
+                format!(
+                    "profile `{}`: the reboot command ({} = {}) is the off command: an outlet \
+                     \"turned off\" with its reboot action powers on again seconds later, so \
+                     a fence would not hold",
+                    self.name, self.off.oid, cycle.value
+                ),
+            ));
+        }
+        if self.on == self.off {
+            return Err(SpecError::for_key(
+                on_key,
+                format!(
+                    "profile `{}`: the on command ({} = {}) is the off command: an outlet \
+                     \"turned off\" with it powers on again",
+                    self.name, self.off.oid, self.on.value
+                ),
+            ));
+        }
+        Ok(self)
     }
 
     /// The SET for an action, or `None` when this profile cannot do it.
@@ -264,7 +302,7 @@ fn generic(spec: &DeviceSpec) -> Result<Profile, SpecError> {
         oid: control_oid.clone(),
         value,
     };
-    Ok(Profile {
+    Profile {
         name: "generic".to_owned(),
         state_oid,
         on_states,
@@ -272,7 +310,8 @@ fn generic(spec: &DeviceSpec) -> Result<Profile, SpecError> {
         off: cmd(off_value),
         on: cmd(on_value),
         cycle: int("reboot_value")?.map(cmd),
-    })
+    }
+    .check_commands("on_value", "reboot_value")
 }
 
 /// Normalize an OID template from configuration: a leading dot is dropped, the outlet
@@ -390,6 +429,44 @@ mod tests {
         assert_eq!(e.key.as_deref(), Some("state_oid"));
         let e = Profile::from_spec(&spec(&[("profile", "acme")])).unwrap_err();
         assert!(e.to_string().contains("raritan"));
+    }
+
+    fn generic_with(extra: &[(&'static str, &'static str)]) -> Result<Profile, SpecError> {
+        let mut opts = vec![
+            ("profile", "generic"),
+            ("state_oid", "1.3.6.1.4.1.9999.1.2"),
+            ("control_oid", "1.3.6.1.4.1.9999.1.3"),
+            ("on_value", "1"),
+            ("off_value", "2"),
+        ];
+        opts.extend_from_slice(extra);
+        Profile::from_spec(&spec(&opts))
+    }
+
+    #[test]
+    fn an_off_that_is_the_reboot_command_is_refused() {
+        // An outlet "turned off" with its reboot action comes back on seconds later: the
+        // fence would read off once and then the host runs again.
+        let e = generic_with(&[("reboot_value", "2")]).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("reboot_value"), "{e}");
+        assert!(e.message.contains("powers on again"), "{e}");
+        // The same value on another control object is a different command.
+        assert!(generic_with(&[("reboot_value", "3")]).is_ok());
+        let e = generic_with(&[("on_value", "2"), ("state_on", "1")]).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("on_value"), "{e}");
+    }
+
+    #[test]
+    fn a_builtin_whose_off_is_its_reboot_is_refused() {
+        let mut b = Builtin { ..BUILTINS[0] };
+        assert!(b.profile().is_ok());
+        b.cycle = Some(b.off);
+        let e = b.profile().unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("profile"), "{e}");
+        assert!(e.message.contains("powers on again"), "{e}");
+        // Eaton's commands share the value 0 but not the object: accepted.
+        let eaton = BUILTINS.iter().find(|b| b.name == "eaton").unwrap();
+        assert!(eaton.profile().is_ok());
     }
 
     #[test]
