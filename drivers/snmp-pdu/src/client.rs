@@ -39,8 +39,17 @@ pub enum Answer {
 pub struct Reply {
     /// The PDU's error-status (0 = noError).
     pub error_status: u32,
-    /// The values, in request order (empty or partial on error in some agents).
-    pub values: Vec<Answer>,
+    /// The variable bindings as answered: the object each value is for, and the value, in
+    /// the order given (empty or partial on error in some agents). The name is kept so that
+    /// a value for another object can never be read as the one asked for.
+    pub varbinds: Vec<(Vec<u64>, Answer)>,
+}
+
+impl Reply {
+    /// The value of the `i`-th varbind, whatever object it names.
+    pub fn value(&self, i: usize) -> Option<&Answer> {
+        self.varbinds.get(i).map(|(_, v)| v)
+    }
 }
 
 /// What a request asks for.
@@ -204,10 +213,14 @@ impl<'a> Conversation<'a> {
             Request::Set(oid, value) => session.set(oid, value).await,
         };
         let pdu = pdu.map_err(|e| self.classify(e))?;
-        let values = pdu.varbinds.iter().map(|(_, v)| answer(v)).collect();
+        let varbinds = pdu
+            .varbinds
+            .iter()
+            .map(|(name, v)| (name.clone(), answer(v)))
+            .collect();
         Ok(Reply {
             error_status: u32::try_from(pdu.error_status).unwrap_or(u32::MAX),
-            values,
+            varbinds,
         })
     }
 

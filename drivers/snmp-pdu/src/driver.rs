@@ -132,13 +132,46 @@ impl SnmpPduDriver {
             .request(Request::Get(std::slice::from_ref(&oid)), &what)
             .await?;
         self.check_status(&reply, &what, outlet, &text, false)?;
-        match reply.values.first() {
-            Some(Answer::Integer(v)) => Ok(self.config.profile.classify(*v)),
-            Some(other) => Err(self.bad_value(other, &what, outlet, &text)),
-            None => Err(DriverError::protocol(format!(
-                "{}: {what}: the answer carries no value",
-                self.endpoint
-            ))),
+        self.outlet_state(&reply, &oid, &what, outlet, &text)
+    }
+
+    /// What one outlet's GET answer says. Silence is never a reading: only an INTEGER for
+    /// exactly the object asked for can be classified, and only the profile's off values
+    /// become off. A missing varbind, one for another object, an exception, NULL or another
+    /// type is an error naming the object and what came instead.
+    fn outlet_state(
+        &self,
+        reply: &Reply,
+        oid: &[u64],
+        what: &str,
+        outlet: u32,
+        text: &str,
+    ) -> Result<OutletState, DriverError> {
+        let ep = &self.endpoint;
+        let (name, value) = match reply.varbinds.as_slice() {
+            [one] => one,
+            [] => {
+                return Err(DriverError::protocol(format!(
+                    "{ep}: {what}: the answer carries no value"
+                )));
+            }
+            several => {
+                return Err(DriverError::protocol(format!(
+                    "{ep}: {what}: one object was asked for, the answer carries {}",
+                    several.len()
+                )));
+            }
+        };
+        if name.as_slice() != oid {
+            return Err(DriverError::protocol(format!(
+                "{ep}: {what}: the answer is for {} ({}), not for {text}",
+                profile::dotted(name),
+                shown(value)
+            )));
+        }
+        match value {
+            Answer::Integer(v) => Ok(self.config.profile.classify(*v)),
+            other => Err(self.bad_value(other, what, outlet, text)),
         }
     }
 
@@ -164,7 +197,7 @@ impl SnmpPduDriver {
                 .request(Request::Get(std::slice::from_ref(&oid)), &what)
                 .await?;
             if probe.error_status == status::NO_ERROR
-                && matches!(probe.values.first(), Some(Answer::Integer(_)))
+                && matches!(probe.value(0), Some(Answer::Integer(_)))
             {
                 return Err(DriverError::auth(format!(
                     "{}: {what}: refused (SNMPv1 noSuchName on an object that can be read): \
@@ -175,7 +208,7 @@ impl SnmpPduDriver {
         }
         self.check_status(&reply, &what, outlet, &text, true)?;
         if let Some(v @ (Answer::NoSuchObject | Answer::NoSuchInstance | Answer::EndOfMibView)) =
-            reply.values.first()
+            reply.value(0)
         {
             return Err(self.bad_value(v, &what, outlet, &text));
         }
@@ -240,9 +273,10 @@ impl SnmpPduDriver {
                      (does outlet {outlet} exist, and is profile `{profile}` right?)"
                 ))
             }
-            other => {
-                DriverError::protocol(format!("{ep}: {what}: expected an INTEGER, got {other:?}"))
-            }
+            other => DriverError::protocol(format!(
+                "{ep}: {what}: expected an INTEGER, got {}",
+                shown(other)
+            )),
         }
     }
 
@@ -263,13 +297,23 @@ impl SnmpPduDriver {
             return;
         }
         let mut facts = Vec::new();
-        if let Some(Answer::Text(n)) = reply.values.first() {
+        if let Some(Answer::Text(n)) = reply.value(0) {
             facts.push(IdentityFact::new("snmp-sysname", n.clone()));
         }
-        if let Some(Answer::Oid(o)) = reply.values.get(1) {
+        if let Some(Answer::Oid(o)) = reply.value(1) {
             facts.push(IdentityFact::new("snmp-sysobjectid", o.clone()));
         }
         *lock(&self.identity) = facts;
+    }
+}
+
+/// An agent's value as shown in an error: at most 80 characters, so that an agent cannot
+/// flood the evidence record through it.
+fn shown(v: &Answer) -> String {
+    let full = format!("{v:?}");
+    match full.char_indices().nth(80) {
+        Some((at, _)) => format!("{}…", &full[..at]),
+        None => full,
     }
 }
 
@@ -331,5 +375,162 @@ impl PowerDriver for SnmpPduDriver {
             lock(&self.idle).take();
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ber::tag;
+    use crate::message;
+    use fencegate_driver::{ErrorKind, SecretString};
+    use std::time::Duration;
+    use tokio::net::UdpSocket;
+
+    /// APC outlet 4's state object, the one the driver asks for below.
+    const OUTLET_4: &str = "1.3.6.1.4.1.318.1.1.4.4.2.1.3.4";
+    const OUTLET_5: &str = "1.3.6.1.4.1.318.1.1.4.4.2.1.3.5";
+
+    /// One raw varbind of a crafted answer: name, and the value's tag and content.
+    type RawVarbind = (&'static str, u8, Vec<u8>);
+
+    fn arcs(dotted: &str) -> Vec<u64> {
+        dotted.split('.').map(|a| a.parse().unwrap()).collect()
+    }
+
+    /// A v2c Response with exactly these varbinds, whatever they are.
+    fn response(request_id: i32, varbinds: &[RawVarbind]) -> Vec<u8> {
+        let mut out = Vec::new();
+        ber::put_with(&mut out, tag::SEQUENCE, |m| {
+            ber::put_integer(m, tag::INTEGER, 1);
+            ber::put(m, tag::OCTET_STRING, b"private");
+            ber::put_with(m, message::pdu_tag::RESPONSE, |p| {
+                ber::put_integer(p, tag::INTEGER, i64::from(request_id));
+                ber::put_integer(p, tag::INTEGER, 0);
+                ber::put_integer(p, tag::INTEGER, 0);
+                ber::put_with(p, tag::SEQUENCE, |list| {
+                    for (name, t, content) in varbinds {
+                        ber::put_with(list, tag::SEQUENCE, |vb| {
+                            ber::put_oid(vb, &arcs(name)).unwrap();
+                            ber::put(vb, *t, content);
+                        });
+                    }
+                });
+            });
+        });
+        out
+    }
+
+    /// A v2c agent on 127.0.0.1 answering every request with `answer(request_id)`.
+    async fn agent(answer: impl Fn(i32) -> Vec<u8> + Send + 'static) -> std::net::SocketAddr {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65_536];
+            while let Ok((n, peer)) = socket.recv_from(&mut buf).await {
+                let Ok(req) = message::parse_community(&buf[..n]) else {
+                    continue;
+                };
+                let _ = socket.send_to(&answer(req.pdu.request_id), peer).await;
+            }
+        });
+        addr
+    }
+
+    async fn read_outlet_4(
+        answer: impl Fn(i32) -> Vec<u8> + Send + 'static,
+    ) -> Result<PowerState, DriverError> {
+        let addr = agent(answer).await;
+        let mut spec = DeviceSpec {
+            name: "pdu".into(),
+            driver: "snmp".into(),
+            address: addr.to_string(),
+            path: Some("/outlet/4".into()),
+            ..Default::default()
+        };
+        spec.secrets
+            .insert("community".into(), SecretString::from("private"));
+        spec.options.insert("timeout_ms".into(), "300".into());
+        spec.options.insert("retries".into(), "0".into());
+        let d = SnmpPduFactory.build(&spec).unwrap();
+        d.status(Instant::now() + Duration::from_secs(3)).await
+    }
+
+    async fn read_with(varbinds: Vec<RawVarbind>) -> Result<PowerState, DriverError> {
+        read_outlet_4(move |id| response(id, &varbinds)).await
+    }
+
+    #[tokio::test]
+    async fn the_fake_agent_can_say_off() {
+        // The harness is able to produce an Off, so the refusals below mean something.
+        let got = read_with(vec![(OUTLET_4, tag::INTEGER, vec![2])]).await;
+        assert_eq!(got, Ok(PowerState::Off));
+    }
+
+    /// Asserts the reading is an error of `kind` naming the outlet's object and `shows`.
+    fn refused(got: Result<PowerState, DriverError>, kind: ErrorKind, shows: &str) {
+        let e = match got {
+            Err(e) => e,
+            Ok(s) => panic!("read as {s}, not refused"),
+        };
+        assert_eq!(e.kind, kind, "{e}");
+        assert!(e.detail.contains(OUTLET_4), "the object is not named: {e}");
+        assert!(e.detail.contains(shows), "{shows:?} is not named: {e}");
+    }
+
+    #[tokio::test]
+    async fn no_varbind_is_no_reading() {
+        refused(read_with(vec![]).await, ErrorKind::Protocol, "no value");
+    }
+
+    #[tokio::test]
+    async fn a_value_for_another_object_is_no_reading() {
+        let got = read_with(vec![(OUTLET_5, tag::INTEGER, vec![2])]).await;
+        refused(got, ErrorKind::Protocol, OUTLET_5);
+        // Nor when it comes first and the right one second.
+        let got = read_with(vec![
+            (OUTLET_5, tag::INTEGER, vec![2]),
+            (OUTLET_4, tag::INTEGER, vec![2]),
+        ])
+        .await;
+        refused(got, ErrorKind::Protocol, "carries 2");
+    }
+
+    #[tokio::test]
+    async fn exceptions_are_no_reading() {
+        for (t, name) in [
+            (tag::NO_SUCH_OBJECT, "NoSuchObject"),
+            (tag::NO_SUCH_INSTANCE, "NoSuchInstance"),
+            (tag::END_OF_MIB_VIEW, "EndOfMibView"),
+        ] {
+            let got = read_with(vec![(OUTLET_4, t, vec![])]).await;
+            refused(got, ErrorKind::Unsupported, name);
+        }
+    }
+
+    #[tokio::test]
+    async fn null_and_wrong_types_are_no_reading() {
+        let got = read_with(vec![(OUTLET_4, tag::NULL, vec![])]).await;
+        refused(got, ErrorKind::Protocol, "NULL");
+        // The off value as text is still not an INTEGER.
+        let got = read_with(vec![(OUTLET_4, tag::OCTET_STRING, b"2".to_vec())]).await;
+        refused(got, ErrorKind::Protocol, "Text(\"2\")");
+        let got = read_with(vec![(OUTLET_4, tag::GAUGE32, vec![2])]).await;
+        refused(got, ErrorKind::Protocol, "Gauge32");
+    }
+
+    #[tokio::test]
+    async fn an_unmapped_integer_is_unknown_verbatim() {
+        let got = read_with(vec![(OUTLET_4, tag::INTEGER, vec![4])]).await;
+        assert_eq!(got, Ok(PowerState::Unknown("outlet 4=4".into())));
+        let got = read_with(vec![(OUTLET_4, tag::INTEGER, vec![0xfe])]).await;
+        assert_eq!(got, Ok(PowerState::Unknown("outlet 4=-2".into())));
+    }
+
+    #[tokio::test]
+    async fn an_empty_datagram_is_no_reading() {
+        let got = read_outlet_4(|_| Vec::new()).await;
+        let e = got.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Protocol, "{e}");
     }
 }
