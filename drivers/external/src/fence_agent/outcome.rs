@@ -39,22 +39,73 @@ const CLASSES: &[(&str, ErrorKind)] = &[
     ("busy", ErrorKind::Busy),
 ];
 
-/// Read a `status` run: exit 0 is on and 2 is off, and a `Status:` line, when printed, must
-/// agree. Anything else is an error (kind and message).
+/// Read a `status` run. Only an explicit `Status: OFF` line with exit status 2 is `Off`, and
+/// only an explicit `Status: ON` line with exit status 0 is `On`: the exit status alone is
+/// never a reading, because anything that dies with status 2 (an argument parser's usage
+/// error, a wrapper whose module went missing, a crashing interpreter) would otherwise be
+/// read as a switched-off host. No `Status:` line, lines that disagree with each other or
+/// with the exit status, or a word other than ON/OFF are `Protocol` errors quoting what the
+/// agent printed; other exit statuses are failures classified from the agent's messages.
 pub(crate) fn status_reading(output: &Output) -> Result<PowerState, (ErrorKind, String)> {
-    let said = output.stdout.iter().rev().find_map(|line| {
-        line.trim()
-            .strip_prefix("Status:")
-            .map(|s| s.trim().to_ascii_uppercase())
-    });
-    match (output.status.code(), said.as_deref()) {
-        (Some(0), None | Some("ON")) => Ok(PowerState::On),
-        (Some(2), None | Some("OFF")) => Ok(PowerState::Off),
-        (Some(code @ (0 | 2)), Some(other)) => Err((
+    let code = output.status.code();
+    if !matches!(code, Some(0 | 2)) {
+        return Err(failure(output));
+    }
+    let said: Vec<String> = output
+        .stdout
+        .iter()
+        .filter_map(|line| {
+            line.trim()
+                .strip_prefix("Status:")
+                .map(|s| s.trim().to_ascii_uppercase())
+        })
+        .collect();
+    let code = code.unwrap_or_default();
+    let quote = || {
+        let printed = message(output);
+        if printed.is_empty() {
+            "and printed nothing".to_owned()
+        } else {
+            format!("and printed: {printed}")
+        }
+    };
+    let Some(first) = said.first() else {
+        return Err((
             ErrorKind::Protocol,
-            format!("the agent exited {code} but printed \"Status: {other}\"; not trusting either"),
+            format!(
+                "the agent exited {code} without a \"Status:\" line {}; an exit status alone \
+                 is not a reading",
+                quote()
+            ),
+        ));
+    };
+    if said.iter().any(|s| s != first) {
+        return Err((
+            ErrorKind::Protocol,
+            format!(
+                "the agent printed disagreeing \"Status:\" lines ({}); not trusting any",
+                said.join(", ")
+            ),
+        ));
+    }
+    match (code, first.as_str()) {
+        (0, "ON") => Ok(PowerState::On),
+        (2, "OFF") => Ok(PowerState::Off),
+        (_, other) => Err((
+            ErrorKind::Protocol,
+            format!(
+                "the agent exited {code} but printed \"Status: {}\"; not trusting either",
+                clip(other, 40)
+            ),
         )),
-        _ => Err(failure(output)),
+    }
+}
+
+/// Cut agent text to `max` characters, so that quoting it keeps an error message brief.
+fn clip(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => &text[..at],
+        None => text,
     }
 }
 
@@ -122,6 +173,7 @@ fn message(output: &Output) -> String {
     } else {
         errors[errors.len().saturating_sub(3)..].to_vec()
     };
+    let picked: Vec<&str> = picked.into_iter().map(|l| clip(l, 200)).collect();
     picked.join(" | ")
 }
 
@@ -149,13 +201,62 @@ mod tests {
             status_reading(&out(2, &["Status: OFF"], &[])),
             Ok(PowerState::Off)
         );
-        assert_eq!(status_reading(&out(2, &[], &[])), Ok(PowerState::Off));
+        assert_eq!(
+            status_reading(&out(
+                2,
+                &["noise", "Status: OFF", ""],
+                &["DeprecationWarning"]
+            )),
+            Ok(PowerState::Off)
+        );
         for contradiction in [out(2, &["Status: ON"], &[]), out(0, &["Status: OFF"], &[])] {
             let (kind, _) = status_reading(&contradiction).unwrap_err();
             assert_eq!(kind, ErrorKind::Protocol);
         }
         let (kind, _) = status_reading(&out(1, &["Status: OFF"], &[])).unwrap_err();
         assert_eq!(kind, ErrorKind::Protocol, "exit 1 is never a reading");
+    }
+
+    #[test]
+    fn an_exit_status_without_a_status_line_is_never_a_reading() {
+        for (code, stdout, stderr, quoted) in [
+            (2, &[][..], &[][..], "printed nothing"),
+            (0, &[], &[], "printed nothing"),
+            (
+                2,
+                &[],
+                &[
+                    "Traceback (most recent call last):",
+                    "  File \"/usr/sbin/fence_x\", line 9, in <module>",
+                    "ModuleNotFoundError: No module named 'fencing'",
+                ],
+                "ModuleNotFoundError",
+            ),
+            (2, &["usage: fence_x [-h]"], &[], "usage: fence_x"),
+            (0, &["Success: Powered OFF"], &[], "Success: Powered OFF"),
+        ] {
+            let (kind, detail) = status_reading(&out(code, stdout, stderr)).unwrap_err();
+            assert_eq!(kind, ErrorKind::Protocol, "{detail}");
+            assert!(
+                detail.contains(&format!("exited {code} without a \"Status:\" line")),
+                "{detail}"
+            );
+            assert!(detail.contains(quoted), "{detail}");
+        }
+    }
+
+    #[test]
+    fn disagreeing_or_unknown_status_lines_are_not_readings() {
+        for output in [
+            out(2, &["Status: OFF", "Status: ON"], &[]),
+            out(0, &["Status: ON", "Status: OFF"], &[]),
+            out(2, &["Status: UNKNOWN"], &[]),
+            out(2, &["Status:"], &[]),
+            out(0, &["Status: ONLINE"], &[]),
+        ] {
+            let (kind, detail) = status_reading(&output).unwrap_err();
+            assert_eq!(kind, ErrorKind::Protocol, "{detail}");
+        }
     }
 
     #[test]
