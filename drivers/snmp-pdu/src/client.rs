@@ -67,6 +67,8 @@ pub struct Conversation<'a> {
     endpoint: &'a str,
     deadline: Instant,
     session: Option<Session>,
+    /// The engine ID proven by the session that gave the latest answer (SNMPv3 only).
+    engine_id: Option<Vec<u8>>,
 }
 
 /// How an attempt failed.
@@ -91,7 +93,14 @@ impl<'a> Conversation<'a> {
             endpoint,
             deadline,
             session,
+            engine_id: None,
         }
+    }
+
+    /// The SNMPv3 engine ID that the agent proved (with a verified MAC) on the session that
+    /// gave this conversation's latest answer; `None` for v1/v2c or before any answer.
+    pub fn authenticated_engine_id(&self) -> Option<&[u8]> {
+        self.engine_id.as_deref()
     }
 
     /// The session, if the last request was answered (a session whose request went
@@ -120,7 +129,14 @@ impl<'a> Conversation<'a> {
             };
             let budget = self.config.timeout.min(remaining);
             match tokio::time::timeout(budget, self.attempt(req)).await {
-                Ok(Ok(reply)) => return Ok(reply),
+                Ok(Ok(reply)) => {
+                    self.engine_id = self
+                        .session
+                        .as_ref()
+                        .and_then(Session::authenticated_engine_id)
+                        .map(<[u8]>::to_vec);
+                    return Ok(reply);
+                }
                 Ok(Err(Failure::Fatal(e))) => {
                     self.session = None;
                     return Err(e);

@@ -2,12 +2,12 @@
 
 use crate::ber;
 use crate::client::{Answer, Conversation, Reply, Request};
-use crate::config::PduConfig;
+use crate::config::{Credentials, PduConfig};
 use crate::profile::{self, OutletState};
 use crate::session::Session;
 use fencegate_driver::{
-    Action, Capabilities, CommandReceipt, DeviceSpec, DriverError, DriverFactory, DriverFuture,
-    IdentityFact, PowerDriver, PowerState, SpecError,
+    Action, Capabilities, Channel, CommandReceipt, DeviceSpec, DriverError, DriverFactory,
+    DriverFuture, IdentityFact, PowerDriver, PowerState, SpecError,
 };
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -62,7 +62,7 @@ impl DriverFactory for SnmpPduFactory {
 pub struct SnmpPduDriver {
     config: PduConfig,
     endpoint: String,
-    identity: Mutex<Vec<IdentityFact>>,
+    identity: Mutex<Learned>,
     /// A session left idle by the previous call (nothing in flight), reused by the next.
     idle: Mutex<Option<Session>>,
 }
@@ -74,6 +74,16 @@ impl fmt::Debug for SnmpPduDriver {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
+}
+
+/// What the driver has learned about the PDU's identity.
+#[derive(Debug, Default)]
+struct Learned {
+    /// sysName and sysObjectID, read once.
+    system: Vec<IdentityFact>,
+    /// The SNMPv3 engine ID (lowercase hex) the agent last proved with a verified MAC. Kept
+    /// as the latest one, so that a different engine answering later shows as a change.
+    engine_id: Option<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -93,7 +103,7 @@ impl SnmpPduDriver {
         SnmpPduDriver {
             config,
             endpoint,
-            identity: Mutex::new(Vec::new()),
+            identity: Mutex::new(Learned::default()),
             idle: Mutex::new(None),
         }
     }
@@ -280,9 +290,24 @@ impl SnmpPduDriver {
         }
     }
 
+    /// Whether the agent authenticates what it says: SNMPv3 (always with authentication
+    /// here) does, with the USM key; a v1/v2c community travels in clear text, so anyone on
+    /// the path can answer as the PDU.
+    fn authenticated(&self) -> bool {
+        matches!(self.config.credentials, Credentials::V3 { .. })
+    }
+
+    /// Remember the engine ID the conversation's agent proved, if it did (SNMPv3).
+    fn note_engine(&self, conv: &Conversation<'_>) {
+        if let Some(id) = conv.authenticated_engine_id() {
+            lock(&self.identity).engine_id = Some(hex(id));
+        }
+    }
+
     /// Read sysName and sysObjectID once, best effort, on an already working session.
+    /// Over SNMPv3 the answer passed its MAC check, so they are authenticated facts too.
     async fn learn_identity(&self, conv: &mut Conversation<'_>) {
-        let known = !lock(&self.identity).is_empty();
+        let known = !lock(&self.identity).system.is_empty();
         if known {
             return;
         }
@@ -296,15 +321,24 @@ impl SnmpPduDriver {
         if reply.error_status != status::NO_ERROR {
             return;
         }
+        let fact = |kind: &str, value: &str| IdentityFact {
+            authenticated: self.authenticated(),
+            ..IdentityFact::new(kind, value)
+        };
         let mut facts = Vec::new();
         if let Some(Answer::Text(n)) = reply.value(0) {
-            facts.push(IdentityFact::new("snmp-sysname", n.clone()));
+            facts.push(fact("snmp-sysname", n));
         }
         if let Some(Answer::Oid(o)) = reply.value(1) {
-            facts.push(IdentityFact::new("snmp-sysobjectid", o.clone()));
+            facts.push(fact("snmp-sysobjectid", o));
         }
-        *lock(&self.identity) = facts;
+        lock(&self.identity).system = facts;
     }
+}
+
+/// Bytes as lowercase hex, the form engine IDs are pinned in.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// An agent's value as shown in an error: at most 80 characters, so that an agent cannot
@@ -327,7 +361,11 @@ impl PowerDriver for SnmpPduDriver {
         if self.config.profile.cycle.is_some() {
             actions.push(Action::Cycle);
         }
-        Capabilities::readable(&actions)
+        Capabilities {
+            channel: Channel::Outlet,
+            authenticated_identity: self.authenticated(),
+            ..Capabilities::readable(&actions)
+        }
     }
 
     fn status(&self, deadline: Instant) -> DriverFuture<'_, PowerState> {
@@ -337,6 +375,7 @@ impl PowerDriver for SnmpPduDriver {
             for &outlet in &self.config.outlets {
                 readings.push((outlet, self.read_outlet(&mut conv, outlet).await?));
             }
+            self.note_engine(&conv);
             self.learn_identity(&mut conv).await;
             self.keep(conv);
             Ok(profile::aggregate(&readings))
@@ -355,6 +394,7 @@ impl PowerDriver for SnmpPduDriver {
             for &outlet in &self.config.outlets {
                 self.switch_outlet(&mut conv, action, outlet).await?;
             }
+            self.note_engine(&conv);
             self.keep(conv);
             let outlets: Vec<String> = self.config.outlets.iter().map(u32::to_string).collect();
             Ok(CommandReceipt::new(format!(
@@ -367,7 +407,12 @@ impl PowerDriver for SnmpPduDriver {
     }
 
     fn identity(&self) -> Vec<IdentityFact> {
-        lock(&self.identity).clone()
+        let learned = lock(&self.identity);
+        let mut facts = learned.system.clone();
+        if let Some(id) = &learned.engine_id {
+            facts.push(IdentityFact::authenticated("snmp-engine-id", id.clone()));
+        }
+        facts
     }
 
     fn release(&self, _deadline: Instant) -> DriverFuture<'_, ()> {
@@ -422,7 +467,9 @@ mod tests {
     }
 
     /// A v2c agent on 127.0.0.1 answering every request with `answer(request_id)`.
-    async fn agent(answer: impl Fn(i32) -> Vec<u8> + Send + 'static) -> std::net::SocketAddr {
+    async fn agent(
+        answer: impl Fn(&message::Pdu) -> Vec<u8> + Send + 'static,
+    ) -> std::net::SocketAddr {
         let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = socket.local_addr().unwrap();
         tokio::spawn(async move {
@@ -431,7 +478,7 @@ mod tests {
                 let Ok(req) = message::parse_community(&buf[..n]) else {
                     continue;
                 };
-                let _ = socket.send_to(&answer(req.pdu.request_id), peer).await;
+                let _ = socket.send_to(&answer(&req.pdu), peer).await;
             }
         });
         addr
@@ -440,7 +487,7 @@ mod tests {
     async fn read_outlet_4(
         answer: impl Fn(i32) -> Vec<u8> + Send + 'static,
     ) -> Result<PowerState, DriverError> {
-        let addr = agent(answer).await;
+        let addr = agent(move |pdu| answer(pdu.request_id)).await;
         let mut spec = DeviceSpec {
             name: "pdu".into(),
             driver: "snmp".into(),
@@ -525,6 +572,179 @@ mod tests {
         assert_eq!(got, Ok(PowerState::Unknown("outlet 4=4".into())));
         let got = read_with(vec![(OUTLET_4, tag::INTEGER, vec![0xfe])]).await;
         assert_eq!(got, Ok(PowerState::Unknown("outlet 4=-2".into())));
+    }
+
+    const ENGINE: &[u8] = b"\x80\x00\x1f\x88\x04fake-pdu";
+    const AUTH_PASSWORD: &str = "authpass-fake";
+
+    /// A v3 agent on 127.0.0.1 that answers discovery with [`ENGINE`] and every request
+    /// with outlet 4 off, signed with the right key (`forge` false) or a made-up MAC.
+    async fn v3_agent(forge: bool) -> std::net::SocketAddr {
+        use crate::message::{Pdu, UsmParams, V3Out, flags, pdu_tag};
+        use crate::usm::AuthAlg;
+        let ku = AuthAlg::Sha1.password_key(AUTH_PASSWORD.as_bytes());
+        let key = AuthAlg::Sha1.localize(&ku, ENGINE);
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65_536];
+            while let Ok((n, peer)) = socket.recv_from(&mut buf).await {
+                let Ok(req) = message::parse_v3(&buf[..n]) else {
+                    continue;
+                };
+                let Ok(scoped) = message::parse_scoped(req.data) else {
+                    continue;
+                };
+                let discovery = req.usm.engine_id.is_empty();
+                let pdu = if discovery {
+                    Pdu {
+                        tag: pdu_tag::REPORT,
+                        request_id: scoped.pdu.request_id,
+                        error_status: 0,
+                        error_index: 0,
+                        varbinds: vec![(
+                            vec![1, 3, 6, 1, 6, 3, 15, 1, 1, 4, 0],
+                            message::Value::Integer(1),
+                        )],
+                    }
+                } else {
+                    Pdu {
+                        tag: pdu_tag::RESPONSE,
+                        varbinds: scoped
+                            .pdu
+                            .varbinds
+                            .iter()
+                            .map(|(name, _)| (name.clone(), message::Value::Integer(2)))
+                            .collect(),
+                        ..scoped.pdu.clone()
+                    }
+                };
+                let data = message::scoped_pdu(ENGINE, b"", &pdu);
+                let mac_len = if discovery { 0 } else { 12 };
+                let (mut datagram, at) = message::v3_message(&V3Out {
+                    msg_id: i32::try_from(req.msg_id).unwrap(),
+                    flags: if discovery { 0 } else { flags::AUTH },
+                    usm: UsmParams {
+                        engine_id: ENGINE,
+                        boots: 1,
+                        time: 100,
+                        user: if discovery { b"" } else { req.usm.user },
+                        auth: &vec![0u8; mac_len],
+                        privacy: b"",
+                    },
+                    data: &data,
+                });
+                if !discovery {
+                    let mac = if forge {
+                        vec![0x5a; 12]
+                    } else {
+                        AuthAlg::Sha1.sign(&key, &datagram).to_vec()
+                    };
+                    datagram[at].copy_from_slice(&mac);
+                }
+                let _ = socket.send_to(&datagram, peer).await;
+            }
+        });
+        addr
+    }
+
+    fn v3_driver(addr: std::net::SocketAddr) -> Arc<dyn PowerDriver> {
+        let mut spec = DeviceSpec {
+            name: "pdu".into(),
+            driver: "snmp".into(),
+            address: addr.to_string(),
+            path: Some("/outlet/4".into()),
+            user: Some("fenceuser".into()),
+            ..Default::default()
+        };
+        spec.secrets
+            .insert("auth_password".into(), SecretString::from(AUTH_PASSWORD));
+        for (k, v) in [
+            ("version", "3"),
+            ("security_level", "authNoPriv"),
+            ("timeout_ms", "200"),
+            ("retries", "0"),
+        ] {
+            spec.options.insert(k.into(), v.into());
+        }
+        SnmpPduFactory.build(&spec).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_verified_v3_answer_proves_the_engine_id() {
+        let d = v3_driver(v3_agent(false).await);
+        let caps = d.capabilities();
+        assert!(caps.authenticated_identity);
+        assert_eq!(caps.channel, Channel::Outlet);
+        assert!(d.identity().is_empty(), "nothing is known before a call");
+        assert_eq!(
+            d.status(Instant::now() + Duration::from_secs(3)).await,
+            Ok(PowerState::Off)
+        );
+        let engine = IdentityFact::authenticated("snmp-engine-id", hex(ENGINE));
+        assert_eq!(engine.value, "80001f880466616b652d706475");
+        assert!(d.identity().contains(&engine), "{:?}", d.identity());
+    }
+
+    #[tokio::test]
+    async fn an_engine_id_seen_only_in_discovery_is_never_authenticated() {
+        // The discovery reply names the engine; the answer after it carries a forged MAC.
+        let d = v3_driver(v3_agent(true).await);
+        let e = d
+            .status(Instant::now() + Duration::from_secs(3))
+            .await
+            .unwrap_err();
+        assert!(e.kind.is_transient(), "{e}");
+        let facts = d.identity();
+        assert!(
+            facts
+                .iter()
+                .all(|f| !f.authenticated && f.kind != "snmp-engine-id"),
+            "{facts:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_community_proves_nothing_about_the_pdu() {
+        let addr = agent(|pdu| {
+            let asks_outlet =
+                pdu.varbinds.first().map(|(n, _)| n.as_slice()) == Some(arcs(OUTLET_4).as_slice());
+            if asks_outlet {
+                response(pdu.request_id, &[(OUTLET_4, tag::INTEGER, vec![2])])
+            } else {
+                response(
+                    pdu.request_id,
+                    &[
+                        ("1.3.6.1.2.1.1.5.0", tag::OCTET_STRING, b"pdu-a".to_vec()),
+                        ("1.3.6.1.2.1.1.2.0", tag::OID, vec![0x2b, 6, 1]),
+                    ],
+                )
+            }
+        })
+        .await;
+        let mut spec = DeviceSpec {
+            name: "pdu".into(),
+            driver: "snmp".into(),
+            address: addr.to_string(),
+            path: Some("/outlet/4".into()),
+            ..Default::default()
+        };
+        spec.secrets
+            .insert("community".into(), SecretString::from("private"));
+        let d = SnmpPduFactory.build(&spec).unwrap();
+        let caps = d.capabilities();
+        assert!(!caps.authenticated_identity);
+        assert_eq!(caps.channel, Channel::Outlet);
+        d.status(Instant::now() + Duration::from_secs(3))
+            .await
+            .unwrap();
+        assert_eq!(
+            d.identity(),
+            [
+                IdentityFact::new("snmp-sysname", "pdu-a"),
+                IdentityFact::new("snmp-sysobjectid", "1.3.6.1"),
+            ]
+        );
     }
 
     #[tokio::test]

@@ -116,6 +116,9 @@ struct Usm {
     privacy: Option<(PrivAlg, Zeroizing<Vec<u8>>)>,
     engine: Engine,
     salt: u64,
+    /// Whether a message from `engine` passed its MAC check. Until then its ID is only what
+    /// the unauthenticated discovery reply claimed, which anyone on the path can forge.
+    proven: bool,
 }
 
 /// The authoritative engine as last heard from.
@@ -319,6 +322,7 @@ impl Session {
                     privacy,
                     engine,
                     salt: u64::from_be_bytes(salt),
+                    proven: false,
                 }))
             }
         };
@@ -328,6 +332,15 @@ impl Session {
             security,
             buf,
         })
+    }
+
+    /// The SNMPv3 authoritative engine ID, once a message from it passed its MAC check
+    /// (`None` for v1/v2c, and for v3 while only the discovery reply named it).
+    pub fn authenticated_engine_id(&self) -> Option<&[u8]> {
+        match &self.security {
+            Security::Usm(usm) if usm.proven => Some(&usm.engine.id),
+            _ => None,
+        }
     }
 
     /// GET `oids`; the Response PDU.
@@ -454,6 +467,9 @@ fn judge_answer(
         return (scoped.pdu.tag == pdu_tag::REPORT)
             .then(|| Err(SnmpError::Report(Report::from_pdu(&scoped.pdu))));
     }
+    // The MAC covers the engine ID and was keyed with the key localized to it: the agent
+    // proved it is this engine (or holds this engine's key).
+    usm.proven = true;
     usm.engine.observe(m.usm.boots, m.usm.time);
     let plain = if m.flags & flags::PRIV != 0 {
         let (Some((alg, key)), Ok(salt)) = (&usm.privacy, <[u8; 8]>::try_from(m.usm.privacy))
@@ -515,6 +531,7 @@ pub fn fuzz_one(data: &[u8]) {
                 heard: Instant::now(),
             },
             salt: 0,
+            proven: false,
         };
         // Whatever msgID the input carries, so that the deeper paths are reached too.
         let msg_id = message::parse_v3(data)
@@ -620,6 +637,13 @@ mod tests {
     }
 
     async fn get_through(replies: Vec<fn(i64, i32) -> Vec<u8>>) -> Option<Result<Pdu, SnmpError>> {
+        get_through_session(replies).await.0
+    }
+
+    /// Like [`get_through`], also giving the session afterwards.
+    async fn get_through_session(
+        replies: Vec<fn(i64, i32) -> Vec<u8>>,
+    ) -> (Option<Result<Pdu, SnmpError>>, Session) {
         let (addr, agent) = fake_agent(replies).await;
         let mut session = Session::open("127.0.0.1", addr.port(), &credentials())
             .await
@@ -631,7 +655,33 @@ mod tests {
         .await
         .ok();
         agent.abort();
-        got
+        (got, session)
+    }
+
+    #[tokio::test]
+    async fn the_engine_id_is_proven_only_by_a_verified_answer() {
+        let (got, session) = get_through_session(vec![|msg, req| {
+            answer(msg, &outlet_off(req), b"fenceuser", Some(&key()))
+        }])
+        .await;
+        assert!(matches!(got, Some(Ok(_))), "{got:?}");
+        assert_eq!(session.authenticated_engine_id(), Some(ENGINE));
+
+        // Discovery named the engine, but every answer after it was forged or unsigned.
+        let (got, session) = get_through_session(vec![
+            |msg, req| {
+                answer(
+                    msg,
+                    &outlet_off(req),
+                    b"fenceuser",
+                    Some(b"wrong key 123456"),
+                )
+            },
+            |msg, req| answer(msg, &outlet_off(req), b"fenceuser", None),
+        ])
+        .await;
+        assert!(got.is_none(), "{got:?}");
+        assert_eq!(session.authenticated_engine_id(), None);
     }
 
     #[tokio::test]
@@ -682,6 +732,7 @@ mod tests {
                 privacy: None,
                 engine: Engine { id: ENGINE.to_vec(), boots: 1, time: 100, heard: Instant::now() },
                 salt: 0,
+                proven: false,
             };
             let good = answer(9, &outlet_off(5), b"fenceuser", Some(&key()));
             assert!(matches!(judge_answer(&mut usm, &good, 9, 5), Some(Ok(_))));

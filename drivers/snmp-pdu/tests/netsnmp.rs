@@ -5,7 +5,8 @@
 //! test with the package name instead of skipping it.
 
 use fencegate_driver::{
-    Action, DeviceSpec, DriverFactory, ErrorKind, PowerDriver, PowerState, SecretString,
+    Action, Channel, DeviceSpec, DriverFactory, ErrorKind, IdentityFact, PowerDriver, PowerState,
+    SecretString,
 };
 use fencegate_snmp_pdu::SnmpPduFactory;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,9 @@ use std::time::{Duration, Instant};
 const V3_USER: &str = "fenceuser";
 const V3_AUTH: &str = "authpass123";
 const V3_PRIV: &str = "privpass123";
+/// The engine ID snmpd is given (`exactEngineID`): enterprise 8072 (net-snmp), text format,
+/// "pdu-test".
+const ENGINE_ID: &str = "80001f88047064752d74657374";
 
 fn find_program(name: &str, package: &str) -> PathBuf {
     for dir in [
@@ -76,7 +80,7 @@ impl Snmpd {
             .lines()
             .map(|l| {
                 if l.starts_with("agentAddress") {
-                    format!("agentAddress udp:127.0.0.1:{port}\n")
+                    format!("agentAddress udp:127.0.0.1:{port}\nexactEngineID 0x{ENGINE_ID}\n")
                 } else {
                     format!("{l}\n")
                 }
@@ -224,6 +228,32 @@ async fn v2c_off_reads_off_and_on_reads_on() {
             .any(|f| f.kind == "snmp-sysobjectid" && f.value == "1.3.6.1.4.1.318.1.3.4.2"),
         "{ids:?}"
     );
+}
+
+#[tokio::test]
+async fn v3_identity_is_the_engine_id_net_snmp_proved() {
+    let agent = Snmpd::start().ready().await;
+    let d = agent.v3("/outlet/1", V3_AUTH);
+    let caps = d.capabilities();
+    assert!(caps.authenticated_identity);
+    assert_eq!(caps.channel, Channel::Outlet);
+    assert_eq!(d.status(soon()).await.unwrap(), PowerState::On);
+    let ids = d.identity();
+    assert!(
+        ids.contains(&IdentityFact::authenticated("snmp-engine-id", ENGINE_ID)),
+        "{ids:?}"
+    );
+    assert!(
+        ids.contains(&IdentityFact::authenticated("snmp-sysname", "fake-pdu")),
+        "read over authenticated v3: {ids:?}"
+    );
+    // The same agent over v2c: a community proves nothing.
+    let d = agent.v2c("/outlet/1", "public");
+    assert!(!d.capabilities().authenticated_identity);
+    assert_eq!(d.status(soon()).await.unwrap(), PowerState::On);
+    let ids = d.identity();
+    assert!(ids.iter().all(|f| !f.authenticated), "{ids:?}");
+    assert!(ids.iter().any(|f| f.kind == "snmp-sysname"), "{ids:?}");
 }
 
 #[tokio::test]
