@@ -7,6 +7,8 @@
 //!   protocol v1 ([`protocol`], `docs/external-protocol.md`), kept running between calls.
 //! - [`FenceAgentFactory`] (`fence-agent`): a stock ClusterLabs `fence_*` agent, run once
 //!   per call through its stdin `key=value` protocol, checked against its own metadata.
+//!   Only agents known to switch power ([`POWER_AGENTS`]) are read; isolation agents
+//!   (`fence_scsi`, `fence_sbd`, …, and any agent not known) never give a reading.
 //!
 //! Both only ever report readings. Whether a host is fenced is the engine's decision; a
 //! driver program has no way to say so. Secrets reach the child through a pipe (never
@@ -24,7 +26,8 @@ mod tail;
 
 pub use external::{DEFAULT_MAX_RESPAWNS, ExternalDriver, ExternalFactory, RESERVED_OPTIONS};
 pub use fence_agent::{
-    AGENT_DIRS, FenceAgentDriver, FenceAgentFactory, SECRET_PARAMETERS, resolve_agent,
-    secret_parameter,
+    AGENT_DIRS, AgentKind, FenceAgentDriver, FenceAgentFactory, ISOLATION_AGENTS, LEFT_OUT,
+    NOT_FENCING_AGENTS, POWER_AGENTS, SECRET_PARAMETERS, SWITCHES_POWER_OPTION, agent_kind,
+    resolve_agent, secret_parameter,
 };
 pub use process::INHERITED_ENV;

@@ -138,3 +138,94 @@ async fn explicit_status_lines_with_matching_exit_codes_are_readings() {
     let e = status_of("echo 'Status: OFF'; exit 0").await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Protocol, "{e}");
 }
+
+#[tokio::test]
+async fn an_isolation_agent_printing_status_off_gives_no_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = fake_agent(
+        dir.path(),
+        "fence_scsi",
+        r#"case "$action" in status) echo 'Status: OFF'; exit 2 ;; esac
+echo 'Success: Powered OFF'; exit 0"#,
+    );
+    let driver = build(&agent_spec(&agent, &[("ip", "127.0.0.1")]));
+    let caps = driver.capabilities();
+    assert!(!caps.reads_power_state);
+    assert_eq!(caps.channel, Channel::Isolation);
+    assert!(!caps.authenticated_identity);
+
+    let e = driver.status(deadline(10_000)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+    assert!(e.detail.contains("not a power reading"), "{e}");
+    // Its `off` is delivered: the engine reports it as isolation, not as power off.
+    let receipt = driver
+        .set_power(Action::Off, deadline(10_000))
+        .await
+        .unwrap();
+    assert!(receipt.detail.contains("Success"), "{receipt:?}");
+    let caps = driver.capabilities();
+    assert!(!caps.reads_power_state, "still none after the metadata");
+    assert_eq!(caps.channel, Channel::Isolation);
+    assert_eq!(
+        actions_run(dir.path(), "fence_scsi"),
+        ["off"],
+        "status was never asked"
+    );
+}
+
+#[tokio::test]
+async fn fence_ipmilan_is_a_bmc_that_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = fake_agent(dir.path(), "fence_ipmilan", "echo 'Status: ON'; exit 0");
+    let driver = build(&agent_spec(&agent, &[("ip", "127.0.0.1")]));
+    assert_eq!(driver.capabilities().channel, Channel::Bmc);
+    assert!(driver.capabilities().reads_power_state);
+    assert_eq!(
+        driver.status(deadline(10_000)).await.unwrap(),
+        PowerState::On
+    );
+    assert_eq!(driver.capabilities().channel, Channel::Bmc);
+    assert!(driver.capabilities().reads_power_state);
+    assert_eq!(actions_run(dir.path(), "fence_ipmilan"), ["status"]);
+}
+
+#[tokio::test]
+async fn an_unknown_agent_is_read_only_when_the_operator_vouches_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = fake_agent(dir.path(), "fence_vendor_x", "echo 'Status: OFF'; exit 2");
+    let unknown = build(&agent_spec(&agent, &[("ip", "127.0.0.1")]));
+    assert_eq!(unknown.capabilities().channel, Channel::Isolation);
+    assert!(!unknown.capabilities().reads_power_state);
+    let e = unknown.status(deadline(10_000)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+    assert!(e.detail.contains("switches_power = true"), "{e}");
+    assert!(actions_run(dir.path(), "fence_vendor_x").is_empty());
+
+    let vouched = build(&agent_spec(
+        &agent,
+        &[("ip", "127.0.0.1"), ("switches_power", "true")],
+    ));
+    assert_eq!(vouched.capabilities().channel, Channel::Other);
+    assert_eq!(
+        vouched.status(deadline(10_000)).await.unwrap(),
+        PowerState::Off,
+        "the option is fencegate's: the agent's metadata check does not see it"
+    );
+}
+
+#[test]
+fn agents_that_fence_nothing_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = fake_agent(dir.path(), "fence_ack_manual", "exit 0");
+    let e = FenceAgentFactory::new()
+        .build(&agent_spec(&agent, &[("switches_power", "true")]))
+        .err()
+        .unwrap();
+    assert_eq!(e.key.as_deref(), Some("address"), "{e}");
+    let scsi = fake_agent(dir.path(), "fence_scsi", "exit 0");
+    let e = FenceAgentFactory::new()
+        .build(&agent_spec(&scsi, &[("switches_power", "true")]))
+        .err()
+        .unwrap();
+    assert_eq!(e.key.as_deref(), Some("switches_power"), "{e}");
+}

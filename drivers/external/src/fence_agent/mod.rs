@@ -2,9 +2,15 @@
 //! `key=value` protocol, one short-lived process per call.
 
 mod invocation;
+mod kinds;
 mod metadata;
 mod names;
 mod outcome;
+
+pub use kinds::{
+    AgentKind, ISOLATION_AGENTS, LEFT_OUT, NOT_FENCING_AGENTS, POWER_AGENTS, SWITCHES_POWER_OPTION,
+    agent_kind,
+};
 
 use metadata::{AgentMetadata, normalize};
 pub use names::{AGENT_DIRS, SECRET_PARAMETERS, resolve_agent, secret_parameter};
@@ -12,8 +18,8 @@ use names::{OWN_KEYS, check_key, role_for};
 
 use fencegate_driver::Redactor;
 use fencegate_driver::{
-    Action, Capabilities, CommandReceipt, DeviceSpec, DriverError, DriverFactory, DriverFuture,
-    ExposeSecret, PowerDriver, PowerState, SecretString, SpecError,
+    Action, Capabilities, Channel, CommandReceipt, DeviceSpec, DriverError, DriverFactory,
+    DriverFuture, ExposeSecret, PowerDriver, PowerState, SecretString, SpecError,
 };
 use invocation::{Invocation, Keep, Output, run};
 use std::collections::{BTreeMap, HashMap};
@@ -31,7 +37,8 @@ struct AgentSecret {
 }
 
 /// Builds `fence-agent` drivers: `address` is the agent (`fence_ipmilan` or a path), every
-/// option becomes a stdin `key=value` line, every secret too (never argv).
+/// option becomes a stdin `key=value` line, every secret too (never argv). The agent's file
+/// name decides whether it switches power or only isolates ([`agent_kind`]).
 #[derive(Debug, Default, Clone)]
 pub struct FenceAgentFactory {
     metadata: Arc<MetadataCache>,
@@ -80,6 +87,8 @@ impl MetadataCache {
 /// A device reached through a fence agent.
 pub struct FenceAgentDriver {
     agent: PathBuf,
+    /// Whether its "off" switches power (and on which kind of channel) or only isolates.
+    kind: AgentKind,
     endpoint: String,
     label: String,
     options: BTreeMap<String, String>,
@@ -95,6 +104,7 @@ impl std::fmt::Debug for FenceAgentDriver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FenceAgentDriver")
             .field("agent", &self.agent)
+            .field("kind", &self.kind)
             .field("endpoint", &self.endpoint)
             .field("options", &self.options)
             .field("user", &self.user)
@@ -109,7 +119,10 @@ impl std::fmt::Debug for FenceAgentDriver {
 impl FenceAgentDriver {
     fn new(spec: &DeviceSpec, cache: Arc<MetadataCache>) -> Result<Self, SpecError> {
         let agent = resolve_agent(spec.address.trim())?;
-        for (key, value) in &spec.options {
+        let switches_power = spec.parsed_option::<bool>(SWITCHES_POWER_OPTION)?;
+        let mut options = spec.options.clone();
+        options.remove(SWITCHES_POWER_OPTION);
+        for (key, value) in &options {
             check_key(key)?;
             let n = normalize(key);
             if OWN_KEYS.contains(&n.as_str()) {
@@ -151,7 +164,7 @@ impl FenceAgentDriver {
                     ),
                 ));
             }
-            if spec.options.keys().any(|k| normalize(k) == parameter) {
+            if options.keys().any(|k| normalize(k) == parameter) {
                 return Err(SpecError::for_key(
                     role,
                     format!("`{parameter}` is given both as an option and as a secret"),
@@ -172,6 +185,7 @@ impl FenceAgentDriver {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| agent.display().to_string());
+        let kind = agent_kind(&agent_name, switches_power)?;
         let host = spec
             .option("ip")
             .or_else(|| spec.option("ipaddr"))
@@ -190,8 +204,9 @@ impl FenceAgentDriver {
         Ok(FenceAgentDriver {
             label: format!("{agent_name} for device `{}`", spec.name),
             agent,
+            kind,
             endpoint,
-            options: spec.options.clone(),
+            options,
             user: spec.user.clone(),
             secrets,
             redactor: Redactor::new(spec.secrets.values()),
@@ -317,6 +332,16 @@ impl FenceAgentDriver {
     }
 
     async fn read_state(&self, deadline: std::time::Instant) -> Result<PowerState, DriverError> {
+        if self.kind == AgentKind::Isolation {
+            // Its `Status: OFF` says the isolation holds while the host keeps running: it
+            // must never be mistaken for a power reading, so it is not even asked.
+            return Err(DriverError::unsupported(format!(
+                "{}: an isolation agent (it cuts storage or network, or is not known to \
+                 switch power; set `{SWITCHES_POWER_OPTION} = true` to vouch that it does): \
+                 its status is not a power reading",
+                self.label
+            )));
+        }
         let output = self.act("status", &[], deadline).await?;
         outcome::status_reading(&output).map_err(|e| self.error(e))
     }
@@ -362,22 +387,29 @@ impl PowerDriver for FenceAgentDriver {
     }
 
     /// Until the metadata has been read, the usual agent set (status; off, on, cycle);
-    /// afterwards what the agent lists (`status`, `off`, `on`, `reboot` as cycle).
+    /// afterwards what the agent lists (`status`, `off`, `on`, `reboot` as cycle). An
+    /// isolation agent never reads power state, whatever it lists. Fence agents present no
+    /// authenticated identity of the endpoint.
     fn capabilities(&self) -> Capabilities {
-        let Some(m) = self.checked.get() else {
-            return Capabilities::readable(&[Action::Off, Action::On, Action::Cycle]);
-        };
-        let actions: Vec<Action> = [
+        let all = [
             (Action::Off, "off"),
             (Action::On, "on"),
             (Action::Cycle, "reboot"),
-        ]
-        .into_iter()
-        .filter(|(_, name)| m.has_action(name))
-        .map(|(a, _)| a)
-        .collect();
+        ];
+        let checked = self.checked.get();
+        let actions: Vec<Action> = all
+            .into_iter()
+            .filter(|(_, name)| checked.is_none_or(|m| m.has_action(name)))
+            .map(|(a, _)| a)
+            .collect();
+        let (reads_power_state, channel) = match self.kind {
+            AgentKind::Power(channel) => (checked.is_none_or(|m| m.has_action("status")), channel),
+            AgentKind::Isolation => (false, Channel::Isolation),
+        };
         Capabilities {
-            reads_power_state: m.has_action("status"),
+            reads_power_state,
+            channel,
+            authenticated_identity: false,
             ..Capabilities::readable(&actions)
         }
     }
@@ -508,6 +540,23 @@ mod tests {
             driver(&[("ip", "fd00::5")], &[]).endpoint(),
             "sh://[fd00::5]"
         );
-        assert!(driver(&[], &[]).capabilities().reads_power_state);
+        let unknown = driver(&[], &[]).capabilities();
+        assert!(
+            !unknown.reads_power_state,
+            "`sh` is not known to switch power"
+        );
+        assert_eq!(unknown.channel, Channel::Isolation);
+        let vouched = driver(&[(SWITCHES_POWER_OPTION, "true")], &[]);
+        assert!(vouched.capabilities().reads_power_state);
+        assert_eq!(vouched.capabilities().channel, Channel::Other);
+        assert!(
+            !vouched.options.contains_key(SWITCHES_POWER_OPTION),
+            "fencegate's own option is not sent to the agent"
+        );
+        let e = FenceAgentFactory::new()
+            .build(&spec(&[(SWITCHES_POWER_OPTION, "yes")], &[]))
+            .err()
+            .unwrap();
+        assert_eq!(e.key.as_deref(), Some(SWITCHES_POWER_OPTION));
     }
 }
