@@ -25,6 +25,12 @@ pub struct FaultProfile {
     pub max_sessions: Option<usize>,
     /// The BMC never answers anything (powered-off management controller, cut cable).
     pub dead: bool,
+    /// After a commanded power-off takes effect, the power comes back on this long later
+    /// without being asked: what a PDU outlet's "reboot" action, a BMC that turns an off
+    /// into a cycle or reset, or a restore policy of "always on" looks like from outside.
+    /// A fencer that reads `Off` once and stops would report a host off that is running
+    /// again. `None`: power stays off.
+    pub power_returns_after_ms: Option<u64>,
 }
 
 impl FaultProfile {
@@ -36,5 +42,10 @@ impl FaultProfile {
     /// The reply delay as a duration.
     pub fn reply_delay(&self) -> Duration {
         Duration::from_millis(self.reply_delay_ms)
+    }
+
+    /// How long after a commanded power-off the power comes back, if it does.
+    pub fn power_returns_after(&self) -> Option<Duration> {
+        self.power_returns_after_ms.map(Duration::from_millis)
     }
 }

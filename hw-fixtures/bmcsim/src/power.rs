@@ -82,7 +82,9 @@ impl PowerModel {
         self.on = on;
     }
 
-    /// Apply a command under a fault profile.
+    /// Apply a command under a fault profile. With
+    /// [`FaultProfile::power_returns_after_ms`], a power-off (hard or soft) also schedules
+    /// the power to come back on that long after the off took effect.
     pub fn command(
         &mut self,
         cmd: PowerCommand,
@@ -94,20 +96,28 @@ impl PowerModel {
         }
         let currently_on = self.is_on(now);
         let delay = faults.off_delay();
-        let steps: &[(Duration, bool)] = match cmd {
-            PowerCommand::Off | PowerCommand::SoftOff => &[(Duration::ZERO, false)],
-            PowerCommand::On => &[(Duration::ZERO, true)],
+        let mut steps: Vec<(Duration, bool)> = match cmd {
+            PowerCommand::Off | PowerCommand::SoftOff => vec![(Duration::ZERO, false)],
+            PowerCommand::On => vec![(Duration::ZERO, true)],
             PowerCommand::Cycle if currently_on => {
-                &[(Duration::ZERO, false), (CYCLE_OFF_TIME, true)]
+                vec![(Duration::ZERO, false), (CYCLE_OFF_TIME, true)]
             }
             PowerCommand::Cycle | PowerCommand::Reset => return CommandOutcome::Applied,
         };
+        // Only the command's own steps decide whether it took effect at once; a scheduled
+        // return of the power is the fault's doing, not part of the command.
+        let at_once = delay.is_zero() && steps.len() == 1;
+        if let (PowerCommand::Off | PowerCommand::SoftOff, Some(back)) =
+            (cmd, faults.power_returns_after())
+        {
+            steps.push((back, true));
+        }
         // A new command replaces whatever was still scheduled, as a real BMC would.
         self.pending.clear();
         for (extra, state) in steps {
-            self.pending.push_back((now + delay + *extra, *state));
+            self.pending.push_back((now + delay + extra, state));
         }
-        if delay.is_zero() && steps.len() == 1 {
+        if at_once {
             self.is_on(now);
             CommandOutcome::Applied
         } else {
@@ -149,5 +159,72 @@ mod tests {
         m.command(PowerCommand::Cycle, &fine, t0);
         assert!(!m.is_on(t0));
         assert!(m.is_on(t0 + CYCLE_OFF_TIME));
+    }
+
+    #[test]
+    fn power_returns_after_the_off_took_effect() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut m = PowerModel::new(true);
+        let returns = FaultProfile {
+            power_returns_after_ms: Some(200),
+            ..Default::default()
+        };
+        assert_eq!(
+            m.command(PowerCommand::Off, &returns, t0),
+            CommandOutcome::Applied,
+            "the off itself takes effect at once"
+        );
+        assert!(!m.is_on(t0));
+        assert!(!m.is_on(t0 + ms(199)));
+        assert!(m.is_on(t0 + ms(200)), "back on, unasked");
+        assert!(m.is_on(t0 + ms(5000)));
+
+        // With an off delay, the return counts from when the off took effect.
+        let mut m = PowerModel::new(true);
+        let both = FaultProfile {
+            off_delay_ms: 100,
+            power_returns_after_ms: Some(200),
+            ..Default::default()
+        };
+        assert_eq!(
+            m.command(PowerCommand::SoftOff, &both, t0),
+            CommandOutcome::Pending
+        );
+        assert!(m.is_on(t0 + ms(99)));
+        assert!(!m.is_on(t0 + ms(100)));
+        assert!(!m.is_on(t0 + ms(299)));
+        assert!(m.is_on(t0 + ms(300)));
+
+        // A power-on, or the harness forcing the power off, never schedules a return.
+        let mut m = PowerModel::new(false);
+        m.command(PowerCommand::On, &returns, t0);
+        assert!(m.is_on(t0 + ms(1000)));
+        m.force(false);
+        assert!(!m.is_on(t0 + ms(5000)));
+
+        // A command that comes before the return cancels it, as any new command does.
+        let mut m = PowerModel::new(true);
+        m.command(PowerCommand::Off, &returns, t0);
+        m.command(PowerCommand::Off, &FaultProfile::default(), t0 + ms(50));
+        assert!(!m.is_on(t0 + ms(5000)));
+
+        // A stuck relay neither switches off nor comes back.
+        let mut m = PowerModel::new(true);
+        let stuck = FaultProfile {
+            stuck: true,
+            ..returns.clone()
+        };
+        m.command(PowerCommand::Off, &stuck, t0);
+        assert!(m.is_on(t0 + ms(100)));
+    }
+
+    #[test]
+    fn the_fault_is_part_of_the_control_json() {
+        let f: FaultProfile = serde_json::from_str(r#"{"power_returns_after_ms":1500}"#).unwrap();
+        assert_eq!(f.power_returns_after(), Some(Duration::from_millis(1500)));
+        assert_eq!(FaultProfile::default().power_returns_after(), None);
+        let json = serde_json::to_value(FaultProfile::default()).unwrap();
+        assert!(json["power_returns_after_ms"].is_null());
     }
 }

@@ -6,7 +6,8 @@
 //! * `{"cmd":"power","bmc":0}` → `{"power":"on"}` (the emulator-side truth)
 //! * `{"cmd":"set_power","bmc":0,"power":"off"}` (or `"on":false`) → `{"ok":true}`
 //! * `{"cmd":"set_faults","bmc":0,"stuck":true,"off_delay_ms":500,…}` → `{"ok":true}`
-//!   (fields of the fault profile; omitted ones take their defaults)
+//!   (fields of the fault profile; omitted ones take their defaults; e.g.
+//!   `"power_returns_after_ms":2000` makes the power come back on 2 s after an off)
 //! * `{"cmd":"faults","bmc":0}` → `{"faults":{…}}`
 //! * `{"cmd":"log","bmc":0}` → `{"log":[{"protocol":"ipmi","command":"off",…}]}`
 //! * `{"cmd":"sessions","bmc":0}` → `{"sessions":0}`
@@ -91,6 +92,10 @@ struct Args {
     /// Never answer anything.
     #[arg(long)]
     dead: bool,
+    /// After a commanded power-off takes effect, switch the power back on this many
+    /// milliseconds later (a PDU "reboot" action, a BMC that cycles instead of powering off).
+    #[arg(long)]
+    power_returns_after_ms: Option<u64>,
     /// Number of simulated APC PDUs (SNMPv1/v2c), each on its own free UDP port; the fault
     /// options above apply to them too.
     #[arg(long, default_value_t = 0)]
@@ -288,6 +293,7 @@ async fn run(args: Args) -> Result<(), String> {
         reply_delay_ms: args.reply_delay_ms,
         max_sessions: args.max_sessions,
         dead: args.dead,
+        power_returns_after_ms: args.power_returns_after_ms,
     };
     let mut cfg = BmcConfig::new(&args.user, &password);
     cfg.kg = kg;
