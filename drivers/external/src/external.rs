@@ -297,11 +297,23 @@ impl ExternalDriver {
         }
     }
 
-    async fn read_state(&self, deadline: std::time::Instant) -> Result<PowerState, DriverError> {
-        let response = self.call(Op::Status, deadline).await?;
+    /// A response that says both `ok` and gives an error contradicts itself: neither half
+    /// is believed (its state must not become a reading, its error not a verdict).
+    fn consistent(&self, response: Response) -> Result<Response, DriverError> {
+        if response.ok && response.error.is_some() {
+            return Err(DriverError::protocol(format!(
+                "{}: driver answered ok=true with an error",
+                self.launch.label
+            )));
+        }
         if !response.ok {
             return Err(self.remote_error(response));
         }
+        Ok(response)
+    }
+
+    async fn read_state(&self, deadline: std::time::Instant) -> Result<PowerState, DriverError> {
+        let response = self.consistent(self.call(Op::Status, deadline).await?)?;
         match response.state {
             Some(PowerState::Unknown(text)) => Ok(PowerState::Unknown(
                 clip(&self.launch.redactor.redact(&text)).to_owned(),
@@ -319,10 +331,7 @@ impl ExternalDriver {
         action: Action,
         deadline: std::time::Instant,
     ) -> Result<CommandReceipt, DriverError> {
-        let response = self.call(Op::SetPower(action), deadline).await?;
-        if !response.ok {
-            return Err(self.remote_error(response));
-        }
+        let response = self.consistent(self.call(Op::SetPower(action), deadline).await?)?;
         let detail = response
             .detail
             .map(|d| clip(&self.launch.redactor.redact(&d)).to_owned())

@@ -135,6 +135,12 @@ impl Session {
         self.hello = hello;
         self.send(&protocol::encode_configure(0, device)).await?;
         let response = self.receive_response(0).await?;
+        if response.ok && response.error.is_some() {
+            return Err(Fault::new(
+                ErrorKind::Protocol,
+                "answered its configuration with both ok=true and an error",
+            ));
+        }
         if response.ok {
             return Ok(());
         }
