@@ -183,6 +183,50 @@ mod tests {
     }
 
     #[test]
+    fn silence_emptiness_and_defaults_never_become_a_reading() {
+        with(|c| {
+            for bytes in [
+                &b""[..],
+                b" ",
+                b"\n",
+                b"null",
+                b"{}",
+                br#""Off""#,
+                br#"{"type":"response","id":1,"ok":true}"#,
+                br#"{"type":"response","id":1,"ok":true,"state":null}"#,
+                br#"{"type":"response","id":1,"ok":true,"state":""}"#,
+                br#"{"type":"response","id":1,"ok":true,"state":"off"}"#,
+                br#"{"type":"response","id":1,"ok":true,"state":"OFF"}"#,
+                br#"{"type":"response","id":1,"ok":true,"state":"down"}"#,
+                br#"{"type":"response","id":1,"ok":true,"state":0}"#,
+                br#"{"type":"response","id":1,"ok":true,"state":{}}"#,
+                br#"{"type":"response","id":1,"ok":true,"state":{"Unknown":null}}"#,
+                br#"{"type":"response","id":1,"ok":true,"state":"On","state":"Off"}"#,
+                br#"{"type":"response","id":1,"ok":true,"state":"Off","detail":""}"#,
+                br#"{"type":"response","id":1,"ok":false,"state":"Off"}"#,
+                br#"{"type":"response","id":1,"state":"Off"}"#,
+                br#"{"type":"response","id":1,"ok":"true","state":"Off"}"#,
+                br#"{"type":"response","ok":true,"state":"Off"}"#,
+                br#"{"type":"response","id":0,"ok":true,"state":"Off"}"#,
+                br#"{"type":"response","id":2,"ok":true,"state":"Off"}"#,
+                br#"{"id":1,"ok":true,"state":"Off"}"#,
+                br#"{"type":"progress","type":"response","id":1,"ok":true,"state":"Off"}"#,
+                br#"{"type":"response","id":1,"ok":true,"state":"Off"} x"#,
+                br#"{"type":"hello","reads_power_state":true,"state":"Off"}"#,
+            ] {
+                let got = c.response(bytes, 1).and_then(|r| c.reading(r));
+                let e = got.expect_err(&String::from_utf8_lossy(bytes));
+                assert_eq!(
+                    e.kind,
+                    ErrorKind::Protocol,
+                    "{}: {e}",
+                    String::from_utf8_lossy(bytes)
+                );
+            }
+        });
+    }
+
+    #[test]
     fn plugin_errors_keep_their_kind_and_lose_secrets() {
         with(|c| {
             let e = c

@@ -44,6 +44,9 @@ async fn malformed_and_misshapen_replies_are_protocol_errors() {
         ("fenced", "Fenced"),
         ("wrong_id", "answers id 999"),
         ("unknown_kind", "fenced"),
+        ("empty", "not JSON (0 bytes)"),
+        ("no_state", "without a `state`"),
+        ("null_state", "without a `state`"),
     ] {
         let d = driver(&p.path, mode);
         let e = d.status(in_ms(2000)).await.unwrap_err();
