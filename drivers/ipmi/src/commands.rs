@@ -3,6 +3,7 @@
 
 use crate::error::DecodeError;
 use crate::wire::Reader;
+use fencegate_driver::RestorePolicy;
 
 /// Network function "chassis".
 pub const NETFN_CHASSIS: u8 = 0x00;
@@ -13,6 +14,8 @@ pub const NETFN_APP: u8 = 0x06;
 pub const CMD_GET_CHASSIS_STATUS: u8 = 0x01;
 /// Chassis: Chassis Control.
 pub const CMD_CHASSIS_CONTROL: u8 = 0x02;
+/// Chassis: Set Power Restore Policy.
+pub const CMD_SET_POWER_RESTORE_POLICY: u8 = 0x06;
 /// App: Get Device GUID.
 pub const CMD_GET_DEVICE_GUID: u8 = 0x08;
 /// App: Get System GUID (what BMCs without a device GUID, such as ipmi_sim, answer).
@@ -229,6 +232,38 @@ pub fn parse_cipher_suite_records(records: &[u8]) -> Vec<u8> {
     ids
 }
 
+/// The power restore policy code meaning "unknown" in Get Chassis Status (bits 6:5 = 11b),
+/// and "no change, just list the supported policies" in Set Power Restore Policy.
+pub const RESTORE_POLICY_UNKNOWN: u8 = 0x03;
+
+/// The 2-bit wire code of a power restore policy (Get Chassis Status bits 6:5, Set Power
+/// Restore Policy data bits 2:0): 00 always off, 01 previous state, 10 always on.
+pub fn restore_policy_code(policy: RestorePolicy) -> u8 {
+    match policy {
+        RestorePolicy::AlwaysOff => 0x00,
+        RestorePolicy::LastState => 0x01,
+        RestorePolicy::AlwaysOn => 0x02,
+    }
+}
+
+/// The policy for a 2-bit wire code; `None` for 11b, which the BMC uses for "unknown".
+pub fn restore_policy_from_code(code: u8) -> Option<RestorePolicy> {
+    match code & 0x03 {
+        0x00 => Some(RestorePolicy::AlwaysOff),
+        0x01 => Some(RestorePolicy::LastState),
+        0x02 => Some(RestorePolicy::AlwaysOn),
+        _ => None,
+    }
+}
+
+/// Response data of Set Power Restore Policy: the bitmap of supported policies (bit 0
+/// always off, bit 1 previous state, bit 2 always on).
+pub fn restore_policy_support(supported: &[RestorePolicy]) -> u8 {
+    supported
+        .iter()
+        .fold(0, |bits, p| bits | 1 << restore_policy_code(*p))
+}
+
 /// What Get Chassis Status says about power.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChassisStatus {
@@ -238,6 +273,10 @@ pub struct ChassisStatus {
     pub overload: bool,
     /// Bit 4: a power control fault is active (the BMC could not switch the power).
     pub control_fault: bool,
+    /// Bits 6:5: the power restore policy as its wire code (see
+    /// [`restore_policy_from_code`]; 11b is "unknown"). Kept raw so that an answer the
+    /// driver cannot map is reported as what it was, not guessed.
+    pub restore_policy: u8,
 }
 
 impl ChassisStatus {
@@ -246,7 +285,8 @@ impl ChassisStatus {
         [
             u8::from(self.power_on)
                 | u8::from(self.overload) << 1
-                | u8::from(self.control_fault) << 4,
+                | u8::from(self.control_fault) << 4
+                | (self.restore_policy & 0x03) << 5,
             0,
             0,
         ]
@@ -261,6 +301,7 @@ impl ChassisStatus {
             power_on: state & 0x01 != 0,
             overload: state & 0x02 != 0,
             control_fault: state & 0x10 != 0,
+            restore_policy: (state >> 5) & 0x03,
         })
     }
 }

@@ -1,20 +1,21 @@
 //! The fencegate driver: device specification parsing and one RMCP+ session per call.
 
 use crate::commands::{
-    self, CMD_CHASSIS_CONTROL, CMD_GET_CHASSIS_STATUS, CMD_GET_DEVICE_GUID, CMD_GET_SYSTEM_GUID,
-    ChassisControl, ChassisStatus, NETFN_APP, NETFN_CHASSIS, Privilege,
+    self, CMD_CHASSIS_CONTROL, CMD_GET_CHASSIS_STATUS, CMD_SET_POWER_RESTORE_POLICY,
+    ChassisControl, ChassisStatus, NETFN_CHASSIS, Privilege,
 };
-use crate::crypto::CipherSuite;
+use crate::crypto::{CipherSuite, GUID_LEN};
 use crate::message::completion_text;
 use crate::session::{Credentials, Session};
 use crate::transport::{Cmd, Conn, HandshakeFailure, Live, Retry};
 use fencegate_driver::{
-    Action, Capabilities, CommandReceipt, DeviceSpec, DriverError, DriverFactory, DriverFuture,
-    ExposeSecret, IdentityFact, PowerDriver, PowerState, SpecError, split_host_port,
+    Action, Capabilities, Channel, CommandReceipt, DeviceSpec, DriverError, DriverFactory,
+    DriverFuture, ExposeSecret, IdentityFact, PowerDriver, PowerState, RestorePolicy, SpecError,
+    split_host_port,
 };
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 use zeroize::Zeroizing;
@@ -70,11 +71,28 @@ struct Kept {
     last_used: Instant,
 }
 
+/// The GUIDs BMCs proved in RAKP 2 (see [`crate::session::Session::peer_guid`]).
+#[derive(Debug, Default)]
+struct Proved {
+    /// The GUID the current operation started with; cleared by `release()`. Every session
+    /// opened before then must prove the same one, or its call fails before any command.
+    bound: Option<[u8; GUID_LEN]>,
+    /// Every distinct GUID proved since the current (or last) operation started, the bound
+    /// one first: what `identity()` reports.
+    seen: Vec<[u8; GUID_LEN]>,
+}
+
 /// One BMC reached over IPMI 2.0 lanplus. The first call of an operation opens an RMCP+
 /// session; the following calls reuse it (one handshake per operation instead of one per
 /// reading), and it is closed when the engine releases the driver, after any error, after
 /// [`KEEP_IDLE`], or when the driver is dropped. Every request in a session carries its own
 /// sequence numbers, so a reused session never mistakes an old reply for a fresh reading.
+///
+/// The endpoint's identity is the managed system GUID each session's BMC proved in RAKP 2
+/// (covered by the HMAC keyed with the password), known once the first handshake is done and
+/// before anything is sent in it. One operation (until `release()`) talks to one GUID: a
+/// session proving another one is refused, so a forwarder cannot swap boxes between the
+/// engine's identity check and the command.
 pub struct IpmiDriver {
     endpoint: String,
     target: Arc<str>,
@@ -85,7 +103,8 @@ pub struct IpmiDriver {
     opts: Options,
     /// The suite that last worked (0 = none yet), tried first next time.
     preferred: AtomicU8,
-    guid: OnceLock<IdentityFact>,
+    /// The endpoint identities proved so far.
+    proved: Mutex<Proved>,
     /// The session kept for the next call, if any.
     kept: Mutex<Option<Kept>>,
 }
@@ -213,7 +232,7 @@ impl IpmiDriver {
             creds,
             opts,
             preferred: AtomicU8::new(0),
-            guid: OnceLock::new(),
+            proved: Mutex::new(Proved::default()),
             kept: Mutex::new(None),
         })
     }
@@ -364,21 +383,21 @@ impl IpmiDriver {
         // From here on the session is closed on every path, cancellation included.
         let mut live = Live::new(conn, session);
         let retry = self.opts.retry;
-        let result = match live
-            .conn
-            .set_privilege(&mut live.session, self.opts.privilege, deadline, retry)
-            .await
-        {
-            Ok(()) => {
-                self.perform(&mut live.conn, &mut live.session, call, deadline)
-                    .await
-            }
+        let admitted = self.admit(live.session.peer_guid());
+        let result = match admitted {
+            Ok(()) => match live
+                .conn
+                .set_privilege(&mut live.session, self.opts.privilege, deadline, retry)
+                .await
+            {
+                Ok(()) => {
+                    self.perform(&mut live.conn, &mut live.session, call, deadline)
+                        .await
+                }
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
-        if result.is_ok() && self.guid.get().is_none() && Instant::now() < deadline {
-            self.fetch_guid(&mut live.conn, &mut live.session, deadline)
-                .await;
-        }
         match result {
             Ok(v) => {
                 self.keep(live);
@@ -405,36 +424,41 @@ impl IpmiDriver {
         drop(replaced);
     }
 
-    /// Get Device GUID once per driver (Get System GUID when the BMC has no device GUID);
-    /// a failure only means no identity fact yet, never a failed call.
-    async fn fetch_guid(&self, conn: &mut Conn, session: &mut Session, deadline: Instant) {
-        let retry = Retry {
-            first: self.opts.retry.first,
-            retries: 1,
+    fn lock_proved(&self) -> std::sync::MutexGuard<'_, Proved> {
+        self.proved.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Record the GUID a new session proved, before anything is sent in it. The first
+    /// session of an operation binds the operation to its GUID; a later session of the same
+    /// operation (the kept one died, or idled out) that proves another GUID is refused: the
+    /// engine compared the identity after the first call, so a relay that switches boxes
+    /// between the engine's check and the command must not get the command through.
+    fn admit(&self, guid: Option<[u8; GUID_LEN]>) -> Result<(), DriverError> {
+        let t = &self.target;
+        let Some(guid) = guid else {
+            return Err(DriverError::protocol(format!(
+                "{t}: internal: an established session carries no proved GUID"
+            )));
         };
-        let queries = [
-            (CMD_GET_DEVICE_GUID, "Get Device GUID", "ipmi-guid"),
-            (CMD_GET_SYSTEM_GUID, "Get System GUID", "ipmi-system-guid"),
-        ];
-        for (cmd, what, kind) in queries {
-            let cmd = Cmd {
-                what,
-                netfn: NETFN_APP,
-                cmd,
-                data: &[],
-            };
-            match conn.request(session, cmd, deadline, retry).await {
-                Ok((0, data)) => {
-                    if let Some(guid) = data.get(..16) {
-                        let _ = self
-                            .guid
-                            .set(IdentityFact::new(kind, commands::guid_hex(guid)));
-                    }
-                    return;
+        let mut proved = self.lock_proved();
+        match proved.bound {
+            None => {
+                proved.bound = Some(guid);
+                proved.seen = vec![guid];
+                Ok(())
+            }
+            Some(bound) if bound == guid => Ok(()),
+            Some(bound) => {
+                if !proved.seen.contains(&guid) {
+                    proved.seen.push(guid);
                 }
-                // Refused: try the other GUID. No answer: give up until the next call.
-                Ok(_) => continue,
-                Err(_) => return,
+                Err(DriverError::protocol(format!(
+                    "{t}: the BMC now answering proves GUID {} in RAKP 2, but this operation \
+                     started with GUID {}: another box answers at this address (a relay or a \
+                     re-addressed BMC); nothing is sent to it in this operation",
+                    commands::guid_hex(&guid),
+                    commands::guid_hex(&bound)
+                )))
             }
         }
     }
@@ -442,11 +466,63 @@ impl IpmiDriver {
     async fn read_status(&self, deadline: std::time::Instant) -> Result<PowerState, DriverError> {
         match self.with_session(deadline, Call::Status).await? {
             Answer::State(state) => Ok(state),
-            Answer::Receipt(_) => Err(DriverError::protocol(format!(
-                "{}: internal: a status call produced a receipt",
-                self.target
-            ))),
+            other => Err(self.mismatch("status", &other)),
         }
+    }
+
+    async fn read_restore_policy(
+        &self,
+        deadline: std::time::Instant,
+    ) -> Result<RestorePolicy, DriverError> {
+        match self.with_session(deadline, Call::RestorePolicy).await? {
+            Answer::Policy(policy) => Ok(policy),
+            other => Err(self.mismatch("restore policy", &other)),
+        }
+    }
+
+    async fn write_restore_policy(
+        &self,
+        policy: RestorePolicy,
+        deadline: std::time::Instant,
+    ) -> Result<(), DriverError> {
+        match self
+            .with_session(deadline, Call::SetRestorePolicy(policy))
+            .await?
+        {
+            Answer::Done => Ok(()),
+            other => Err(self.mismatch("set restore policy", &other)),
+        }
+    }
+
+    /// The error for a call that produced another call's kind of answer (a bug, never seen).
+    fn mismatch(&self, call: &str, answer: &Answer) -> DriverError {
+        DriverError::protocol(format!(
+            "{}: internal: a {call} call produced {}",
+            self.target,
+            answer.kind()
+        ))
+    }
+
+    /// Get Chassis Status in the session, checked and decoded.
+    async fn chassis_status(
+        &self,
+        conn: &mut Conn,
+        session: &mut Session,
+        deadline: Instant,
+    ) -> Result<ChassisStatus, DriverError> {
+        let t = &self.target;
+        let cmd = Cmd {
+            what: "Get Chassis Status",
+            netfn: NETFN_CHASSIS,
+            cmd: CMD_GET_CHASSIS_STATUS,
+            data: &[],
+        };
+        let (cc, data) = conn
+            .request(session, cmd, deadline, self.opts.retry)
+            .await?;
+        check_completion(t, "Get Chassis Status", cc)?;
+        ChassisStatus::decode(&data)
+            .map_err(|e| DriverError::protocol(format!("{t}: Get Chassis Status reply: {e}")))
     }
 
     async fn control(
@@ -462,10 +538,7 @@ impl IpmiDriver {
         };
         match self.with_session(deadline, Call::Control(ctl)).await? {
             Answer::Receipt(receipt) => Ok(receipt),
-            Answer::State(_) => Err(DriverError::protocol(format!(
-                "{}: internal: a control call produced a reading",
-                self.target
-            ))),
+            other => Err(self.mismatch("control", &other)),
         }
     }
 
@@ -481,22 +554,36 @@ impl IpmiDriver {
         let retry = self.opts.retry;
         match call {
             Call::Status => {
-                let cmd = Cmd {
-                    what: "Get Chassis Status",
-                    netfn: NETFN_CHASSIS,
-                    cmd: CMD_GET_CHASSIS_STATUS,
-                    data: &[],
-                };
-                let (cc, data) = conn.request(session, cmd, deadline, retry).await?;
-                check_completion(t, "Get Chassis Status", cc)?;
-                let status = ChassisStatus::decode(&data).map_err(|e| {
-                    DriverError::protocol(format!("{t}: Get Chassis Status reply: {e}"))
-                })?;
+                let status = self.chassis_status(conn, session, deadline).await?;
                 Ok(Answer::State(if status.power_on {
                     PowerState::On
                 } else {
                     PowerState::Off
                 }))
+            }
+            Call::RestorePolicy => {
+                let status = self.chassis_status(conn, session, deadline).await?;
+                commands::restore_policy_from_code(status.restore_policy)
+                    .map(Answer::Policy)
+                    .ok_or_else(|| {
+                        DriverError::protocol(format!(
+                            "{t}: Get Chassis Status reports power restore policy {:02b}b \
+                             (\"unknown\"): the BMC does not say what the host does when \
+                             power returns",
+                            status.restore_policy
+                        ))
+                    })
+            }
+            Call::SetRestorePolicy(policy) => {
+                let cmd = Cmd {
+                    what: "Set Power Restore Policy",
+                    netfn: NETFN_CHASSIS,
+                    cmd: CMD_SET_POWER_RESTORE_POLICY,
+                    data: &[commands::restore_policy_code(policy)],
+                };
+                let (cc, _) = conn.request(session, cmd, deadline, retry).await?;
+                check_completion(t, &format!("Set Power Restore Policy {policy}"), cc)?;
+                Ok(Answer::Done)
             }
             Call::Control(ctl) => {
                 let cmd = Cmd {
@@ -522,12 +609,28 @@ impl IpmiDriver {
 enum Call {
     Status,
     Control(ChassisControl),
+    RestorePolicy,
+    SetRestorePolicy(RestorePolicy),
 }
 
 /// What a call returns.
 enum Answer {
     State(PowerState),
     Receipt(CommandReceipt),
+    Policy(RestorePolicy),
+    Done,
+}
+
+impl Answer {
+    /// What kind of answer this is, for the message of an internal mismatch.
+    fn kind(&self) -> &'static str {
+        match self {
+            Answer::State(_) => "a reading",
+            Answer::Receipt(_) => "a receipt",
+            Answer::Policy(_) => "a restore policy",
+            Answer::Done => "an acknowledgement",
+        }
+    }
 }
 
 fn suite_list(suites: &[CipherSuite]) -> String {
@@ -567,7 +670,13 @@ impl PowerDriver for IpmiDriver {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::readable(&Action::ALL)
+        Capabilities {
+            // Chassis Control switches the host's main power; the BMC stays on standby.
+            channel: Channel::Bmc,
+            // Every session's GUID is proved in RAKP 2 before it serves a call.
+            authenticated_identity: true,
+            ..Capabilities::readable(&Action::ALL)
+        }
     }
 
     fn status(&self, deadline: std::time::Instant) -> DriverFuture<'_, PowerState> {
@@ -582,8 +691,23 @@ impl PowerDriver for IpmiDriver {
         Box::pin(self.control(action, deadline))
     }
 
+    fn restore_policy(&self, deadline: std::time::Instant) -> DriverFuture<'_, RestorePolicy> {
+        Box::pin(self.read_restore_policy(deadline))
+    }
+
+    fn set_restore_policy(
+        &self,
+        policy: RestorePolicy,
+        deadline: std::time::Instant,
+    ) -> DriverFuture<'_, ()> {
+        Box::pin(self.write_restore_policy(policy, deadline))
+    }
+
     fn release(&self, deadline: std::time::Instant) -> DriverFuture<'_, ()> {
         Box::pin(async move {
+            // The operation ends: the next session may prove another GUID (a replaced
+            // board) and the engine, not this driver, judges it.
+            self.lock_proved().bound = None;
             let kept = self.lock_kept().take();
             if let Some(k) = kept {
                 k.live
@@ -595,7 +719,11 @@ impl PowerDriver for IpmiDriver {
     }
 
     fn identity(&self) -> Vec<IdentityFact> {
-        self.guid.get().cloned().into_iter().collect()
+        self.lock_proved()
+            .seen
+            .iter()
+            .map(|g| IdentityFact::authenticated("ipmi-guid", commands::guid_hex(g)))
+            .collect()
     }
 }
 

@@ -121,6 +121,9 @@ pub struct ClientHandshake {
     bmc_sid: u32,
     bmc_random: [u8; RANDOM_LEN],
     bmc_guid: [u8; GUID_LEN],
+    /// Whether RAKP 2's code verified under the password, so that `bmc_guid` is the GUID the
+    /// BMC proved rather than whatever a forwarder wrote into the packet.
+    rakp2_verified: bool,
 }
 
 impl ClientHandshake {
@@ -157,6 +160,7 @@ impl ClientHandshake {
             bmc_sid: 0,
             bmc_random: [0; RANDOM_LEN],
             bmc_guid: [0; GUID_LEN],
+            rakp2_verified: false,
         }
     }
 
@@ -276,6 +280,7 @@ impl ClientHandshake {
         }
         self.bmc_random = msg.bmc_random;
         self.bmc_guid = msg.bmc_guid;
+        self.rakp2_verified = false;
         let hs = self.handshake(creds);
         let mut rakp3 = Vec::with_capacity(48);
         if !hs.rakp2_auth_code(&creds.password).matches(msg.auth_code) {
@@ -292,6 +297,7 @@ impl ClientHandshake {
             ));
         }
         let code = hs.rakp3_auth_code(&creds.password);
+        self.rakp2_verified = true;
         Rakp3 {
             tag,
             status: STATUS_OK,
@@ -303,7 +309,8 @@ impl ClientHandshake {
         Ok(())
     }
 
-    /// Verify RAKP 4 (payload) answering RAKP 3 with `tag`; on success the session is up.
+    /// Verify RAKP 4 (payload) answering RAKP 3 with `tag`; on success the session is up,
+    /// carrying the GUID the BMC proved in RAKP 2 (see [`Session::peer_guid`]).
     pub fn on_rakp4(
         &self,
         tag: u8,
@@ -331,7 +338,13 @@ impl ClientHandshake {
                 "the BMC's RAKP 4 check value does not match (wrong Kg, or Kg missing)",
             ));
         }
-        Ok(Session::new(keys, self.console_sid, self.bmc_sid, true))
+        if !self.rakp2_verified {
+            // RAKP 4 before a verified RAKP 2 is out of order: nothing has been proved.
+            return Err(HandshakeError::NotOurs);
+        }
+        let mut session = Session::new(keys, self.console_sid, self.bmc_sid, true);
+        session.peer_guid = Some(self.bmc_guid);
+        Ok(session)
     }
 }
 
@@ -366,6 +379,8 @@ pub struct Session {
     replay_check: bool,
     /// The requester's last IPMI sequence number (rqSeq, 6 bits) in this session.
     rq_seq: u8,
+    /// The managed system GUID the BMC proved in the handshake (console side only).
+    peer_guid: Option<[u8; GUID_LEN]>,
 }
 
 impl Session {
@@ -380,7 +395,18 @@ impl Session {
             in_seq: 0,
             replay_check,
             rq_seq: 0,
+            peer_guid: None,
         }
+    }
+
+    /// The managed system GUID (`GUIDc`, wire order) the BMC sent in RAKP 2, on a session
+    /// the console established. It is covered by RAKP 2's HMAC, keyed with the user's
+    /// password, which was verified before the session came up: a forwarder that does not
+    /// know the password cannot substitute another box's GUID, so this names the box that
+    /// really answered. `None` on sessions built directly with [`Session::new`] (the BMC's
+    /// side).
+    pub fn peer_guid(&self) -> Option<[u8; GUID_LEN]> {
+        self.peer_guid
     }
 
     /// The session keys.
@@ -454,5 +480,119 @@ impl fmt::Debug for Session {
             .field("local_sid", &format_args!("{:#010x}", self.local_sid))
             .field("remote_sid", &format_args!("{:#010x}", self.remote_sid))
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Mac32;
+
+    const CONSOLE_SID: u32 = 0x1111_0001;
+    const BMC_SID: u32 = 0x2222_0002;
+    const RM: [u8; RANDOM_LEN] = [0x11; RANDOM_LEN];
+    const RC: [u8; RANDOM_LEN] = [0x22; RANDOM_LEN];
+    const REAL_GUID: [u8; GUID_LEN] = *b"the-real-box-id!";
+    const FORGED_GUID: [u8; GUID_LEN] = *b"the-pinned-box!!";
+
+    /// The BMC side's view of the handshake, answering with `guid` in its codes.
+    fn bmc_handshake<'a>(
+        suite: CipherSuite,
+        role: u8,
+        guid: &'a [u8; GUID_LEN],
+        user: &'a [u8],
+    ) -> Handshake<'a> {
+        Handshake {
+            suite,
+            console_sid: CONSOLE_SID,
+            bmc_sid: BMC_SID,
+            console_random: &RM,
+            bmc_random: &RC,
+            bmc_guid: guid,
+            identity: Identity { role, user },
+        }
+    }
+
+    /// Run a handshake where the BMC computes RAKP 2's code over `signed_guid` but the
+    /// packet carries `sent_guid` (a forwarder rewrote it), and RAKP 4 is computed over
+    /// `sent_guid` (the most a forwarder could wish for). Returns RAKP 2's and RAKP 4's
+    /// verdicts.
+    fn run(
+        suite: CipherSuite,
+        signed_guid: [u8; GUID_LEN],
+        sent_guid: [u8; GUID_LEN],
+    ) -> (Result<(), HandshakeError>, Result<Session, HandshakeError>) {
+        let creds = Credentials::new(b"admin", b"fleet-wide-pw", None).unwrap();
+        let mut hs = ClientHandshake::with_values(suite, Privilege::Operator, CONSOLE_SID, RM);
+        let mut payload = Vec::new();
+        OpenSessionResponse {
+            tag: 0,
+            status: STATUS_OK,
+            max_privilege: Privilege::Operator.code(),
+            console_sid: CONSOLE_SID,
+            bmc_sid: BMC_SID,
+            algorithms: Some(Algorithms::of(suite)),
+        }
+        .encode(&mut payload);
+        hs.on_open_session(0, &payload).unwrap();
+
+        let role = hs.role();
+        let code: Mac32 = creds.rakp2_code(&bmc_handshake(suite, role, &signed_guid, b"admin"));
+        let mut payload = Vec::new();
+        Rakp2 {
+            tag: 1,
+            status: STATUS_OK,
+            console_sid: CONSOLE_SID,
+            bmc_random: RC,
+            bmc_guid: sent_guid,
+            auth_code: code.as_bytes(),
+        }
+        .encode(&mut payload);
+        let mut rakp3 = Vec::new();
+        let rakp2 = hs.on_rakp2(1, &payload, &creds, &mut rakp3);
+
+        let keys = creds.session_keys(&bmc_handshake(suite, role, &sent_guid, b"admin"));
+        let icv = keys.rakp4_icv(&RM, BMC_SID, &sent_guid);
+        let mut payload = Vec::new();
+        Rakp4 {
+            tag: 2,
+            status: STATUS_OK,
+            console_sid: CONSOLE_SID,
+            icv: icv.as_bytes(),
+        }
+        .encode(&mut payload);
+        (rakp2, hs.on_rakp4(2, &payload, &creds))
+    }
+
+    #[test]
+    fn an_established_session_carries_the_guid_rakp2_proved() {
+        for suite in [CipherSuite::Suite3, CipherSuite::Suite17] {
+            let (rakp2, session) = run(suite, REAL_GUID, REAL_GUID);
+            assert_eq!(rakp2, Ok(()));
+            assert_eq!(session.unwrap().peer_guid(), Some(REAL_GUID));
+        }
+    }
+
+    #[test]
+    fn a_guid_rakp2_does_not_prove_never_comes_up() {
+        for suite in [CipherSuite::Suite3, CipherSuite::Suite17] {
+            let (rakp2, session) = run(suite, REAL_GUID, FORGED_GUID);
+            assert!(
+                matches!(rakp2, Err(HandshakeError::BadProof(_))),
+                "{rakp2:?}"
+            );
+            assert!(
+                session.is_err(),
+                "a RAKP 4 after an unverified RAKP 2 must not yield a session"
+            );
+        }
+    }
+
+    #[test]
+    fn sessions_built_directly_carry_no_guid() {
+        let creds = Credentials::new(b"admin", b"pw", None).unwrap();
+        let hs = bmc_handshake(CipherSuite::Suite17, 0x14, &REAL_GUID, b"admin");
+        let s = Session::new(creds.session_keys(&hs), 1, 2, false);
+        assert_eq!(s.peer_guid(), None);
     }
 }

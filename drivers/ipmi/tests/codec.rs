@@ -153,12 +153,15 @@ proptest! {
 
     #[test]
     fn command_payloads_round_trip(
-        on: bool, overload: bool, fault: bool, channel in 0u8..16,
+        on: bool, overload: bool, fault: bool, policy in 0u8..4, channel in 0u8..16,
         ipmi20: bool, kg: bool, named: bool, null: bool,
         ids in proptest::collection::vec(prop_oneof![Just(3u8), Just(17u8)], 0..10),
     ) {
-        let st = ChassisStatus { power_on: on, overload, control_fault: fault };
+        let st = ChassisStatus {
+            power_on: on, overload, control_fault: fault, restore_policy: policy,
+        };
         prop_assert_eq!(ChassisStatus::decode(&st.encode()).unwrap(), st);
+        prop_assert_eq!(commands::restore_policy_from_code(policy).is_none(), policy == 3);
         let caps = AuthCapabilities {
             channel, ipmi20, kg_set: kg, non_null_users: named, null_user: null, anonymous: false,
         };
@@ -196,4 +199,46 @@ proptest! {
         let _ = rmcp::decode(&framed);
         let _ = s.open(&framed, &mut out);
     }
+}
+
+/// Get Chassis Status bits 6:5 and the Set Power Restore Policy codes, as the IPMI 2.0 text
+/// lays them out (and as ipmitool decodes them: 0x41 is "on, always-on").
+#[test]
+fn restore_policy_wire_codes() {
+    use fencegate_driver::RestorePolicy;
+    let st = ChassisStatus::decode(&[0x41, 0, 0]).unwrap();
+    assert!(st.power_on);
+    assert_eq!(
+        commands::restore_policy_from_code(st.restore_policy),
+        Some(RestorePolicy::AlwaysOn)
+    );
+    let st = ChassisStatus::decode(&[0x20, 0, 0]).unwrap();
+    assert!(!st.power_on);
+    assert_eq!(
+        commands::restore_policy_from_code(st.restore_policy),
+        Some(RestorePolicy::LastState)
+    );
+    let st = ChassisStatus::decode(&[0x60, 0, 0]).unwrap();
+    assert_eq!(commands::restore_policy_from_code(st.restore_policy), None);
+    assert_eq!(
+        commands::restore_policy_code(RestorePolicy::AlwaysOff),
+        0x00
+    );
+    assert_eq!(
+        commands::restore_policy_code(RestorePolicy::LastState),
+        0x01
+    );
+    assert_eq!(commands::restore_policy_code(RestorePolicy::AlwaysOn), 0x02);
+    assert_eq!(
+        commands::restore_policy_support(&[
+            RestorePolicy::AlwaysOff,
+            RestorePolicy::LastState,
+            RestorePolicy::AlwaysOn
+        ]),
+        0x07
+    );
+    assert_eq!(
+        commands::restore_policy_support(&[RestorePolicy::AlwaysOn]),
+        0x04
+    );
 }

@@ -4,7 +4,8 @@
 //! directory and pointed at a free UDP port. A missing `ipmi_sim` fails the tests.
 
 use fencegate_driver::{
-    Action, DeviceSpec, DriverFactory, ErrorKind, PowerDriver, PowerState, SecretString,
+    Action, DeviceSpec, DriverFactory, ErrorKind, IdentityFact, PowerDriver, PowerState,
+    RestorePolicy, SecretString,
 };
 use fencegate_ipmi::IpmiFactory;
 use std::fs;
@@ -31,8 +32,16 @@ fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../hw-fixtures/ipmi_sim")
 }
 
+/// The system GUID of the fixture's lan.conf.
+const FIXTURE_GUID: &str = "a123456789abcdefa123456789abcdef";
+
 impl IpmiSim {
     fn start() -> IpmiSim {
+        Self::start_with_guid(FIXTURE_GUID)
+    }
+
+    /// ipmi_sim with the given system GUID (32 hex digits) in its LAN configuration.
+    fn start_with_guid(guid: &str) -> IpmiSim {
         let found = std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).any(|d| d.join("ipmi_sim").is_file()))
             .unwrap_or(false);
@@ -56,6 +65,8 @@ impl IpmiSim {
             .map(|l| {
                 if l.trim_start().starts_with("addr ") {
                     format!("    addr 127.0.0.1 {port}")
+                } else if l.trim_start().starts_with("guid ") {
+                    format!("    guid {guid}")
                 } else {
                     l.to_owned()
                 }
@@ -150,11 +161,86 @@ async fn status_off_on_already_off() {
     d.set_power(Action::On, soon(3000)).await.unwrap();
     assert_eq!(sim.power_file().as_deref(), Some("1"));
     assert_eq!(d.status(soon(3000)).await.unwrap(), PowerState::On);
-    let id = d.identity();
-    assert_eq!(id.len(), 1, "GUID read once");
-    // ipmi_sim has no device GUID; its system GUID is the one in lan.conf.
-    assert_eq!(id[0].kind, "ipmi-system-guid");
-    assert_eq!(id[0].value, "a123456789abcdefa123456789abcdef");
+    // ipmi_sim sends lan.conf's system GUID in RAKP 2.
+    assert_eq!(
+        d.identity(),
+        [IdentityFact::authenticated("ipmi-guid", FIXTURE_GUID)]
+    );
+}
+
+/// The GUID comes from the BMC that answered, proved in RAKP 2 before the first reading:
+/// another ipmi_sim with another GUID (and the same password) is told apart.
+#[tokio::test]
+async fn the_rakp2_guid_names_the_bmc_before_any_command() {
+    let other = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+    let sim = IpmiSim::start_with_guid(other);
+    let d = sim.driver("password", &[("cipher", "3")]);
+    assert!(d.identity().is_empty());
+    assert_eq!(
+        d.status(soon(3000)).await.unwrap(),
+        PowerState::On,
+        "{}",
+        sim.log()
+    );
+    assert_eq!(
+        d.identity(),
+        [IdentityFact::authenticated("ipmi-guid", other)]
+    );
+}
+
+/// ipmitool's own view of the chassis, with the password in the environment.
+fn ipmitool(sim: &IpmiSim, args: &[&str]) -> String {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join("ipmitool").is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "`ipmitool` is not installed: install the Debian package `ipmitool` \
+         (apt-get install ipmitool) to run this test"
+    );
+    let out = Command::new("ipmitool")
+        .env("IPMI_PASSWORD", "password")
+        .args(["-I", "lanplus", "-C", "3", "-H", "127.0.0.1", "-p"])
+        .arg(sim.port.to_string())
+        .args(["-U", "admin", "-E", "-N", "1", "-R", "2"])
+        .args(args)
+        .output()
+        .expect("ipmitool runs");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// ipmi_sim reports "always off" in Get Chassis Status (bits 6:5 = 00) and has no Set Power
+/// Restore Policy: our reading agrees with ipmitool's, and setting is `Unsupported`, as
+/// ipmitool's `chassis policy always-off` fails with "Invalid command".
+#[tokio::test]
+async fn restore_policy_agrees_with_ipmitool() {
+    let sim = IpmiSim::start();
+    let d = sim.driver("password", &[("cipher", "3")]);
+    assert_eq!(
+        d.restore_policy(soon(3000)).await.unwrap(),
+        RestorePolicy::AlwaysOff,
+        "{}",
+        sim.log()
+    );
+    let status = ipmitool(&sim, &["chassis", "status"]);
+    assert!(
+        status.contains("Power Restore Policy : always-off"),
+        "{status}"
+    );
+    let e = d
+        .set_restore_policy(RestorePolicy::AlwaysOff, soon(3000))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+    assert!(e.detail.contains("Set Power Restore Policy"), "{e}");
+    let policy = ipmitool(&sim, &["chassis", "policy", "always-off"]);
+    assert!(policy.contains("Invalid command"), "{policy}");
+    // A refusal says nothing about the BMC's health: the next reading works.
+    assert_eq!(d.status(soon(3000)).await.unwrap(), PowerState::On);
 }
 
 #[tokio::test]

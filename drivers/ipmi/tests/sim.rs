@@ -4,7 +4,8 @@ use fencegate_bmcsim::FaultProfile;
 use fencegate_bmcsim::ipmi::{BmcConfig, IpmiLab};
 use fencegate_bmcsim::{CommandOutcome, PowerCommand};
 use fencegate_driver::{
-    Action, DeviceSpec, DriverFactory, ErrorKind, PowerDriver, PowerState, SecretString,
+    Action, Channel, DeviceSpec, DriverFactory, ErrorKind, IdentityFact, PowerDriver, PowerState,
+    RestorePolicy, SecretString,
 };
 use fencegate_ipmi::IpmiFactory;
 use std::sync::Arc;
@@ -65,11 +66,15 @@ async fn power_cycle_through(suite: &str) {
     assert_eq!(lab.open_sessions(0), 1);
     d.release(soon(2000)).await.unwrap();
     assert_eq!(lab.open_sessions(0), 0, "release closes the kept session");
-    let id = d.identity();
-    assert_eq!(id.len(), 1);
-    assert_eq!(id[0].kind, "ipmi-guid");
-    // The simulator's default GUID for BMC 0: "fencegate-bm" then the index (0).
-    assert_eq!(id[0].value, "66656e6365676174652d626d00000000");
+    // The simulator's default GUID for BMC 0: "fencegate-bm" then the index (0), proved in
+    // RAKP 2.
+    assert_eq!(
+        d.identity(),
+        [IdentityFact::authenticated(
+            "ipmi-guid",
+            "66656e6365676174652d626d00000000"
+        )]
+    );
 }
 
 /// A kept session must never serve a stale answer: every reading through it reflects the
@@ -428,9 +433,14 @@ async fn tampered_replies_are_never_trusted() {
     let e = d.status(soon(3000)).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Protocol, "{e}");
     assert!(e.detail.contains("integrity"), "{e}");
-    assert!(
-        d.identity().is_empty(),
-        "nothing learned from forged replies"
+    // The handshake itself passed untouched, so the GUID proved in RAKP 2 is known; the
+    // forged in-session replies added nothing.
+    assert_eq!(
+        d.identity(),
+        [IdentityFact::authenticated(
+            "ipmi-guid",
+            "66656e6365676174652d626d00000000"
+        )]
     );
     relay.abort();
 }
@@ -454,4 +464,263 @@ async fn cancelled_call_still_closes_its_session() {
     assert!(call.is_err(), "the call was cancelled");
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(lab.open_sessions(0), 0, "Close Session was sent on drop");
+}
+
+/// kvm01's BMC GUID and its sibling's, in wire order, as the tests below configure them.
+const KVM01_GUID: [u8; 16] = *b"kvm01-bmc-guid!!";
+const SIBLING_GUID: [u8; 16] = *b"kvm02-bmc-guid!!";
+
+fn hex(guid: &[u8; 16]) -> String {
+    guid.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn with_guid(guid: [u8; 16]) -> BmcConfig {
+    let mut cfg = BmcConfig::new("admin", "fleet-wide-pw");
+    cfg.guid = Some(guid);
+    cfg
+}
+
+/// A UDP forwarder on 127.0.0.1, written for these tests: it passes every datagram from its
+/// client to whatever address `backend` holds at that moment (so a test can switch boxes
+/// mid-operation) and every reply back, after `tamper` had its way with it.
+async fn relay(
+    backend: Arc<std::sync::Mutex<std::net::SocketAddr>>,
+    tamper: fn(&mut [u8]),
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    use tokio::net::UdpSocket;
+    let front = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let back = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = front.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut client = None;
+        let mut up = [0u8; 2048];
+        let mut down = [0u8; 2048];
+        loop {
+            tokio::select! {
+                Ok((n, from)) = front.recv_from(&mut up) => {
+                    client = Some(from);
+                    let to = *backend.lock().unwrap();
+                    let _ = back.send_to(&up[..n], to).await;
+                }
+                Ok((n, _)) = back.recv_from(&mut down) => {
+                    let pkt = &mut down[..n];
+                    tamper(pkt);
+                    if let Some(c) = client {
+                        let _ = front.send_to(pkt, c).await;
+                    }
+                }
+            }
+        }
+    });
+    (addr, task)
+}
+
+fn untouched(_: &mut [u8]) {}
+
+/// The offset of GUIDc in an RMCP+ RAKP 2 datagram: RMCP header (4), session header (12),
+/// then tag, status, reserved (4), console session id (4) and Rc (16).
+const RAKP2_GUID_AT: usize = 4 + 12 + 4 + 4 + 16;
+const PAYLOAD_RAKP2: u8 = 0x13;
+
+fn is_rakp2(pkt: &[u8]) -> bool {
+    pkt.len() >= RAKP2_GUID_AT + 16 && pkt[4] == 0x06 && pkt[5] & 0x3F == PAYLOAD_RAKP2
+}
+
+/// Puts kvm01's GUID into every RAKP 2 passing by, as a relay posing as kvm01 would.
+fn forge_kvm01_guid(pkt: &mut [u8]) {
+    if is_rakp2(pkt) {
+        pkt[RAKP2_GUID_AT..RAKP2_GUID_AT + 16].copy_from_slice(&KVM01_GUID);
+    }
+}
+
+/// The GUID a BMC proves in RAKP 2 is known, as an authenticated fact, after the first
+/// status call and before any command.
+#[tokio::test]
+async fn the_rakp2_guid_is_an_authenticated_fact_after_the_first_status() {
+    let lab = lab(with_guid(KVM01_GUID)).await;
+    for suite in ["3", "17"] {
+        let d = driver(lab.addr(0), "admin", "fleet-wide-pw", &[("cipher", suite)]);
+        let caps = d.capabilities();
+        assert_eq!(caps.channel, Channel::Bmc);
+        assert!(caps.authenticated_identity);
+        assert!(d.identity().is_empty(), "nothing known before any call");
+        assert_eq!(d.status(soon(2000)).await.unwrap(), PowerState::On);
+        assert_eq!(
+            d.identity(),
+            [IdentityFact::authenticated("ipmi-guid", hex(&KVM01_GUID))],
+            "suite {suite}"
+        );
+        assert!(lab.command_log(0).is_empty());
+        d.release(soon(2000)).await.unwrap();
+    }
+}
+
+/// The attack: a relay at kvm01's BMC address forwards to a sibling BMC with the same
+/// fleet-wide password. The handshake succeeds, so the driver must report the GUID of the
+/// box that really answered, for the engine to tell it from kvm01's.
+#[tokio::test]
+async fn a_relay_to_a_sibling_bmc_shows_the_siblings_guid() {
+    let lab = IpmiLab::start(vec![with_guid(KVM01_GUID), with_guid(SIBLING_GUID)])
+        .await
+        .unwrap();
+    let backend = Arc::new(std::sync::Mutex::new(lab.addr(1)));
+    let (front, task) = relay(backend, untouched).await;
+    let d = driver(front, "admin", "fleet-wide-pw", &[]);
+    assert_eq!(d.status(soon(2000)).await.unwrap(), PowerState::On);
+    let facts = d.identity();
+    assert_eq!(
+        facts,
+        [IdentityFact::authenticated("ipmi-guid", hex(&SIBLING_GUID))]
+    );
+    assert!(!facts.iter().any(|f| f.value == hex(&KVM01_GUID)));
+    // The real kvm01, asked directly, proves its own GUID.
+    let direct = driver(lab.addr(0), "admin", "fleet-wide-pw", &[]);
+    direct.status(soon(2000)).await.unwrap();
+    assert_eq!(
+        direct.identity(),
+        [IdentityFact::authenticated("ipmi-guid", hex(&KVM01_GUID))]
+    );
+    task.abort();
+}
+
+/// A relay that writes kvm01's GUID into the sibling's RAKP 2 breaks the HMAC over it: the
+/// handshake fails as `Auth`, no identity is learned and no command reaches either box.
+#[tokio::test]
+async fn a_forged_guid_in_rakp2_never_becomes_the_identity() {
+    let lab = IpmiLab::start(vec![with_guid(KVM01_GUID), with_guid(SIBLING_GUID)])
+        .await
+        .unwrap();
+    let backend = Arc::new(std::sync::Mutex::new(lab.addr(1)));
+    let (front, task) = relay(backend, forge_kvm01_guid).await;
+    for suite in ["3", "17"] {
+        let d = driver(front, "admin", "fleet-wide-pw", &[("cipher", suite)]);
+        let e = d.set_power(Action::Off, soon(2000)).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Auth, "{e}");
+        assert!(d.identity().is_empty(), "suite {suite}: {:?}", d.identity());
+    }
+    assert!(lab.command_log(0).is_empty() && lab.command_log(1).is_empty());
+    assert!(lab.power_on(0) && lab.power_on(1));
+    task.abort();
+}
+
+/// The engine compares the identity after the first call and before the command. A relay
+/// that switches to another box in between (killing the kept session, so the driver opens
+/// a new one) must not get the command through: within one operation the driver refuses a
+/// session whose GUID differs from the one the operation started with.
+#[tokio::test]
+async fn a_box_switched_in_mid_operation_gets_no_command() {
+    let lab = IpmiLab::start(vec![with_guid(KVM01_GUID), with_guid(SIBLING_GUID)])
+        .await
+        .unwrap();
+    let backend = Arc::new(std::sync::Mutex::new(lab.addr(0)));
+    let (front, task) = relay(Arc::clone(&backend), untouched).await;
+    let d = driver(
+        front,
+        "admin",
+        "fleet-wide-pw",
+        &[("retransmit_ms", "30"), ("retries", "2")],
+    );
+    assert_eq!(d.status(soon(2000)).await.unwrap(), PowerState::On);
+    assert_eq!(
+        d.identity(),
+        [IdentityFact::authenticated("ipmi-guid", hex(&KVM01_GUID))]
+    );
+    *backend.lock().unwrap() = lab.addr(1);
+    let e = d.set_power(Action::Off, soon(3000)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Protocol, "{e}");
+    assert!(e.detail.contains(&hex(&SIBLING_GUID)), "{e}");
+    assert!(
+        lab.command_log(1).is_empty(),
+        "no command reached the sibling"
+    );
+    assert!(lab.power_on(1));
+    // Both boxes seen in this operation are reported, so the proof shows the switch.
+    let facts = d.identity();
+    assert!(facts.contains(&IdentityFact::authenticated("ipmi-guid", hex(&KVM01_GUID))));
+    assert!(facts.contains(&IdentityFact::authenticated(
+        "ipmi-guid",
+        hex(&SIBLING_GUID)
+    )));
+    // A new operation starts from the box that answers now.
+    d.release(soon(2000)).await.unwrap();
+    assert_eq!(d.status(soon(2000)).await.unwrap(), PowerState::On);
+    assert_eq!(
+        d.identity(),
+        [IdentityFact::authenticated("ipmi-guid", hex(&SIBLING_GUID))]
+    );
+    task.abort();
+}
+
+/// The restore policy is read from Get Chassis Status and set with Set Power Restore Policy,
+/// in the session the operation already holds (no handshake of its own).
+#[tokio::test]
+async fn restore_policy_read_and_set_in_the_operations_session() {
+    let lab = lab(BmcConfig::new("admin", "password")).await;
+    for suite in ["3", "17"] {
+        lab.set_restore_policy(0, Some(RestorePolicy::AlwaysOn));
+        let d = driver(lab.addr(0), "admin", "password", &[("cipher", suite)]);
+        assert_eq!(d.status(soon(2000)).await.unwrap(), PowerState::On);
+        assert_eq!(
+            d.restore_policy(soon(2000)).await.unwrap(),
+            RestorePolicy::AlwaysOn
+        );
+        for policy in [
+            RestorePolicy::AlwaysOff,
+            RestorePolicy::LastState,
+            RestorePolicy::AlwaysOn,
+            RestorePolicy::AlwaysOff,
+        ] {
+            d.set_restore_policy(policy, soon(2000)).await.unwrap();
+            assert_eq!(lab.restore_policy(0), Some(policy), "the BMC stored it");
+            assert_eq!(d.restore_policy(soon(2000)).await.unwrap(), policy);
+        }
+        assert_eq!(lab.open_sessions(0), 1, "one session served every call");
+        assert!(lab.command_log(0).is_empty(), "no power command was sent");
+        assert!(lab.power_on(0));
+        d.release(soon(2000)).await.unwrap();
+        assert_eq!(lab.open_sessions(0), 0);
+    }
+}
+
+/// A BMC that reports the policy as "unknown" (11b) gets no guess: a protocol error that
+/// says so.
+#[tokio::test]
+async fn an_unknown_restore_policy_is_a_protocol_error() {
+    let mut cfg = BmcConfig::new("admin", "password");
+    cfg.restore_policy = None;
+    let lab = lab(cfg).await;
+    let d = driver(lab.addr(0), "admin", "password", &[]);
+    let e = d.restore_policy(soon(2000)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Protocol, "{e}");
+    assert!(
+        e.detail.contains("unknown") && e.detail.contains("11b"),
+        "{e}"
+    );
+    assert!(e.detail.contains(&lab.addr(0).to_string()), "{e}");
+    // Setting it is still possible, and then it reads back.
+    d.set_restore_policy(RestorePolicy::AlwaysOff, soon(2000))
+        .await
+        .unwrap();
+    assert_eq!(
+        d.restore_policy(soon(2000)).await.unwrap(),
+        RestorePolicy::AlwaysOff
+    );
+}
+
+/// A host whose power comes back after the off (a BMC that cycles, a PDU "reboot"): the
+/// driver reports `Off` while it is off and `On` once it is back, never a remembered `Off`.
+#[tokio::test]
+async fn power_that_comes_back_reads_on_again() {
+    let mut cfg = BmcConfig::new("admin", "password");
+    cfg.faults.power_returns_after_ms = Some(400);
+    let lab = lab(cfg).await;
+    let d = driver(lab.addr(0), "admin", "password", &[]);
+    d.set_power(Action::Off, soon(2000)).await.unwrap();
+    assert_eq!(d.status(soon(2000)).await.unwrap(), PowerState::Off);
+    assert!(!lab.power_on(0));
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert_eq!(d.status(soon(2000)).await.unwrap(), PowerState::On);
+    assert!(lab.power_on(0));
+    let log: Vec<PowerCommand> = lab.command_log(0).iter().map(|r| r.command).collect();
+    assert_eq!(log, [PowerCommand::Off], "nobody asked for the power back");
 }

@@ -238,3 +238,51 @@ async fn kg_with_both_tools_and_suites() {
         );
     }
 }
+
+/// The simulated power restore policy from outside: ipmitool decodes the simulator's Get
+/// Chassis Status bits 6:5 and sets the policy with its own Set Power Restore Policy.
+#[tokio::test]
+async fn ipmitool_reads_and_sets_the_restore_policy() {
+    use fencegate_driver::RestorePolicy;
+    let lab = IpmiLab::start(vec![BmcConfig::new("admin", "s3cret-pw")])
+        .await
+        .unwrap();
+    let policy_line = |o: &Output| -> String {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .find(|l| l.starts_with("Power Restore Policy"))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    for suite in [3, 17] {
+        lab.set_restore_policy(0, Some(RestorePolicy::AlwaysOn));
+        let o = ipmitool(&lab, suite, "s3cret-pw", &["chassis", "status"]).await;
+        assert!(policy_line(&o).ends_with(": always-on"), "{}", text(&o));
+        for (arg, policy) in [
+            ("always-off", RestorePolicy::AlwaysOff),
+            ("previous", RestorePolicy::LastState),
+            ("always-on", RestorePolicy::AlwaysOn),
+        ] {
+            let o = ipmitool(&lab, suite, "s3cret-pw", &["chassis", "policy", arg]).await;
+            assert!(o.status.success(), "{}", text(&o));
+            assert_eq!(lab.restore_policy(0), Some(policy), "{}", text(&o));
+            let o = ipmitool(&lab, suite, "s3cret-pw", &["chassis", "status"]).await;
+            assert!(
+                policy_line(&o).ends_with(&format!(": {arg}")),
+                "{}",
+                text(&o)
+            );
+        }
+        // "list" asks with "no change" and reads the supported-policies bitmap.
+        let o = ipmitool(&lab, suite, "s3cret-pw", &["chassis", "policy", "list"]).await;
+        let out = String::from_utf8_lossy(&o.stdout);
+        for p in ["always-on", "always-off", "previous"] {
+            assert!(out.contains(p), "{}", text(&o));
+        }
+        assert_eq!(lab.restore_policy(0), Some(RestorePolicy::AlwaysOn));
+        lab.set_restore_policy(0, None);
+        let o = ipmitool(&lab, suite, "s3cret-pw", &["chassis", "status"]).await;
+        assert!(policy_line(&o).ends_with(": unknown"), "{}", text(&o));
+    }
+    assert!(lab.command_log(0).is_empty(), "no power command on the way");
+}

@@ -1,17 +1,19 @@
 //! The BMC side of IPMI 2.0 as a sans-IO responder: one datagram in, at most one out.
 //!
 //! It answers the discovery commands sessionless, runs the RMCP+ handshake (suites 3 and
-//! 17), and inside a session serves privilege, GUID, chassis status and chassis control
-//! against the shared power model.
+//! 17), and inside a session serves privilege, GUID, chassis status, chassis control and the
+//! power restore policy against the shared power model.
 
 use crate::faults::FaultProfile;
 use crate::power::{CommandOutcome, CommandRecord, PowerCommand, PowerModel};
+use fencegate_driver::RestorePolicy;
 use fencegate_ipmi::commands::{
     self, AuthCapabilities, CC_BAD_LENGTH, CC_INSUFFICIENT_PRIVILEGE, CC_INVALID_COMMAND,
     CC_INVALID_DATA, CC_PRIVILEGE_EXCEEDS_LIMIT, CMD_CHASSIS_CONTROL, CMD_CLOSE_SESSION,
     CMD_GET_CHANNEL_AUTH_CAPS, CMD_GET_CHANNEL_CIPHER_SUITES, CMD_GET_CHASSIS_STATUS,
-    CMD_GET_DEVICE_GUID, CMD_GET_SYSTEM_GUID, CMD_SET_SESSION_PRIVILEGE, ChassisControl,
-    ChassisStatus, NETFN_APP, NETFN_CHASSIS, Privilege,
+    CMD_GET_DEVICE_GUID, CMD_GET_SYSTEM_GUID, CMD_SET_POWER_RESTORE_POLICY,
+    CMD_SET_SESSION_PRIVILEGE, ChassisControl, ChassisStatus, NETFN_APP, NETFN_CHASSIS, Privilege,
+    RESTORE_POLICY_UNKNOWN,
 };
 use fencegate_ipmi::crypto::{CipherSuite, GUID_LEN, Handshake, Identity, Mac32, RANDOM_LEN};
 use fencegate_ipmi::message::{self, RequestHeader};
@@ -41,7 +43,17 @@ pub struct BmcState {
     pub faults: FaultProfile,
     /// Every power command received.
     pub log: Vec<CommandRecord>,
+    /// The power restore policy (Get Chassis Status bits 6:5); `None` is reported as
+    /// "unknown" (11b), as BMCs that cannot tell do.
+    pub restore_policy: Option<RestorePolicy>,
 }
+
+/// Every policy the simulated BMC accepts, for Set Power Restore Policy's answer.
+const SUPPORTED_POLICIES: [RestorePolicy; 3] = [
+    RestorePolicy::AlwaysOff,
+    RestorePolicy::LastState,
+    RestorePolicy::AlwaysOn,
+];
 
 /// Static identity of one simulated IPMI BMC.
 pub struct BmcIdentity {
@@ -457,8 +469,29 @@ impl IpmiBmc {
                     power_on: on,
                     overload: false,
                     control_fault: false,
+                    restore_policy: state
+                        .restore_policy
+                        .map_or(RESTORE_POLICY_UNKNOWN, commands::restore_policy_code),
                 };
                 (0, status.encode().to_vec())
+            }
+            (NETFN_CHASSIS, CMD_SET_POWER_RESTORE_POLICY) => {
+                let supported = commands::restore_policy_support(&SUPPORTED_POLICIES);
+                match data.first().map(|b| b & 0x07) {
+                    None => (CC_BAD_LENGTH, vec![]),
+                    Some(_) if *privilege < Privilege::Operator => {
+                        (CC_INSUFFICIENT_PRIVILEGE, vec![])
+                    }
+                    // "No change": only the list of supported policies is asked for.
+                    Some(RESTORE_POLICY_UNKNOWN) => (0, vec![supported]),
+                    Some(code) => match commands::restore_policy_from_code(code) {
+                        Some(policy) if code <= 0x02 => {
+                            state.restore_policy = Some(policy);
+                            (0, vec![supported])
+                        }
+                        _ => (CC_INVALID_DATA, vec![]),
+                    },
+                }
             }
             (NETFN_CHASSIS, CMD_CHASSIS_CONTROL) => {
                 if *privilege < Privilege::Operator {

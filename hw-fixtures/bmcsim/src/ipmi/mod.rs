@@ -19,6 +19,7 @@ use crate::lab::{Endpoint, Endpoints};
 use crate::power::{CommandRecord, PowerModel};
 use crate::rng::SplitMix64;
 use bmc::{BmcIdentity, BmcState, IpmiBmc};
+use fencegate_driver::RestorePolicy;
 use fencegate_ipmi::CipherSuite;
 use fencegate_ipmi::commands::Privilege;
 use fencegate_ipmi::session::Credentials;
@@ -47,8 +48,11 @@ pub struct BmcConfig {
     pub cipher_suites: Vec<u8>,
     /// The highest privilege the user may take.
     pub max_privilege: Privilege,
-    /// The GUID reported; `None` derives a distinct one from the endpoint's index.
+    /// The GUID reported (in RAKP 2, where the password's HMAC covers it, and to Get
+    /// Device/System GUID); `None` derives a distinct one from the endpoint's index.
     pub guid: Option<[u8; 16]>,
+    /// The power restore policy at start; `None` makes the BMC report "unknown".
+    pub restore_policy: Option<RestorePolicy>,
 }
 
 impl BmcConfig {
@@ -63,6 +67,8 @@ impl BmcConfig {
             cipher_suites: vec![17, 3],
             max_privilege: Privilege::Administrator,
             guid: None,
+            // What most servers ship with, and what a fence must not leave in place.
+            restore_policy: Some(RestorePolicy::AlwaysOn),
         }
     }
 }
@@ -83,6 +89,7 @@ impl fmt::Debug for BmcConfig {
             .field("faults", &self.faults)
             .field("cipher_suites", &self.cipher_suites)
             .field("max_privilege", &self.max_privilege)
+            .field("restore_policy", &self.restore_policy)
             .finish_non_exhaustive()
     }
 }
@@ -163,6 +170,7 @@ impl IpmiLab {
                     power: PowerModel::new(cfg.initial_power_on),
                     faults: cfg.faults,
                     log: Vec::new(),
+                    restore_policy: cfg.restore_policy,
                 }),
                 sessions: AtomicUsize::new(0),
             });
@@ -217,6 +225,17 @@ impl IpmiLab {
     /// The fault profile in force at BMC `i`.
     pub fn faults(&self, i: usize) -> FaultProfile {
         self.ep(i).shared.state().faults.clone()
+    }
+
+    /// The power restore policy BMC `i` holds now (what Set Power Restore Policy stored);
+    /// `None` when it reports "unknown".
+    pub fn restore_policy(&self, i: usize) -> Option<RestorePolicy> {
+        self.ep(i).shared.state().restore_policy
+    }
+
+    /// Set the power restore policy of BMC `i` by hand (`None`: report "unknown").
+    pub fn set_restore_policy(&self, i: usize, policy: Option<RestorePolicy>) {
+        self.ep(i).shared.state().restore_policy = policy;
     }
 
     /// Every power command BMC `i` received, oldest first.
