@@ -249,6 +249,31 @@ impl RedfishLab {
         self.ep(i).shared.state().reported_power_state = raw;
     }
 
+    /// Serve these bytes (status 200, labelled JSON) instead of service `i`'s system
+    /// resource: one without `PowerState`, an empty body, HTML. `None` goes back to normal.
+    pub fn set_raw_system(&self, i: usize, raw: Option<&str>) {
+        self.ep(i).shared.state().raw_system = raw.map(str::to_owned);
+    }
+
+    /// The system's `PowerRestorePolicy` at service `i` (`None`: the property is absent).
+    pub fn restore_policy(&self, i: usize) -> Option<String> {
+        self.ep(i).shared.state().restore_policy.clone()
+    }
+
+    /// Set the system's `PowerRestorePolicy` at service `i`, as its owner would in the BMC's
+    /// own interface (the ETag changes); `None` removes the property, as on BMCs without it.
+    pub fn set_restore_policy(&self, i: usize, policy: Option<&str>) {
+        let mut state = self.ep(i).shared.state();
+        state.restore_policy = policy.map(str::to_owned);
+        state.revision += 1;
+    }
+
+    /// Whether service `i` gives the system an ETag and requires a matching `If-Match` on
+    /// PATCH (the default), or neither.
+    pub fn set_etags(&self, i: usize, on: bool) {
+        self.ep(i).shared.state().etags = on;
+    }
+
     /// Every power command service `i` received, oldest first.
     pub fn command_log(&self, i: usize) -> Vec<CommandRecord> {
         self.ep(i).shared.state().log.clone()

@@ -97,6 +97,7 @@ async fn answer(shared: &Shared, req: hyper::Request<Incoming>) -> hyper::Respon
         path: req.uri().path().to_owned(),
         authorization: header("authorization"),
         token: header("x-auth-token"),
+        if_match: header("if-match"),
         body: Vec::new(),
     };
     let body = Limited::new(req.into_body(), MAX_REQUEST_BODY)
@@ -128,15 +129,15 @@ async fn answer(shared: &Shared, req: hyper::Request<Incoming>) -> hyper::Respon
 }
 
 fn to_http(resp: Response) -> hyper::Response<Full<Bytes>> {
-    let body = resp
-        .body
-        .as_ref()
-        .map(|v| Bytes::from(v.to_string()))
-        .unwrap_or_default();
+    let body = match (&resp.raw, &resp.body) {
+        (Some(raw), _) => Bytes::from(raw.clone()),
+        (None, Some(v)) => Bytes::from(v.to_string()),
+        (None, None) => Bytes::new(),
+    };
     let mut builder = hyper::Response::builder()
         .status(resp.status)
         .header("OData-Version", "4.0");
-    if resp.body.is_some() {
+    if resp.body.is_some() || resp.raw.is_some() {
         builder = builder.header("Content-Type", "application/json; charset=utf-8");
     }
     for (name, value) in resp.headers {

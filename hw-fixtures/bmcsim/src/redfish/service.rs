@@ -56,15 +56,19 @@ pub(crate) struct Request {
     pub(crate) path: String,
     pub(crate) authorization: Option<String>,
     pub(crate) token: Option<String>,
+    /// The `If-Match` header, if any.
+    pub(crate) if_match: Option<String>,
     pub(crate) body: Vec<u8>,
 }
 
-/// An answer: status, extra headers and a JSON body (none for 204).
+/// An answer: status, extra headers and a JSON body (none for 204), or bytes sent as they
+/// are (a misbehaving BMC's body, labelled JSON whatever it holds).
 #[derive(Debug)]
 pub(crate) struct Response {
     pub(crate) status: u16,
     pub(crate) headers: Vec<(&'static str, String)>,
     pub(crate) body: Option<Value>,
+    pub(crate) raw: Option<String>,
 }
 
 impl Response {
@@ -73,6 +77,7 @@ impl Response {
             status,
             headers: Vec::new(),
             body: Some(body),
+            raw: None,
         }
     }
 
@@ -81,6 +86,7 @@ impl Response {
             status,
             headers: Vec::new(),
             body: None,
+            raw: None,
         }
     }
 
@@ -122,6 +128,15 @@ pub(crate) struct ServiceState {
     pub(crate) profile: VendorProfile,
     /// Reported instead of the model's state when set (`null`, `"Reset"`, …).
     pub(crate) reported_power_state: Option<Value>,
+    /// Served verbatim (status 200) instead of the system resource when set: a resource
+    /// without `PowerState`, an empty body, HTML.
+    pub(crate) raw_system: Option<String>,
+    /// The system's `PowerRestorePolicy`; `None` leaves the property out (older BMCs).
+    pub(crate) restore_policy: Option<String>,
+    /// Whether the system resource carries an ETag and a PATCH must match it (`If-Match`).
+    pub(crate) etags: bool,
+    /// Bumped by every change of the system's settings; the ETag is derived from it.
+    pub(crate) revision: u64,
     pub(crate) log: Vec<CommandRecord>,
     pub(crate) requests: Vec<RequestRecord>,
     sessions: BTreeMap<u64, String>,
@@ -138,6 +153,10 @@ impl ServiceState {
             faults,
             profile,
             reported_power_state: None,
+            raw_system: None,
+            restore_policy: Some("LastState".to_owned()),
+            etags: true,
+            revision: 1,
             log: Vec::new(),
             requests: Vec::new(),
             sessions: BTreeMap::new(),
@@ -145,6 +164,11 @@ impl ServiceState {
             tasks: BTreeMap::new(),
             next_task: 1,
         }
+    }
+
+    /// The system resource's current ETag.
+    pub(crate) fn etag(&self) -> String {
+        format!("W/\"rev-{}\"", self.revision)
     }
 
     /// Sessions open right now.
@@ -331,10 +355,28 @@ fn route(
         }
         ("GET", ["redfish", "v1", "Systems", sys]) => {
             if *sys == SYSTEM_ID {
+                if let Some(raw) = &state.raw_system {
+                    return Response {
+                        raw: Some(raw.clone()),
+                        ..Response::empty(200)
+                    };
+                }
                 let power = state.power_state(now);
-                Response::json(200, system(id, &state.profile, SYSTEM_ID, power))
+                let mut body = system(id, &state.profile, SYSTEM_ID, power);
+                if let Some(policy) = &state.restore_policy {
+                    body["PowerRestorePolicy"] = json!(policy);
+                }
+                let resp = Response::json(200, body);
+                if state.etags {
+                    let etag = state.etag();
+                    resp.header("ETag", etag)
+                } else {
+                    resp
+                }
             } else if is_decoy(id, sys) {
-                Response::json(200, system(id, &state.profile, sys, json!("On")))
+                let mut body = system(id, &state.profile, sys, json!("On"));
+                body["PowerRestorePolicy"] = json!("AlwaysOn");
+                Response::json(200, body)
             } else {
                 not_found(path)
             }
@@ -374,6 +416,20 @@ fn route(
                 not_found(path)
             }
         }
+        ("PATCH", ["redfish", "v1", "Systems", sys]) => {
+            if *sys == SYSTEM_ID {
+                patch_system(state, req)
+            } else if is_decoy(id, sys) {
+                Response::error(
+                    400,
+                    "Base.1.8.PropertyNotWritable",
+                    "The property PowerRestorePolicy is a read only property on this simulated \
+                     system.",
+                )
+            } else {
+                not_found(path)
+            }
+        }
         ("GET", ["redfish", "v1", "TaskService", "TaskMonitors", n]) => {
             let Some(until) = n
                 .parse::<u64>()
@@ -393,11 +449,13 @@ fn route(
                        "TaskState": task_state, "TaskStatus": "OK"}),
             )
         }
-        (_, ["redfish", "v1", ..]) if method != "GET" && method != "POST" => Response::error(
-            405,
-            "Base.1.8.OperationNotAllowed",
-            "The operation is not allowed on this resource.",
-        ),
+        (_, ["redfish", "v1", ..]) if !matches!(method, "GET" | "POST" | "PATCH") => {
+            Response::error(
+                405,
+                "Base.1.8.OperationNotAllowed",
+                "The operation is not allowed on this resource.",
+            )
+        }
         _ => not_found(path),
     }
 }
@@ -481,6 +539,68 @@ fn login(id: &Identity, state: &mut ServiceState, req: &Request) -> Response {
     )
     .header("X-Auth-Token", token)
     .header("Location", location)
+}
+
+/// The `PowerRestorePolicy` values of the Redfish ComputerSystem schema.
+const RESTORE_POLICIES: [&str; 3] = ["AlwaysOn", "AlwaysOff", "LastState"];
+
+/// PATCH of the system: only `PowerRestorePolicy` is writable. With ETags on, `If-Match`
+/// is required (428 without, 412 when stale), as BMCs that guard settings do.
+fn patch_system(state: &mut ServiceState, req: &Request) -> Response {
+    if state.etags {
+        match &req.if_match {
+            None => {
+                return Response::error(
+                    428,
+                    "Base.1.8.PreconditionRequired",
+                    "A precondition header (If-Match) is required for this operation.",
+                );
+            }
+            Some(tag) if *tag != state.etag() && tag != "*" => {
+                return Response::error(
+                    412,
+                    "Base.1.8.PreconditionFailed",
+                    "The ETag supplied did not match the ETag required to change this resource.",
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+    let Some(fields) = body.as_object().filter(|f| !f.is_empty()) else {
+        return Response::error(
+            400,
+            "Base.1.8.MalformedJSON",
+            "The request body submitted was malformed JSON and could not be parsed.",
+        );
+    };
+    if let Some(other) = fields.keys().find(|k| *k != "PowerRestorePolicy") {
+        return Response::error(
+            400,
+            "Base.1.8.PropertyNotWritable",
+            &format!(
+                "The property {other} is a read only property and cannot be assigned a value."
+            ),
+        );
+    }
+    if state.restore_policy.is_none() {
+        return Response::error(
+            400,
+            "Base.1.8.PropertyUnknown",
+            "The property PowerRestorePolicy is not in the list of valid properties for the resource.",
+        );
+    }
+    let value = fields.get("PowerRestorePolicy").and_then(Value::as_str);
+    let Some(value) = value.filter(|v| RESTORE_POLICIES.contains(v)) else {
+        return Response::error(
+            400,
+            "Base.1.8.PropertyValueNotInList",
+            "The value for the property PowerRestorePolicy is not in the list of acceptable values.",
+        );
+    };
+    state.restore_policy = Some(value.to_owned());
+    state.revision += 1;
+    Response::empty(204)
 }
 
 fn reset(state: &mut ServiceState, req: &Request, now: Instant) -> Response {
@@ -600,6 +720,7 @@ mod tests {
                 base64::engine::general_purpose::STANDARD.encode("admin:pw")
             )),
             token: None,
+            if_match: None,
             body: serde_json::to_vec(&body).unwrap(),
         }
     }
@@ -647,6 +768,61 @@ mod tests {
             );
             assert_eq!(r.status, status, "{profile}");
         }
+    }
+
+    #[test]
+    fn restore_policy_is_served_and_patched_with_its_etag() {
+        let id = ident();
+        let now = Instant::now();
+        let mut s = ServiceState::new(true, FaultProfile::default(), Profile::Generic.profile());
+        let get = req("GET", "/redfish/v1/Systems/1", Value::Null);
+        let r = handle(&id, &mut s, &get, now);
+        assert_eq!(r.body.unwrap()["PowerRestorePolicy"], "LastState");
+        let etag = r
+            .headers
+            .iter()
+            .find(|(n, _)| *n == "ETag")
+            .map(|(_, v)| v.clone())
+            .unwrap();
+        let mut patch = req(
+            "PATCH",
+            "/redfish/v1/Systems/1",
+            json!({"PowerRestorePolicy": "AlwaysOff"}),
+        );
+        assert_eq!(handle(&id, &mut s, &patch, now).status, 428, "no If-Match");
+        patch.if_match = Some("W/\"stale\"".into());
+        assert_eq!(handle(&id, &mut s, &patch, now).status, 412);
+        patch.if_match = Some(etag.clone());
+        assert_eq!(handle(&id, &mut s, &patch, now).status, 204);
+        assert_eq!(s.restore_policy.as_deref(), Some("AlwaysOff"));
+        // The change moved the ETag on: the old one is stale now.
+        assert_eq!(handle(&id, &mut s, &patch, now).status, 412);
+        patch.if_match = Some(s.etag());
+        patch.body = serde_json::to_vec(&json!({"PowerRestorePolicy": "Sometimes"})).unwrap();
+        assert_eq!(handle(&id, &mut s, &patch, now).status, 400);
+        patch.body = serde_json::to_vec(&json!({"PowerState": "Off"})).unwrap();
+        assert_eq!(handle(&id, &mut s, &patch, now).status, 400);
+        s.restore_policy = None;
+        patch.body = serde_json::to_vec(&json!({"PowerRestorePolicy": "AlwaysOff"})).unwrap();
+        let r = handle(&id, &mut s, &patch, now);
+        assert_eq!(r.status, 400);
+        assert!(r.body.unwrap().to_string().contains("PropertyUnknown"));
+        let r = handle(&id, &mut s, &get, now);
+        assert!(r.body.unwrap().get("PowerRestorePolicy").is_none());
+    }
+
+    #[test]
+    fn a_raw_system_body_is_served_verbatim() {
+        let id = ident();
+        let mut s = ServiceState::new(true, FaultProfile::default(), Profile::Generic.profile());
+        s.raw_system = Some("<html>".into());
+        let r = handle(
+            &id,
+            &mut s,
+            &req("GET", "/redfish/v1/Systems/1", Value::Null),
+            Instant::now(),
+        );
+        assert_eq!((r.status, r.raw.as_deref()), (200, Some("<html>")));
     }
 
     #[test]
