@@ -1,13 +1,13 @@
 //! The fencegate driver: the factory, and one Redfish system reached over HTTPS.
 
 use crate::http::{Credential, Http, Reply};
-use crate::model::{self, ResetAction, ServiceRoot};
+use crate::model::{self, ResetAction, RestoreSetting, ServiceRoot};
 use crate::options::{AuthMode, Config, SystemRef};
 use crate::session::{self, Login, Session};
 use crate::tls::{self, Observed, Trust};
 use fencegate_driver::{
-    Action, Capabilities, CommandReceipt, DeviceSpec, DriverError, DriverFactory, DriverFuture,
-    IdentityFact, PowerDriver, PowerState, SpecError,
+    Action, Capabilities, Channel, CommandReceipt, DeviceSpec, DriverError, DriverFactory,
+    DriverFuture, IdentityFact, PowerDriver, PowerState, RestorePolicy, SpecError,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -92,12 +92,23 @@ struct Facts {
 enum Op {
     Status,
     Reset(Action),
+    ReadRestorePolicy,
+    SetRestorePolicy(RestorePolicy),
 }
 
 /// The result of an operation.
 enum Outcome {
     State(PowerState),
     Receipt(CommandReceipt),
+    Policy(RestorePolicy),
+    Done,
+}
+
+impl Outcome {
+    /// The error for an outcome of the wrong kind (a bug, never the BMC's doing).
+    fn mismatch(op: &str) -> DriverError {
+        DriverError::protocol(format!("internal: {op} gave another kind of result"))
+    }
 }
 
 /// One Redfish ComputerSystem. Holds at most one session, reused across calls, logged out on
@@ -206,7 +217,7 @@ impl RedfishDriver {
                 .await
                 .map(Outcome::Receipt);
         }
-        let system = self.get_system(conn, deadline).await?;
+        let (system, etag) = self.get_system(conn, deadline).await?;
         self.note_identity(&system);
         if conn.reset.is_none() {
             conn.reset = ResetAction::from_system(&system).map(CachedReset::new);
@@ -217,6 +228,65 @@ impl RedfishDriver {
                 .reset(conn, action, deadline)
                 .await
                 .map(Outcome::Receipt),
+            Op::ReadRestorePolicy => self.restore_setting(conn, &system).map(Outcome::Policy),
+            Op::SetRestorePolicy(policy) => {
+                self.restore_setting(conn, &system)?;
+                self.patch_restore_policy(conn, policy, etag.as_deref(), deadline)
+                    .await
+                    .map(|()| Outcome::Done)
+            }
+        }
+    }
+
+    /// The system's restore policy; `Unsupported` when it has none, `Protocol` when it
+    /// says something outside the schema.
+    fn restore_setting(&self, conn: &Conn, system: &Value) -> Result<RestorePolicy, DriverError> {
+        let path = conn.system.as_deref().unwrap_or("the system");
+        match model::restore_setting(system) {
+            RestoreSetting::Known(p) => Ok(p),
+            RestoreSetting::Absent => Err(DriverError::unsupported(format!(
+                "{}: {path} has no PowerRestorePolicy: this BMC does not expose the power \
+                 restore policy over Redfish",
+                self.ep()
+            ))),
+            RestoreSetting::Other(raw) => Err(DriverError::protocol(format!(
+                "{}: {path}: PowerRestorePolicy is {raw:?}, none of AlwaysOn, AlwaysOff, \
+                 LastState",
+                self.ep()
+            ))),
+        }
+    }
+
+    /// PATCH the system's `PowerRestorePolicy`, guarded by `If-Match` when the system was
+    /// served with an ETag (so a concurrent change is refused, not overwritten).
+    async fn patch_restore_policy(
+        &self,
+        conn: &mut Conn,
+        policy: RestorePolicy,
+        etag: Option<&str>,
+        deadline: Instant,
+    ) -> Result<(), DriverError> {
+        let path = conn
+            .system
+            .clone()
+            .ok_or_else(|| DriverError::protocol(format!("{}: no system resolved", self.ep())))?;
+        let word = model::restore_word(policy);
+        let body = json!({ "PowerRestorePolicy": word });
+        let headers: Vec<(&'static str, &str)> =
+            etag.map(|t| ("If-Match", t)).into_iter().collect();
+        let reply = self
+            .request_with_headers(conn, Method::PATCH, &path, Some(&body), &headers, deadline)
+            .await?;
+        let what = format!("PATCH {path} PowerRestorePolicy={word}");
+        match reply.status.as_u16() {
+            200 | 202 | 204 => Ok(()),
+            412 => Err(DriverError::protocol(format!(
+                "{}: {what}: HTTP 412: the system changed since it was read (ETag {}): {}",
+                self.ep(),
+                model::clip(etag.unwrap_or("none")),
+                reply.message()
+            ))),
+            _ => Err(self.http.status_error(&what, &reply)),
         }
     }
 
@@ -303,9 +373,30 @@ impl RedfishDriver {
         body: Option<&Value>,
         deadline: Instant,
     ) -> Result<Reply, DriverError> {
+        self.request_with_headers(conn, method, link, body, &[], deadline)
+            .await
+    }
+
+    /// [`RedfishDriver::request`] with extra request headers.
+    async fn request_with_headers(
+        &self,
+        conn: &mut Conn,
+        method: Method,
+        link: &str,
+        body: Option<&Value>,
+        headers: &[(&'static str, &str)],
+        deadline: Instant,
+    ) -> Result<Reply, DriverError> {
         let reply = self
             .http
-            .send(method.clone(), link, self.credential(conn), body, deadline)
+            .send_with_headers(
+                method.clone(),
+                link,
+                self.credential(conn),
+                body,
+                headers,
+                deadline,
+            )
             .await?;
         if reply.status != StatusCode::UNAUTHORIZED || conn.session.is_none() {
             return Ok(reply);
@@ -317,7 +408,7 @@ impl RedfishDriver {
         conn.session = None;
         self.ensure_auth(conn, deadline).await?;
         self.http
-            .send(method, link, self.credential(conn), body, deadline)
+            .send_with_headers(method, link, self.credential(conn), body, headers, deadline)
             .await
     }
 
@@ -382,8 +473,13 @@ impl RedfishDriver {
         }
     }
 
-    /// GET the system, resolving same-origin redirects (and remembering where they led).
-    async fn get_system(&self, conn: &mut Conn, deadline: Instant) -> Result<Value, DriverError> {
+    /// GET the system, resolving same-origin redirects (and remembering where they led);
+    /// the resource and its ETag, if it has one.
+    async fn get_system(
+        &self,
+        conn: &mut Conn,
+        deadline: Instant,
+    ) -> Result<(Value, Option<String>), DriverError> {
         for _ in 0..=MAX_REDIRECTS {
             let path = conn.system.clone().ok_or_else(|| {
                 DriverError::protocol(format!("{}: no system resolved", self.ep()))
@@ -392,7 +488,10 @@ impl RedfishDriver {
                 .request(conn, Method::GET, &path, None, deadline)
                 .await?;
             match reply.status.as_u16() {
-                200 if reply.body.is_object() => return Ok(reply.body),
+                200 if reply.body.is_object() => {
+                    let etag = reply.header("ETag").map(str::to_owned);
+                    return Ok((reply.body, etag));
+                }
                 200 => {
                     return Err(DriverError::protocol(format!(
                         "{}: GET {path}: the answer is not a JSON object",
@@ -432,15 +531,18 @@ impl RedfishDriver {
         )))
     }
 
+    /// Keep the UUID and serial number the system stated in its latest reading, so that a
+    /// different system answering later shows as a change.
     fn note_identity(&self, system: &Value) {
         let (uuid, serial) = model::identity(system);
-        let mut facts = self.facts.lock().unwrap_or_else(|p| p.into_inner());
-        if uuid.is_some() {
-            facts.uuid = uuid;
-        }
-        if serial.is_some() {
-            facts.serial = serial;
-        }
+        *self.facts.lock().unwrap_or_else(|p| p.into_inner()) = Facts { uuid, serial };
+    }
+
+    /// Whether what the BMC says came over TLS whose certificate was verified (a pin or a
+    /// CA): only then did the BMC prove who it is. With `insecure`, anyone on the path can
+    /// answer with any UUID.
+    fn verified_tls(&self) -> bool {
+        matches!(self.cfg.trust, Trust::Pin(_) | Trust::CaFile(_))
     }
 
     async fn reset(
@@ -623,16 +725,18 @@ impl PowerDriver for RedfishDriver {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::readable(&Action::ALL)
+        Capabilities {
+            channel: Channel::Bmc,
+            authenticated_identity: self.verified_tls(),
+            ..Capabilities::readable(&Action::ALL)
+        }
     }
 
     fn status(&self, deadline: std::time::Instant) -> DriverFuture<'_, PowerState> {
         Box::pin(async move {
             match self.run(Op::Status, deadline).await? {
                 Outcome::State(s) => Ok(s),
-                Outcome::Receipt(_) => {
-                    Err(DriverError::protocol("internal: status gave a receipt"))
-                }
+                _ => Err(Outcome::mismatch("status")),
             }
         })
     }
@@ -645,7 +749,32 @@ impl PowerDriver for RedfishDriver {
         Box::pin(async move {
             match self.run(Op::Reset(action), deadline).await? {
                 Outcome::Receipt(r) => Ok(r),
-                Outcome::State(_) => Err(DriverError::protocol("internal: reset gave a state")),
+                _ => Err(Outcome::mismatch("reset")),
+            }
+        })
+    }
+
+    /// Reads `PowerRestorePolicy` from a fresh GET of the ComputerSystem.
+    fn restore_policy(&self, deadline: std::time::Instant) -> DriverFuture<'_, RestorePolicy> {
+        Box::pin(async move {
+            match self.run(Op::ReadRestorePolicy, deadline).await? {
+                Outcome::Policy(p) => Ok(p),
+                _ => Err(Outcome::mismatch("restore policy read")),
+            }
+        })
+    }
+
+    /// PATCHes `PowerRestorePolicy` after a fresh GET (for its ETag, and to tell a system
+    /// without the property, `Unsupported`, from one that refuses the change).
+    fn set_restore_policy(
+        &self,
+        policy: RestorePolicy,
+        deadline: std::time::Instant,
+    ) -> DriverFuture<'_, ()> {
+        Box::pin(async move {
+            match self.run(Op::SetRestorePolicy(policy), deadline).await? {
+                Outcome::Done => Ok(()),
+                _ => Err(Outcome::mismatch("restore policy change")),
             }
         })
     }
@@ -659,11 +788,15 @@ impl PowerDriver for RedfishDriver {
             out.push(IdentityFact::new("tls", "insecure"));
         }
         let facts = self.facts.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let fact = |kind: &str, value: String| IdentityFact {
+            authenticated: self.verified_tls(),
+            ..IdentityFact::new(kind, value)
+        };
         if let Some(uuid) = facts.uuid {
-            out.push(IdentityFact::new("redfish-uuid", uuid));
+            out.push(fact("redfish-uuid", uuid));
         }
         if let Some(serial) = facts.serial {
-            out.push(IdentityFact::new("serial", serial));
+            out.push(fact("redfish-serial", serial));
         }
         out
     }

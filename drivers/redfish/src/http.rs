@@ -148,6 +148,20 @@ impl Http {
         body: Option<&Value>,
         deadline: Instant,
     ) -> Result<Reply, DriverError> {
+        self.send_with_headers(method, link, cred, body, &[], deadline)
+            .await
+    }
+
+    /// [`Http::send`] with extra request headers (`If-Match` for a guarded PATCH).
+    pub async fn send_with_headers(
+        &self,
+        method: Method,
+        link: &str,
+        cred: Credential<'_>,
+        body: Option<&Value>,
+        headers: &[(&'static str, &str)],
+        deadline: Instant,
+    ) -> Result<Reply, DriverError> {
         let url = self.url(link)?;
         let what = format!("{method} {}", url.path());
         let mut req = self
@@ -155,6 +169,9 @@ impl Http {
             .request(method, url)
             .header("OData-Version", "4.0")
             .header(ACCEPT, "application/json");
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         match cred {
             Credential::Anonymous => {}
             Credential::Basic { user, password } => {

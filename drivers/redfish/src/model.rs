@@ -4,7 +4,7 @@
 //! typed structs: a BMC that sends a number where a string belongs in some unrelated property
 //! must not make the power reading fail, and nothing a BMC sends may panic the driver.
 
-use fencegate_driver::{Action, PowerState};
+use fencegate_driver::{Action, PowerState, RestorePolicy};
 use serde_json::Value;
 
 /// The longest message taken from a BMC into an error or receipt, so a chatty or hostile
@@ -79,6 +79,40 @@ pub fn power_state(system: &Value) -> PowerState {
             other => PowerState::Unknown(clip(other)),
         },
         Some(other) => PowerState::Unknown(clip(&other.to_string())),
+    }
+}
+
+/// What a system says about its `PowerRestorePolicy`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreSetting {
+    /// The property is absent (or `null`): the system has no such setting.
+    Absent,
+    /// One of the schema's values.
+    Known(RestorePolicy),
+    /// Something else, kept (clipped) for the error.
+    Other(String),
+}
+
+/// Read a system's `PowerRestorePolicy`. Only the schema's exact words are understood.
+pub fn restore_setting(system: &Value) -> RestoreSetting {
+    match system.get("PowerRestorePolicy") {
+        None | Some(Value::Null) => RestoreSetting::Absent,
+        Some(Value::String(s)) => match s.as_str() {
+            "AlwaysOn" => RestoreSetting::Known(RestorePolicy::AlwaysOn),
+            "AlwaysOff" => RestoreSetting::Known(RestorePolicy::AlwaysOff),
+            "LastState" => RestoreSetting::Known(RestorePolicy::LastState),
+            other => RestoreSetting::Other(clip(other)),
+        },
+        Some(other) => RestoreSetting::Other(clip(&other.to_string())),
+    }
+}
+
+/// The schema's word for a restore policy, as PATCHed.
+pub fn restore_word(policy: RestorePolicy) -> &'static str {
+    match policy {
+        RestorePolicy::AlwaysOn => "AlwaysOn",
+        RestorePolicy::AlwaysOff => "AlwaysOff",
+        RestorePolicy::LastState => "LastState",
     }
 }
 
@@ -266,6 +300,25 @@ mod tests {
         assert!(!ps(json!(0)).is_off());
         assert!(!ps(json!({"State": "Off"})).is_off());
         assert!(!power_state(&json!({})).is_off());
+    }
+
+    #[test]
+    fn restore_policies_map_exactly() {
+        let rs = |v: Value| restore_setting(&json!({ "PowerRestorePolicy": v }));
+        for p in [
+            RestorePolicy::AlwaysOn,
+            RestorePolicy::AlwaysOff,
+            RestorePolicy::LastState,
+        ] {
+            assert_eq!(rs(json!(restore_word(p))), RestoreSetting::Known(p));
+        }
+        assert_eq!(rs(Value::Null), RestoreSetting::Absent);
+        assert_eq!(restore_setting(&json!({})), RestoreSetting::Absent);
+        assert_eq!(
+            rs(json!("alwaysoff")),
+            RestoreSetting::Other("alwaysoff".into())
+        );
+        assert_eq!(rs(json!(1)), RestoreSetting::Other("1".into()));
     }
 
     #[test]

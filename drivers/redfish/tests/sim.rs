@@ -3,7 +3,8 @@
 use fencegate_bmcsim::FaultProfile;
 use fencegate_bmcsim::redfish::{AuthSeen, Profile, RedfishConfig, RedfishLab};
 use fencegate_driver::{
-    Action, DeviceSpec, ErrorKind, IdentityFact, PowerDriver, PowerState, SecretString,
+    Action, Channel, DeviceSpec, ErrorKind, IdentityFact, PowerDriver, PowerState, RestorePolicy,
+    SecretString,
 };
 use fencegate_redfish::RedfishDriver;
 use serde_json::json;
@@ -69,11 +70,12 @@ async fn off_then_reads_with_session_and_identity() {
         "tls-sha256",
         fp.trim_start_matches("sha256:")
     )));
-    assert!(ids.contains(&IdentityFact::new(
+    // Read over TLS verified by the pin: the BMC proved them.
+    assert!(ids.contains(&IdentityFact::authenticated(
         "redfish-uuid",
         "f3ac0000-0000-4000-8000-000000000000"
     )));
-    assert!(ids.contains(&IdentityFact::new("serial", "SIM000000")));
+    assert!(ids.contains(&IdentityFact::authenticated("redfish-serial", "SIM000000")));
 
     // One session for all three calls, then logged out on release.
     let reqs = lab.requests(0);
@@ -459,12 +461,180 @@ async fn trust_sources_unconfigured_ca_file_and_insecure() {
     let ca = dir.path().join("bmc.pem");
     std::fs::write(&ca, lab.certificate_pem()).unwrap();
     let d = driver(&lab, 0, &[("ca_file", ca.to_str().unwrap())]);
+    assert!(d.capabilities().authenticated_identity);
     assert_eq!(d.status(deadline(3000)).await.unwrap(), PowerState::On);
+    assert!(
+        d.identity()
+            .contains(&IdentityFact::authenticated("redfish-serial", "SIM000000"))
+    );
     release(&d).await;
 
     let d = driver(&lab, 0, &[("insecure", "true")]);
+    assert!(!d.capabilities().authenticated_identity);
     assert_eq!(d.status(deadline(3000)).await.unwrap(), PowerState::On);
-    assert!(d.identity().contains(&IdentityFact::new("tls", "insecure")));
+    let ids = d.identity();
+    assert!(ids.contains(&IdentityFact::new("tls", "insecure")));
+    // Anyone on the path could have said these: evidence, never compared.
+    assert!(
+        ids.contains(&IdentityFact::new("redfish-serial", "SIM000000")),
+        "{ids:?}"
+    );
+    assert!(ids.iter().all(|f| !f.authenticated), "{ids:?}");
+    release(&d).await;
+}
+
+#[tokio::test]
+async fn identity_is_known_after_the_first_status_and_the_channel_is_a_bmc() {
+    let lab = start(vec![cfg(Profile::Generic)]).await;
+    let d = driver(&lab, 0, &[]);
+    let caps = d.capabilities();
+    assert_eq!(caps.channel, Channel::Bmc);
+    assert!(caps.authenticated_identity);
+    assert!(d.identity().iter().all(|f| !f.authenticated), "no call yet");
+    d.status(deadline(3000)).await.unwrap();
+    let kinds: Vec<String> = d
+        .identity()
+        .into_iter()
+        .filter(|f| f.authenticated)
+        .map(|f| f.kind)
+        .collect();
+    assert_eq!(kinds, ["redfish-uuid", "redfish-serial"]);
+    release(&d).await;
+}
+
+#[tokio::test]
+async fn silence_in_the_system_resource_is_never_off() {
+    let lab = start(vec![cfg(Profile::Generic)]).await;
+    lab.set_power(0, false);
+    let d = driver(&lab, 0, &[]);
+    // The harness can say Off, so what follows means something.
+    assert_eq!(d.status(deadline(3000)).await.unwrap(), PowerState::Off);
+    for (raw, want) in [
+        (json!(null), "PowerState null"),
+        (json!(""), ""),
+        (json!(0), "0"),
+        (json!(2), "2"),
+        (json!(false), "false"),
+        (json!("Standby"), "Standby"),
+        (json!("off"), "off"),
+        (json!(["Off"]), "[\"Off\"]"),
+    ] {
+        lab.set_reported_power_state(0, Some(raw.clone()));
+        let got = d.status(deadline(3000)).await.unwrap();
+        assert_eq!(got, PowerState::Unknown(want.into()), "{raw}");
+    }
+    lab.set_reported_power_state(0, None);
+    let missing = r#"{"@odata.id": "/redfish/v1/Systems/1", "Id": "1", "Name": "x"}"#;
+    lab.set_raw_system(0, Some(missing));
+    assert_eq!(
+        d.status(deadline(3000)).await.unwrap(),
+        PowerState::Unknown("PowerState missing".into())
+    );
+    for raw in [
+        "",
+        "<html><body>Off</body></html>",
+        "\"Off\"",
+        "[\"Off\"]",
+        "{\"PowerState\": \"Off\"",
+    ] {
+        lab.set_raw_system(0, Some(raw));
+        let e = d.status(deadline(3000)).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Protocol, "{raw:?}: {e}");
+        assert!(e.detail.contains("/redfish/v1/Systems/1"), "{raw:?}: {e}");
+    }
+    lab.set_raw_system(0, None);
+    assert_eq!(d.status(deadline(3000)).await.unwrap(), PowerState::Off);
+    release(&d).await;
+}
+
+#[tokio::test]
+async fn restore_policy_is_read_and_set_with_the_etag() {
+    let lab = start(vec![cfg(Profile::Generic)]).await;
+    let d = driver(&lab, 0, &[]);
+    assert_eq!(
+        d.restore_policy(deadline(3000)).await.unwrap(),
+        RestorePolicy::LastState
+    );
+    d.set_restore_policy(RestorePolicy::AlwaysOff, deadline(3000))
+        .await
+        .unwrap();
+    assert_eq!(lab.restore_policy(0).as_deref(), Some("AlwaysOff"));
+    assert_eq!(
+        d.restore_policy(deadline(3000)).await.unwrap(),
+        RestorePolicy::AlwaysOff
+    );
+    // Changed behind the driver's back (the ETag moves): still read and set afresh.
+    lab.set_restore_policy(0, Some("AlwaysOn"));
+    assert_eq!(
+        d.restore_policy(deadline(3000)).await.unwrap(),
+        RestorePolicy::AlwaysOn
+    );
+    lab.set_restore_policy(0, Some("LastState"));
+    d.set_restore_policy(RestorePolicy::AlwaysOn, deadline(3000))
+        .await
+        .unwrap();
+    assert_eq!(lab.restore_policy(0).as_deref(), Some("AlwaysOn"));
+    let patches = lab
+        .requests(0)
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .map(|r| r.status)
+        .collect::<Vec<_>>();
+    assert_eq!(patches, [204, 204]);
+    // A service without ETags takes the PATCH without If-Match.
+    lab.set_etags(0, false);
+    d.set_restore_policy(RestorePolicy::AlwaysOff, deadline(3000))
+        .await
+        .unwrap();
+    assert_eq!(lab.restore_policy(0).as_deref(), Some("AlwaysOff"));
+    release(&d).await;
+}
+
+#[tokio::test]
+async fn restore_policy_refusals_name_what_the_bmc_said() {
+    let lab = start(vec![cfg(Profile::Generic)]).await;
+    let d = driver(&lab, 0, &[]);
+    lab.set_restore_policy(0, Some("Sometimes"));
+    let e = d.restore_policy(deadline(3000)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Protocol, "{e}");
+    assert!(e.detail.contains("Sometimes"), "{e}");
+
+    lab.set_restore_policy(0, None);
+    let e = d.restore_policy(deadline(3000)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+    assert!(e.detail.contains("PowerRestorePolicy"), "{e}");
+    let e = d
+        .set_restore_policy(RestorePolicy::AlwaysOff, deadline(3000))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+    assert!(
+        lab.requests(0).iter().all(|r| r.method != "PATCH"),
+        "nothing to PATCH"
+    );
+
+    release(&d).await;
+}
+
+#[tokio::test]
+async fn a_refused_restore_policy_patch_names_what_the_bmc_said() {
+    let mut c = cfg(Profile::Generic);
+    c.extra_systems = 1;
+    let lab = start(vec![c]).await;
+    // The simulator's second system shows a policy but refuses to change it.
+    let d = driver(&lab, 0, &[("system", "2")]);
+    assert_eq!(
+        d.restore_policy(deadline(3000)).await.unwrap(),
+        RestorePolicy::AlwaysOn
+    );
+    let e = d
+        .set_restore_policy(RestorePolicy::AlwaysOff, deadline(3000))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Protocol, "{e}");
+    assert!(e.detail.contains("HTTP 400"), "{e}");
+    assert!(e.detail.contains("PropertyNotWritable"), "{e}");
+    assert!(e.detail.contains("PATCH /redfish/v1/Systems/2"), "{e}");
     release(&d).await;
 }
 

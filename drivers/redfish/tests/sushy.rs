@@ -182,7 +182,7 @@ async fn sushy_status_off_verified_and_identity() {
     assert_eq!(d.status(deadline(10_000)).await.unwrap(), PowerState::Off);
     let ids = d.identity();
     assert!(
-        ids.contains(&IdentityFact::new("redfish-uuid", NODE1_UUID)),
+        ids.contains(&IdentityFact::authenticated("redfish-uuid", NODE1_UUID)),
         "{ids:?}"
     );
     assert!(ids.contains(&IdentityFact::new(
