@@ -118,6 +118,14 @@ pub enum Command {
         #[command(flatten)]
         why: Why,
     },
+    /// Accept the identity a host's BMCs and PDUs present now (after a known board swap or
+    /// re-addressing), replacing the one remembered at first use. Reads each device once.
+    Trust {
+        /// Hosts (hostranges expanded).
+        hosts: Vec<String>,
+        #[command(flatten)]
+        why: Why,
+    },
     /// Show proof records, newest first.
     History {
         /// Only this host.

@@ -100,6 +100,7 @@ async fn run_all(
                 Operation::On => engine.on(host, request).await,
                 Operation::Reboot => engine.reboot(host, request).await,
                 Operation::Unfence => engine.unfence(host, request).await,
+                Operation::Trust => engine.trust(host, request).await,
             };
             (i, r)
         });
@@ -119,6 +120,42 @@ async fn run_all(
     }
     out.sort_by_key(|(i, _)| *i);
     Ok(out.into_iter().map(|(_, p)| p).collect())
+}
+
+/// Accept the identities the hosts' endpoints present now, replacing what was remembered
+/// at first use (after a known board swap or re-addressing).
+pub async fn trust(global: &Global, hosts: &[String], why: &Why) -> Result<u8, SetupError> {
+    if hosts.is_empty() {
+        return Err(SetupError::usage("name at least one host to trust"));
+    }
+    let registry = setup::registry();
+    let inventory = setup::inventory(global, &registry, true)?
+        .ok_or_else(|| SetupError::usage("no inventory"))?;
+    let mut targets: Vec<Arc<Host>> = Vec::new();
+    for pattern in hosts {
+        for name in crate::hostrange::expand(pattern).map_err(SetupError::usage)? {
+            targets.push(
+                inventory
+                    .host(&name)
+                    .map_err(|e| SetupError::usage(e.to_string()))?,
+            );
+        }
+    }
+    let engine = setup::engine(global, Some(&inventory)).await?;
+    let request = Request {
+        requester: setup::requester(why.requester.as_deref(), "cli"),
+        reason: why.reason.clone(),
+        force: false,
+    };
+    let proofs = run_all(&engine, Operation::Trust, targets, request, 16, false).await?;
+    if global.json {
+        output::print_json(&proofs);
+    } else {
+        for p in &proofs {
+            print!("{}", output::proof(p, false));
+        }
+    }
+    Ok(exit::worst(proofs.iter().map(exit::for_proof)))
 }
 
 /// Read every device of the targets once.

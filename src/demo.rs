@@ -116,17 +116,10 @@ pub async fn run(global: &Global) -> Result<u8, SetupError> {
     let registry = crate::setup::registry();
     let mut devices = BTreeMap::new();
     for spec in lab.devices(&password) {
-        let driver = registry
-            .build(&spec)
-            .map_err(|e| SetupError::internal(format!("demo device {}: {e}", spec.name)))?;
-        devices.insert(
-            spec.name.clone(),
-            Arc::new(Device {
-                name: spec.name.clone(),
-                driver_name: spec.driver.clone(),
-                driver,
-            }),
-        );
+        let name = spec.name.clone();
+        let device = Device::from_spec(spec, &registry)
+            .map_err(|e| SetupError::internal(format!("demo device {name}: {e}")))?;
+        devices.insert(name, Arc::new(device));
     }
     let policy = Policy {
         attempt_timeout: Duration::from_secs(3),

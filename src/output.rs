@@ -59,6 +59,7 @@ pub fn event(p: &Proof, e: &Event) -> String {
             detail,
         } => (at, format!("{call} failed: {kind}: {detail}")),
         Event::Note { at, text } => (at, text.clone()),
+        Event::RestorePolicy { at, detail, .. } => (at, format!("power restore policy: {detail}")),
     };
     format!("+{:>6} ms  {text}", at.millis() - p.started_at.millis())
 }

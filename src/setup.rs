@@ -138,14 +138,10 @@ pub fn targets(
         let mut level = Vec::new();
         for url in &adhoc.devices {
             let spec = parse_device_url(url, reference.as_ref()).map_err(SetupError::usage)?;
-            let driver = registry
-                .build(&spec)
-                .map_err(|e| SetupError::usage(format!("device {}: {e}", spec.name)))?;
-            level.push(Arc::new(Device {
-                name: spec.name.clone(),
-                driver_name: spec.driver.clone(),
-                driver,
-            }));
+            let name = spec.name.clone();
+            let device = Device::from_spec(spec, registry)
+                .map_err(|e| SetupError::usage(format!("device {name}: {e}")))?;
+            level.push(Arc::new(device));
         }
         let name = adhoc.name.clone().unwrap_or_else(|| {
             let first = adhoc.devices[0].split('?').next().unwrap_or_default();

@@ -313,14 +313,9 @@ fn build_device(
             }
         }
     }
-    let driver = registry
-        .build(&spec)
+    let device = Device::from_spec(spec, registry)
         .map_err(|e| (e.key.unwrap_or_else(|| "driver".into()), e.message))?;
-    Ok(Arc::new(Device {
-        name: name.to_owned(),
-        driver_name: spec.driver.clone(),
-        driver,
-    }))
+    Ok(Arc::new(device))
 }
 
 fn option_text(value: &toml::Value) -> Option<String> {

@@ -9,6 +9,7 @@
 pub mod config;
 pub mod device_url;
 pub mod engine;
+pub mod identity;
 pub mod journal;
 pub mod policy;
 pub mod proof;

@@ -21,6 +21,12 @@ pub struct Policy {
     /// Pause between two confirming reads once `Off` has been seen (0: back to back).
     #[serde(with = "duration_str")]
     pub confirm_interval: Duration,
+    /// How long the confirming `Off` readings must span (monotonic clock) before they count:
+    /// an outlet whose "off" is really its reboot action, or a BMC doing a cycle or reset,
+    /// reads `Off` for a few seconds and then powers the host on again. APC's default reboot
+    /// duration is 5 s; the default outlasts it.
+    #[serde(with = "duration_str")]
+    pub off_hold: Duration,
     /// First pause between polls while the device is not yet off.
     #[serde(with = "duration_str")]
     pub poll_initial: Duration,
@@ -47,6 +53,14 @@ pub struct Policy {
     /// Whether liveness loss (an in-band `poweroff -f` delivered and the host gone quiet) may
     /// count as success for this host. Off by default: it proves nothing about power.
     pub accept_liveness_loss: bool,
+    /// Whether isolation (a fence agent that cut the host off storage or network, such as
+    /// fence_scsi or fence_sbd, while it keeps running) may count as success for this host.
+    /// Off by default: the host is not powered off.
+    pub accept_isolation: bool,
+    /// Whether every device must have its identity pinned in the configuration (`guid`,
+    /// `engine_id`, `uuid`, `serial`). Off by default: without a pin, the identity first
+    /// seen is remembered in the journal and a later change refuses the device.
+    pub require_identity: bool,
 }
 
 impl Default for Policy {
@@ -56,6 +70,7 @@ impl Default for Policy {
             overall_timeout: Duration::from_secs(60),
             confirmations: 2,
             confirm_interval: Duration::ZERO,
+            off_hold: Duration::from_secs(6),
             poll_initial: Duration::from_millis(20),
             poll_max: Duration::from_secs(1),
             retries: 3,
@@ -65,6 +80,8 @@ impl Default for Policy {
             storm_limit: 3,
             storm_window: Duration::from_secs(600),
             accept_liveness_loss: false,
+            accept_isolation: false,
+            require_identity: false,
         }
     }
 }
@@ -88,6 +105,11 @@ impl Policy {
         }
         if self.poll_initial.is_zero() || self.poll_max < self.poll_initial {
             return Err("poll_initial must be above zero and at most poll_max".into());
+        }
+        if self.off_hold >= self.attempt_timeout {
+            return Err(
+                "off_hold must be shorter than attempt_timeout: Off must be seen to hold within one attempt".into(),
+            );
         }
         if self.retries > 20 {
             return Err("retries must be at most 20".into());
@@ -127,6 +149,15 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         Policy::default().validate().unwrap();
+    }
+
+    #[test]
+    fn a_hold_longer_than_an_attempt_is_refused() {
+        let p = Policy {
+            off_hold: Duration::from_secs(20),
+            ..Policy::default()
+        };
+        assert!(p.validate().unwrap_err().contains("off_hold"));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! fresh readings confirmed it, and how long it took.
 
 use crate::time::Timestamp;
-use fencegate_driver::{Action, ErrorKind, IdentityFact, PowerState};
+use fencegate_driver::{Action, Channel, ErrorKind, IdentityFact, PowerState, RestorePolicy};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -23,6 +23,9 @@ pub enum Operation {
     Reboot,
     /// Lift the power-on lock of a fenced host.
     Unfence,
+    /// Accept the identity a host's endpoints present now (after a BMC board swap), replacing
+    /// the one remembered at first use.
+    Trust,
 }
 
 impl Operation {
@@ -34,6 +37,7 @@ impl Operation {
             Operation::On => "on",
             Operation::Reboot => "reboot",
             Operation::Unfence => "unfence",
+            Operation::Trust => "trust",
         }
     }
 
@@ -45,6 +49,7 @@ impl Operation {
             "on" => Operation::On,
             "reboot" => Operation::Reboot,
             "unfence" => Operation::Unfence,
+            "trust" => Operation::Trust,
             _ => return None,
         })
     }
@@ -58,6 +63,8 @@ pub enum Verdict {
     PowerVerifiedOff,
     /// An in-band power-off was delivered and the host went quiet; power was not proven off.
     LivenessLost,
+    /// An isolation agent cut the host off storage or network; the host may still run.
+    Isolated,
     /// Power-on (or another non-fencing action) was carried out and read back.
     Done,
     /// Nothing was proven. The reason says why.
@@ -72,6 +79,7 @@ impl Verdict {
         match self {
             Verdict::PowerVerifiedOff => "power_verified_off",
             Verdict::LivenessLost => "liveness_lost",
+            Verdict::Isolated => "isolated",
             Verdict::Done => "done",
             Verdict::Failed => "failed",
             Verdict::Refused => "refused",
@@ -123,6 +131,20 @@ pub enum Event {
         /// The driver's message (never a secret).
         detail: String,
     },
+    /// The host's power restore policy was read and set to stay off (a fence), or put back
+    /// (`unfence`).
+    RestorePolicy {
+        /// When.
+        at: Timestamp,
+        /// The policy read before the change, if it could be read.
+        previous: Option<RestorePolicy>,
+        /// The policy asked for.
+        set: RestorePolicy,
+        /// Whether the device accepted it.
+        accepted: bool,
+        /// The device's words (or why not).
+        detail: String,
+    },
     /// Anything else worth knowing (a retry, a skipped command, a reconciliation).
     Note {
         /// When.
@@ -140,6 +162,8 @@ pub enum DeviceOutcome {
     VerifiedOff,
     /// The command was delivered by a driver that cannot read power state.
     LivenessLost,
+    /// An isolation agent reported the host cut off storage or network (not a power state).
+    Isolated,
     /// The requested non-fencing action was carried out and read back.
     Done,
     /// Nothing proven.
@@ -159,6 +183,16 @@ pub struct DeviceRecord {
     pub identity: Vec<IdentityFact>,
     /// Whether this device can read power state (and so can prove anything).
     pub reads_power_state: bool,
+    /// Whether the driver declared itself a reader when it was built. A declared reader that
+    /// turned out blind fails its level's proof (unless liveness loss is accepted).
+    #[serde(default)]
+    pub declared_reader: bool,
+    /// What kind of channel the device is.
+    #[serde(default)]
+    pub channel: Channel,
+    /// How long the confirming `Off` readings spanned (monotonic clock), when they proved it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub off_held_ms: Option<u64>,
     /// Every reading, command and error, in order.
     pub events: Vec<Event>,
     /// How the attempt ended.
@@ -218,6 +252,10 @@ pub struct Proof {
     /// Set when this operation re-confirmed an earlier proof within the tolerance window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confirms: Option<String>,
+    /// The digest of what the proof rests on (the host's devices by what they reach, and the
+    /// proof-relevant policy): only requests for the same target share a verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 impl Proof {
@@ -241,7 +279,15 @@ impl Proof {
             .iter()
             .map(|d| {
                 let n = d.readings().filter(|s| s.is_off()).count();
-                format!("{} ({n} off readings)", d.device)
+                match d.off_held_ms {
+                    Some(ms) => format!(
+                        "{} ({n} off readings, off held {}.{} s)",
+                        d.device,
+                        ms / 1000,
+                        (ms % 1000) / 100
+                    ),
+                    None => format!("{} ({n} off readings)", d.device),
+                }
             })
             .collect();
         let by = if by.is_empty() {
@@ -273,6 +319,9 @@ mod tests {
             endpoint: "ipmi://127.0.0.1:623".into(),
             identity: Vec::new(),
             reads_power_state: true,
+            declared_reader: true,
+            channel: Channel::Bmc,
+            off_held_ms: None,
             events: vec![
                 Event::Reading {
                     at: Timestamp(1),
@@ -307,6 +356,7 @@ mod tests {
             }],
             duration_ms: 3,
             confirms: None,
+            target: None,
         }
     }
 

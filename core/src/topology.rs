@@ -1,7 +1,9 @@
 //! Hosts and the ordered levels of devices that can fence them.
 
+use crate::identity::{self, Pin};
 use crate::policy::Policy;
-use fencegate_driver::PowerDriver;
+use crate::registry::Registry;
+use fencegate_driver::{Channel, DeviceSpec, PowerDriver, SpecError};
 use std::fmt;
 use std::sync::Arc;
 
@@ -13,6 +15,51 @@ pub struct Device {
     pub driver_name: String,
     /// The driver instance.
     pub driver: Arc<dyn PowerDriver>,
+    /// What the device reaches, whatever it is called (see [`identity::device_key`]).
+    pub key: String,
+    /// Where the identity of the box behind this device is remembered (see
+    /// [`identity::endpoint_key`]).
+    pub endpoint_key: String,
+    /// Identities the operator pinned; checked before any command.
+    pub pins: Vec<Pin>,
+    /// Whether the driver declared, when it was built, that it reads power state. A device
+    /// declared a reader that turns out blind at first contact must not silently drop out
+    /// of its level's proof.
+    pub declared_reader: bool,
+    /// What kind of channel the driver declared when it was built.
+    pub channel: Channel,
+}
+
+impl Device {
+    /// A device around an already built driver, keyed by its endpoint (tests, the demo).
+    pub fn new(name: &str, driver_name: &str, driver: Arc<dyn PowerDriver>) -> Self {
+        let caps = driver.capabilities();
+        Device {
+            key: format!("{driver_name}|{}", driver.endpoint()),
+            endpoint_key: format!("{driver_name}|{}", driver.endpoint()),
+            name: name.to_owned(),
+            driver_name: driver_name.to_owned(),
+            driver,
+            pins: Vec::new(),
+            declared_reader: caps.reads_power_state,
+            channel: caps.channel,
+        }
+    }
+
+    /// Build a device from its specification: take the identity pins off the options (the
+    /// engine checks them, the driver never sees them), build the driver and key it by what
+    /// it reaches.
+    pub fn from_spec(mut spec: DeviceSpec, registry: &Registry) -> Result<Self, SpecError> {
+        let pins = identity::take_pins(&mut spec)?;
+        let driver = registry.build(&spec)?;
+        let key = identity::device_key(&spec, &pins);
+        Ok(Device {
+            key,
+            endpoint_key: identity::endpoint_key(&spec),
+            pins,
+            ..Device::new(&spec.name, &spec.driver, driver)
+        })
+    }
 }
 
 impl fmt::Debug for Device {
@@ -21,6 +68,7 @@ impl fmt::Debug for Device {
             .field("name", &self.name)
             .field("driver", &self.driver_name)
             .field("endpoint", &self.driver.endpoint())
+            .field("key", &self.key)
             .finish()
     }
 }
@@ -46,6 +94,31 @@ impl Host {
     /// Whether `name` is this host's name or one of its aliases.
     pub fn answers_to(&self, name: &str) -> bool {
         self.name == name || self.aliases.iter().any(|a| a == name)
+    }
+
+    /// What a proof of this host rests on: the devices of each level (by what they reach,
+    /// not by name) and the policy that decides what counts as proof. Two requests share an
+    /// operation's verdict only when their digests are equal; a fence run with other devices,
+    /// another inventory or a weaker policy under the same host name is another target.
+    pub fn target_digest(&self) -> String {
+        let p = &self.policy;
+        let mut text = format!(
+            "confirmations={}|off_hold={:?}|liveness={}|isolation={}|require_identity={}",
+            p.confirmations,
+            p.off_hold,
+            p.accept_liveness_loss,
+            p.accept_isolation,
+            p.require_identity
+        );
+        for (i, level) in self.levels.iter().enumerate() {
+            text.push_str(&format!("|level{i}"));
+            let mut keys: Vec<&str> = level.iter().map(|d| d.key.as_str()).collect();
+            keys.sort_unstable();
+            for k in keys {
+                text.push_str(&format!("|{k}"));
+            }
+        }
+        identity::digest(&text)
     }
 
     /// Every device of every level, each once, in order.

@@ -12,11 +12,14 @@ use support::memory_journal::MemoryJournal;
 use support::scripted::{Logged, Scripted, Step, now};
 use tokio::task::JoinHandle;
 
+/// The scenarios' policy: no hold, so their reading sequences stay short; the hold has
+/// scenarios of its own (`hold.rs`).
 fn policy() -> Policy {
     Policy {
         attempt_timeout: Duration::from_secs(2),
         overall_timeout: Duration::from_secs(5),
         storm_limit: 0,
+        off_hold: Duration::ZERO,
         ..Policy::default()
     }
 }
@@ -222,30 +225,52 @@ async fn ssh_beside_a_bmc_does_not_count_but_does_not_block() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_driver_that_learns_late_it_cannot_read_is_treated_as_blind() {
-    // Beside a BMC: the BMC proves it, the in-band device neither blocks nor counts.
-    let inband = Scripted::late_blind("inband", vec![now(())]);
-    let bmc = Scripted::new(
-        "bmc",
+async fn a_declared_reader_found_blind_fails_its_level_beside_a_reader() {
+    // The attack: "both PDU outlets must read off" passing with one reading, because the
+    // other outlet's driver learned at first contact that it cannot read and dropped out.
+    let outlet_a = Scripted::late_blind("pdu-a", vec![now(())]);
+    let outlet_b = Scripted::new(
+        "pdu-b",
         vec![now(PowerState::On), now(PowerState::Off)],
         vec![now(())],
     );
     let host = support::host(
         "n1",
-        vec![vec![inband.device("inband"), bmc.device("bmc")]],
+        vec![vec![outlet_a.device("pdu-a-7"), outlet_b.device("pdu-b-7")]],
         policy(),
     );
     let (engine, _) = memory_engine();
     let p = engine.fence(host, req()).await.unwrap();
-    assert_eq!(p.verdict, Verdict::PowerVerifiedOff, "{}", p.detail);
+    assert_eq!(p.verdict, Verdict::LivenessLost, "{}", p.detail);
+    assert!(!p.success, "one reading must not prove a two-outlet level");
+    assert!(p.detail.contains("found blind"), "{}", p.detail);
     let rec = &p.levels[0].devices[0];
-    assert!(!rec.reads_power_state);
+    assert!(rec.declared_reader && !rec.reads_power_state);
     assert_eq!(rec.outcome, DeviceOutcome::LivenessLost);
-    assert_eq!(inband.commands_accepted(), 1);
+    assert_eq!(outlet_a.commands_accepted(), 1);
+
+    // Only a host policy that accepts liveness loss lets it count, and says so.
+    let outlet_a = Scripted::late_blind("pdu-a", vec![now(())]);
+    let outlet_b = Scripted::new(
+        "pdu-b",
+        vec![now(PowerState::On), now(PowerState::Off)],
+        vec![now(())],
+    );
+    let host = support::host(
+        "n2",
+        vec![vec![outlet_a.device("pdu-a-7"), outlet_b.device("pdu-b-7")]],
+        Policy {
+            accept_liveness_loss: true,
+            ..policy()
+        },
+    );
+    let p = engine.fence(host, req()).await.unwrap();
+    assert_eq!(p.verdict, Verdict::LivenessLost);
+    assert!(p.success);
 
     // Alone: liveness lost at best, never proof.
     let inband = Scripted::late_blind("inband", vec![now(())]);
-    let host = support::host("n2", vec![vec![inband.device("inband")]], policy());
+    let host = support::host("n3", vec![vec![inband.device("inband")]], policy());
     let p = engine.fence(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::LivenessLost);
     assert!(!p.success);

@@ -1,12 +1,16 @@
 //! Working one device: reading, commanding and verifying, with every step recorded.
 
 use super::gate::EndpointGate;
-use crate::journal::{DeviceMeta, Journal, JournalFuture};
+use crate::identity::{self, PinCheck};
+use crate::journal::{DeviceMeta, IdentitySeen, Journal, JournalFuture};
 use crate::policy::Policy;
-use crate::proof::{DeviceOutcome, DeviceRecord, Event, LevelRecord};
+use crate::proof::{DeviceOutcome, DeviceRecord, Event, LevelRecord, Operation};
 use crate::time::Timestamp;
 use crate::topology::Device;
-use fencegate_driver::{Action, CommandReceipt, DriverError, ErrorKind, PowerState};
+use fencegate_driver::{
+    Action, Channel, CommandReceipt, DriverError, ErrorKind, IdentityFact, PowerState,
+    RestorePolicy,
+};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -16,6 +20,7 @@ pub(crate) struct OpContext {
     pub(crate) journal: Arc<dyn Journal>,
     pub(crate) gate: Arc<EndpointGate>,
     pub(crate) request_id: String,
+    pub(crate) operation: Operation,
     pub(crate) policy: Policy,
     /// The levels as tried so far; kept outside the running futures so that an interrupted
     /// operation still has its evidence.
@@ -92,6 +97,8 @@ impl DeviceRun {
                 devices[index] = placeholder(&meta);
             }
             devices[index].reads_power_state = device.driver.capabilities().reads_power_state;
+            devices[index].declared_reader = device.declared_reader;
+            devices[index].channel = device.channel;
         }
         DeviceRun {
             ctx,
@@ -121,6 +128,11 @@ impl DeviceRun {
     /// in call order; only the wait is skipped (readings need not hold up polling).
     fn log(&self, event: Event) {
         drop(self.push(event));
+    }
+
+    /// The device's name.
+    pub(crate) fn device_name(&self) -> &str {
+        &self.device.name
     }
 
     pub(crate) fn note(&self, text: impl Into<String>) {
@@ -367,26 +379,112 @@ impl DeviceRun {
         }
     }
 
-    /// Read `more` times; true only if every one of them says `Off`, with no error or other
-    /// reading in between (a failed read ends the run: it is not a confirmation).
-    async fn confirm_consecutive_off(&self, more: u32, deadline: Instant) -> bool {
-        for _ in 0..more {
-            if !self.ctx.policy.confirm_interval.is_zero() {
-                pause(self.ctx.policy.confirm_interval, deadline).await;
+    /// Read until `Off` has been read K times in a row *and* those readings span the policy's
+    /// `off_hold` (monotonic clock): an outlet rebooting or a BMC cycling reads `Off` for a
+    /// few seconds and then turns the host on again. `first_off` is an `Off` already read
+    /// (the pre-read), which starts the run. An `On` inside a run means power came back;
+    /// anything else that is not `Off` (a transient error, `Unknown`, `PoweringOff`) breaks the
+    /// run, which starts again at the next `Off`.
+    async fn hold_off(&self, first_off: Option<Instant>, deadline: Instant) -> Hold {
+        let policy = &self.ctx.policy;
+        let (k, hold) = (policy.confirmations, policy.off_hold);
+        let mut run: u32 = u32::from(first_off.is_some());
+        let mut since = first_off;
+        let mut last_off = first_off;
+        let mut delay = policy.poll_initial;
+        let mut last = String::from("no reading");
+        loop {
+            if let (Some(t0), Some(t1)) = (since, last_off)
+                && run >= k
+                && t1 - t0 >= hold
+            {
+                return Hold::Held {
+                    readings: run,
+                    span: t1 - t0,
+                };
             }
-            if !matches!(self.read(deadline).await, Ok(PowerState::Off)) {
-                return false;
+            let now = Instant::now();
+            if now >= deadline {
+                let held = match (since, last_off) {
+                    (Some(t0), Some(t1)) => format!(
+                        "; off held {} of the {} required",
+                        crate::time::format_duration(t1 - t0),
+                        crate::time::format_duration(hold)
+                    ),
+                    _ => String::new(),
+                };
+                return Hold::Failed((
+                    ErrorKind::VerificationFailed,
+                    format!(
+                        "{run} of {k} consecutive fresh off readings before the deadline{held}; last: {last}"
+                    ),
+                ));
+            }
+            // Pace the next read: confirming reads come at `confirm_interval` until K are in,
+            // then as often as polling allows until the hold is over, the last one no earlier
+            // than the hold's end.
+            let wait = match since {
+                Some(_) if run < k => policy.confirm_interval,
+                Some(t0) => policy
+                    .poll_max
+                    .min((t0 + hold).saturating_duration_since(now)),
+                None if run == 0 && last == "no reading" => Duration::ZERO,
+                None => {
+                    let d = delay;
+                    delay = (delay * 2).min(policy.poll_max);
+                    d
+                }
+            };
+            if !wait.is_zero() && !pause(wait, deadline).await {
+                continue;
+            }
+            match self.read(deadline).await {
+                Ok(PowerState::Off) => {
+                    let at = Instant::now();
+                    since.get_or_insert(at);
+                    last_off = Some(at);
+                    run += 1;
+                    last = PowerState::Off.to_string();
+                }
+                Ok(state @ (PowerState::On | PowerState::PoweringOn)) if since.is_some() => {
+                    let held = since.map(|t0| Instant::now() - t0).unwrap_or_default();
+                    return Hold::PowerBack(format!(
+                        "power came back: read off for {} and then {state}; an outlet's reboot action, a BMC cycle or reset, or someone powering it on: not a fence",
+                        crate::time::format_duration(held)
+                    ));
+                }
+                Ok(state) => {
+                    (run, since, last_off) = (0, None, None);
+                    last = state.to_string();
+                }
+                Err(e) if e.kind.is_transient() => {
+                    (run, since, last_off) = (0, None, None);
+                    last = format!("{}: {}", e.kind, e.detail);
+                }
+                Err(e) => return Hold::Failed((e.kind, e.detail)),
             }
         }
-        true
     }
 
-    /// The fencing procedure for one device: fresh read (already off K times: done); hard
-    /// off; poll until K consecutive fresh `Off` readings. A device that cannot read power
-    /// state can at best report liveness lost.
+    /// Finish a device whose `Off` held, saying how it was proven.
+    fn held(&self, readings: u32, span: Duration, how: &str) -> DeviceOutcome {
+        self.with_record(|r| r.off_held_ms = Some(span.as_millis() as u64));
+        self.finish(
+            DeviceOutcome::VerifiedOff,
+            format!(
+                "{how}: {readings} consecutive fresh off readings spanning {} (hold {})",
+                crate::time::format_duration(span),
+                crate::time::format_duration(self.ctx.policy.off_hold)
+            ),
+        )
+    }
+
+    /// The fencing procedure for one device: fresh read; check which box answered; set the
+    /// restore policy to stay off (a fence); already off and holding: done; otherwise hard
+    /// off, then read until K consecutive fresh `Off` readings span the hold. A device that
+    /// cannot read power state can at best report liveness lost (or isolation).
     pub(crate) async fn verify_off(&self, deadline: Instant) -> DeviceOutcome {
         let caps = self.device.driver.capabilities();
-        let k = self.ctx.policy.confirmations;
         if !caps.supports(Action::Off) {
             return self.fail((ErrorKind::Unsupported, "the driver cannot power off".into()));
         }
@@ -394,38 +492,239 @@ impl DeviceRun {
             return self.deliver_blind(deadline).await;
         }
         // A fresh read first: a host already off needs no command, only confirmation.
-        match self.read_retrying(deadline).await {
+        let first = match self.read_retrying(deadline).await {
             // Some drivers learn what they can do only on first contact (an external
             // program's hello): one that turns out unable to read is delivered to blind.
             Err((ErrorKind::Unsupported, _)) if self.learned_it_cannot_read() => {
                 return self.deliver_blind(deadline).await;
             }
-            Ok(PowerState::Off) => {
-                if self
-                    .confirm_consecutive_off(k.saturating_sub(1), deadline)
-                    .await
-                {
-                    return self.finish(
-                        DeviceOutcome::VerifiedOff,
-                        format!(
-                            "already off: {k} consecutive fresh off readings, no command needed"
-                        ),
-                    );
-                }
-                self.note("not consistently off; sending the power-off command");
-            }
-            Ok(_) => {}
+            Ok(state) => state,
             Err(f) => return self.fail(f),
+        };
+        let checked = match self.check_identity().await {
+            Ok(facts) => facts,
+            Err(f) => return self.fail(f),
+        };
+        if self.ctx.operation == Operation::Fence {
+            self.keep_off_when_power_returns(deadline).await;
+        }
+        if first == PowerState::Off {
+            match self.hold_off(Some(Instant::now()), deadline).await {
+                Hold::Held { readings, span } => {
+                    return self.identity_unchanged(&checked).unwrap_or_else(|| {
+                        self.held(readings, span, "already off, no command needed")
+                    });
+                }
+                Hold::PowerBack(why) => self.note(format!("{why}; sending the power-off command")),
+                Hold::Failed((kind, detail))
+                    if kind.is_transient() || kind == ErrorKind::VerificationFailed =>
+                {
+                    self.note(format!(
+                        "not consistently off ({detail}); sending the power-off command"
+                    ));
+                }
+                Hold::Failed(f) => return self.fail(f),
+            }
         }
         if let Err(f) = self.command_retrying(Action::Off, deadline).await {
             return self.fail(f);
         }
-        match self.poll_until(&PowerState::Off, k, deadline).await {
-            Ok(()) => self.finish(
-                DeviceOutcome::VerifiedOff,
-                format!("{k} consecutive fresh off readings after the power-off command"),
+        match self.hold_off(None, deadline).await {
+            Hold::Held { readings, span } => self
+                .identity_unchanged(&checked)
+                .unwrap_or_else(|| self.held(readings, span, "after the power-off command")),
+            Hold::PowerBack(why) => self.fail((ErrorKind::VerificationFailed, why)),
+            Hold::Failed(f) => self.fail(f),
+        }
+    }
+
+    /// Check which box answered, before any command: the authenticated identity the driver
+    /// learned on first contact against the device's pins, else against what the journal
+    /// remembers for its endpoint (remembering it on first use). Returns the facts checked.
+    async fn check_identity(&self) -> Result<Vec<IdentityFact>, Failure> {
+        let presented = self.device.driver.identity();
+        for (fact, why) in identity::placeholders(&presented) {
+            self.note(format!(
+                "identity {}={} is a placeholder ({why}): not trusted to tell boxes apart",
+                fact.kind, fact.value
+            ));
+        }
+        let facts = identity::usable(&presented);
+        let refuse = |detail: String| (ErrorKind::Auth, format!("identity: {detail}"));
+        if !self.device.pins.is_empty() {
+            return match identity::check_pins(&self.device.pins, &presented) {
+                PinCheck::Matches => {
+                    self.note(format!(
+                        "identity matches the pins ({})",
+                        identity::describe(&facts)
+                    ));
+                    Ok(facts)
+                }
+                PinCheck::Mismatch(why) => Err(refuse(format!("{why}; nothing was sent to it"))),
+            };
+        }
+        if self.ctx.policy.require_identity {
+            return Err(refuse(format!(
+                "require_identity is set and device `{}` pins none (presented: {}); pin one with guid/engine_id/uuid/serial",
+                self.device.name,
+                identity::describe(&facts)
+            )));
+        }
+        let seen = self
+            .ctx
+            .journal
+            .identity_seen(&self.device.endpoint_key, &facts)
+            .await
+            .map_err(|e| {
+                (
+                    ErrorKind::Protocol,
+                    format!("identity: the journal could not compare it ({e}); nothing was sent"),
+                )
+            })?;
+        match seen {
+            IdentitySeen::FirstUse if facts.is_empty() => {
+                self.note("the endpoint presents no authenticated identity: a relay or a re-addressed box could not be told apart");
+                Ok(facts)
+            }
+            IdentitySeen::FirstUse => {
+                self.note(format!(
+                    "identity remembered on first use: {}",
+                    identity::describe(&facts)
+                ));
+                Ok(facts)
+            }
+            IdentitySeen::Matches(_) => Ok(facts),
+            IdentitySeen::Changed(known) => Err(refuse(format!(
+                "the endpoint now proves {} but {} was remembered for it since {}; another box answers at this address (a relay, a swapped board or a re-used address); nothing was sent to it; if the change is known, accept it with `fencegate trust HOST`",
+                identity::describe(&facts),
+                identity::describe(&known.facts),
+                known.since
+            ))),
+            IdentitySeen::ClaimedElsewhere { endpoint, fact } => Err(refuse(format!(
+                "{}={} is already remembered for {endpoint}: two addresses claim one box (a relay, or a copied configuration); nothing was sent to it",
+                fact.kind, fact.value
+            ))),
+        }
+    }
+
+    /// `Some(failure)` when the endpoint's identity changed during the operation (a relay
+    /// switched boxes between sessions): the readings are then no proof of the box checked.
+    fn identity_unchanged(&self, checked: &[IdentityFact]) -> Option<DeviceOutcome> {
+        let now = identity::usable(&self.device.driver.identity());
+        if identity::same_box(checked, &now) {
+            return None;
+        }
+        Some(self.fail((
+            ErrorKind::Auth,
+            format!(
+                "identity: the endpoint proved {} when checked and {} by the end; the readings may come from another box",
+                identity::describe(checked),
+                identity::describe(&now)
             ),
-            Err(f) => self.fail(f),
+        )))
+    }
+
+    /// Set the host's power restore policy to stay off, so a returning outlet or mains
+    /// cannot undo the fence; the previous value is recorded for `unfence`. Best effort: a
+    /// driver or BMC without the setting is noted, never a failure of the fence.
+    async fn keep_off_when_power_returns(&self, deadline: Instant) {
+        let driver = &self.device.driver;
+        let previous = match self.turn(deadline).await {
+            Some(_turn) => bounded(deadline, driver.restore_policy(deadline.into_std())).await,
+            None => return,
+        };
+        let previous = match previous {
+            Ok(p) => p,
+            Err(e) if e.kind == ErrorKind::Unsupported => return,
+            Err(e) => {
+                self.note(format!(
+                    "could not read the power restore policy ({e}); not changing it"
+                ));
+                return;
+            }
+        };
+        if previous == RestorePolicy::AlwaysOff {
+            self.log(Event::RestorePolicy {
+                at: Timestamp::now(),
+                previous: Some(previous),
+                set: RestorePolicy::AlwaysOff,
+                accepted: true,
+                detail: "already set to stay off".into(),
+            });
+            return;
+        }
+        let result = match self.turn(deadline).await {
+            Some(_turn) => {
+                bounded(
+                    deadline,
+                    driver.set_restore_policy(RestorePolicy::AlwaysOff, deadline.into_std()),
+                )
+                .await
+            }
+            None => Err(DriverError::timeout("waited for the endpoint's turn")),
+        };
+        self.log(Event::RestorePolicy {
+            at: Timestamp::now(),
+            previous: Some(previous),
+            set: RestorePolicy::AlwaysOff,
+            accepted: result.is_ok(),
+            detail: match &result {
+                Ok(()) => format!("was {previous}; set to stay off until unfence"),
+                Err(e) => format!("was {previous}; could not set it to stay off: {e}"),
+            },
+        });
+    }
+
+    /// Put back a restore policy a fence changed (for `unfence`).
+    pub(crate) async fn restore_policy(
+        &self,
+        policy: RestorePolicy,
+        deadline: Instant,
+    ) -> DeviceOutcome {
+        let driver = &self.device.driver;
+        let result = match self.turn(deadline).await {
+            Some(_turn) => {
+                bounded(
+                    deadline,
+                    driver.set_restore_policy(policy, deadline.into_std()),
+                )
+                .await
+            }
+            None => Err(DriverError::timeout("waited for the endpoint's turn")),
+        };
+        self.log(Event::RestorePolicy {
+            at: Timestamp::now(),
+            previous: None,
+            set: policy,
+            accepted: result.is_ok(),
+            detail: match &result {
+                Ok(()) => format!("put back to {policy}, as before the fence"),
+                Err(e) => format!("could not put it back to {policy}: {e}"),
+            },
+        });
+        match result {
+            Ok(()) => self.finish(
+                DeviceOutcome::Done,
+                format!("power restore policy put back to {policy}"),
+            ),
+            Err(e) => self.fail((
+                e.kind,
+                format!(
+                    "power restore policy not put back to {policy}: {}",
+                    e.detail
+                ),
+            )),
+        }
+    }
+
+    /// Whether the endpoint answers at all (any reading, or an answer that is an error of
+    /// the device rather than silence): used to tell whether a host's BMC still has standby
+    /// power after its outlets read off.
+    pub(crate) async fn answers(&self, deadline: Instant) -> Option<String> {
+        match self.read(deadline).await {
+            Ok(state) => Some(format!("reads {state}")),
+            Err(e) if matches!(e.kind, ErrorKind::Unreachable | ErrorKind::Timeout) => None,
+            Err(e) => Some(format!("answers ({e})")),
         }
     }
 
@@ -440,18 +739,31 @@ impl DeviceRun {
         cannot
     }
 
-    /// The command-only path of a driver that cannot read power state: liveness lost at best.
+    /// The command-only path of a driver that cannot read power state: liveness lost at
+    /// best, or isolation for a channel that cuts storage or network.
     async fn deliver_blind(&self, deadline: Instant) -> DeviceOutcome {
+        let isolation = self.device.driver.capabilities().channel == Channel::Isolation;
         match self.command_retrying(Action::Off, deadline).await {
-            Ok(receipt) => self.finish(
-                DeviceOutcome::LivenessLost,
-                format!(
-                    "power-off delivered ({}); this driver cannot read power state, so nothing is proven",
-                    receipt
-                        .map(|r| r.detail)
-                        .unwrap_or_else(|| "already off, by its own account".into())
-                ),
-            ),
+            Ok(receipt) => {
+                let said = receipt
+                    .map(|r| r.detail)
+                    .unwrap_or_else(|| "already done, by its own account".into());
+                if isolation {
+                    self.finish(
+                        DeviceOutcome::Isolated,
+                        format!(
+                            "isolation delivered ({said}); this agent cuts storage or network, not power: the host may still run"
+                        ),
+                    )
+                } else {
+                    self.finish(
+                        DeviceOutcome::LivenessLost,
+                        format!(
+                            "power-off delivered ({said}); this driver cannot read power state, so nothing is proven"
+                        ),
+                    )
+                }
+            }
             Err(f) => self.fail(f),
         }
     }
@@ -461,6 +773,15 @@ impl DeviceRun {
         let caps = self.device.driver.capabilities();
         if !caps.supports(Action::On) {
             return self.finish(DeviceOutcome::Done, "this driver cannot power on; skipped");
+        }
+        // Which box would be powered on: checked before the command, as for a fence.
+        if caps.reads_power_state {
+            if let Err(f) = self.read_retrying(deadline).await {
+                return self.fail(f);
+            }
+            if let Err(f) = self.check_identity().await {
+                return self.fail(f);
+            }
         }
         if let Err(f) = self.command_retrying(Action::On, deadline).await {
             return self.fail(f);
@@ -508,11 +829,29 @@ pub(crate) fn placeholder(meta: &DeviceMeta) -> DeviceRecord {
         endpoint: meta.endpoint.clone(),
         identity: Vec::new(),
         reads_power_state: false,
+        declared_reader: false,
+        channel: Channel::Other,
+        off_held_ms: None,
         events: Vec::new(),
         outcome: DeviceOutcome::Failed,
         detail: "interrupted before this device finished".into(),
         duration_ms: 0,
     }
+}
+
+/// How reading for a held `Off` ended.
+enum Hold {
+    /// K consecutive `Off` readings spanning the hold.
+    Held {
+        /// How many.
+        readings: u32,
+        /// From the first to the last of them.
+        span: Duration,
+    },
+    /// `Off` was read and then `On`: power came back.
+    PowerBack(String),
+    /// No held `Off` before the deadline, or a non-transient error.
+    Failed(Failure),
 }
 
 /// A driver call, cut off at the deadline whatever the driver does.

@@ -11,11 +11,11 @@ mod device;
 mod gate;
 
 use crate::journal::{Begin, Claim, DeviceMeta, Journal, JournalError};
-use crate::proof::{DeviceOutcome, DeviceRecord, LevelRecord, Operation, Proof, Verdict};
+use crate::proof::{DeviceOutcome, DeviceRecord, Event, LevelRecord, Operation, Proof, Verdict};
 use crate::time::Timestamp;
 use crate::topology::{Device, Host};
 use device::{DeviceRun, OpContext};
-use fencegate_driver::{DriverError, PowerState};
+use fencegate_driver::{Channel, DriverError, PowerState, RestorePolicy};
 use gate::EndpointGate;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -116,6 +116,7 @@ struct Inner {
 /// An operation running in this process, which later callers for the host may join.
 struct Flight {
     operation: Operation,
+    target: String,
     done: watch::Receiver<Option<Outcome>>,
 }
 
@@ -141,8 +142,39 @@ impl Drop for Landed {
 /// operation as its own. A fence is a verified off plus a power-on lock, so an `off` may
 /// share a fence's verdict; a fence may not share an `off`'s (it would leave no lock), and
 /// nothing shares an operation of another kind: it waits for it to end and runs its own.
-fn shares(running: Operation, wanted: Operation) -> bool {
-    running == wanted || (running == Operation::Fence && wanted == Operation::Off)
+///
+/// And only for the same target: a proof rests on the devices it read and the policy that
+/// judged it, so an operation on other devices (an ad-hoc `--device … --name h1`), from
+/// another inventory or under a weaker policy proves nothing for this request.
+fn shares(running: (Operation, &str), wanted: (Operation, &str)) -> bool {
+    let kinds =
+        running.0 == wanted.0 || (running.0 == Operation::Fence && wanted.0 == Operation::Off);
+    kinds && running.1 == wanted.1
+}
+
+/// The restore policies a fence changed, by device name and endpoint, with the value read
+/// before the change (only accepted changes away from stay-off count).
+fn changed_restore_policies(fence: &Proof) -> Vec<(String, String, RestorePolicy)> {
+    let mut out = Vec::new();
+    for d in fence.levels.iter().flat_map(|l| &l.devices) {
+        for e in &d.events {
+            if let Event::RestorePolicy {
+                previous: Some(previous),
+                accepted: true,
+                ..
+            } = e
+                && *previous != RestorePolicy::AlwaysOff
+                && !out
+                    .iter()
+                    .any(|(n, ep, _): &(String, String, RestorePolicy)| {
+                        *n == d.device && *ep == d.endpoint
+                    })
+            {
+                out.push((d.device.clone(), d.endpoint.clone(), *previous));
+            }
+        }
+    }
+    out
 }
 
 /// Extra time allowed past the overall deadline for recording the verdict.
@@ -203,31 +235,73 @@ impl Engine {
         self.single_flight(host, Operation::Reboot, request).await
     }
 
-    /// Lift the power-on lock a fence left on `host`, recording who did it.
+    /// Lift the power-on lock a fence left on `host`, recording who did it, and put back
+    /// the power restore policies that fence changed.
     pub async fn unfence(&self, host: Arc<Host>, request: Request) -> Outcome {
-        let journal = &self.inner.journal;
+        let journal = Arc::clone(&self.inner.journal);
         let lock = journal.power_lock(&host.name).await?;
-        let request_id = new_request_id();
-        let started = Timestamp::now();
-        let claim = self.claim(&host, Operation::Unfence, &request, &request_id);
-        if let Begin::InFlight {
-            request_id: other, ..
-        } = journal.begin(claim).await?
-        {
+        let Some((request_id, started)) = self
+            .begin_unguarded(&host, Operation::Unfence, &request)
+            .await?
+        else {
             return self
                 .refuse(
                     &host,
                     Operation::Unfence,
                     &request,
-                    format!("operation {other} is in progress on this host; unfence after it ends"),
+                    "another operation is in progress on this host; unfence after it ends".into(),
                 )
                 .await;
-        }
+        };
+        let t0 = Instant::now();
         let cleared = journal.clear_power_lock(&host.name).await?;
-        let detail = match (cleared, lock) {
+        let mut detail = match (cleared, &lock) {
             (true, Some(l)) => format!("power-on lock of fence {} lifted", l.request_id),
             _ => "the host had no power-on lock".to_owned(),
         };
+        let ctx = self.context(&request_id, Operation::Unfence, &host);
+        let mut success = true;
+        if let (true, Some(l)) = (cleared, &lock)
+            && let Some(fence) = journal.proof(&l.request_id).await?
+        {
+            let changed = changed_restore_policies(&fence);
+            let deadline = Instant::now() + host.policy.attempt_timeout;
+            let mut set = JoinSet::new();
+            for (i, (device, previous)) in host
+                .devices()
+                .into_iter()
+                .filter_map(|d| {
+                    changed
+                        .iter()
+                        .find(|(name, endpoint, _)| {
+                            *name == d.name && *endpoint == d.driver.endpoint()
+                        })
+                        .map(|(_, _, p)| (d, *p))
+                })
+                .enumerate()
+            {
+                let run = DeviceRun::start(Arc::clone(&ctx), device, 0, i);
+                set.spawn(
+                    async move { run.restore_policy(previous, deadline).await }.in_current_span(),
+                );
+            }
+            let mut restored = 0;
+            while let Some(r) = set.join_next().await {
+                match r {
+                    Ok(DeviceOutcome::Done) => restored += 1,
+                    _ => success = false,
+                }
+            }
+            if restored > 0 {
+                detail.push_str(&format!(
+                    "; power restore policy put back on {restored} device(s)"
+                ));
+            }
+            if !success {
+                detail.push_str("; some power restore policy could not be put back (see the record): set it by hand before relying on the host coming back after a power loss");
+            }
+            release_all(&host).await;
+        }
         let proof = Proof {
             request_id,
             host: host.name.clone(),
@@ -236,15 +310,152 @@ impl Engine {
             reason: request.reason,
             started_at: started,
             finished_at: Timestamp::now(),
+            // The lock is lifted either way; a policy not put back is said in the detail.
             verdict: Verdict::Done,
             success: true,
             detail,
-            levels: Vec::new(),
-            duration_ms: 0,
+            levels: ctx.snapshot(),
+            duration_ms: t0.elapsed().as_millis() as u64,
             confirms: None,
+            target: Some(host.target_digest()),
         };
         journal.finish(&proof).await?;
         Ok(proof)
+    }
+
+    /// Accept the identities `host`'s endpoints present now as theirs (after a known board
+    /// swap or re-addressing), replacing what was remembered at first use. Each device is
+    /// read once (that is how its driver learns the identity); nothing is sent. Pinned
+    /// devices are left alone: their pin in the configuration is the authority.
+    pub async fn trust(&self, host: Arc<Host>, request: Request) -> Outcome {
+        let journal = Arc::clone(&self.inner.journal);
+        let Some((request_id, started)) = self
+            .begin_unguarded(&host, Operation::Trust, &request)
+            .await?
+        else {
+            return self
+                .refuse(
+                    &host,
+                    Operation::Trust,
+                    &request,
+                    "another operation is in progress on this host; trust after it ends".into(),
+                )
+                .await;
+        };
+        let t0 = Instant::now();
+        let ctx = self.context(&request_id, Operation::Trust, &host);
+        let deadline = Instant::now() + host.policy.attempt_timeout;
+        let mut accepted = Vec::new();
+        let mut failed = Vec::new();
+        for (i, device) in host.devices().into_iter().enumerate() {
+            let run = DeviceRun::start(Arc::clone(&ctx), Arc::clone(&device), 0, i);
+            if !device.pins.is_empty() {
+                run.finish(
+                    DeviceOutcome::Done,
+                    "pinned in the configuration: change the pin there to accept another identity",
+                );
+                continue;
+            }
+            if !device.driver.capabilities().reads_power_state {
+                run.finish(
+                    DeviceOutcome::Done,
+                    "cannot be read, so it presents no identity",
+                );
+                continue;
+            }
+            if let Err(e) = run.read(deadline).await {
+                failed.push(format!("{}: {e}", device.name));
+                run.finish(
+                    DeviceOutcome::Failed,
+                    format!("could not be read ({e}); what it is remembered as is unchanged"),
+                );
+                continue;
+            }
+            let facts = crate::identity::usable(&device.driver.identity());
+            match journal
+                .trust_identity(&device.endpoint_key, &facts, &request.requester)
+                .await
+            {
+                Ok(before) => {
+                    let was = before
+                        .map(|k| crate::identity::describe(&k.facts))
+                        .unwrap_or_else(|| "nothing".into());
+                    let now = crate::identity::describe(&facts);
+                    accepted.push(format!("{} ({now}; was {was})", device.name));
+                    run.finish(
+                        DeviceOutcome::Done,
+                        format!("identity {now} accepted (was {was})"),
+                    );
+                }
+                Err(e) => {
+                    failed.push(format!("{}: {e}", device.name));
+                    run.finish(
+                        DeviceOutcome::Failed,
+                        format!("the journal could not record it: {e}"),
+                    );
+                }
+            }
+        }
+        release_all(&host).await;
+        let success = failed.is_empty();
+        let mut detail = if accepted.is_empty() {
+            "no identity accepted".to_owned()
+        } else {
+            format!("accepted the identity of {}", accepted.join(", "))
+        };
+        if !success {
+            detail.push_str(&format!("; not accepted: {}", failed.join("; ")));
+        }
+        let proof = Proof {
+            request_id,
+            host: host.name.clone(),
+            operation: Operation::Trust,
+            requester: request.requester,
+            reason: request.reason,
+            started_at: started,
+            finished_at: Timestamp::now(),
+            verdict: if success {
+                Verdict::Done
+            } else {
+                Verdict::Failed
+            },
+            success,
+            detail,
+            levels: ctx.snapshot(),
+            duration_ms: t0.elapsed().as_millis() as u64,
+            confirms: None,
+            target: Some(host.target_digest()),
+        };
+        journal.finish(&proof).await?;
+        Ok(proof)
+    }
+
+    /// Begin an operation that no guard but "one at a time per host" applies to. `None` when
+    /// another operation is in progress on the host.
+    async fn begin_unguarded(
+        &self,
+        host: &Host,
+        op: Operation,
+        request: &Request,
+    ) -> Result<Option<(String, Timestamp)>, EngineError> {
+        let request_id = new_request_id();
+        let started = Timestamp::now();
+        let claim = self.claim(host, op, request, &request_id);
+        match self.inner.journal.begin(claim).await? {
+            Begin::InFlight { .. } => Ok(None),
+            _ => Ok(Some((request_id, started))),
+        }
+    }
+
+    fn context(&self, request_id: &str, op: Operation, host: &Host) -> Arc<OpContext> {
+        Arc::new(OpContext {
+            journal: Arc::clone(&self.inner.journal),
+            gate: Arc::clone(&self.inner.gate),
+            request_id: request_id.to_owned(),
+            operation: op,
+            policy: host.policy.clone(),
+            log: Arc::new(Mutex::new(Vec::new())),
+        })
     }
 
     /// Read every device of `host` once, without acting and without a journal record, in
@@ -285,6 +496,7 @@ impl Engine {
                         journal: Arc::clone(&self.inner.journal),
                         gate: Arc::clone(&self.inner.gate),
                         request_id: op.request_id.clone(),
+                        operation: op.operation,
                         policy: host.policy.clone(),
                         log: Arc::new(Mutex::new(levels)),
                     });
@@ -333,6 +545,7 @@ impl Engine {
                 levels,
                 duration_ms: (finished.millis() - op.started_at.millis()).max(0) as u64,
                 confirms: None,
+                target: None,
             };
             self.inner.journal.finish(&proof).await?;
             out.push(proof);
@@ -348,6 +561,7 @@ impl Engine {
             operation: op,
             requester: request.requester.clone(),
             reason: request.reason.clone(),
+            target: host.target_digest(),
             storm: (op == Operation::Fence && !request.force)
                 .then_some((p.storm_limit, p.storm_window)),
             tolerance: if matches!(op, Operation::Fence | Operation::Off) {
@@ -390,6 +604,7 @@ impl Engine {
             levels: Vec::new(),
             duration_ms: 0,
             confirms: None,
+            target: Some(host.target_digest()),
         }
     }
 
@@ -398,30 +613,32 @@ impl Engine {
     /// request's overall deadline.
     async fn single_flight(&self, host: Arc<Host>, op: Operation, request: Request) -> Outcome {
         let overall = Instant::now() + host.policy.overall_timeout;
+        let target = host.target_digest();
         loop {
-            let (running, mut rx) = {
+            let (running, running_target, mut rx) = {
                 let mut inflight = self
                     .inner
                     .inflight
                     .lock()
                     .unwrap_or_else(|p| p.into_inner());
                 match inflight.get(&host.name) {
-                    Some(flight) => (flight.operation, flight.done.clone()),
+                    Some(flight) => (flight.operation, flight.target.clone(), flight.done.clone()),
                     None => {
                         let (tx, rx) = watch::channel(None);
                         inflight.insert(
                             host.name.clone(),
                             Flight {
                                 operation: op,
+                                target: target.clone(),
                                 done: rx.clone(),
                             },
                         );
                         self.lead(Arc::clone(&host), op, request.clone(), overall, tx);
-                        (op, rx)
+                        (op, target.clone(), rx)
                     }
                 }
             };
-            if shares(running, op) {
+            if shares((running, &running_target), (op, &target)) {
                 return match rx.wait_for(Option::is_some).await {
                     Ok(v) => v
                         .clone()
@@ -535,9 +752,11 @@ impl Engine {
                 Begin::InFlight {
                     request_id: other,
                     operation: running,
+                    target: running_target,
                 } => {
+                    let sharing = shares((running, &running_target), (op, &claim.target));
                     match self
-                        .join_other(&host, op, &request, &other, running, overall)
+                        .join_other(&host, op, &request, &other, running, sharing, overall)
                         .await?
                     {
                         Joined::Verdict(proof) => return Ok(proof),
@@ -550,6 +769,7 @@ impl Engine {
             journal: Arc::clone(&journal),
             gate: Arc::clone(&self.inner.gate),
             request_id: request_id.clone(),
+            operation: op,
             policy: host.policy.clone(),
             log: Arc::new(Mutex::new(Vec::new())),
         });
@@ -566,6 +786,7 @@ impl Engine {
         let success = match verdict {
             Verdict::PowerVerifiedOff | Verdict::Done => true,
             Verdict::LivenessLost => host.policy.accept_liveness_loss,
+            Verdict::Isolated => host.policy.accept_isolation,
             Verdict::Failed | Verdict::Refused => false,
         };
         let detail = if verdict == Verdict::LivenessLost {
@@ -576,6 +797,16 @@ impl Engine {
             } else {
                 format!(
                     "{detail}; power was not proven off and this host's policy does not accept liveness loss"
+                )
+            }
+        } else if verdict == Verdict::Isolated {
+            if success {
+                format!(
+                    "{detail}; this host's policy accepts isolation, so it counts as fenced although the host may still run"
+                )
+            } else {
+                format!(
+                    "{detail}; the host was isolated, not powered off, and this host's policy does not accept isolation"
                 )
             }
         } else {
@@ -595,6 +826,7 @@ impl Engine {
             levels: ctx.snapshot(),
             duration_ms: t0.elapsed().as_millis() as u64,
             confirms,
+            target: Some(claim.target.clone()),
         };
         // No verdict counts until it is durable.
         let recorded = tokio::time::timeout(RECORD_GRACE, journal.finish(&proof)).await;
@@ -618,10 +850,10 @@ impl Engine {
         request: &Request,
         other: &str,
         running: Operation,
+        sharing: bool,
         overall: Instant,
     ) -> Result<Joined, EngineError> {
         let journal = &self.inner.journal;
-        let sharing = shares(running, op);
         // A shared verdict is worth waiting for as long as the other operation may run.
         let until = if sharing {
             Instant::now() + host.policy.overall_timeout + RECORD_GRACE * 2
@@ -687,7 +919,10 @@ async fn carry_out(
             (on, format!("{d}; then {on_detail}"))
         }
         Operation::On => power_on_levels(&ctx, &host, overall).await,
-        Operation::Unfence => (Verdict::Failed, "unfence is not a power operation".into()),
+        Operation::Unfence | Operation::Trust => (
+            Verdict::Failed,
+            format!("{} is not a power operation", op.as_str()),
+        ),
     }
 }
 
@@ -696,7 +931,7 @@ async fn verify_off_levels(
     host: &Arc<Host>,
     overall: Instant,
 ) -> (Verdict, String) {
-    let mut liveness_lost = None;
+    let mut weaker: Option<(Verdict, String)> = None;
     let mut failures = Vec::new();
     for (li, devices) in host.levels.iter().enumerate() {
         if Instant::now() >= overall {
@@ -715,7 +950,16 @@ async fn verify_off_levels(
         while set.join_next().await.is_some() {}
         let level = ctx.snapshot().into_iter().nth(li);
         let records = level.map(|l| l.devices).unwrap_or_default();
-        match judge_level(&records) {
+        let verdict = match judge_level(&records) {
+            LevelVerdict::VerifiedOff(by) => {
+                match standby_still_answers(ctx, host, li, devices, deadline).await {
+                    Some(why) => LevelVerdict::Failed(why),
+                    None => LevelVerdict::VerifiedOff(by),
+                }
+            }
+            other => other,
+        };
+        match verdict {
             LevelVerdict::VerifiedOff(by) => {
                 return (
                     Verdict::PowerVerifiedOff,
@@ -727,36 +971,127 @@ async fn verify_off_levels(
                 if ctx.policy.accept_liveness_loss {
                     return (Verdict::LivenessLost, msg);
                 }
-                liveness_lost.get_or_insert(msg);
+                weaker.get_or_insert((Verdict::LivenessLost, msg));
+            }
+            LevelVerdict::Isolated(by) => {
+                let msg = format!("level {}: isolated via {by}", li + 1);
+                if ctx.policy.accept_isolation {
+                    return (Verdict::Isolated, msg);
+                }
+                weaker.get_or_insert((Verdict::Isolated, msg));
             }
             LevelVerdict::Failed(why) => failures.push(format!("level {}: {why}", li + 1)),
         }
     }
-    match liveness_lost {
-        Some(msg) => (
-            Verdict::LivenessLost,
-            format!("{msg}; {}", failures.join("; ")),
-        ),
+    match weaker {
+        Some((verdict, msg)) => (verdict, format!("{msg}; {}", failures.join("; "))),
         None => (Verdict::Failed, failures.join("; ")),
+    }
+}
+
+/// How long a host's BMC is given to show it still has standby power after its outlets read
+/// off (a dead BMC is silent, so this is what a PDU-only fence waits at most).
+const STANDBY_PROBE: Duration = Duration::from_secs(3);
+
+/// After a level of outlets proved off: if the host has a BMC device elsewhere and that BMC
+/// still answers, standby power is present, so some supply of the host is still fed and the
+/// outlets' `Off` is no proof that every supply is cut. Returns why the level fails.
+async fn standby_still_answers(
+    ctx: &Arc<OpContext>,
+    host: &Arc<Host>,
+    level: usize,
+    devices: &[Arc<Device>],
+    deadline: Instant,
+) -> Option<String> {
+    let outlets_only = devices.iter().all(|d| d.channel == Channel::Outlet);
+    if !outlets_only {
+        return None;
+    }
+    let bmcs: Vec<Arc<Device>> = host
+        .devices()
+        .into_iter()
+        .filter(|d| d.channel == Channel::Bmc && d.driver.capabilities().reads_power_state)
+        .collect();
+    if bmcs.is_empty() {
+        return None;
+    }
+    let probe_deadline = (Instant::now() + STANDBY_PROBE)
+        .min(deadline.max(Instant::now() + Duration::from_millis(500)));
+    let mut set = JoinSet::new();
+    for (i, bmc) in bmcs.into_iter().enumerate() {
+        let run = DeviceRun::start(Arc::clone(ctx), bmc, level, devices.len() + i);
+        set.spawn(
+            async move {
+                run.note("standby check: the outlets read off; does this BMC still answer?");
+                let answer = run.answers(probe_deadline).await;
+                let name = run.device_name().to_owned();
+                match &answer {
+                    Some(how) => run.finish(
+                        DeviceOutcome::Failed,
+                        format!("standby check: still answers after the outlets read off ({how}): some supply is still powered"),
+                    ),
+                    None => run.finish(
+                        DeviceOutcome::Done,
+                        "standby check: silent after the outlets read off (standby power gone)",
+                    ),
+                };
+                answer.map(|how| format!("{name} {how}"))
+            }
+            .in_current_span(),
+        );
+    }
+    let mut answering = Vec::new();
+    while let Some(r) = set.join_next().await {
+        if let Ok(Some(a)) = r {
+            answering.push(a);
+        }
+    }
+    if answering.is_empty() {
+        None
+    } else {
+        Some(format!(
+            "the outlets read off, but the host's BMC still answers ({}): standby power is present, so not every supply of the host is cut",
+            answering.join("; ")
+        ))
     }
 }
 
 enum LevelVerdict {
     VerifiedOff(String),
     LivenessLost(String),
+    Isolated(String),
     Failed(String),
 }
 
-/// A level proves power-off when every device that can read power state verified off and
-/// there is at least one such device; devices that cannot read (SSH) do not count either way.
+/// A level proves power-off when every device declared a reader verified off and there is
+/// at least one such device; devices declared blind (SSH, isolation agents) do not count
+/// either way. A declared reader that turned out blind at first contact proves nothing: the
+/// level is then liveness lost at best, never verified (both outlets of a dual-PSU host must
+/// read off, not one). Without readers, the level is liveness lost or isolated when every
+/// device delivered.
 fn judge_level(records: &[DeviceRecord]) -> LevelVerdict {
-    let readers: Vec<&DeviceRecord> = records.iter().filter(|r| r.reads_power_state).collect();
     let names = |rs: &[&DeviceRecord]| {
         rs.iter()
             .map(|r| r.device.as_str())
             .collect::<Vec<_>>()
             .join(" + ")
     };
+    let why = |rs: &[&DeviceRecord]| {
+        rs.iter()
+            .map(|r| format!("{}: {}", r.device, r.detail))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    // The standby check's BMC records are not devices of the level.
+    let records: Vec<&DeviceRecord> = records
+        .iter()
+        .filter(|r| r.outcome != DeviceOutcome::Done)
+        .collect();
+    let readers: Vec<&DeviceRecord> = records
+        .iter()
+        .copied()
+        .filter(|r| r.declared_reader)
+        .collect();
     if !readers.is_empty() {
         let failed: Vec<&DeviceRecord> = readers
             .iter()
@@ -766,23 +1101,43 @@ fn judge_level(records: &[DeviceRecord]) -> LevelVerdict {
         if failed.is_empty() {
             return LevelVerdict::VerifiedOff(names(&readers));
         }
-        let why = failed
+        let turned_blind: Vec<&DeviceRecord> = failed
             .iter()
-            .map(|r| format!("{}: {}", r.device, r.detail))
-            .collect::<Vec<_>>()
-            .join("; ");
-        return LevelVerdict::Failed(why);
+            .copied()
+            .filter(|r| !r.reads_power_state && r.outcome == DeviceOutcome::LivenessLost)
+            .collect();
+        if turned_blind.len() == failed.len() {
+            return LevelVerdict::LivenessLost(format!(
+                "{} (declared able to read power, found blind at first contact: nothing proven for {})",
+                names(&readers),
+                names(&turned_blind)
+            ));
+        }
+        return LevelVerdict::Failed(why(&failed));
     }
-    let all: Vec<&DeviceRecord> = records.iter().collect();
-    if !all.is_empty() && all.iter().all(|r| r.outcome == DeviceOutcome::LivenessLost) {
-        return LevelVerdict::LivenessLost(names(&all));
+    if !records.is_empty()
+        && records
+            .iter()
+            .all(|r| r.outcome == DeviceOutcome::LivenessLost)
+    {
+        return LevelVerdict::LivenessLost(names(&records));
     }
-    LevelVerdict::Failed(
-        all.iter()
-            .map(|r| format!("{}: {}", r.device, r.detail))
-            .collect::<Vec<_>>()
-            .join("; "),
-    )
+    if !records.is_empty() && records.iter().all(|r| r.outcome == DeviceOutcome::Isolated) {
+        return LevelVerdict::Isolated(names(&records));
+    }
+    if records.iter().all(|r| {
+        matches!(
+            r.outcome,
+            DeviceOutcome::LivenessLost | DeviceOutcome::Isolated
+        )
+    }) && !records.is_empty()
+    {
+        return LevelVerdict::Failed(format!(
+            "{}: in-band and isolation devices together prove neither power-off nor a whole isolation",
+            names(&records)
+        ));
+    }
+    LevelVerdict::Failed(why(&records))
 }
 
 /// Power on, last level first (a PDU outlet must be on before the BMC can start the host).

@@ -16,6 +16,7 @@ pub use sqlite::SqliteJournal;
 
 use crate::proof::{Event, Operation, Proof};
 use crate::time::Timestamp;
+use fencegate_driver::IdentityFact;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -51,6 +52,10 @@ pub struct Claim {
     pub requester: String,
     /// Why.
     pub reason: String,
+    /// What the operation's proof rests on ([`crate::Host::target_digest`]): a running
+    /// operation's verdict is shared only with requests for the same target, and only a proof
+    /// of the same target is re-confirmed within the tolerance window.
+    pub target: String,
     /// Storm guard to apply: refuse when this many *other* hosts were fenced within the
     /// window. `None` skips the guard (forced, or not a fence).
     pub storm: Option<(u32, Duration)>,
@@ -81,6 +86,8 @@ pub enum Begin {
         request_id: String,
         /// What kind of operation it is.
         operation: Operation,
+        /// Its target digest (empty for records written before targets were recorded).
+        target: String,
     },
     /// A guard refused; the refusal itself was recorded.
     Refused {
@@ -133,6 +140,37 @@ pub struct PowerLock {
     pub locked_at: Timestamp,
 }
 
+/// The identity the journal remembers for an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownIdentity {
+    /// The authenticated facts, normalized (see [`crate::identity::usable`]).
+    pub facts: Vec<IdentityFact>,
+    /// When they were first seen or accepted.
+    pub since: Timestamp,
+    /// Who accepted them with `fencegate trust` (`None`: remembered at first use).
+    pub accepted_by: Option<String>,
+}
+
+/// How an endpoint's presented identity compares with what the journal remembers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentitySeen {
+    /// Nothing was remembered for this endpoint: the facts are now (trust on first use).
+    FirstUse,
+    /// The facts match what is remembered.
+    Matches(KnownIdentity),
+    /// The endpoint presents another identity than the one remembered.
+    Changed(KnownIdentity),
+    /// Nothing was remembered for this endpoint, but one of the facts is already remembered
+    /// for another endpoint: two addresses claim one box (a relay, a copied configuration).
+    /// Nothing was remembered.
+    ClaimedElsewhere {
+        /// The other endpoint.
+        endpoint: String,
+        /// The fact both claim.
+        fact: IdentityFact,
+    },
+}
+
 /// The durable store of operations, events, proofs and power-on locks.
 pub trait Journal: Send + Sync {
     /// Apply the guards and record the start of an operation, atomically across processes.
@@ -165,6 +203,28 @@ pub trait Journal: Send + Sync {
 
     /// Lift a host's power-on lock; false if there was none.
     fn clear_power_lock(&self, host: &str) -> JournalFuture<'static, bool>;
+
+    /// Compare the authenticated identity an endpoint presented with the one remembered for
+    /// it, remembering it when there is none yet (atomically across processes). `facts` are
+    /// already normalized and free of placeholders; an empty list is compared too (an
+    /// endpoint that stopped presenting its identity has changed).
+    fn identity_seen(
+        &self,
+        endpoint: &str,
+        facts: &[IdentityFact],
+    ) -> JournalFuture<'static, IdentitySeen>;
+
+    /// Accept `facts` as the identity of `endpoint` (an operator's `fencegate trust`),
+    /// returning what was remembered before.
+    fn trust_identity(
+        &self,
+        endpoint: &str,
+        facts: &[IdentityFact],
+        by: &str,
+    ) -> JournalFuture<'static, Option<KnownIdentity>>;
+
+    /// Every remembered identity by endpoint (for `check`).
+    fn known_identities(&self) -> JournalFuture<'static, Vec<(String, KnownIdentity)>>;
 
     /// Take over operations whose owning process is gone, for reconciliation. Each is
     /// handed to exactly one caller, which must [`Journal::finish`] it.

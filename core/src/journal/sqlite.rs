@@ -5,9 +5,14 @@
 //! thousand hosts fenced in one call cost a few dozen fsyncs, not thousands. Each job runs
 //! inside a savepoint, so one failing job never undoes another's work.
 
-use super::{Abandoned, Begin, Claim, DeviceMeta, Journal, JournalError, JournalFuture, PowerLock};
+use super::{
+    Abandoned, Begin, Claim, DeviceMeta, IdentitySeen, Journal, JournalError, JournalFuture,
+    KnownIdentity, PowerLock,
+};
+use crate::identity;
 use crate::proof::{Event, Operation, Proof, Verdict};
 use crate::time::Timestamp;
+use fencegate_driver::IdentityFact;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -53,7 +58,91 @@ CREATE TABLE IF NOT EXISTS power_locks (
     request_id TEXT NOT NULL,
     locked_ms  INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS identities (
+    endpoint    TEXT PRIMARY KEY,
+    facts       TEXT NOT NULL,
+    since_ms    INTEGER NOT NULL,
+    accepted_by TEXT
+);
+CREATE TABLE IF NOT EXISTS identity_facts (
+    endpoint TEXT NOT NULL REFERENCES identities(endpoint) ON DELETE CASCADE,
+    kind     TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    PRIMARY KEY (endpoint, kind, value)
+);
+CREATE INDEX IF NOT EXISTS identity_facts_by_value ON identity_facts(kind, value);
 ";
+
+/// Columns added after the first schema, with their definitions: added to older journals
+/// when they are opened.
+const ADDED_COLUMNS: &[(&str, &str, &str)] =
+    &[("operations", "target", "TEXT NOT NULL DEFAULT ''")];
+
+fn migrate(conn: &Connection) -> Result<(), JournalError> {
+    for (table, column, definition) in ADDED_COLUMNS {
+        let present: bool = conn
+            .prepare(&format!(
+                "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
+            ))
+            .and_then(|mut s| s.exists(params![column]))
+            .map_err(storage)?;
+        if !present {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+            ))
+            .map_err(storage)?;
+        }
+    }
+    Ok(())
+}
+
+fn read_known(conn: &Connection, endpoint: &str) -> Result<Option<KnownIdentity>, JournalError> {
+    let row: Option<(String, i64, Option<String>)> = conn
+        .query_row(
+            "SELECT facts, since_ms, accepted_by FROM identities WHERE endpoint = ?1",
+            params![endpoint],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(storage)?;
+    row.map(|(facts, since, accepted_by)| {
+        Ok(KnownIdentity {
+            facts: serde_json::from_str(&facts).map_err(|e| {
+                JournalError::Corrupt(format!("identity of {endpoint}"), e.to_string())
+            })?,
+            since: Timestamp(since),
+            accepted_by,
+        })
+    })
+    .transpose()
+}
+
+fn store_identity(
+    conn: &Connection,
+    endpoint: &str,
+    facts: &[IdentityFact],
+    by: Option<&str>,
+) -> Result<(), JournalError> {
+    let json = serde_json::to_string(facts).map_err(storage)?;
+    conn.execute(
+        "DELETE FROM identities WHERE endpoint = ?1",
+        params![endpoint],
+    )
+    .map_err(storage)?;
+    conn.execute(
+        "INSERT INTO identities (endpoint, facts, since_ms, accepted_by) VALUES (?1, ?2, ?3, ?4)",
+        params![endpoint, json, Timestamp::now().millis(), by],
+    )
+    .map_err(storage)?;
+    for f in facts {
+        conn.execute(
+            "INSERT OR IGNORE INTO identity_facts (endpoint, kind, value) VALUES (?1, ?2, ?3)",
+            params![endpoint, f.kind, f.value],
+        )
+        .map_err(storage)?;
+    }
+    Ok(())
+}
 
 /// The default journal: one SQLite file.
 pub struct SqliteJournal {
@@ -96,6 +185,7 @@ impl SqliteJournal {
         )
         .map_err(storage)?;
         conn.execute_batch(SCHEMA).map_err(storage)?;
+        migrate(&conn)?;
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("fencegate-journal".into())
@@ -226,24 +316,24 @@ impl Journal for SqliteJournal {
             // Another live process working this host? Join it rather than race it.
             let mut open = conn
                 .prepare(
-                    "SELECT request_id, owner_pid, owner_boot, lease_until_ms, operation
+                    "SELECT request_id, owner_pid, owner_boot, lease_until_ms, operation, target
                      FROM operations WHERE host = ?1 AND finished_ms IS NULL",
                 )
                 .map_err(storage)?;
             let rows = open
                 .query_map(params![claim.host], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?, r.get::<_, String>(4)?))
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?, r.get::<_, String>(4)?, r.get::<_, String>(5)?))
                 })
                 .map_err(storage)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(storage)?;
-            if let Some((id, .., op)) = rows
+            if let Some((id, .., op, target)) = rows
                 .into_iter()
-                .find(|(_, pid, boot, lease, _)| !is_abandoned(now, *pid, boot, *lease))
+                .find(|(_, pid, boot, lease, ..)| !is_abandoned(now, *pid, boot, *lease))
             {
                 let operation = Operation::parse(&op)
                     .ok_or_else(|| JournalError::Corrupt(id.clone(), format!("operation {op:?}")))?;
-                return Ok(Begin::InFlight { request_id: id, operation });
+                return Ok(Begin::InFlight { request_id: id, operation, target });
             }
 
             if claim.blocked_by_lock
@@ -256,12 +346,13 @@ impl Journal for SqliteJournal {
                 .query_row(
                     "SELECT request_id FROM operations
                      WHERE host = ?1 AND verdict = ?2 AND operation IN ('fence', 'off')
-                       AND finished_ms >= ?3
+                       AND finished_ms >= ?3 AND target = ?4
                      ORDER BY finished_ms DESC LIMIT 1",
                     params![
                         claim.host,
                         Verdict::PowerVerifiedOff.as_str(),
-                        now.minus(claim.tolerance).millis()
+                        now.minus(claim.tolerance).millis(),
+                        claim.target,
                     ],
                     |r| r.get(0),
                 )
@@ -272,8 +363,8 @@ impl Journal for SqliteJournal {
                 conn.execute(
                     "INSERT INTO operations (request_id, host, operation, requester, reason,
                         started_ms, owner_pid, owner_boot, lease_until_ms, finished_ms, verdict,
-                        success, proof)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                        success, proof, target)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                     params![
                         claim.request_id,
                         claim.host,
@@ -288,6 +379,7 @@ impl Journal for SqliteJournal {
                         verdict,
                         verdict.map(|_| 0),
                         proof,
+                        claim.target,
                     ],
                 )
                 .map_err(storage)
@@ -324,6 +416,7 @@ impl Journal for SqliteJournal {
                         levels: Vec::new(),
                         duration_ms: 0,
                         confirms: None,
+                        target: Some(claim.target.clone()),
                     };
                     let json = serde_json::to_string(&proof).map_err(storage)?;
                     insert(Some(Verdict::Refused.as_str()), Some(json))?;
@@ -480,6 +573,81 @@ impl Journal for SqliteJournal {
                 .execute("DELETE FROM power_locks WHERE host = ?1", params![host])
                 .map_err(storage)?;
             Ok(n > 0)
+        })
+    }
+
+    fn identity_seen(
+        &self,
+        endpoint: &str,
+        facts: &[IdentityFact],
+    ) -> JournalFuture<'static, IdentitySeen> {
+        let endpoint = endpoint.to_owned();
+        let facts = facts.to_vec();
+        self.call(move |conn| {
+            if let Some(known) = read_known(conn, &endpoint)? {
+                return Ok(if identity::same_box(&known.facts, &facts) {
+                    IdentitySeen::Matches(known)
+                } else {
+                    IdentitySeen::Changed(known)
+                });
+            }
+            if facts.is_empty() {
+                return Ok(IdentitySeen::FirstUse);
+            }
+            for fact in &facts {
+                let other: Option<String> = conn
+                    .query_row(
+                        "SELECT endpoint FROM identity_facts
+                         WHERE kind = ?1 AND value = ?2 AND endpoint <> ?3 LIMIT 1",
+                        params![fact.kind, fact.value, endpoint],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(storage)?;
+                if let Some(other) = other {
+                    return Ok(IdentitySeen::ClaimedElsewhere {
+                        endpoint: other,
+                        fact: fact.clone(),
+                    });
+                }
+            }
+            store_identity(conn, &endpoint, &facts, None)?;
+            Ok(IdentitySeen::FirstUse)
+        })
+    }
+
+    fn trust_identity(
+        &self,
+        endpoint: &str,
+        facts: &[IdentityFact],
+        by: &str,
+    ) -> JournalFuture<'static, Option<KnownIdentity>> {
+        let endpoint = endpoint.to_owned();
+        let facts = facts.to_vec();
+        let by = by.to_owned();
+        self.call(move |conn| {
+            let before = read_known(conn, &endpoint)?;
+            store_identity(conn, &endpoint, &facts, Some(&by))?;
+            Ok(before)
+        })
+    }
+
+    fn known_identities(&self) -> JournalFuture<'static, Vec<(String, KnownIdentity)>> {
+        self.call(move |conn| {
+            let endpoints: Vec<String> = conn
+                .prepare("SELECT endpoint FROM identities ORDER BY endpoint")
+                .and_then(|mut s| {
+                    s.query_map([], |r| r.get(0))?
+                        .collect::<Result<Vec<String>, _>>()
+                })
+                .map_err(storage)?;
+            let mut out = Vec::new();
+            for e in endpoints {
+                if let Some(k) = read_known(conn, &e)? {
+                    out.push((e, k));
+                }
+            }
+            Ok(out)
         })
     }
 

@@ -2,16 +2,19 @@
 //! thread would let tokio's paused clock jump while a commit is pending).
 
 use fencegate_core::journal::{
-    Abandoned, Begin, Claim, DeviceMeta, Journal, JournalError, JournalFuture, PowerLock,
+    Abandoned, Begin, Claim, DeviceMeta, IdentitySeen, Journal, JournalError, JournalFuture,
+    KnownIdentity, PowerLock,
 };
 use fencegate_core::time::Timestamp;
 use fencegate_core::{Event, Operation, Proof, Verdict};
+use fencegate_driver::IdentityFact;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 #[derive(Debug, Clone)]
 struct Op {
     host: String,
+    target: String,
     operation: Operation,
     started: Timestamp,
     proof: Option<Proof>,
@@ -22,6 +25,7 @@ pub struct MemoryJournal {
     ops: Mutex<Vec<(String, Op)>>,
     events: Mutex<Vec<(String, DeviceMeta, Event)>>,
     locks: Mutex<HashMap<String, PowerLock>>,
+    identities: Mutex<HashMap<String, KnownIdentity>>,
 }
 
 fn ready<T: Send + 'static>(v: Result<T, JournalError>) -> JournalFuture<'static, T> {
@@ -72,6 +76,7 @@ impl Journal for MemoryJournal {
             return ready(Ok(Begin::InFlight {
                 request_id: id.clone(),
                 operation: o.operation,
+                target: o.target.clone(),
             }));
         }
         if claim.blocked_by_lock
@@ -84,6 +89,7 @@ impl Journal for MemoryJournal {
             .rev()
             .find(|(_, o)| {
                 o.host == claim.host
+                    && o.target == claim.target
                     && o.proof.as_ref().is_some_and(|p| {
                         p.verdict == Verdict::PowerVerifiedOff
                             && p.finished_at >= now.minus(claim.tolerance)
@@ -117,6 +123,7 @@ impl Journal for MemoryJournal {
             claim.request_id.clone(),
             Op {
                 host: claim.host.clone(),
+                target: claim.target.clone(),
                 operation: claim.operation,
                 started: now,
                 proof: None,
@@ -152,6 +159,7 @@ impl Journal for MemoryJournal {
             proof.request_id.clone(),
             Op {
                 host: proof.host.clone(),
+                target: proof.target.clone().unwrap_or_default(),
                 operation: proof.operation,
                 started: proof.started_at,
                 proof: Some(proof.clone()),
@@ -200,6 +208,66 @@ impl Journal for MemoryJournal {
 
     fn clear_power_lock(&self, host: &str) -> JournalFuture<'static, bool> {
         ready(Ok(self.locks.lock().unwrap().remove(host).is_some()))
+    }
+
+    fn identity_seen(
+        &self,
+        endpoint: &str,
+        facts: &[IdentityFact],
+    ) -> JournalFuture<'static, IdentitySeen> {
+        let mut ids = self.identities.lock().unwrap();
+        if let Some(known) = ids.get(endpoint) {
+            let same = fencegate_core::identity::same_box(&known.facts, facts);
+            return ready(Ok(if same {
+                IdentitySeen::Matches(known.clone())
+            } else {
+                IdentitySeen::Changed(known.clone())
+            }));
+        }
+        if facts.is_empty() {
+            return ready(Ok(IdentitySeen::FirstUse));
+        }
+        for (other, known) in ids.iter() {
+            if let Some(fact) = facts.iter().find(|f| known.facts.contains(f)) {
+                return ready(Ok(IdentitySeen::ClaimedElsewhere {
+                    endpoint: other.clone(),
+                    fact: fact.clone(),
+                }));
+            }
+        }
+        ids.insert(
+            endpoint.to_owned(),
+            KnownIdentity {
+                facts: facts.to_vec(),
+                since: Timestamp::now(),
+                accepted_by: None,
+            },
+        );
+        ready(Ok(IdentitySeen::FirstUse))
+    }
+
+    fn trust_identity(
+        &self,
+        endpoint: &str,
+        facts: &[IdentityFact],
+        by: &str,
+    ) -> JournalFuture<'static, Option<KnownIdentity>> {
+        let before = self.identities.lock().unwrap().insert(
+            endpoint.to_owned(),
+            KnownIdentity {
+                facts: facts.to_vec(),
+                since: Timestamp::now(),
+                accepted_by: Some(by.to_owned()),
+            },
+        );
+        ready(Ok(before))
+    }
+
+    fn known_identities(&self) -> JournalFuture<'static, Vec<(String, KnownIdentity)>> {
+        let ids = self.identities.lock().unwrap();
+        let mut out: Vec<_> = ids.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        ready(Ok(out))
     }
 
     fn take_abandoned(&self) -> JournalFuture<'static, Vec<Abandoned>> {

@@ -3,8 +3,8 @@
 
 use fencegate_core::Device;
 use fencegate_driver::{
-    Action, Capabilities, CommandReceipt, DriverError, DriverFuture, ErrorKind, PowerDriver,
-    PowerState,
+    Action, Capabilities, Channel, CommandReceipt, DriverError, DriverFuture, ErrorKind,
+    IdentityFact, PowerDriver, PowerState, RestorePolicy,
 };
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,6 +32,8 @@ pub enum Logged {
     Command(Action),
     /// A command failed.
     CommandFailed(Action, ErrorKind),
+    /// The power restore policy was set.
+    Restore(RestorePolicy),
 }
 
 #[derive(Debug, Default)]
@@ -41,6 +43,11 @@ struct State {
     read_i: usize,
     command_i: usize,
     log: Vec<Logged>,
+    /// When each reading was answered (paused-clock time), with what it said.
+    reads_at: Vec<(Instant, PowerState)>,
+    identity: Vec<IdentityFact>,
+    channel: Option<Channel>,
+    restore: Option<RestorePolicy>,
 }
 
 /// The scriptable driver.
@@ -96,6 +103,31 @@ impl Scripted {
         self.state.lock().unwrap().log.clone()
     }
 
+    /// Every reading with the time it was answered, in order.
+    pub fn reads_at(&self) -> Vec<(Instant, PowerState)> {
+        self.state.lock().unwrap().reads_at.clone()
+    }
+
+    /// Present these identity facts from now on (as a driver does after its first call).
+    pub fn set_identity(&self, facts: Vec<IdentityFact>) {
+        self.state.lock().unwrap().identity = facts;
+    }
+
+    /// Declare this channel kind.
+    pub fn set_channel(&self, channel: Channel) {
+        self.state.lock().unwrap().channel = Some(channel);
+    }
+
+    /// Support a power restore policy, currently `policy`.
+    pub fn set_restore(&self, policy: RestorePolicy) {
+        self.state.lock().unwrap().restore = Some(policy);
+    }
+
+    /// The power restore policy now (None: unsupported).
+    pub fn restore(&self) -> Option<RestorePolicy> {
+        self.state.lock().unwrap().restore
+    }
+
     /// A driver that learns only on its first status call that it cannot read power state.
     pub fn late_blind(endpoint: &str, commands: Vec<Step<()>>) -> Arc<Self> {
         let d = Self::blind(endpoint, commands);
@@ -119,11 +151,11 @@ impl Scripted {
 
     /// Wrap as an inventory device.
     pub fn device(self: &Arc<Self>, name: &str) -> Arc<Device> {
-        Arc::new(Device {
-            name: name.into(),
-            driver_name: "scripted".into(),
-            driver: Arc::clone(self) as Arc<dyn PowerDriver>,
-        })
+        Arc::new(Device::new(
+            name,
+            "scripted",
+            Arc::clone(self) as Arc<dyn PowerDriver>,
+        ))
     }
 }
 
@@ -148,7 +180,38 @@ impl PowerDriver for Scripted {
         let mut caps = Capabilities::readable(&[Action::Off, Action::On, Action::Cycle]);
         caps.reads_power_state =
             self.reads_power_state || self.late_blind.load(std::sync::atomic::Ordering::SeqCst);
+        let st = self.state.lock().unwrap();
+        caps.channel = st.channel.unwrap_or(Channel::Other);
+        caps.authenticated_identity = st.identity.iter().any(|f| f.authenticated);
         caps
+    }
+
+    fn identity(&self) -> Vec<IdentityFact> {
+        self.state.lock().unwrap().identity.clone()
+    }
+
+    fn restore_policy(&self, _deadline: std::time::Instant) -> DriverFuture<'_, RestorePolicy> {
+        let r = self.restore();
+        Box::pin(
+            async move { r.ok_or_else(|| DriverError::unsupported("scripted: no restore policy")) },
+        )
+    }
+
+    fn set_restore_policy(
+        &self,
+        policy: RestorePolicy,
+        _deadline: std::time::Instant,
+    ) -> DriverFuture<'_, ()> {
+        let mut st = self.state.lock().unwrap();
+        let r = match st.restore {
+            Some(_) => {
+                st.restore = Some(policy);
+                st.log.push(Logged::Restore(policy));
+                Ok(())
+            }
+            None => Err(DriverError::unsupported("scripted: no restore policy")),
+        };
+        Box::pin(async move { r })
     }
 
     fn status(&self, deadline: std::time::Instant) -> DriverFuture<'_, PowerState> {
@@ -170,11 +233,9 @@ impl PowerDriver for Scripted {
                 None | Some(Step::Hang) => std::future::pending().await,
                 Some(Step::Answer(state, d)) => {
                     wait(d, deadline).await?;
-                    self.state
-                        .lock()
-                        .unwrap()
-                        .log
-                        .push(Logged::Read(state.clone()));
+                    let mut st = self.state.lock().unwrap();
+                    st.log.push(Logged::Read(state.clone()));
+                    st.reads_at.push((Instant::now(), state.clone()));
                     Ok(state)
                 }
                 Some(Step::Fail(kind, d)) => {
