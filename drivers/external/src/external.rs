@@ -255,6 +255,8 @@ impl ExternalDriver {
         let hello = session.hello();
         let capabilities = Capabilities {
             reads_power_state: hello.reads_power_state,
+            channel: hello.channel(),
+            authenticated_identity: hello.authenticated_identity,
             ..Capabilities::readable(&hello.known_actions())
         };
         if let Ok(mut learned) = self.learned.lock() {
@@ -262,16 +264,24 @@ impl ExternalDriver {
         }
     }
 
+    /// Keep the identity facts of a response (redacted, bounded). A fact counts as
+    /// authenticated only if the driver said so for the fact *and* declared
+    /// `authenticated_identity` in its hello: capabilities and facts must not disagree.
     fn learn_identity(&self, response: &Response) {
         if response.identity.is_empty() {
             return;
         }
         if let Ok(mut learned) = self.learned.lock() {
+            let declared = learned
+                .capabilities
+                .as_ref()
+                .is_some_and(|c| c.authenticated_identity);
             for fact in &response.identity {
-                let fact = IdentityFact::new(
-                    clip(&self.launch.redactor.redact(&fact.kind)),
-                    clip(&self.launch.redactor.redact(&fact.value)),
-                );
+                let fact = IdentityFact {
+                    kind: clip(&self.launch.redactor.redact(&fact.kind)).to_owned(),
+                    value: clip(&self.launch.redactor.redact(&fact.value)).to_owned(),
+                    authenticated: declared && fact.authenticated,
+                };
                 if !learned.identity.contains(&fact) && learned.identity.len() < 16 {
                     learned.identity.push(fact);
                 }
@@ -362,7 +372,8 @@ impl PowerDriver for ExternalDriver {
     }
 
     /// Until the driver program has said hello, the optimistic default (reads state; off,
-    /// on, cycle); afterwards exactly what its hello declared.
+    /// on, cycle; channel `other`; no authenticated identity); afterwards exactly what its
+    /// hello declared.
     fn capabilities(&self) -> Capabilities {
         self.learned
             .lock()

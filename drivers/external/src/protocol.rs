@@ -4,7 +4,7 @@
 //! whether two hellos are compatible. Spawning, pipes and deadlines live in
 //! the session module. The wire format is specified in `docs/external-protocol.md`.
 
-use fencegate_driver::{Action, DriverError, ErrorKind, IdentityFact, PowerState};
+use fencegate_driver::{Action, Channel, DriverError, ErrorKind, IdentityFact, PowerState};
 use secrecy::zeroize::Zeroizing;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -15,7 +15,9 @@ use std::fmt;
 pub const PROTOCOL_NAME: &str = "fencegate-driver";
 
 /// The protocol version fencegate speaks. Compatible peers share the major version.
-pub const PROTOCOL_VERSION: Version = Version { major: 1, minor: 0 };
+/// 1.1 added the optional hello fields `channel` and `authenticated_identity` and the
+/// identity fact field `authenticated`; a 1.0 peer simply omits them.
+pub const PROTOCOL_VERSION: Version = Version { major: 1, minor: 1 };
 
 /// Optional capabilities fencegate offers in its hello. `identity`: responses may carry
 /// identity facts about the endpoint, recorded as evidence.
@@ -93,9 +95,23 @@ pub struct DriverHello {
     /// Optional capabilities the driver offers.
     #[serde(default)]
     pub features: Vec<String>,
+    /// What kind of channel the driver switches (`bmc`, `outlet`, `in-band`, `isolation`,
+    /// `other`), since 1.1. Absent means `other`; a word this fencegate does not know does
+    /// not decode, because guessing could turn an isolation channel into a power channel.
+    #[serde(default)]
+    pub channel: Option<Channel>,
+    /// Whether the driver's identity facts include ones the endpoint proved with the
+    /// credentials (since 1.1; absent means no). Without it, nothing can be pinned.
+    #[serde(default)]
+    pub authenticated_identity: bool,
 }
 
 impl DriverHello {
+    /// The declared channel, `other` when the driver (a 1.0 peer) did not say.
+    pub fn channel(&self) -> Channel {
+        self.channel.unwrap_or_default()
+    }
+
     /// The supported actions this fencegate understands, in the contract's order.
     pub fn known_actions(&self) -> Vec<Action> {
         Action::ALL
@@ -104,9 +120,10 @@ impl DriverHello {
             .collect()
     }
 
-    /// Refuse a hello from another protocol or another major version, before any secret is
-    /// sent. The error is [`ErrorKind::Protocol`] for a different protocol and
-    /// [`ErrorKind::Unsupported`] for an incompatible version.
+    /// Refuse a hello from another protocol or another major version, or one that
+    /// contradicts itself, before any secret is sent. The error is [`ErrorKind::Protocol`]
+    /// for a different protocol or a contradiction and [`ErrorKind::Unsupported`] for an
+    /// incompatible version.
     pub fn check_compatible(&self) -> Result<Version, DriverError> {
         if self.protocol != PROTOCOL_NAME {
             return Err(DriverError::protocol(format!(
@@ -125,6 +142,12 @@ impl DriverHello {
                 "hello is for protocol version {version}, fencegate speaks {PROTOCOL_VERSION} \
                  (the major versions must match)"
             )));
+        }
+        if self.channel() == Channel::Isolation && self.reads_power_state {
+            return Err(DriverError::protocol(
+                "hello declares an isolation channel that reads power state: what an \
+                 isolation channel reads is never a power reading",
+            ));
         }
         Ok(version)
     }
@@ -239,7 +262,8 @@ pub struct Response {
     /// The failure, when `ok` is false.
     #[serde(default)]
     pub error: Option<WireError>,
-    /// Facts identifying the endpoint that answered (feature `identity`).
+    /// Facts identifying the endpoint that answered (feature `identity`). A fact's
+    /// `authenticated` (since 1.1) is absent, and so false, unless the driver says so.
     #[serde(default)]
     pub identity: Vec<IdentityFact>,
 }
@@ -295,7 +319,7 @@ mod tests {
         let v = parse(&encode_hello(&HostHello::default()));
         assert_eq!(
             v,
-            json!({"type":"hello","protocol":"fencegate-driver","version":"1.0","features":["identity"]})
+            json!({"type":"hello","protocol":"fencegate-driver","version":"1.1","features":["identity"]})
         );
     }
 
@@ -401,6 +425,8 @@ mod tests {
             actions: vec!["off".into(), "on".into(), "teleport".into()],
             reads_power_state: true,
             features: vec![],
+            channel: None,
+            authenticated_identity: false,
         }
     }
 
@@ -414,7 +440,7 @@ mod tests {
         assert!(hello(PROTOCOL_NAME, "1.2.3").check_compatible().is_ok());
         let e = hello(PROTOCOL_NAME, "2.0").check_compatible().unwrap_err();
         assert_eq!(e.kind, ErrorKind::Unsupported);
-        assert!(e.detail.contains("2.0") && e.detail.contains("1.0"), "{e}");
+        assert!(e.detail.contains("2.0") && e.detail.contains("1.1"), "{e}");
         let e = hello(PROTOCOL_NAME, "0.9").check_compatible().unwrap_err();
         assert_eq!(e.kind, ErrorKind::Unsupported);
         for bad in ["", "1", "one.zero", "1.0.x", "1.0.0.0"] {
@@ -441,6 +467,67 @@ mod tests {
             hello(PROTOCOL_NAME, "1.0").known_actions(),
             [Action::Off, Action::On]
         );
+    }
+
+    #[test]
+    fn channel_and_authenticated_identity_are_optional_and_strict() {
+        let old = br#"{"type":"hello","protocol":"fencegate-driver","version":"1.0","name":"x",
+            "reads_power_state":true}"#;
+        let Ok(DriverMessage::Hello(h)) = decode(old) else {
+            panic!("a 1.0 hello decodes");
+        };
+        assert_eq!(
+            (h.channel(), h.authenticated_identity),
+            (Channel::Other, false)
+        );
+        let new = br#"{"type":"hello","protocol":"fencegate-driver","version":"1.1","name":"x",
+            "reads_power_state":true,"channel":"bmc","authenticated_identity":true}"#;
+        let Ok(DriverMessage::Hello(h)) = decode(new) else {
+            panic!("a 1.1 hello decodes");
+        };
+        assert_eq!(
+            (h.channel(), h.authenticated_identity),
+            (Channel::Bmc, true)
+        );
+        assert!(h.check_compatible().is_ok());
+        for bad in [r#""pdu""#, r#""Bmc""#, "1", r#""""#] {
+            let line = format!(
+                r#"{{"type":"hello","protocol":"fencegate-driver","version":"1.1","name":"x","reads_power_state":true,"channel":{bad}}}"#
+            );
+            assert!(
+                decode(line.as_bytes()).is_err(),
+                "channel {bad} must be refused"
+            );
+        }
+        let mut isolating = hello(PROTOCOL_NAME, "1.1");
+        isolating.channel = Some(Channel::Isolation);
+        assert_eq!(
+            isolating.check_compatible().unwrap_err().kind,
+            ErrorKind::Protocol,
+            "an isolation channel cannot read power"
+        );
+        isolating.reads_power_state = false;
+        assert!(isolating.check_compatible().is_ok());
+    }
+
+    #[test]
+    fn identity_facts_are_unauthenticated_unless_said() {
+        let line = br#"{"type":"response","id":1,"ok":true,"state":"On","identity":[
+            {"kind":"x-guid","value":"a"},{"kind":"x-serial","value":"b","authenticated":true},
+            {"kind":"x-uuid","value":"c","authenticated":false}]}"#;
+        let Ok(DriverMessage::Response(r)) = decode(line) else {
+            panic!("decodes");
+        };
+        assert_eq!(
+            r.identity,
+            [
+                IdentityFact::new("x-guid", "a"),
+                IdentityFact::authenticated("x-serial", "b"),
+                IdentityFact::new("x-uuid", "c"),
+            ]
+        );
+        let line = br#"{"type":"response","id":1,"ok":true,"identity":[{"kind":"k","value":"v","authenticated":"yes"}]}"#;
+        assert!(decode(line).is_err(), "authenticated is a boolean");
     }
 
     #[test]
