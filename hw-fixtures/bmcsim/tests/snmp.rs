@@ -6,7 +6,7 @@
 //! test with the package name.
 
 use fencegate_bmcsim::FaultProfile;
-use fencegate_bmcsim::snmp::{PduConfig, PduLab};
+use fencegate_bmcsim::snmp::{PduConfig, PduLab, V3User};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -124,6 +124,103 @@ async fn v3_discovery_is_answered_and_every_user_is_unknown() {
     .await;
     assert!(!ok && out.contains("Unknown user name"), "{out}");
     assert!(lab.outlet_on(0, 1));
+}
+
+/// A PDU with one read-write and one read-only SNMPv3 user and a fixed engine ID.
+fn v3_pdu() -> PduConfig {
+    let mut cfg = PduConfig::new(4);
+    cfg.engine_id = Some(b"\x80\x00\x01\x3e\x04sim-v3".to_vec());
+    cfg.v3_users = vec![
+        V3User::read_write("fenceuser", "authpass256"),
+        V3User {
+            write: false,
+            ..V3User::read_write("watcher", "watchpass256")
+        },
+    ];
+    cfg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_users_are_authenticated_as_net_snmp_expects() {
+    let lab = PduLab::start(vec![v3_pdu()]).await.unwrap();
+    let a = lab.addr(0);
+    let user = |u: &'static str, pw: &'static str| {
+        ["-v3", "-lauthNoPriv", "-aSHA-256"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain([format!("-u{u}"), format!("-A{pw}")])
+            .collect::<Vec<_>>()
+    };
+    // Unlike net_snmp(), the caller places the address itself (after options like -d).
+    let run = |name: &'static str, mut args: Vec<String>, rest: &[&str]| {
+        args.extend(rest.iter().map(|s| (*s).to_owned()));
+        async move {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = tokio::process::Command::new(tool(name))
+                .args(["-On", "-r", "1", "-t", "1"])
+                .args(&refs)
+                .env("MIBS", "")
+                .env("MIBDIRS", "/nonexistent")
+                .output()
+                .await
+                .expect("run a net-snmp tool");
+            (
+                out.status.success(),
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            )
+        }
+    };
+    let ctl3 = format!("{CTL}.3");
+    let (ok, out) = run(
+        "snmpget",
+        user("fenceuser", "authpass256"),
+        &[&a.to_string(), &ctl3],
+    )
+    .await;
+    assert!(ok && out.contains("INTEGER: 1"), "{out}");
+    let (ok, out) = run(
+        "snmpset",
+        user("fenceuser", "authpass256"),
+        &[&a.to_string(), &ctl3, "i", "2"],
+    )
+    .await;
+    assert!(ok && out.contains("INTEGER: 2"), "{out}");
+    assert!(!lab.outlet_on(0, 3));
+    // The read-only user reads the change.
+    let (ok, out) = run(
+        "snmpget",
+        user("watcher", "watchpass256"),
+        &[&a.to_string(), &ctl3],
+    )
+    .await;
+    assert!(ok && out.contains("INTEGER: 2"), "{out}");
+    // A wrong password: the MAC fails, the agent says so without authenticating.
+    let (ok, out) = run(
+        "snmpget",
+        user("fenceuser", "wrongpass256"),
+        &[&a.to_string(), &ctl3],
+    )
+    .await;
+    assert!(!ok && out.contains("Authentication failure"), "{out}");
+    // The read-only user cannot switch.
+    let (ok, out) = run(
+        "snmpset",
+        user("watcher", "watchpass256"),
+        &[&a.to_string(), &format!("{CTL}.1"), "i", "2"],
+    )
+    .await;
+    assert!(!ok, "{out}");
+    assert!(lab.outlet_on(0, 1));
+    // Privacy is not simulated: refused as an unsupported security level.
+    let mut priv_args = user("fenceuser", "authpass256");
+    priv_args[1] = "-lauthPriv".into();
+    priv_args.extend(["-xAES".to_owned(), "-Xprivpass256".to_owned()]);
+    let (ok, out) = run("snmpget", priv_args, &[&a.to_string(), &ctl3]).await;
+    assert!(!ok && out.contains("Unsupported security level"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

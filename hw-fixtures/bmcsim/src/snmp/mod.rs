@@ -1,7 +1,8 @@
 //! The SNMP front end: simulated APC PDUs on 127.0.0.1, one UDP socket and one task per PDU,
 //! each with many outlets, speaking SNMPv1 and v2c with a read-only and a read-write
-//! community. SNMPv3 engine discovery is answered, and every v3 user is unknown (reported
-//! `usmStatsUnknownUserNames`), as net-snmp does without v3 users.
+//! community, and SNMPv3 for the configured users (authNoPriv with HMAC-SHA-256-192, see
+//! [`V3User`]). SNMPv3 engine discovery is answered with the configured engine ID, and any
+//! other user is unknown (reported `usmStatsUnknownUserNames`), as net-snmp does.
 //!
 //! Each outlet has its own [`PowerModel`]; the PDU's [`FaultProfile`] applies to all of them
 //! (`stuck` relays, `off_delay_ms`, `drop_rate`, `reply_delay_ms` for a slow agent, `dead`).
@@ -17,6 +18,7 @@
 
 mod agent;
 pub mod ber;
+mod usm;
 
 pub use agent::{OUTLET_CONTROL, OutletCommand, SYS_OBJECT_ID};
 
@@ -47,6 +49,43 @@ pub struct PduConfig {
     pub faults: FaultProfile,
     /// sysName.0; `None` gives `pdu<i>`.
     pub sys_name: Option<String>,
+    /// The SNMPv3 engine ID; `None` derives one from APC's enterprise number and sysName.
+    pub engine_id: Option<Vec<u8>>,
+    /// The SNMPv3 users; none by default (every v3 user is then unknown).
+    pub v3_users: Vec<V3User>,
+}
+
+/// An SNMPv3 user of a simulated PDU: authNoPriv with HMAC-SHA-256-192 (`auth_protocol =
+/// sha256`, `security_level = authNoPriv` in the driver). Privacy is not simulated.
+#[derive(Clone)]
+pub struct V3User {
+    /// The USM user name.
+    pub name: String,
+    /// The authentication password (localized to the engine ID at start).
+    pub auth_password: String,
+    /// Whether the user may switch outlets (otherwise read only).
+    pub write: bool,
+}
+
+impl V3User {
+    /// A read-write user.
+    pub fn read_write(name: &str, auth_password: &str) -> Self {
+        V3User {
+            name: name.to_owned(),
+            auth_password: auth_password.to_owned(),
+            write: true,
+        }
+    }
+}
+
+impl fmt::Debug for V3User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("V3User")
+            .field("name", &self.name)
+            .field("auth_password", &"<redacted>")
+            .field("write", &self.write)
+            .finish()
+    }
 }
 
 impl PduConfig {
@@ -60,6 +99,8 @@ impl PduConfig {
             initial_power_on: true,
             faults: FaultProfile::default(),
             sys_name: None,
+            engine_id: None,
+            v3_users: Vec::new(),
         }
     }
 }
@@ -79,6 +120,8 @@ impl fmt::Debug for PduConfig {
             .field("initial_power_on", &self.initial_power_on)
             .field("faults", &self.faults)
             .field("sys_name", &self.sys_name)
+            .field("engine_id", &self.engine_id)
+            .field("v3_users", &self.v3_users)
             .finish()
     }
 }
@@ -145,7 +188,18 @@ impl PduLab {
             let identity = AgentIdentity {
                 sys_name: cfg.sys_name.unwrap_or_else(|| format!("pdu{i}")),
             };
-            let task = tokio::spawn(serve(sock, Arc::clone(&shared), communities, identity));
+            if cfg
+                .engine_id
+                .as_ref()
+                .is_some_and(|e| !(5..=32).contains(&e.len()))
+            {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("PDU {i}: an SNMPv3 engine ID has 5 to 32 bytes"),
+                ));
+            }
+            let v3 = V3Engine::new(&identity, cfg.engine_id, &cfg.v3_users);
+            let task = tokio::spawn(serve(sock, Arc::clone(&shared), communities, identity, v3));
             endpoints.push(addr, shared, task);
         }
         Ok(PduLab { endpoints })
@@ -220,55 +274,148 @@ impl PduLab {
     }
 }
 
-/// The SNMPv3 side of a PDU that has no v3 users, as net-snmp behaves when none are set:
-/// engine discovery is answered (it needs no secret), every user is unknown. A v3 client
-/// gets a clear refusal, and a v1/v2c client whose community is wrong can tell the agent is
-/// alive.
+/// A v3 user with the key localized to this engine.
+struct LocalUser {
+    name: Vec<u8>,
+    key: zeroize::Zeroizing<[u8; 32]>,
+    write: bool,
+}
+
+/// The SNMPv3 side of a PDU, as net-snmp behaves: engine discovery is answered (it needs
+/// no secret), a configured user's authenticated request is answered with an authenticated
+/// response, and anything else gets an unauthenticated report (unknown user, wrong digest,
+/// unsupported security level). A v1/v2c client whose community is wrong can thus tell the
+/// agent is alive. The engine's boots are 1 and the time window is not enforced.
 struct V3Engine {
     id: Vec<u8>,
     started: Instant,
+    users: Vec<LocalUser>,
     unknown_engine_ids: u32,
     unknown_user_names: u32,
+    wrong_digests: u32,
+    unsupported_sec_levels: u32,
 }
 
+/// msgFlags bits.
+const FLAG_AUTH: u8 = 0x01;
+const FLAG_PRIV: u8 = 0x02;
+
 impl V3Engine {
-    fn new(identity: &AgentIdentity) -> Self {
-        // RFC 3411 engine ID: APC's enterprise number with the high bit, format 4 (text).
-        let mut id = vec![0x80, 0x00, 0x01, 0x3e, 0x04];
-        id.extend_from_slice(identity.sys_name.as_bytes());
+    fn new(identity: &AgentIdentity, engine_id: Option<Vec<u8>>, users: &[V3User]) -> Self {
+        let id = engine_id.unwrap_or_else(|| {
+            // RFC 3411 engine ID: APC's enterprise number with the high bit, format 4 (text).
+            let mut id = vec![0x80, 0x00, 0x01, 0x3e, 0x04];
+            id.extend_from_slice(identity.sys_name.as_bytes());
+            id
+        });
+        let users = users
+            .iter()
+            .map(|u| LocalUser {
+                name: u.name.as_bytes().to_vec(),
+                key: usm::localized_key(u.auth_password.as_bytes(), &id),
+                write: u.write,
+            })
+            .collect();
         V3Engine {
             id,
             started: Instant::now(),
+            users,
             unknown_engine_ids: 0,
             unknown_user_names: 0,
+            wrong_digests: 0,
+            unsupported_sec_levels: 0,
         }
     }
 
-    /// Encode the report for a v3 request into `out`; `false` when it gets none.
-    fn answer(&mut self, datagram: &[u8], out: &mut Vec<u8>) -> bool {
+    fn time(&self) -> i64 {
+        i64::try_from(self.started.elapsed().as_secs()).unwrap_or(i64::MAX)
+    }
+
+    /// Encode the answer to a v3 request into `out`: a report, or for a configured user's
+    /// authenticated request the agent's authenticated response. `false` when it gets none.
+    fn answer(
+        &mut self,
+        datagram: &[u8],
+        communities: &Communities,
+        identity: &AgentIdentity,
+        state: &mut PduState,
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> bool {
         let Ok(req) = ber::decode_v3(datagram) else {
             return false;
         };
-        if !req.reportable {
-            return false;
-        }
-        let counter = if req.engine_id.is_empty() {
+        let report = |out: &mut Vec<u8>, counter: (&[u32], u32), time| {
+            if req.reportable {
+                ber::encode_v3_report(&req, (&self.id, 1, time), counter, out);
+            }
+            req.reportable
+        };
+        if req.engine_id.is_empty() {
             self.unknown_engine_ids += 1;
-            (
+            let c = (
                 &ber::usm_stats::UNKNOWN_ENGINE_IDS[..],
                 self.unknown_engine_ids,
-            )
-        } else if req.engine_id == self.id {
+            );
+            return report(out, c, self.time());
+        }
+        if req.engine_id != self.id {
+            return false;
+        }
+        let Some(user) = self.users.iter().find(|u| u.name == req.user) else {
             self.unknown_user_names += 1;
-            (
+            let c = (
                 &ber::usm_stats::UNKNOWN_USER_NAMES[..],
                 self.unknown_user_names,
-            )
-        } else {
+            );
+            return report(out, c, self.time());
+        };
+        let Ok(m) = ber::decode_v3_full(datagram) else {
             return false;
         };
-        let time = i64::try_from(self.started.elapsed().as_secs()).unwrap_or(i64::MAX);
-        ber::encode_v3_report(&req, (&self.id, 1, time), counter, out);
+        if m.flags & FLAG_AUTH == 0 || m.flags & FLAG_PRIV != 0 {
+            // Only authNoPriv is simulated.
+            self.unsupported_sec_levels += 1;
+            let c = (
+                &ber::usm_stats::UNSUPPORTED_SEC_LEVELS[..],
+                self.unsupported_sec_levels,
+            );
+            return report(out, c, self.time());
+        }
+        let mut zeroed = datagram.to_vec();
+        zeroed[m.auth_range.clone()].fill(0);
+        if !usm::verify(&user.key, &zeroed, &m.auth) {
+            self.wrong_digests += 1;
+            let c = (&ber::usm_stats::WRONG_DIGESTS[..], self.wrong_digests);
+            return report(out, c, self.time());
+        }
+        let Some((context, mut msg)) = m.scoped else {
+            return false;
+        };
+        // The outlet semantics are the community ones: the user's rights pick the community.
+        msg.version = 1;
+        msg.community = if user.write {
+            communities.read_write.clone()
+        } else {
+            communities.read_only.clone()
+        };
+        let Some(resp) = agent::handle(&msg, communities, identity, state, now) else {
+            return false;
+        };
+        let at = ber::encode_v3_answer(
+            m.msg_id,
+            (&self.id, 1, self.time()),
+            &m.user,
+            usm::MAC_LEN,
+            &context,
+            &resp,
+            out,
+        );
+        let mac = usm::mac(&user.key, out);
+        if at.len() != mac.len() {
+            return false;
+        }
+        out[at].copy_from_slice(&mac);
         true
     }
 }
@@ -279,11 +426,11 @@ async fn serve(
     shared: Arc<Shared>,
     communities: Communities,
     identity: AgentIdentity,
+    mut v3: V3Engine,
 ) {
     let sock = Arc::new(sock);
     let mut buf = vec![0u8; 65_535];
     let mut out = Vec::with_capacity(512);
-    let mut v3 = V3Engine::new(&identity);
     loop {
         let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
             continue;
@@ -298,7 +445,15 @@ async fn serve(
                 continue;
             }
             if ber::version(&buf[..n]) == Ok(3) {
-                if !v3.answer(&buf[..n], &mut out) || shared.rng().chance(rate) {
+                let answered = v3.answer(
+                    &buf[..n],
+                    &communities,
+                    &identity,
+                    &mut state,
+                    Instant::now(),
+                    &mut out,
+                );
+                if !answered || shared.rng().chance(rate) {
                     continue;
                 }
                 delay
