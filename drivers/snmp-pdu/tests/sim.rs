@@ -1,10 +1,11 @@
 //! The driver against fencegate-bmcsim's simulated APC PDUs: fault handling and scale.
 
 use fencegate_bmcsim::FaultProfile;
-use fencegate_bmcsim::snmp::{PduConfig, PduLab};
+use fencegate_bmcsim::snmp::{PduConfig, PduLab, V3User};
 use fencegate_bmcsim::{CommandOutcome, PowerCommand};
 use fencegate_driver::{
-    Action, DeviceSpec, DriverFactory, ErrorKind, PowerDriver, PowerState, SecretString,
+    Action, DeviceSpec, DriverFactory, ErrorKind, IdentityFact, PowerDriver, PowerState,
+    SecretString,
 };
 use fencegate_snmp_pdu::SnmpPduFactory;
 use std::net::SocketAddr;
@@ -189,6 +190,65 @@ async fn an_unknown_v3_user_is_auth() {
     let e = d.status(in_secs(5)).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Auth, "{e}");
     assert!(e.detail.contains("unknown user"), "{e}");
+}
+
+/// A v3 (authNoPriv, SHA-256) device for the simulator's user.
+fn v3_spec(addr: SocketAddr, outlets: &str, password: &str) -> DeviceSpec {
+    let mut s = spec(
+        addr,
+        outlets,
+        &[
+            ("version", "3"),
+            ("auth_protocol", "sha256"),
+            ("security_level", "authNoPriv"),
+        ],
+    );
+    s.secrets.clear();
+    s.user = Some("fenceuser".into());
+    s.secrets
+        .insert("auth_password".into(), SecretString::from(password));
+    s
+}
+
+#[tokio::test]
+async fn v3_identity_is_the_engine_id_the_simulator_proved() {
+    let mut cfg = PduConfig::new(8);
+    cfg.engine_id = Some(b"\x80\x00\x01\x3e\x04pdu-rack7".to_vec());
+    cfg.v3_users = vec![V3User::read_write("fenceuser", "authpass256")];
+    let lab = PduLab::start(vec![cfg]).await.unwrap();
+    let d = SnmpPduFactory
+        .build(&v3_spec(lab.addr(0), "2", "authpass256"))
+        .unwrap();
+    assert!(d.capabilities().authenticated_identity);
+    assert_eq!(d.status(in_secs(5)).await.unwrap(), PowerState::On);
+    let ids = d.identity();
+    assert!(
+        ids.contains(&IdentityFact::authenticated(
+            "snmp-engine-id",
+            "8000013e047064752d7261636b37"
+        )),
+        "{ids:?}"
+    );
+    assert!(
+        ids.contains(&IdentityFact::authenticated("snmp-sysname", "pdu0")),
+        "{ids:?}"
+    );
+    d.set_power(Action::Off, in_secs(5)).await.unwrap();
+    assert_eq!(d.status(in_secs(5)).await.unwrap(), PowerState::Off);
+    assert!(!lab.outlet_on(0, 2));
+
+    // A wrong password: the agent answers only with an unauthenticated report, which
+    // proves nothing about the engine.
+    let d = SnmpPduFactory
+        .build(&v3_spec(lab.addr(0), "2", "wrongpass256"))
+        .unwrap();
+    let e = d.status(in_secs(5)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Auth, "{e}");
+    assert!(
+        d.identity().iter().all(|f| !f.authenticated),
+        "{:?}",
+        d.identity()
+    );
 }
 
 #[tokio::test]
