@@ -6,7 +6,8 @@
 //! the tests fail and say so: an interop test that skips proves nothing.
 
 use fencegate_driver::{
-    Action, DeviceSpec, ErrorKind, IdentityFact, PowerDriver, PowerState, SecretString,
+    Action, DeviceSpec, ErrorKind, IdentityFact, PowerDriver, PowerState, RestorePolicy,
+    SecretString,
 };
 use fencegate_redfish::RedfishDriver;
 use std::io::Read;
@@ -231,6 +232,24 @@ async fn sushy_status_off_verified_and_identity() {
         "{}",
         sushy.log()
     );
+}
+
+#[tokio::test]
+async fn sushy_has_no_power_restore_policy_and_the_driver_says_so() {
+    // sushy-tools 2.2.0 serves no PowerRestorePolicy and PATCHes only Boot and AssetTag:
+    // both calls are Unsupported, and nothing is PATCHed.
+    let sushy = Sushy::start(&[]);
+    let d = sushy.driver(&[]);
+    let e = d.restore_policy(deadline(10_000)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+    let e = d
+        .set_restore_policy(RestorePolicy::AlwaysOff, deadline(10_000))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+    assert!(e.detail.contains("PowerRestorePolicy"), "{e}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!sushy.log().contains("\"PATCH "), "{}", sushy.log());
 }
 
 #[tokio::test]
