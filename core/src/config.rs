@@ -232,23 +232,200 @@ impl Inventory {
         ))
     }
 
-    /// Find a host by OpenNebula ID first (an explicit mapping wins), then by name.
+    /// Find the host an OpenNebula host document is about, with the inventory as the
+    /// authority. Each field that can name a host is resolved on its own — `/HOST/ID` through
+    /// `opennebula_id`, `/HOST/NAME` through names and aliases, the template's
+    /// `FENCEGATE_HOST` (when present and not empty) through names and aliases — and the
+    /// answer is the one host they all agree on. Anyone who can edit a host template, or the
+    /// host's own monitoring probes that merge into it, must not be able to point the fence
+    /// at another machine while the failed one keeps running; so a disagreement refuses.
+    ///
+    /// The rule, in full:
+    /// - every field that resolves must resolve to the same host, and at least one must;
+    /// - a `FENCEGATE_HOST` that names no inventory host refuses (an explicit mapping that
+    ///   points nowhere is a mistake to surface, not a field to skip);
+    /// - a field matching several hosts, or a host whose entry is broken, refuses;
+    /// - the chosen host's `opennebula_id`, when set, must equal `/HOST/ID`: an ID that no
+    ///   host claims does not combine with the NAME of a host the inventory gives another
+    ///   ID;
+    /// - when the chosen host has no `opennebula_id` (an inventory without IDs), an ID no
+    ///   host claims is accepted — unless some host entry is broken: its `opennebula_id`
+    ///   cannot be read, so it might be the one claiming this ID, and the door refuses
+    ///   rather than guess.
     pub fn host_for_opennebula(
         &self,
-        id: Option<u64>,
-        name: &str,
-    ) -> Result<Arc<Host>, LookupError> {
-        if let Some(id) = id {
-            for entry in self.hosts.values() {
-                if let Ok(h) = entry
-                    && h.opennebula_id == Some(id)
-                {
-                    return Ok(Arc::clone(h));
+        fields: OpenNebulaFields<'_>,
+    ) -> Result<Arc<Host>, OpenNebulaMismatch> {
+        let by_id: Vec<&Arc<Host>> = self
+            .hosts
+            .values()
+            .filter_map(|entry| entry.as_ref().ok())
+            .filter(|h| h.opennebula_id == Some(fields.id))
+            .collect();
+        let by_name = |name: &str| -> Result<Vec<&Arc<Host>>, String> {
+            if let Some(Err(e)) = self.hosts.get(name) {
+                return Err(format!("host {name:?}, whose entry is broken: {e}"));
+            }
+            Ok(self
+                .hosts
+                .values()
+                .filter_map(|entry| entry.as_ref().ok())
+                .filter(|h| h.answers_to(name))
+                .collect())
+        };
+        // Each field as sent, and the host it resolved to (None: no host).
+        let mut resolved: Vec<(String, Option<Arc<Host>>)> = Vec::new();
+        let mut lines: Vec<String> = Vec::new();
+        let mut problem: Option<String> = None;
+        let mut note = |field: String, hits: Result<Vec<&Arc<Host>>, String>, what: &str| {
+            let hit = match hits {
+                Err(broken) => {
+                    lines.push(format!("{field} -> {broken}"));
+                    problem
+                        .get_or_insert_with(|| format!("{field} names a host that cannot be used"));
+                    None
                 }
+                Ok(hits) => match hits.as_slice() {
+                    [] => {
+                        lines.push(format!("{field} -> no host {what}"));
+                        None
+                    }
+                    [h] => {
+                        lines.push(format!("{field} -> host {:?}", h.name));
+                        Some(Arc::clone(h))
+                    }
+                    many => {
+                        let names: Vec<String> =
+                            many.iter().map(|h| format!("{:?}", h.name)).collect();
+                        lines.push(format!("{field} -> hosts {}", names.join(", ")));
+                        problem.get_or_insert_with(|| {
+                            format!("{field} matches several inventory hosts")
+                        });
+                        None
+                    }
+                },
+            };
+            (field, hit)
+        };
+        let id_field = format!("ID {}", fields.id);
+        let id_hit = note(
+            id_field,
+            Ok(by_id),
+            &format!("has opennebula_id = {}", fields.id),
+        );
+        let name_field = format!("NAME {:?}", fields.name);
+        let name_hit = note(
+            name_field,
+            by_name(fields.name),
+            &format!("is named or aliased {:?}", fields.name),
+        );
+        let mapped_hit = fields.mapped.map(|m| {
+            note(
+                format!("FENCEGATE_HOST {m:?}"),
+                by_name(m),
+                &format!("is named or aliased {m:?}"),
+            )
+        });
+        if let Some((field, None)) = &mapped_hit
+            && problem.is_none()
+        {
+            problem = Some(format!("{field} names no inventory host"));
+        }
+        let id_claimed = id_hit.1.is_some();
+        resolved.push(id_hit);
+        resolved.push(name_hit);
+        resolved.extend(mapped_hit);
+        let refuse = |problem: String, lines: &[String]| OpenNebulaMismatch {
+            problem,
+            resolved: lines.to_vec(),
+        };
+        if let Some(p) = problem {
+            return Err(refuse(p, &lines));
+        }
+        let mut chosen: Option<Arc<Host>> = None;
+        for (_, hit) in &resolved {
+            match (hit, &chosen) {
+                (Some(h), None) => chosen = Some(Arc::clone(h)),
+                (Some(h), Some(c)) if h.name != c.name => {
+                    return Err(refuse(
+                        "the host document's fields disagree about which inventory host it is"
+                            .into(),
+                        &lines,
+                    ));
+                }
+                _ => {}
             }
         }
-        self.host(name)
+        let host = chosen.ok_or_else(|| {
+            refuse(
+                format!(
+                    "no host in {} matches the host document",
+                    self.path.display()
+                ),
+                &lines,
+            )
+        })?;
+        match host.opennebula_id {
+            Some(own) if own != fields.id => {
+                lines.push(format!("host {:?} has opennebula_id = {own}", host.name));
+                Err(refuse(
+                    format!(
+                        "the document's ID {} is not host {:?}'s OpenNebula ID",
+                        fields.id, host.name
+                    ),
+                    &lines,
+                ))
+            }
+            None if !id_claimed => {
+                let broken: Vec<String> = self
+                    .hosts
+                    .iter()
+                    .filter(|(_, entry)| entry.is_err())
+                    .map(|(name, _)| format!("{name:?}"))
+                    .collect();
+                if broken.is_empty() {
+                    Ok(host)
+                } else {
+                    lines.push(format!(
+                        "broken host entries, whose IDs cannot be read: {}",
+                        broken.join(", ")
+                    ));
+                    Err(refuse(
+                        format!(
+                            "no usable host claims ID {} and a broken entry might; set opennebula_id = {} on host {:?} or fix the broken entries",
+                            fields.id, fields.id, host.name
+                        ),
+                        &lines,
+                    ))
+                }
+            }
+            _ => Ok(host),
+        }
     }
+}
+
+/// The fields of an OpenNebula host document that can name an inventory host, as sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenNebulaFields<'a> {
+    /// `/HOST/ID`: assigned by oned, matched against `opennebula_id`.
+    pub id: u64,
+    /// `/HOST/NAME`: matched against host names and aliases.
+    pub name: &'a str,
+    /// `/HOST/TEMPLATE/FENCEGATE_HOST`: matched against names and aliases. Editable by
+    /// whoever edits the host template, so it can only confirm, never override.
+    pub mapped: Option<&'a str>,
+}
+
+/// Why an OpenNebula host document does not lead to exactly one inventory host: the problem
+/// and what each field resolved to, so the operator sees which fields disagree. Field values
+/// are shown with `{:?}`, which escapes control characters: the message goes to a log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{problem} ({})", .resolved.join("; "))]
+pub struct OpenNebulaMismatch {
+    /// What is wrong, in one clause.
+    pub problem: String,
+    /// Each field as sent and what it resolved to, e.g. `NAME "kvm01" -> host "kvm01"`.
+    pub resolved: Vec<String>,
 }
 
 /// Build one device: split its table into spec fields, options and secret references.
