@@ -26,6 +26,13 @@
 //! | `timeout_ms` | option | wait per attempt (default 1000) |
 //! | `retries` | option | extra attempts per request, each on a fresh session (default 2, at most 10) |
 //!
+//! # Identity
+//!
+//! Over SNMPv3 the agent proves its authoritative engine ID with every answer whose MAC
+//! verifies; that ID (lowercase hex) is the authenticated fact `snmp-engine-id`, pinnable
+//! with `engine_id = "…"`. The discovery reply alone proves nothing and is never reported.
+//! A v1/v2c community travels in clear text, so over v1/v2c no fact is authenticated.
+//!
 //! # What errors can and cannot tell apart
 //!
 //! * An agent drops a request with a wrong community (v1/v2c) or one it cannot decrypt (v3
