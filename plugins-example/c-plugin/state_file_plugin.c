@@ -102,11 +102,16 @@ static unsigned long long id_field(const uint8_t *json, size_t len) {
     return n == 0 ? 0 : strtoull(digits, NULL, 10);
 }
 
+/*
+ * A file is no box: it proves nothing about which machine it switches, so the hello says
+ * `authenticated_identity: false` (the device cannot be pinned) and channel `other`.
+ */
 static void hello(fencegate_reply_fn reply, void *ctx) {
     send(reply, ctx,
-         "{\"type\":\"hello\",\"protocol\":\"fencegate-driver\",\"version\":\"1.0\","
+         "{\"type\":\"hello\",\"protocol\":\"fencegate-driver\",\"version\":\"1.1\","
          "\"name\":\"state-file\",\"driver_version\":\"0.1.0\",\"actions\":[\"off\",\"on\"],"
-         "\"reads_power_state\":true,\"features\":[]}");
+         "\"reads_power_state\":true,\"features\":[],"
+         "\"channel\":\"other\",\"authenticated_identity\":false}");
 }
 
 static void *configure(const uint8_t *json, size_t len, fencegate_reply_fn reply, void *ctx) {

@@ -4,7 +4,15 @@
  * A plugin is a shared library exporting one function, FENCEGATE_PLUGIN_ENTRY, that returns
  * a pointer to a static, immutable `struct fencegate_plugin`. JSON messages (UTF-8, not
  * NUL-terminated) cross the boundary in both directions; they have the shapes of fencegate's
- * external driver protocol v1. See docs/plugins.md for the rules and a step-by-step guide.
+ * external driver protocol 1.1. See docs/plugins.md for the rules and a step-by-step guide.
+ *
+ * JSON fields may be added without changing the table or its ABI minor, because unknown
+ * fields are ignored and new ones are optional. Message vocabulary 1.1 added, to `hello`:
+ * "channel" ("bmc", "outlet", "in-band", "isolation" or "other"; absent means "other", any
+ * other word makes the host refuse the plugin, and "isolation" must not read power state)
+ * and "authenticated_identity" (absent means false); and to each identity fact
+ * {"kind":…,"value":…}: "authenticated" (absent means false; kept only when the hello
+ * declared authenticated_identity).
  *
  * Evolution is append-only: a later minor version only adds fields at the end of the table
  * and raises FENCEGATE_PLUGIN_ABI_MINOR. The host reads a field only if `struct_size` says
@@ -43,7 +51,10 @@ struct fencegate_plugin {
     const char *name;       /* NUL-terminated UTF-8, static */
     const char *version;    /* NUL-terminated UTF-8, static */
 
-    /* Reply with a `hello` message: actions and whether status works. No I/O. */
+    /*
+     * Reply with a `hello` message: actions, whether status works, and optionally the
+     * channel and whether identity facts are authenticated. No I/O.
+     */
     void (*hello)(fencegate_reply_fn reply, void *reply_ctx);
 
     /*

@@ -88,12 +88,15 @@ unsafe fn input<'a>(ptr: *const u8, len: usize) -> Option<&'a [u8]> {
 /// `reply` must be null or a function that accepts `reply_ctx` (the ABI's rules).
 pub unsafe extern "C" fn hello<P: Plugin>(reply: Option<ReplyFn>, reply_ctx: *mut c_void) {
     let message = catch_unwind(|| {
-        Message::Hello(Hello::new(
-            &P::NAME.to_string_lossy(),
-            &P::VERSION.to_string_lossy(),
-            &P::actions(),
-            P::reads_power_state(),
-        ))
+        Message::Hello(
+            Hello::new(
+                &P::NAME.to_string_lossy(),
+                &P::VERSION.to_string_lossy(),
+                &P::actions(),
+                P::reads_power_state(),
+            )
+            .with_identity(P::channel(), P::authenticated_identity()),
+        )
     })
     .unwrap_or_else(|p| panicked(CONFIGURE_ID, "hello", p.as_ref()));
     send(reply, reply_ctx, &message);
@@ -351,6 +354,8 @@ mod tests {
         assert_eq!(replies[0]["type"], "hello");
         assert_eq!(replies[0]["actions"], json!(["off"]));
         assert_eq!(replies[0]["reads_power_state"], true);
+        assert_eq!(replies[0]["channel"], "other", "the trait's default");
+        assert_eq!(replies[0]["authenticated_identity"], false);
     }
 
     #[test]

@@ -18,8 +18,8 @@ mod plugin;
 pub mod wire;
 
 pub use fencegate_driver::{
-    Action, CommandReceipt, DriverError, ErrorKind, ExposeSecret, IdentityFact, PowerState,
-    SecretString,
+    Action, Channel, CommandReceipt, DriverError, ErrorKind, ExposeSecret, IdentityFact,
+    PowerState, SecretString,
 };
 pub use plugin::Plugin;
 pub use wire::Device;

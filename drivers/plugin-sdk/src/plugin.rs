@@ -1,7 +1,7 @@
 //! The trait a Rust plugin implements: blocking, one device per value, no async runtime.
 
 use crate::wire::Device;
-use fencegate_driver::{Action, CommandReceipt, DriverError, IdentityFact, PowerState};
+use fencegate_driver::{Action, Channel, CommandReceipt, DriverError, IdentityFact, PowerState};
 use std::ffi::CStr;
 use std::time::Instant;
 
@@ -31,6 +31,23 @@ pub trait Plugin: Send + Sized + 'static {
         true
     }
 
+    /// What kind of channel the plugin switches, so the engine knows what its `Off` means:
+    /// a management controller ([`Channel::Bmc`]), one PDU outlet ([`Channel::Outlet`]), or
+    /// storage or network isolation while the host keeps running ([`Channel::Isolation`],
+    /// which must not read power state). The default, [`Channel::Other`], says nothing more
+    /// than "some power switch".
+    fn channel() -> Channel {
+        Channel::Other
+    }
+
+    /// Whether [`Plugin::identity`] includes facts the endpoint proved with the credentials
+    /// (marked with [`IdentityFact::authenticated`]); they must be known after the first
+    /// successful `status`. Without such facts a device cannot be pinned: a relay or a
+    /// re-addressed box would go unnoticed, and `fencegate plugin check` says so.
+    fn authenticated_identity() -> bool {
+        false
+    }
+
     /// Validate the device and build an instance. No device I/O here (an unreachable device is
     /// reported by the first call); refuse a bad or unknown option naming it.
     fn configure(device: Device) -> Result<Self, DriverError>;
@@ -49,7 +66,10 @@ pub trait Plugin: Send + Sized + 'static {
     ) -> Result<CommandReceipt, DriverError>;
 
     /// What the plugin has learned about the endpoint's identity (a serial number, a
-    /// certificate fingerprint), attached to every answer as evidence.
+    /// certificate fingerprint), attached to every answer as evidence. Mark a fact
+    /// [`IdentityFact::authenticated`] only if the endpoint had to prove it with the
+    /// credentials, and only if [`Plugin::authenticated_identity`] says so (the host keeps
+    /// the mark only then); anything an on-path box could forge is plain evidence.
     fn identity(&self) -> Vec<IdentityFact> {
         Vec::new()
     }

@@ -6,7 +6,7 @@
 //! requests and read replies. Unknown fields are ignored so minor versions can add some; an
 //! unknown state or error kind does not decode, so a plugin cannot invent one.
 
-use fencegate_driver::{Action, ErrorKind, IdentityFact, PowerState};
+use fencegate_driver::{Action, Channel, ErrorKind, IdentityFact, PowerState};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -14,8 +14,11 @@ use std::collections::BTreeMap;
 /// The protocol name in `hello`, shared with external drivers.
 pub const PROTOCOL_NAME: &str = "fencegate-driver";
 
-/// The message vocabulary version in `hello`; it moves with the ABI major.
-pub const PROTOCOL_VERSION: &str = "1.0";
+/// The message vocabulary version in `hello`, shared with the external protocol (1.1 added
+/// the optional `channel` and `authenticated_identity` to `hello` and `authenticated` to
+/// identity facts). Informative: the table's ABI major is what the host checks, and the
+/// new fields are optional JSON, so the table and its ABI minor did not change.
+pub const PROTOCOL_VERSION: &str = "1.1";
 
 /// The `id` of the `configure` message and of its response.
 pub const CONFIGURE_ID: u64 = 0;
@@ -63,9 +66,18 @@ pub struct Hello {
     pub actions: Vec<String>,
     /// Whether `status` works. A plugin that cannot read state can never give proof.
     pub reads_power_state: bool,
-    /// Optional capabilities; none are defined in 1.0.
+    /// Optional capabilities; none are defined for plugins.
     #[serde(default)]
     pub features: Vec<String>,
+    /// What kind of channel the plugin switches (`bmc`, `outlet`, `in-band`, `isolation`,
+    /// `other`). Absent (a plugin built before 1.1) means `other`; a word the host does not
+    /// know does not decode, because guessing could make an isolation channel a power one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+    /// Whether the plugin's identity facts include ones the endpoint proved with the
+    /// credentials. Absent means no: the device then cannot be pinned, and `check` says so.
+    #[serde(default)]
+    pub authenticated_identity: bool,
 }
 
 impl Hello {
@@ -84,7 +96,22 @@ impl Hello {
             actions: actions.iter().map(|a| a.as_str().to_owned()).collect(),
             reads_power_state,
             features: Vec::new(),
+            channel: None,
+            authenticated_identity: false,
         }
+    }
+
+    /// The same hello declaring its channel and whether it reports an authenticated
+    /// identity (both optional on the wire since 1.1).
+    pub fn with_identity(mut self, channel: Channel, authenticated_identity: bool) -> Self {
+        self.channel = Some(channel);
+        self.authenticated_identity = authenticated_identity;
+        self
+    }
+
+    /// The declared channel, `other` when the plugin did not say.
+    pub fn channel(&self) -> Channel {
+        self.channel.unwrap_or_default()
     }
 
     /// The declared actions this version knows, in the contract's order.
@@ -191,7 +218,8 @@ pub struct Response {
     /// The failure, when `ok` is false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<WireError>,
-    /// Facts identifying the endpoint that answered, recorded as evidence.
+    /// Facts identifying the endpoint that answered, recorded as evidence. A fact's
+    /// `authenticated` is absent, and so false, unless the plugin says so.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub identity: Vec<IdentityFact>,
 }
@@ -269,6 +297,49 @@ mod tests {
         assert!(!format!("{c:?}").contains("hunter2"));
         let again = value(&Message::Configure(c));
         assert_eq!(again["device"]["secrets"]["token"], "hunter2");
+    }
+
+    #[test]
+    fn hello_identity_fields_are_optional_in_both_directions() {
+        let old = br#"{"type":"hello","actions":["off"],"reads_power_state":true}"#;
+        let Ok(Message::Hello(h)) = serde_json::from_slice::<Message>(old) else {
+            panic!("a hello without the 1.1 fields decodes");
+        };
+        assert_eq!(
+            (h.channel(), h.authenticated_identity),
+            (Channel::Other, false)
+        );
+        let new = Hello::new("p", "1", &[Action::Off], true).with_identity(Channel::Outlet, true);
+        let v = value(&Message::Hello(new));
+        assert_eq!(v["version"], "1.1");
+        assert_eq!(v["channel"], "outlet");
+        assert_eq!(v["authenticated_identity"], true);
+        let Ok(Message::Hello(back)) = serde_json::from_value::<Message>(v) else {
+            panic!("round trip");
+        };
+        assert_eq!(
+            (back.channel(), back.authenticated_identity),
+            (Channel::Outlet, true)
+        );
+        let unknown = br#"{"type":"hello","reads_power_state":true,"channel":"pdu"}"#;
+        assert!(serde_json::from_slice::<Message>(unknown).is_err());
+    }
+
+    #[test]
+    fn identity_facts_say_whether_they_are_authenticated() {
+        let mut r = Response::ok(1);
+        r.identity = vec![
+            IdentityFact::authenticated("acme-serial", "S1"),
+            IdentityFact::new("acme-ip", "10.0.0.9"),
+        ];
+        let v = value(&Message::Response(r));
+        assert_eq!(v["identity"][0]["authenticated"], true);
+        assert_eq!(v["identity"][1]["authenticated"], false);
+        let old = br#"{"type":"response","id":1,"ok":true,"identity":[{"kind":"k","value":"v"}]}"#;
+        let Ok(Message::Response(r)) = serde_json::from_slice::<Message>(old) else {
+            panic!("decodes");
+        };
+        assert!(!r.identity[0].authenticated, "absent is false");
     }
 
     #[test]

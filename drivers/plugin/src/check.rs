@@ -1,10 +1,10 @@
 //! `fencegate plugin check PATH`: load a plugin, show what it is, and run the contract's
-//! non-destructive checks (configure, capabilities, one status read). No power command is
-//! ever sent.
+//! non-destructive checks (configure, capabilities, one status read, the identity it
+//! reports). No power command is ever sent.
 
 use crate::driver::PluginDriver;
 use crate::load::{self, LoadError, LoadProblem};
-use fencegate_driver::{Action, DeviceSpec, IdentityFact, PowerDriver};
+use fencegate_driver::{Action, Channel, DeviceSpec, IdentityFact, PowerDriver};
 use fencegate_plugin_sdk::abi::{ABI_MAJOR, ABI_MINOR};
 use serde::Serialize;
 use std::fmt;
@@ -41,7 +41,7 @@ impl fmt::Display for Outcome {
 /// One check and its result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckStep {
-    /// `configure`, `capabilities` or `status`.
+    /// `configure`, `capabilities`, `status` or `identity`.
     pub step: &'static str,
     /// How it went.
     pub outcome: Outcome,
@@ -80,6 +80,11 @@ pub struct PluginReport {
     pub actions: Vec<Action>,
     /// Whether it declares that it reads power state.
     pub reads_power_state: bool,
+    /// The kind of channel it declares (`other` when it does not say).
+    pub channel: Channel,
+    /// Whether it declares identity facts the endpoint proves with the credentials. Without
+    /// them the device cannot be pinned, which the report says.
+    pub authenticated_identity: bool,
     /// The checks, in the order they ran.
     pub steps: Vec<CheckStep>,
     /// Identity facts the plugin reported about the endpoint.
@@ -118,8 +123,23 @@ impl fmt::Display for PluginReport {
             "  reads power state: {}",
             if self.reads_power_state { "yes" } else { "no" }
         )?;
+        writeln!(f, "  channel: {}", self.channel)?;
+        writeln!(
+            f,
+            "  authenticated identity: {}",
+            if self.authenticated_identity {
+                "yes"
+            } else {
+                "no (the endpoint cannot be pinned)"
+            }
+        )?;
         for fact in &self.identity {
-            writeln!(f, "  identity: {} = {}", fact.kind, fact.value)?;
+            let how = if fact.authenticated {
+                "authenticated"
+            } else {
+                "unauthenticated"
+            };
+            writeln!(f, "  identity: {} = {} ({how})", fact.kind, fact.value)?;
         }
         for step in &self.steps {
             writeln!(f, "  {:<4} {}: {}", step.outcome, step.step, step.detail)?;
@@ -166,6 +186,8 @@ pub async fn check(
         },
         actions: plugin.hello.known_actions(),
         reads_power_state: plugin.hello.reads_power_state,
+        channel: plugin.hello.channel(),
+        authenticated_identity: plugin.hello.authenticated_identity,
         steps: Vec::new(),
         identity: Vec::new(),
     };
@@ -220,12 +242,16 @@ pub async fn check(
     };
     report.steps.push(step("capabilities", outcome, detail));
 
+    let mut read = false;
     if caps.reads_power_state {
         let deadline = std::time::Instant::now() + timeout;
         match driver.status(deadline).await {
-            Ok(state) => report
-                .steps
-                .push(step("status", Outcome::Ok, format!("reads {state}"))),
+            Ok(state) => {
+                read = true;
+                report
+                    .steps
+                    .push(step("status", Outcome::Ok, format!("reads {state}")));
+            }
             Err(e) => report
                 .steps
                 .push(step("status", Outcome::Failed, e.to_string())),
@@ -238,7 +264,45 @@ pub async fn check(
         ));
     }
     report.identity = driver.identity();
+    report.steps.push(identity_step(
+        caps.authenticated_identity,
+        read,
+        &report.identity,
+    ));
     Ok(report)
+}
+
+/// Whether the identity the plugin reports can be pinned. A plugin declaring an
+/// authenticated identity must present it after its first successful `status`, because the
+/// engine compares it before any command; one that declares none is usable but unpinnable.
+fn identity_step(declared: bool, read: bool, facts: &[IdentityFact]) -> CheckStep {
+    let authenticated = facts.iter().filter(|f| f.authenticated).count();
+    match (declared, read, authenticated) {
+        (false, _, _) => step(
+            "identity",
+            Outcome::Warning,
+            "no authenticated identity: fencegate cannot tell this endpoint from another \
+             answering at its address, and the device cannot be pinned"
+                .into(),
+        ),
+        (true, false, _) => step(
+            "identity",
+            Outcome::Skipped,
+            "declared authenticated, but no status was read to show it".into(),
+        ),
+        (true, true, 0) => step(
+            "identity",
+            Outcome::Failed,
+            "declares an authenticated identity but reported no authenticated fact after \
+             a successful status"
+                .into(),
+        ),
+        (true, true, n) => step(
+            "identity",
+            Outcome::Ok,
+            format!("{n} authenticated fact(s), can be pinned"),
+        ),
+    }
 }
 
 fn step(step: &'static str, outcome: Outcome, detail: String) -> CheckStep {

@@ -139,6 +139,8 @@ impl PluginDriver {
         let hello = &plugin.hello;
         let capabilities = Capabilities {
             reads_power_state: hello.reads_power_state,
+            channel: hello.channel(),
+            authenticated_identity: hello.authenticated_identity,
             ..Capabilities::readable(&hello.known_actions())
         };
         Ok(PluginDriver {
@@ -162,6 +164,7 @@ impl PluginDriver {
         Context {
             label: &self.label,
             redactor: &self.redactor,
+            authenticated_identity: self.capabilities.authenticated_identity,
         }
     }
 
@@ -279,6 +282,7 @@ fn prepare(
                 let context = Context {
                     label: &label,
                     redactor: &redactor,
+                    authenticated_identity: plugin.hello.authenticated_identity,
                 };
                 let (instance, reply) = Instance::configure(&plugin, &json);
                 drop(json);

@@ -6,6 +6,7 @@
 //! cost is that a plugin replaced on disk is only picked up by a new process.
 
 use crate::ffi;
+use fencegate_driver::Channel;
 use fencegate_plugin_sdk::abi::{
     ABI_MAJOR, ABI_MINOR, CallFn, ConfigureFn, DestroyFn, ENTRY_SYMBOL, HelloFn, MAGIC,
     PluginHeader, PluginTable, TABLE_SIZE_V1_0,
@@ -266,6 +267,13 @@ fn table_string(field: &'static str, ptr: *const c_char) -> Result<String, LoadP
 fn read_hello(hello: HelloFn) -> Result<Hello, LoadProblem> {
     let bytes = ffi::hello(hello).map_err(LoadProblem::BadHello)?;
     match serde_json::from_slice::<Message>(&bytes) {
+        Ok(Message::Hello(h)) if h.channel() == Channel::Isolation && h.reads_power_state => {
+            Err(LoadProblem::BadHello(
+                "declares an isolation channel that reads power state (what an isolation \
+                 channel reads is never a power reading)"
+                    .into(),
+            ))
+        }
         Ok(Message::Hello(h)) => Ok(h),
         Ok(_) => Err(LoadProblem::BadHello("expected a `hello` message".into())),
         Err(e) => Err(LoadProblem::BadHello(format!("malformed message: {e}"))),

@@ -28,6 +28,9 @@ pub(crate) struct Context<'a> {
     pub(crate) label: &'a str,
     /// Masks the device's secrets out of anything the plugin says.
     pub(crate) redactor: &'a Redactor,
+    /// Whether the plugin's hello declared an authenticated identity; a fact's own
+    /// `authenticated` mark is kept only then, so capabilities and facts never disagree.
+    pub(crate) authenticated_identity: bool,
 }
 
 impl Context<'_> {
@@ -105,13 +108,18 @@ impl Context<'_> {
         Ok(())
     }
 
-    /// The identity facts of a reply, redacted and bounded.
+    /// The identity facts of a reply, redacted and bounded; authenticated only where the
+    /// plugin both declared an authenticated identity and marked the fact.
     pub(crate) fn identity(&self, response: &Response) -> Vec<IdentityFact> {
         response
             .identity
             .iter()
             .take(MAX_IDENTITY)
-            .map(|f| IdentityFact::new(self.text(&f.kind), self.text(&f.value)))
+            .map(|f| IdentityFact {
+                kind: self.text(&f.kind),
+                value: self.text(&f.value),
+                authenticated: self.authenticated_identity && f.authenticated,
+            })
             .collect()
     }
 }
@@ -122,11 +130,36 @@ mod tests {
     use fencegate_driver::{ErrorKind, SecretString};
 
     fn with<T>(f: impl FnOnce(&Context<'_>) -> T) -> T {
+        with_declared(false, f)
+    }
+
+    fn with_declared<T>(authenticated_identity: bool, f: impl FnOnce(&Context<'_>) -> T) -> T {
         let redactor = Redactor::new([&SecretString::from("hunter2")]);
         f(&Context {
             label: "plugin `t` for device `d`",
             redactor: &redactor,
+            authenticated_identity,
         })
+    }
+
+    #[test]
+    fn authenticated_marks_are_kept_only_when_declared() {
+        let bytes = br#"{"type":"response","id":1,"ok":true,"state":"On","identity":[
+            {"kind":"x-serial","value":"S-hunter2","authenticated":true},{"kind":"x-ip","value":"v"}]}"#;
+        let declared = with_declared(true, |c| c.identity(&c.response(bytes, 1).unwrap()));
+        assert_eq!(
+            declared,
+            [
+                IdentityFact::authenticated("x-serial", "S-[redacted]"),
+                IdentityFact::new("x-ip", "v"),
+            ]
+        );
+        let undeclared = with(|c| c.identity(&c.response(bytes, 1).unwrap()));
+        assert!(
+            undeclared.iter().all(|f| !f.authenticated),
+            "{undeclared:?}"
+        );
+        assert_eq!(undeclared.len(), 2);
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod common;
 use common::{acme_plugin, in_ms, misbehaving, spec, state_file_plugin, with_secret};
 use fencegate_acme_plugin::sim::{SERIAL, Simulator};
 use fencegate_driver::{
-    Action, DeviceSpec, DriverFactory, ErrorKind, IdentityFact, PowerDriver, PowerState,
+    Action, Channel, DeviceSpec, DriverFactory, ErrorKind, IdentityFact, PowerDriver, PowerState,
 };
 use fencegate_plugin::{Outcome, PluginFactory, check};
 use std::sync::Arc;
@@ -48,15 +48,26 @@ async fn the_acme_plugin_fences_a_host_against_its_simulator() {
         d.capabilities().actions,
         [Action::Off, Action::On, Action::Cycle]
     );
+    assert_eq!(d.capabilities().channel, Channel::Bmc);
+    assert!(d.capabilities().authenticated_identity);
 
     assert_eq!(d.status(in_ms(2000)).await.unwrap(), PowerState::On);
+    assert_eq!(
+        d.identity(),
+        [IdentityFact::authenticated("acme-serial", SERIAL)],
+        "known after the first status, before any command"
+    );
+    assert!(sim.commands().is_empty());
     let receipt = d.set_power(Action::Off, in_ms(2000)).await.unwrap();
     assert!(receipt.detail.contains("202"), "{receipt:?}");
     let seen = poll_until(&d, PowerState::Off, 3).await;
     assert_eq!(seen.first(), Some(&PowerState::PoweringOff), "{seen:?}");
     assert_eq!(sim.state(), "off");
     assert_eq!(sim.commands(), ["off"]);
-    assert_eq!(d.identity(), [IdentityFact::new("acme-serial", SERIAL)]);
+    assert_eq!(
+        d.identity(),
+        [IdentityFact::authenticated("acme-serial", SERIAL)]
+    );
 
     let e = d.set_power(Action::Off, in_ms(2000)).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::StateConflict, "{e}");
@@ -75,6 +86,11 @@ async fn the_acme_plugin_reports_auth_and_unreachable_honestly() {
     let e = d.status(in_ms(2000)).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Auth, "{e}");
     assert!(!e.detail.contains("wrong-token"), "{e}");
+    assert!(
+        d.identity().is_empty(),
+        "a serial sent with a refusal proves nothing: {:?}",
+        d.identity()
+    );
 
     let gone = acme_spec(&sim, TOKEN);
     drop(sim);
@@ -95,6 +111,8 @@ async fn the_c_plugin_reads_and_switches_its_state_file() {
         .build(&spec(&plugin.path, &[("state_file", &file_text)]))
         .unwrap();
     assert_eq!(d.capabilities().actions, [Action::Off, Action::On]);
+    assert_eq!(d.capabilities().channel, Channel::Other);
+    assert!(!d.capabilities().authenticated_identity);
     assert_eq!(d.status(in_ms(2000)).await.unwrap(), PowerState::On);
     let receipt = d.set_power(Action::Off, in_ms(2000)).await.unwrap();
     assert_eq!(receipt.detail, "wrote off");
@@ -124,7 +142,11 @@ async fn check_reports_metadata_and_a_reading_without_any_command() {
     for line in [
         "plugin acme-powerctl 0.1.0",
         "abi:     1.0",
+        "channel: bmc",
+        "authenticated identity: yes",
         "ok   status: reads on",
+        &format!("identity: acme-serial = {SERIAL} (authenticated)"),
+        "ok   identity: 1 authenticated fact(s), can be pinned",
         "passed",
     ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
@@ -133,6 +155,10 @@ async fn check_reports_metadata_and_a_reading_without_any_command() {
     assert_eq!(json["steps"][2]["step"], "status");
     assert_eq!(json["steps"][2]["outcome"], "ok");
     assert_eq!(json["identity"][0]["value"], SERIAL);
+    assert_eq!(json["identity"][0]["authenticated"], true);
+    assert_eq!(json["channel"], "bmc");
+    assert_eq!(json["authenticated_identity"], true);
+    assert_eq!(json["steps"][3]["step"], "identity");
     assert!(
         sim.commands().is_empty(),
         "check must never send a power command"
@@ -155,4 +181,25 @@ async fn check_reports_a_refused_configuration_and_refuses_a_bad_library() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("ABI major version 2"), "{e}");
+}
+
+#[tokio::test]
+async fn check_says_when_a_plugin_has_no_authenticated_identity() {
+    let plugin = state_file_plugin();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("node7.power");
+    std::fs::write(&file, "off\n").unwrap();
+    let device = spec(&plugin.path, &[("state_file", &file.display().to_string())]);
+    let report = check(&plugin.path, &device, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(report.passed(), "a warning passes: {report}");
+    assert!(!report.authenticated_identity);
+    let text = report.to_string();
+    for line in [
+        "authenticated identity: no (the endpoint cannot be pinned)",
+        "warn identity: no authenticated identity",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
 }

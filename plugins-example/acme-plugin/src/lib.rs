@@ -5,7 +5,8 @@
 //! - `GET /api/power` → `200 {"state":"on"}` (`on`, `off`, `powering-on`, `powering-off`)
 //! - `POST /api/power {"state":"off"}` (or `on`, `cycle`) → `202`, or `409` when already there
 //! - `Authorization: Bearer <token>` on every request (`401` otherwise); `503` when busy
-//! - `X-Acme-Serial` on every response names the controller, recorded as identity
+//! - `X-Acme-Serial` on every response names the controller, recorded as an authenticated
+//!   identity fact `acme-serial` (see [`AcmePowerCtl`]'s `identity`)
 //!
 //! Device configuration: the `target` option is the controller's `host:port`, the secret
 //! `token` its bearer token. Option `panic_on` (`configure`, `status` or `set_power`) makes the
@@ -20,8 +21,8 @@ pub mod http;
 pub mod sim;
 
 use fencegate_plugin_sdk::{
-    Action, CommandReceipt, Device, DriverError, ExposeSecret, IdentityFact, Plugin, PowerState,
-    SecretString,
+    Action, Channel, CommandReceipt, Device, DriverError, ExposeSecret, IdentityFact, Plugin,
+    PowerState, SecretString,
 };
 use std::ffi::CStr;
 use std::time::Instant;
@@ -60,7 +61,11 @@ impl AcmePowerCtl {
             body,
             deadline,
         )?;
-        if let Some(serial) = response.header("x-acme-serial") {
+        // Only a controller that accepted the token speaks for the box: a 401/403 answer
+        // could come from anything listening at the address.
+        if !matches!(response.status, 401 | 403)
+            && let Some(serial) = response.header("x-acme-serial")
+        {
             self.serial = Some(serial.to_owned());
         }
         Ok(response)
@@ -90,6 +95,17 @@ impl Plugin for AcmePowerCtl {
 
     fn actions() -> Vec<Action> {
         vec![Action::Off, Action::On, Action::Cycle]
+    }
+
+    /// The controller is a management processor: it keeps answering while the host is off.
+    fn channel() -> Channel {
+        Channel::Bmc
+    }
+
+    /// The serial comes with every answer to a request the controller accepted the token
+    /// for, so it is known after the first successful `status`.
+    fn authenticated_identity() -> bool {
+        true
     }
 
     fn configure(device: Device) -> Result<Self, DriverError> {
@@ -196,10 +212,15 @@ impl Plugin for AcmePowerCtl {
         }
     }
 
+    /// The controller's serial, as an authenticated `acme-serial` (pinnable with
+    /// `serial = "…"`). The made-up ACME API counts as authenticating it because the
+    /// controller only answers an accepted bearer token with it; a real plugin marks a fact
+    /// authenticated only when the protocol binds it to the credentials (a MAC, a verified
+    /// TLS session), since plain HTTP answers can be forged on the path.
     fn identity(&self) -> Vec<IdentityFact> {
         self.serial
             .iter()
-            .map(|s| IdentityFact::new("acme-serial", s.clone()))
+            .map(|s| IdentityFact::authenticated("acme-serial", s.clone()))
             .collect()
     }
 }
