@@ -58,6 +58,10 @@ pub struct Deadlines {
     /// Deadline of one device attempt, e.g. 20s.
     #[arg(long, value_name = "DURATION")]
     pub attempt_timeout: Option<String>,
+    /// How long the confirming Off readings must span, e.g. 6s (must be shorter than the
+    /// attempt deadline). Shorter holds prove less: an outlet's reboot action lasts 5 s.
+    #[arg(long, value_name = "DURATION")]
+    pub off_hold: Option<String>,
 }
 
 /// Who asks and why, recorded in the proof.

@@ -276,6 +276,12 @@ pub async fn check(global: &Global, probe: bool) -> Result<u8, SetupError> {
             readings.push((host.name.clone(), rows));
         }
     }
+    let (mut problems, warnings, pins) = (problems, Vec::new(), Vec::new());
+    let (warnings, pins) = if probe {
+        probe_findings(&readings, &mut problems)
+    } else {
+        (warnings, pins)
+    };
     let hosts = inventory.hosts.len();
     let devices = inventory.devices.len();
     if global.json {
@@ -284,6 +290,8 @@ pub async fn check(global: &Global, probe: bool) -> Result<u8, SetupError> {
             "hosts": hosts,
             "devices": devices,
             "problems": problems,
+            "warnings": warnings,
+            "pins": pins,
             "probe": readings.iter().map(|(h, rows)| output::status_json(h, rows)).collect::<Vec<_>>(),
         }));
     } else {
@@ -292,6 +300,15 @@ pub async fn check(global: &Global, probe: bool) -> Result<u8, SetupError> {
         }
         for (h, rows) in &readings {
             print!("{}", output::status(h, rows));
+        }
+        for w in &warnings {
+            println!("warning: {w}");
+        }
+        if !pins.is_empty() {
+            println!("identities observed (authenticated), ready to pin in the inventory:");
+            for p in &pins {
+                println!("{p}");
+            }
         }
         println!(
             "{}: {hosts} hosts, {devices} devices, {} problems{}",
@@ -309,6 +326,76 @@ pub async fn check(global: &Global, probe: bool) -> Result<u8, SetupError> {
     } else {
         exit::USAGE
     })
+}
+
+/// What `check --probe` learned beyond the readings: which boxes answered (as config lines
+/// to pin them), devices that cannot prove which box they reach, placeholder identities, one
+/// identity claimed by two endpoints, and declared readers that read nothing. The last two
+/// are problems (a fence through them fails or proves nothing); the rest are warnings.
+fn probe_findings(
+    readings: &[(String, Vec<fencegate_core::DeviceStatus>)],
+    problems: &mut Vec<String>,
+) -> (Vec<String>, Vec<String>) {
+    use fencegate_core::identity;
+    let mut warnings = Vec::new();
+    let mut pins = Vec::new();
+    let mut seen: Vec<(String, String, fencegate_driver::IdentityFact)> = Vec::new();
+    let mut reported = std::collections::BTreeSet::new();
+    for row in readings.iter().flat_map(|(_, rows)| rows) {
+        if !reported.insert(row.device.clone()) {
+            continue;
+        }
+        if row.declared_reader && !row.reads_power_state {
+            problems.push(format!(
+                "device `{}`: declared able to read power state, but found blind at first contact: it can prove nothing, and its level fails unless the host accepts liveness loss",
+                row.device
+            ));
+        }
+        if row.reading.is_err() {
+            continue;
+        }
+        for (fact, why) in identity::placeholders(&row.identity) {
+            warnings.push(format!(
+                "device `{}` presents {}={} ({why}): a placeholder cannot tell boxes apart; set a real one on the BMC",
+                row.device, fact.kind, fact.value
+            ));
+        }
+        let usable = identity::usable(&row.identity);
+        if usable.is_empty() && row.reads_power_state {
+            warnings.push(format!(
+                "device `{}` ({}) presents no authenticated identity: a relay or a re-addressed box at its address could not be told apart{}",
+                row.device,
+                row.driver,
+                if row.authenticated_identity { "" } else { " (this driver or its settings cannot authenticate one)" }
+            ));
+        }
+        if row.pins.is_empty() {
+            for fact in &usable {
+                let option = identity::PIN_OPTIONS
+                    .iter()
+                    .find(|o| fact.kind.ends_with(&format!("-{}", o.replace('_', "-"))));
+                if let Some(option) = option {
+                    pins.push(format!(
+                        "[devices.{}]  {option} = \"{}\"   # {}",
+                        row.device, fact.value, fact.kind
+                    ));
+                }
+            }
+        }
+        for fact in usable {
+            if let Some((other, _, _)) = seen
+                .iter()
+                .find(|(dev, key, f)| *f == fact && *key != row.endpoint_key && *dev != row.device)
+            {
+                problems.push(format!(
+                    "devices `{other}` and `{}` present the same identity {}={} at different addresses: one box claimed twice (a relay, or a copied configuration)",
+                    row.device, fact.kind, fact.value
+                ));
+            }
+            seen.push((row.device.clone(), row.endpoint_key.clone(), fact));
+        }
+    }
+    (warnings, pins)
 }
 
 /// List hosts with their levels, or the drivers of this build.

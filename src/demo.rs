@@ -122,7 +122,10 @@ pub async fn run(global: &Global) -> Result<u8, SetupError> {
         devices.insert(name, Arc::new(device));
     }
     let policy = Policy {
-        attempt_timeout: Duration::from_secs(3),
+        // Room for node3's slow relay (1.5 s) plus the hold.
+        attempt_timeout: Duration::from_secs(5),
+        // Long enough to show the hold in every timeline, short enough for a demo.
+        off_hold: Duration::from_secs(1),
         overall_timeout: Duration::from_secs(12),
         ..Policy::default()
     };

@@ -26,12 +26,24 @@ pub fn proof(p: &Proof, details: bool) -> String {
             let ids = d
                 .identity
                 .iter()
-                .map(|f| format!("{}={}", f.kind, f.value))
+                .map(|f| {
+                    // Facts the endpoint proved with its credentials are marked.
+                    let mark = if f.authenticated {
+                        " (authenticated)"
+                    } else {
+                        ""
+                    };
+                    format!("{}={}{mark}", f.kind, f.value)
+                })
                 .collect::<Vec<_>>()
                 .join(" ");
+            let held = d
+                .off_held_ms
+                .map(|ms| format!(", off held {}.{} s", ms / 1000, (ms % 1000) / 100))
+                .unwrap_or_default();
             let _ = writeln!(
                 s,
-                "    level {} {:<16} {:<8} {:<24} {:?} in {} ms {}",
+                "    level {} {:<16} {:<8} {:<24} {:?} in {} ms{held} {}",
                 level.level, d.device, d.driver, d.endpoint, d.outcome, d.duration_ms, ids
             );
             if details {
@@ -94,6 +106,10 @@ pub fn status_json(host: &str, rows: &[DeviceStatus]) -> serde_json::Value {
                 "driver": r.driver,
                 "endpoint": r.endpoint,
                 "reads_power_state": r.reads_power_state,
+                "declared_reader": r.declared_reader,
+                "channel": r.channel,
+                "authenticated_identity": r.authenticated_identity,
+                "identity": r.identity,
             });
             match &r.reading {
                 Ok(state) => v["state"] = serde_json::to_value(state).unwrap_or_default(),

@@ -107,11 +107,23 @@ pub fn with_deadlines(policy: &Policy, d: &Deadlines) -> Result<Policy, SetupErr
         p.attempt_timeout =
             parse_duration(t).map_err(|e| SetupError::usage(format!("--attempt-timeout: {e}")))?;
     }
+    if let Some(t) = &d.off_hold {
+        p.off_hold =
+            parse_duration(t).map_err(|e| SetupError::usage(format!("--off-hold: {e}")))?;
+    }
     if p.attempt_timeout > p.overall_timeout {
         p.attempt_timeout = p.overall_timeout;
     }
-    p.validate()
-        .map_err(|e| SetupError::usage(format!("policy: {e}")))?;
+    p.validate().map_err(|e| {
+        SetupError::usage(format!(
+            "policy: {e}{}",
+            if p.off_hold >= p.attempt_timeout {
+                " (give a longer --attempt-timeout, or --off-hold)"
+            } else {
+                ""
+            }
+        ))
+    })?;
     Ok(p)
 }
 

@@ -27,13 +27,15 @@ fn fence_a_hostrange_with_json_proofs() {
         assert_eq!(p["reason"], "test");
         let events = p["levels"][0]["devices"][0]["events"].as_array().unwrap();
         assert!(events.iter().any(|e| e["event"] == "command_intent"));
-        assert_eq!(
-            events
-                .iter()
-                .filter(|e| e["event"] == "reading" && e["state"] == "Off")
-                .count(),
-            2
-        );
+        let offs = events
+            .iter()
+            .filter(|e| e["event"] == "reading" && e["state"] == "Off")
+            .count();
+        assert!(offs >= 2, "{offs} off readings");
+        let held = p["levels"][0]["devices"][0]["off_held_ms"]
+            .as_u64()
+            .unwrap();
+        assert!(held >= 300, "the proof states the hold: {held}");
     }
     for i in 1..=3 {
         assert_eq!(lab.power(&format!("node{i:02}")), "off");
@@ -255,7 +257,7 @@ fn a_device_that_cannot_read_power_is_not_a_status_failure() {
         "levels = [[\"n1-inband\", \"n1-bmc\"]]",
     );
     toml.push_str(&format!(
-        "\n[devices.n1-inband]\ndriver = \"external\"\naddress = \"{}\"\nargs = \"--no-status\"\nstate_file = \"{}\"\n",
+        "\n[devices.n1-inband]\ndriver = \"external\"\naddress = \"{}\"\nargs = \"--no-status\"\nreads_power_state = false\nstate_file = \"{}\"\n",
         scripted_driver().display(),
         blind.display()
     ));
@@ -274,4 +276,33 @@ fn a_device_that_cannot_read_power_is_not_a_status_failure() {
         .assert()
         .code(0)
         .stdout(predicate::str::contains("power verified off by n1-bmc"));
+}
+
+#[test]
+fn an_undeclared_blind_device_fails_its_level_and_check_says_so() {
+    // The same in-band device, not declared blind: at first contact its level loses a
+    // reader, and the BMC's reading alone must not prove the level.
+    let lab = Lab::new(&[("n1", Behaviour::default())], "");
+    let blind = lab.dir.path().join("blind.power");
+    let mut toml = std::fs::read_to_string(lab.config()).unwrap();
+    toml = toml.replace(
+        "levels = [[\"n1-bmc\"]]",
+        "levels = [[\"n1-inband\", \"n1-bmc\"]]",
+    );
+    toml.push_str(&format!(
+        "\n[devices.n1-inband]\ndriver = \"external\"\naddress = \"{}\"\nargs = \"--no-status\"\nstate_file = \"{}\"\n",
+        scripted_driver().display(),
+        blind.display()
+    ));
+    std::fs::write(lab.config(), toml).unwrap();
+    lab.cmd()
+        .args(["check", "--probe"])
+        .assert()
+        .code(2)
+        .stdout(predicate::str::contains("found blind at first contact"));
+    lab.cmd()
+        .args(["fence", "n1"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("liveness_lost"));
 }

@@ -35,7 +35,13 @@ fn inventory(
     let pw = dir.join("bmc.pw");
     std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
     std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let mut toml = format!("state_dir = \"state\"\n[policy]\nstorm_limit = 0\n{policy}\n");
+    // A short hold keeps these tests quick; the hold itself is tested where it matters.
+    let hold = if policy.contains("off_hold") {
+        ""
+    } else {
+        "off_hold = \"300ms\"\n"
+    };
+    let mut toml = format!("state_dir = \"state\"\n[policy]\nstorm_limit = 0\n{hold}{policy}\n");
     for i in 0..sim.lab.len() {
         toml.push_str(&format!(
             "[devices.bmc{i}]\ndriver = \"ipmi\"\naddress = \"{}\"\nuser = \"admin\"\npassword_file = \"{}\"\n",
@@ -106,7 +112,16 @@ fn a_stuck_relay_fails_within_the_deadline() {
     let config = inventory(dir.path(), &sim, &[("n0", vec![vec![0]])], "");
     let t0 = std::time::Instant::now();
     fencegate(&config)
-        .args(["fence", "n0", "--timeout", "3s", "--attempt-timeout", "3s"])
+        .args([
+            "fence",
+            "n0",
+            "--timeout",
+            "3s",
+            "--attempt-timeout",
+            "3s",
+            "--off-hold",
+            "500ms",
+        ])
         .assert()
         .code(1)
         .stdout(predicate::str::contains("verification-failed"));
@@ -152,7 +167,14 @@ fn a_dead_bmc_falls_through_to_the_next_level() {
     // Level 2 stands for the two PDU outlets of a dual-PSU host: both must verify.
     let config = inventory(dir.path(), &sim, &[("n0", vec![vec![0], vec![1, 2]])], "");
     fencegate(&config)
-        .args(["fence", "n0", "--attempt-timeout", "2s"])
+        .args([
+            "fence",
+            "n0",
+            "--attempt-timeout",
+            "2s",
+            "--off-hold",
+            "500ms",
+        ])
         .assert()
         .code(0)
         .stdout(predicate::str::contains(
@@ -193,4 +215,182 @@ fn a_rack_in_one_call() {
             .all(|p| p["verdict"] == "power_verified_off")
     );
     assert!((0..n).all(|i| !sim.lab.power_on(i)));
+}
+
+/// A UDP relay on 127.0.0.1 forwarding to a target that the test can switch: what sits at a
+/// BMC's address and forwards to a sibling BMC with the same fleet-wide password.
+struct Relay {
+    addr: std::net::SocketAddr,
+    target: std::sync::Arc<std::sync::Mutex<std::net::SocketAddr>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    fn start(target: std::net::SocketAddr) -> Relay {
+        use std::net::UdpSocket;
+        use std::sync::atomic::Ordering;
+        let front = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let back = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tick = Some(std::time::Duration::from_millis(50));
+        front.set_read_timeout(tick).unwrap();
+        back.set_read_timeout(tick).unwrap();
+        let relay = Relay {
+            addr: front.local_addr().unwrap(),
+            target: std::sync::Arc::new(std::sync::Mutex::new(target)),
+            stop: Default::default(),
+        };
+        let client = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let (f2, b2) = (front.try_clone().unwrap(), back.try_clone().unwrap());
+        let (target, stop, c2) = (relay.target.clone(), relay.stop.clone(), client.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok((n, from)) = f2.recv_from(&mut buf) {
+                    *c2.lock().unwrap() = Some(from);
+                    let to = *target.lock().unwrap();
+                    let _ = back.send_to(&buf[..n], to);
+                }
+            }
+        });
+        let stop = relay.stop.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok((n, _)) = b2.recv_from(&mut buf)
+                    && let Some(c) = *client.lock().unwrap()
+                {
+                    let _ = front.send_to(&buf[..n], c);
+                }
+            }
+        });
+        relay
+    }
+
+    fn point_at(&self, target: std::net::SocketAddr) {
+        *self.target.lock().unwrap() = target;
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_relay_to_a_sibling_bmc_is_refused_until_trusted() {
+    let sim = start(vec![BmcConfig::new("admin", PASSWORD); 2]);
+    let relay = Relay::start(sim.lab.addr(0));
+    let dir = tempfile::tempdir().unwrap();
+    let config = inventory(dir.path(), &sim, &[("n0", vec![vec![0]])], "");
+    // kvm01's BMC address is the relay's: first contact goes through to the real BMC.
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("address = \"{}\"", sim.lab.addr(0)),
+        &format!("address = \"{}\"", relay.addr),
+    );
+    std::fs::write(&config, text).unwrap();
+    fencegate(&config).args(["fence", "n0"]).assert().code(0);
+    assert!(!sim.lab.power_on(0));
+
+    // Now the relay forwards to the sibling (same password): it must get no command, and
+    // the fence must say which box answered.
+    sim.lab.set_power(0, true);
+    relay.point_at(sim.lab.addr(1));
+    fencegate(&config)
+        .args(["fence", "n0"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "another box answers at this address",
+        ))
+        .stdout(predicate::str::contains("fencegate trust"));
+    assert!(sim.lab.power_on(1), "the sibling must not be powered off");
+    assert!(
+        sim.lab.command_log(1).is_empty(),
+        "nothing may reach the sibling"
+    );
+
+    // An operator who knows the board was swapped accepts it; then it is fenced.
+    fencegate(&config)
+        .args(["trust", "n0"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("accepted the identity"));
+    fencegate(&config).args(["fence", "n0"]).assert().code(0);
+    assert!(!sim.lab.power_on(1));
+}
+
+#[test]
+fn a_pinned_guid_refuses_any_other_box_and_check_prints_pins() {
+    let sim = start(vec![BmcConfig::new("admin", PASSWORD); 2]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = inventory(
+        dir.path(),
+        &sim,
+        &[("n0", vec![vec![0]]), ("n1", vec![vec![1]])],
+        "",
+    );
+    let out = fencegate(&config)
+        .args(["check", "--probe"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("[devices.bmc1]  guid = "))
+        .unwrap_or_else(|| panic!("no pin line for bmc1 in: {out}"));
+    let guid1 = line.split('"').nth(1).unwrap().to_owned();
+    // Pin bmc0's device to bmc1's GUID: the real bmc0 now is "another box".
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[devices.bmc0]\n",
+        &format!("[devices.bmc0]\nguid = \"{guid1}\"\n"),
+    );
+    std::fs::write(&config, text).unwrap();
+    fencegate(&config)
+        .args(["fence", "n0"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("pinned guid"));
+    assert!(sim.lab.power_on(0));
+    assert!(sim.lab.command_log(0).is_empty());
+}
+
+#[test]
+fn an_off_that_does_not_last_is_not_reported_fenced() {
+    // The BMC powers the host back on 1.5 s after it went off (a cycle or reset instead of
+    // an off): two back-to-back Off readings would have called it fenced.
+    let mut cfg = BmcConfig::new("admin", PASSWORD);
+    cfg.faults = FaultProfile {
+        power_returns_after_ms: Some(1_500),
+        ..FaultProfile::default()
+    };
+    let sim = start(vec![cfg]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = inventory(
+        dir.path(),
+        &sim,
+        &[("n0", vec![vec![0]])],
+        "off_hold = \"3s\"\nattempt_timeout = \"6s\"\n",
+    );
+    fencegate(&config)
+        .args(["fence", "n0"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("power came back"));
+    assert!(
+        sim.lab.power_on(0),
+        "the simulator says the host is on again"
+    );
+
+    // The same BMC without the fault: proven, and the proof says how long Off held.
+    sim.lab.set_faults(0, FaultProfile::default());
+    sim.lab.set_power(0, true);
+    fencegate(&config)
+        .args(["off", "n0"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("off held 3."));
 }

@@ -194,7 +194,15 @@ fn a_stuck_relay_fails_within_the_deadline_and_the_proof_says_why() {
     sim.knob("stuck", "");
     let t0 = Instant::now();
     sim.fencegate(&pw)
-        .args(&["fence", "--timeout", "3s", "--attempt-timeout", "3s"])
+        .args(&[
+            "fence",
+            "--timeout",
+            "3s",
+            "--attempt-timeout",
+            "3s",
+            "--off-hold",
+            "500ms",
+        ])
         .assert()
         .code(1)
         .stdout(predicate::str::contains("failed"))

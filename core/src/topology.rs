@@ -49,15 +49,31 @@ impl Device {
     /// Build a device from its specification: take the identity pins off the options (the
     /// engine checks them, the driver never sees them), build the driver and key it by what
     /// it reaches.
+    ///
+    /// The device option `reads_power_state = false` declares a device blind before first
+    /// contact (an external program whose hello will say so): without it, a driver that
+    /// declares itself a reader when built and turns out blind fails its level's proof.
     pub fn from_spec(mut spec: DeviceSpec, registry: &Registry) -> Result<Self, SpecError> {
         let pins = identity::take_pins(&mut spec)?;
+        let declared_blind = match spec.options.remove("reads_power_state").as_deref() {
+            None | Some("true") => false,
+            Some("false") => true,
+            Some(other) => {
+                return Err(SpecError::for_key(
+                    "reads_power_state",
+                    format!("must be true or false, not {other:?}"),
+                ));
+            }
+        };
         let driver = registry.build(&spec)?;
         let key = identity::device_key(&spec, &pins);
+        let device = Device::new(&spec.name, &spec.driver, driver);
         Ok(Device {
             key,
             endpoint_key: identity::endpoint_key(&spec),
             pins,
-            ..Device::new(&spec.name, &spec.driver, driver)
+            declared_reader: device.declared_reader && !declared_blind,
+            ..device
         })
     }
 }

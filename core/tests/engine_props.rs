@@ -1,7 +1,8 @@
 //! Property tests of the engine over random fault schedules: whatever the devices do
 //! (delays, transitional and unknown readings, flapping, 409s, busy, timeouts, hangs), no
 //! operation reports power verified off without K fresh Off readings after the command,
-//! every operation ends within its deadline, and concurrent callers share one operation.
+//! every operation ends within its deadline, concurrent callers share one operation, and a
+//! proof's Off readings, by the device's own clock, span the hold.
 
 mod support;
 
@@ -84,6 +85,7 @@ struct Scenario {
     retries: u32,
     accept_liveness_loss: bool,
     callers: usize,
+    hold_ms: u64,
 }
 
 fn scenario() -> impl Strategy<Value = Scenario> {
@@ -94,9 +96,18 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         0u32..4,
         any::<bool>(),
         1usize..4,
+        prop_oneof![Just(0u64), Just(100), Just(400)],
     )
         .prop_map(
-            |(levels, confirmations, attempt_ms, retries, accept_liveness_loss, callers)| {
+            |(
+                levels,
+                confirmations,
+                attempt_ms,
+                retries,
+                accept_liveness_loss,
+                callers,
+                hold_ms,
+            )| {
                 Scenario {
                     levels,
                     confirmations,
@@ -104,9 +115,23 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                     retries,
                     accept_liveness_loss,
                     callers,
+                    hold_ms,
                 }
             },
         )
+}
+
+/// By the device's own clock, its trailing run of Off readings spans at least `hold`.
+fn off_held(reads: &[(tokio::time::Instant, PowerState)], hold: Duration) -> bool {
+    let run: Vec<_> = reads
+        .iter()
+        .rev()
+        .take_while(|(_, s)| *s == PowerState::Off)
+        .collect();
+    match (run.last(), run.first()) {
+        (Some(first), Some(last)) => last.0 - first.0 >= hold,
+        _ => false,
+    }
 }
 
 /// The last `k` things the driver did were `k` fresh Off readings.
@@ -132,6 +157,7 @@ fn run(s: Scenario) -> Result<(), TestCaseError> {
             retries: s.retries,
             accept_liveness_loss: s.accept_liveness_loss,
             storm_limit: 0,
+            off_hold: Duration::from_millis(s.hold_ms),
             ..Policy::default()
         };
         let mut drivers = Vec::new();
@@ -197,9 +223,10 @@ fn run(s: Scenario) -> Result<(), TestCaseError> {
                     .filter(|(l, blind, _)| *l == li && !blind)
                     .collect();
                 !readers.is_empty()
-                    && readers
-                        .iter()
-                        .all(|(_, _, d)| ends_with_k_off(&d.log(), s.confirmations))
+                    && readers.iter().all(|(_, _, d)| {
+                        ends_with_k_off(&d.log(), s.confirmations)
+                            && off_held(&d.reads_at(), policy.off_hold)
+                    })
             });
             prop_assert!(
                 proven,

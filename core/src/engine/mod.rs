@@ -64,6 +64,19 @@ pub struct DeviceStatus {
     pub reads_power_state: bool,
     /// The reading, or why there is none.
     pub reading: Result<PowerState, DriverError>,
+    /// What the endpoint presented about its identity after the reading.
+    pub identity: Vec<fencegate_driver::IdentityFact>,
+    /// Whether the driver declared itself a reader when built (a declared reader that
+    /// reads nothing at first contact is reported by `check --probe`).
+    pub declared_reader: bool,
+    /// The driver's channel kind.
+    pub channel: Channel,
+    /// Whether the driver can present an authenticated identity at all.
+    pub authenticated_identity: bool,
+    /// The key under which its identity is remembered.
+    pub endpoint_key: String,
+    /// The identity pins configured for it.
+    pub pins: Vec<crate::identity::Pin>,
 }
 
 impl DeviceStatus {
@@ -1225,6 +1238,7 @@ async fn read_with_gate(gate: &Arc<EndpointGate>, host: &Host) -> Vec<DeviceStat
                         "this driver cannot read power state (in-band only)",
                     ))
                 };
+                let caps = device.driver.capabilities();
                 (
                     i,
                     DeviceStatus {
@@ -1234,6 +1248,12 @@ async fn read_with_gate(gate: &Arc<EndpointGate>, host: &Host) -> Vec<DeviceStat
                         endpoint: device.driver.endpoint().to_owned(),
                         reads_power_state,
                         reading,
+                        identity: device.driver.identity(),
+                        declared_reader: device.declared_reader,
+                        channel: caps.channel,
+                        authenticated_identity: caps.authenticated_identity,
+                        endpoint_key: device.endpoint_key.clone(),
+                        pins: device.pins.clone(),
                     },
                 )
             });

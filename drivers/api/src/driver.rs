@@ -1,7 +1,8 @@
 //! The driver trait and the factory that builds drivers from a device specification.
 
 use crate::{
-    Action, Capabilities, DeviceSpec, DriverError, IdentityFact, PowerState, RestorePolicy, SpecError,
+    Action, Capabilities, DeviceSpec, DriverError, IdentityFact, PowerState, RestorePolicy,
+    SpecError,
 };
 use serde::{Deserialize, Serialize};
 use std::future::Future;
@@ -81,11 +82,7 @@ pub trait PowerDriver: Send + Sync {
     /// Set what the host does when power returns (fencing sets [`RestorePolicy::AlwaysOff`]
     /// so a returning outlet or mains cannot undo the fence; `unfence` puts back the value
     /// read before). Success means the device accepted the setting.
-    fn set_restore_policy(
-        &self,
-        policy: RestorePolicy,
-        deadline: Instant,
-    ) -> DriverFuture<'_, ()> {
+    fn set_restore_policy(&self, policy: RestorePolicy, deadline: Instant) -> DriverFuture<'_, ()> {
         let _ = (policy, deadline);
         Box::pin(async {
             Err(DriverError::unsupported(
