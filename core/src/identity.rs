@@ -75,7 +75,12 @@ pub fn take_pins(spec: &mut DeviceSpec) -> Result<Vec<Pin>, SpecError> {
 /// (a serial number) is only trimmed and lower-cased.
 pub fn normalize(raw: &str) -> String {
     let trimmed = raw.trim();
-    let stripped: String = trimmed
+    // Engine IDs are often written `0x8000…`.
+    let bare = trimmed
+        .strip_prefix("0x")
+        .or_else(|| trimmed.strip_prefix("0X"))
+        .unwrap_or(trimmed);
+    let stripped: String = bare
         .chars()
         .filter(|c| !matches!(c, '-' | ':' | ' '))
         .collect();
@@ -289,6 +294,7 @@ mod tests {
         let pins = take_pins(&mut s).unwrap();
         assert_eq!(s.options.keys().collect::<Vec<_>>(), ["cipher"]);
         assert_eq!(pins[0].value, "a1b2c3d400112233445566778899aabb");
+        assert_eq!(normalize("0x80001F8803AABB"), normalize("80:00:1f:88:03:aa:bb"));
         let good = IdentityFact::authenticated("ipmi-guid", "a1b2c3d400112233445566778899aabb");
         assert_eq!(check_pins(&pins, &[good]), PinCheck::Matches);
     }
@@ -333,8 +339,8 @@ mod tests {
         let guid = IdentityFact::authenticated("ipmi-guid", "aa01");
         let other = IdentityFact::authenticated("ipmi-guid", "bb02");
         let extra = IdentityFact::authenticated("ipmi-serial", "x");
-        assert!(same_box(&[guid.clone()], &[guid.clone(), extra]));
-        assert!(!same_box(&[guid.clone()], &[other]));
+        assert!(same_box(std::slice::from_ref(&guid), &[guid.clone(), extra]));
+        assert!(!same_box(std::slice::from_ref(&guid), &[other]));
         assert!(
             !same_box(&[guid], &[]),
             "an endpoint that stops presenting its identity changed"

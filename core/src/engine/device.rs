@@ -488,7 +488,8 @@ impl DeviceRun {
         if !caps.supports(Action::Off) {
             return self.fail((ErrorKind::Unsupported, "the driver cannot power off".into()));
         }
-        if !caps.reads_power_state {
+        // A device the operator declared in-band only is never asked for proof.
+        if !caps.reads_power_state || !self.device.declared_reader {
             return self.deliver_blind(deadline).await;
         }
         // A fresh read first: a host already off needs no command, only confirmation.
@@ -742,9 +743,10 @@ impl DeviceRun {
     /// The command-only path of a driver that cannot read power state: liveness lost at
     /// best, or isolation for a channel that cuts storage or network.
     async fn deliver_blind(&self, deadline: Instant) -> DeviceOutcome {
-        let isolation = self.device.driver.capabilities().channel == Channel::Isolation;
         match self.command_retrying(Action::Off, deadline).await {
             Ok(receipt) => {
+                // Asked after the command: an external program says what it is in its hello.
+                let isolation = self.device.driver.capabilities().channel == Channel::Isolation;
                 let said = receipt
                     .map(|r| r.detail)
                     .unwrap_or_else(|| "already done, by its own account".into());

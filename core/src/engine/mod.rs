@@ -767,12 +767,16 @@ impl Engine {
                     operation: running,
                     target: running_target,
                 } => {
-                    let sharing = shares((running, &running_target), (op, &claim.target));
+                    let running = Running {
+                        request_id: &other,
+                        operation: running,
+                        sharing: shares((running, &running_target), (op, &claim.target)),
+                    };
                     match self
-                        .join_other(&host, op, &request, &other, running, sharing, overall)
+                        .join_other(&host, op, &request, running, overall)
                         .await?
                     {
-                        Joined::Verdict(proof) => return Ok(proof),
+                        Joined::Verdict(proof) => return Ok(*proof),
                         Joined::Ended => continue,
                     }
                 }
@@ -861,11 +865,14 @@ impl Engine {
         host: &Host,
         op: Operation,
         request: &Request,
-        other: &str,
-        running: Operation,
-        sharing: bool,
+        running: Running<'_>,
         overall: Instant,
     ) -> Result<Joined, EngineError> {
+        let Running {
+            request_id: other,
+            operation: running,
+            sharing,
+        } = running;
         let journal = &self.inner.journal;
         // A shared verdict is worth waiting for as long as the other operation may run.
         let until = if sharing {
@@ -876,7 +883,7 @@ impl Engine {
         loop {
             if let Some(proof) = journal.proof(other).await? {
                 return Ok(if sharing {
-                    Joined::Verdict(proof)
+                    Joined::Verdict(Box::new(proof))
                 } else {
                     Joined::Ended
                 });
@@ -893,23 +900,31 @@ impl Engine {
                         ),
                     )
                     .await?;
-                return Ok(Joined::Verdict(proof));
+                return Ok(Joined::Verdict(Box::new(proof)));
             }
             tokio::select! {
                 _ = tokio::time::sleep(JOIN_POLL) => {}
                 _ = self.inner.shutdown.wait() => {
                     let proof = self.refuse(host, op, request, "interrupted while waiting for another operation on this host".into()).await?;
-                    return Ok(Joined::Verdict(proof));
+                    return Ok(Joined::Verdict(Box::new(proof)));
                 }
             }
         }
     }
 }
 
+/// Another process's operation found running on the host.
+struct Running<'a> {
+    request_id: &'a str,
+    operation: Operation,
+    /// Whether its verdict answers this request (see [`shares`]).
+    sharing: bool,
+}
+
 /// How waiting for another process's operation ended.
 enum Joined {
     /// A verdict for the caller: the other operation's, or a refusal.
-    Verdict(Proof),
+    Verdict(Box<Proof>),
     /// The other operation ended and was of another kind: try to begin ours.
     Ended,
 }
