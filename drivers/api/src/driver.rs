@@ -91,6 +91,19 @@ pub trait PowerDriver: Send + Sync {
         })
     }
 
+    /// How many power supplies the management controller reports for the host (installed
+    /// ones, present or not powered). `check --probe` compares it with the outlets of the
+    /// host's PDU levels: a dual-PSU host fenced through one outlet keeps running. Drivers
+    /// that cannot tell keep the default, which answers [`crate::ErrorKind::Unsupported`].
+    fn power_supplies(&self, deadline: Instant) -> DriverFuture<'_, u32> {
+        let _ = deadline;
+        Box::pin(async {
+            Err(DriverError::unsupported(
+                "this driver cannot count power supplies",
+            ))
+        })
+    }
+
     /// Release anything held between calls (a BMC session kept across an operation's
     /// pre-read, command and readings). The engine calls it, bounded, at the end of every
     /// operation and status read; the default holds nothing.
