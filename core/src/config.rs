@@ -185,6 +185,39 @@ impl Inventory {
             hosts.insert(name.clone(), entry);
         }
 
+        // One name, alias or OpenNebula ID must lead to one host: otherwise a front door
+        // cannot know which box a request is about.
+        let mut claimed: BTreeMap<String, &str> = BTreeMap::new();
+        let mut ids: BTreeMap<u64, &str> = BTreeMap::new();
+        for (name, host) in &raw.hosts {
+            let raw_host = host.get_ref();
+            let names = std::iter::once(name).chain(raw_host.aliases.iter());
+            for n in names {
+                if let Some(other) = claimed.insert(n.clone(), name)
+                    && other != name
+                {
+                    return Err(loc.at(
+                        host.span(),
+                        &format!("hosts.{name}.aliases"),
+                        "aliases",
+                        format!(
+                            "{n:?} already names host {other:?}: one name must lead to one host"
+                        ),
+                    ));
+                }
+            }
+            if let Some(id) = raw_host.opennebula_id
+                && let Some(other) = ids.insert(id, name)
+            {
+                return Err(loc.at(
+                    host.span(),
+                    &format!("hosts.{name}.opennebula_id"),
+                    "opennebula_id",
+                    format!("OpenNebula host ID {id} is already mapped to host {other:?}: one ID must lead to one host"),
+                ));
+            }
+        }
+
         Ok(Inventory {
             path: path.to_owned(),
             state_dir: raw.state_dir.map(|s| match &base {
@@ -599,5 +632,38 @@ impl Locator<'_> {
             key: None,
             message,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Inventory, ConfigError> {
+        Inventory::parse(text, Path::new("test.toml"), &Registry::new())
+    }
+
+    const DEVICES: &str = "[devices.a]\ndriver = \"x\"\naddress = \"1\"\n[devices.b]\ndriver = \"x\"\naddress = \"2\"\n";
+
+    #[test]
+    fn one_name_or_id_leads_to_one_host() {
+        let ok = parse(&format!(
+            "{DEVICES}[hosts.h1]\nlevels = [[\"a\"]]\nopennebula_id = 3\naliases = [\"h1.example\"]\n[hosts.h2]\nlevels = [[\"b\"]]\nopennebula_id = 4\n"
+        ));
+        assert!(ok.is_ok(), "{:?}", ok.err());
+        let alias = parse(&format!(
+            "{DEVICES}[hosts.h1]\nlevels = [[\"a\"]]\n[hosts.h2]\nlevels = [[\"b\"]]\naliases = [\"h1\"]\n"
+        ))
+        .unwrap_err();
+        assert!(alias.to_string().contains("already names host"), "{alias}");
+        let id = parse(&format!(
+            "{DEVICES}[hosts.h1]\nlevels = [[\"a\"]]\nopennebula_id = 3\n[hosts.h2]\nlevels = [[\"b\"]]\nopennebula_id = 3\n"
+        ))
+        .unwrap_err();
+        assert!(id.to_string().contains("OpenNebula host ID 3"), "{id}");
+        assert!(
+            id.to_string().contains("test.toml:"),
+            "names the file and line: {id}"
+        );
     }
 }
