@@ -394,3 +394,34 @@ fn an_off_that_does_not_last_is_not_reported_fenced() {
         .code(0)
         .stdout(predicate::str::contains("off held 3."));
 }
+
+#[test]
+fn a_fence_keeps_the_host_off_when_power_returns_until_unfence() {
+    use fencegate_driver::RestorePolicy;
+    let sim = start(vec![BmcConfig::new("admin", PASSWORD)]);
+    sim.lab
+        .set_restore_policy(0, Some(RestorePolicy::LastState));
+    let dir = tempfile::tempdir().unwrap();
+    let config = inventory(dir.path(), &sim, &[("n0", vec![vec![0]])], "");
+    fencegate(&config)
+        .args(["--json", "fence", "n0"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("\"previous\": \"last-state\""))
+        .stdout(predicate::str::contains("\"set\": \"always-off\""));
+    assert_eq!(
+        sim.lab.restore_policy(0),
+        Some(RestorePolicy::AlwaysOff),
+        "the BMC's own setting: stay off when AC returns"
+    );
+    fencegate(&config)
+        .args(["unfence", "n0"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("power restore policy put back"));
+    assert_eq!(sim.lab.restore_policy(0), Some(RestorePolicy::LastState));
+    // A maintenance off leaves it alone.
+    sim.lab.set_power(0, true);
+    fencegate(&config).args(["off", "n0"]).assert().code(0);
+    assert_eq!(sim.lab.restore_policy(0), Some(RestorePolicy::LastState));
+}
