@@ -6,7 +6,10 @@
 //! `PoweringOff`/`PoweringOn` while it runs, `stuck`, `reply_delay_ms`, `max_sessions`,
 //! `dead`; `drop_rate` does not apply to TCP), plus a [`VendorProfile`] saying how it
 //! answers the cases vendors disagree on. Basic authentication always works; sessions when
-//! the profile has a SessionService.
+//! the profile has a SessionService. The system links its chassis (`/redfish/v1/Chassis/1`),
+//! whose power supplies are served both as the newer `PowerSubsystem/PowerSupplies`
+//! collection (unless the profile is [`Profile::LegacyPower`]) and inline in the legacy
+//! `Power` resource, so clients can count them either way.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -24,7 +27,9 @@ mod service;
 mod tls;
 
 pub use profile::{AlreadyInState, Profile, SessionLimitAnswer, VendorProfile};
-pub use service::{AuthSeen, DEFAULT_MAX_SESSIONS, RequestRecord, SYSTEM_ID};
+pub use service::{
+    AuthSeen, CHASSIS_ID, DEFAULT_MAX_SESSIONS, DEFAULT_POWER_SUPPLIES, RequestRecord, SYSTEM_ID,
+};
 
 use crate::faults::FaultProfile;
 use crate::lab::{Endpoint, Endpoints};
@@ -59,6 +64,9 @@ pub struct RedfishConfig {
     pub extra_systems: usize,
     /// The system's UUID; `None` derives a distinct one from the endpoint's index.
     pub uuid: Option<String>,
+    /// Installed (`Enabled`) power supplies in the chassis: a dual-PSU host by default, the
+    /// case where fencing through one PDU outlet leaves the host running.
+    pub power_supplies: usize,
 }
 
 impl RedfishConfig {
@@ -72,6 +80,7 @@ impl RedfishConfig {
             profile: Profile::Generic.profile(),
             extra_systems: 0,
             uuid: None,
+            power_supplies: service::DEFAULT_POWER_SUPPLIES,
         }
     }
 
@@ -97,6 +106,7 @@ impl fmt::Debug for RedfishConfig {
             .field("faults", &self.faults)
             .field("profile", &self.profile.name)
             .field("extra_systems", &self.extra_systems)
+            .field("power_supplies", &self.power_supplies)
             .finish_non_exhaustive()
     }
 }
@@ -157,13 +167,11 @@ impl RedfishLab {
                 serial: format!("SIM{i:06}"),
                 extra_systems: cfg.extra_systems,
             };
+            let mut state = ServiceState::new(cfg.initial_power_on, cfg.faults, cfg.profile);
+            state.supplies = vec![Some("Enabled".to_owned()); cfg.power_supplies];
             let shared = Arc::new(Shared {
                 identity,
-                state: Mutex::new(ServiceState::new(
-                    cfg.initial_power_on,
-                    cfg.faults,
-                    cfg.profile,
-                )),
+                state: Mutex::new(state),
                 handshakes: AtomicUsize::new(0),
             });
             let listener = TcpListener::bind(SocketAddr::new(ip, 0)).await?;
@@ -253,6 +261,42 @@ impl RedfishLab {
     /// resource: one without `PowerState`, an empty body, HTML. `None` goes back to normal.
     pub fn set_raw_system(&self, i: usize, raw: Option<&str>) {
         self.ep(i).shared.state().raw_system = raw.map(str::to_owned);
+    }
+
+    /// Serve these bytes (status 200, labelled JSON) to a GET of `path` at service `i`
+    /// instead of the resource there (a truncated power resource, a chassis without power
+    /// links, a system linking another origin). `None` goes back to normal.
+    pub fn set_raw_resource(&self, i: usize, path: &str, raw: Option<&str>) {
+        let mut state = self.ep(i).shared.state();
+        let path = path.trim_end_matches('/').to_owned();
+        match raw {
+            Some(raw) => state.raw_resources.insert(path, raw.to_owned()),
+            None => state.raw_resources.remove(&path),
+        };
+    }
+
+    /// Replace the chassis' power supplies at service `i` with `count` installed
+    /// (`Enabled`) ones.
+    pub fn set_power_supplies(&self, i: usize, count: usize) {
+        self.ep(i).shared.state().supplies = vec![Some("Enabled".to_owned()); count];
+    }
+
+    /// Set the `Status.State` of power supply `slot` (0-based) at service `i`: `Absent` for
+    /// an empty bay, `StandbyOffline` or `UnavailableOffline` for an unplugged one, `None`
+    /// for a supply served without a `Status`. Panics if there is no such slot.
+    pub fn set_supply_state(&self, i: usize, slot: usize, state: Option<&str>) {
+        let mut s = self.ep(i).shared.state();
+        let count = s.supplies.len();
+        let Some(supply) = s.supplies.get_mut(slot) else {
+            panic!("RedfishLab: service {i} has {count} power supplies, no slot {slot}");
+        };
+        *supply = state.map(str::to_owned);
+    }
+
+    /// Whether the system of service `i` links its chassis (`Links.Chassis`, the default)
+    /// or, as on some BMCs, names none.
+    pub fn set_chassis_link(&self, i: usize, on: bool) {
+        self.ep(i).shared.state().chassis_link = on;
     }
 
     /// The system's `PowerRestorePolicy` at service `i` (`None`: the property is absent).

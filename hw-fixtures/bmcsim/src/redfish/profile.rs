@@ -47,6 +47,10 @@ pub struct VendorProfile {
     pub session_service: bool,
     /// The answer to a login beyond the session limit.
     pub session_limit: SessionLimitAnswer,
+    /// Whether the chassis offers the newer `PowerSubsystem/PowerSupplies` collection as well
+    /// as the legacy `Power` resource; firmware older than Redfish 2020.4 has only the latter,
+    /// and clients must fall back to it.
+    pub power_subsystem: bool,
 }
 
 impl Default for VendorProfile {
@@ -71,17 +75,20 @@ pub enum Profile {
     Task202,
     /// No SessionService: basic authentication only (as sushy-emulator).
     NoSessionService,
+    /// The chassis has only the legacy `Power` resource, no `PowerSubsystem`.
+    LegacyPower,
 }
 
 impl Profile {
     /// Every preset, for `--help` and tests.
-    pub const ALL: [Profile; 6] = [
+    pub const ALL: [Profile; 7] = [
         Profile::Generic,
         Profile::IdracLike,
         Profile::IloLike,
         Profile::ActionInfoOnly,
         Profile::Task202,
         Profile::NoSessionService,
+        Profile::LegacyPower,
     ];
 
     /// The preset's name as used on the command line.
@@ -93,6 +100,7 @@ impl Profile {
             Profile::ActionInfoOnly => "action-info-only",
             Profile::Task202 => "task202",
             Profile::NoSessionService => "no-session-service",
+            Profile::LegacyPower => "legacy-power",
         }
     }
 
@@ -116,6 +124,7 @@ impl Profile {
             reset_task: false,
             session_service: true,
             session_limit: SessionLimitAnswer::Unavailable503,
+            power_subsystem: true,
         };
         match self {
             Profile::Generic => {}
@@ -141,6 +150,7 @@ impl Profile {
             }
             Profile::Task202 => p.reset_task = true,
             Profile::NoSessionService => p.session_service = false,
+            Profile::LegacyPower => p.power_subsystem = false,
         }
         p
     }
@@ -181,5 +191,7 @@ mod tests {
         assert!("idrac".parse::<Profile>().is_err());
         assert!(!Profile::NoSessionService.profile().session_service);
         assert!(!Profile::ActionInfoOnly.profile().inline_allowable_values);
+        assert!(Profile::Generic.profile().power_subsystem);
+        assert!(!Profile::LegacyPower.profile().power_subsystem);
     }
 }

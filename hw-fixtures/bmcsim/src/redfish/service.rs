@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_MAX_SESSIONS: usize = 16;
 /// The id of the simulated system (decoy systems follow as `2`, `3`, …).
 pub const SYSTEM_ID: &str = "1";
+/// The id of the chassis that holds the simulated system and its power supplies.
+pub const CHASSIS_ID: &str = "1";
+/// Power supplies a chassis has unless configured otherwise: most rack servers have two.
+pub const DEFAULT_POWER_SUPPLIES: usize = 2;
 /// At most this many requests are kept per endpoint for tests to inspect.
 const MAX_REQUEST_LOG: usize = 1000;
 /// A task stays "Running" at least this long.
@@ -131,6 +135,14 @@ pub(crate) struct ServiceState {
     /// Served verbatim (status 200) instead of the system resource when set: a resource
     /// without `PowerState`, an empty body, HTML.
     pub(crate) raw_system: Option<String>,
+    /// Served verbatim (status 200) instead of the resource at these paths (a truncated or
+    /// HTML power resource, a chassis without power links), for GET only.
+    pub(crate) raw_resources: BTreeMap<String, String>,
+    /// The `Status.State` of each power supply, in slot order (`Enabled`, `Absent`,
+    /// `StandbyOffline`, …); `None` serves the supply without a `Status`.
+    pub(crate) supplies: Vec<Option<String>>,
+    /// Whether the system links its chassis (`Links.Chassis`); some BMCs do not.
+    pub(crate) chassis_link: bool,
     /// The system's `PowerRestorePolicy`; `None` leaves the property out (older BMCs).
     pub(crate) restore_policy: Option<String>,
     /// Whether the system resource carries an ETag and a PATCH must match it (`If-Match`).
@@ -154,6 +166,9 @@ impl ServiceState {
             profile,
             reported_power_state: None,
             raw_system: None,
+            raw_resources: BTreeMap::new(),
+            supplies: vec![Some("Enabled".to_owned()); DEFAULT_POWER_SUPPLIES],
+            chassis_link: true,
             restore_policy: Some("LastState".to_owned()),
             etags: true,
             revision: 1,
@@ -221,6 +236,10 @@ fn hex_token() -> String {
 
 fn system_path(id: &str) -> String {
     format!("/redfish/v1/Systems/{id}")
+}
+
+fn chassis_path() -> String {
+    format!("/redfish/v1/Chassis/{CHASSIS_ID}")
 }
 
 /// Answer one request. `now` is the time it arrived.
@@ -314,6 +333,15 @@ fn route(
     if !matches!(auth, AuthSeen::Basic | AuthSeen::Token) {
         return unauthorized();
     }
+    if method == "GET"
+        && let Some(raw) = state.raw_resources.get(path)
+    {
+        return Response {
+            raw: Some(raw.clone()),
+            ..Response::empty(200)
+        };
+    }
+    let power_subsystem = state.profile.power_subsystem;
     match (method, segments.as_slice()) {
         ("GET", ["redfish", "v1", "SessionService"]) if sessions_enabled => Response::json(
             200,
@@ -365,6 +393,9 @@ fn route(
                 let mut body = system(id, &state.profile, SYSTEM_ID, power);
                 if let Some(policy) = &state.restore_policy {
                     body["PowerRestorePolicy"] = json!(policy);
+                }
+                if state.chassis_link {
+                    body["Links"] = json!({"Chassis": [{"@odata.id": chassis_path()}]});
                 }
                 let resp = Response::json(200, body);
                 if state.etags {
@@ -428,6 +459,68 @@ fn route(
                 )
             } else {
                 not_found(path)
+            }
+        }
+        ("GET", ["redfish", "v1", "Chassis"]) => Response::json(
+            200,
+            json!({"@odata.id": "/redfish/v1/Chassis", "Name": "Chassis Collection",
+                   "Members@odata.count": 1, "Members": [{"@odata.id": chassis_path()}]}),
+        ),
+        ("GET", ["redfish", "v1", "Chassis", CHASSIS_ID]) => {
+            Response::json(200, chassis(power_subsystem))
+        }
+        ("GET", ["redfish", "v1", "Chassis", CHASSIS_ID, "Power"]) => {
+            Response::json(200, legacy_power(&state.supplies))
+        }
+        ("GET", ["redfish", "v1", "Chassis", CHASSIS_ID, "PowerSubsystem"]) if power_subsystem => {
+            let here = format!("{}/PowerSubsystem", chassis_path());
+            Response::json(
+                200,
+                json!({"@odata.id": here, "@odata.type": "#PowerSubsystem.v1_1_0.PowerSubsystem",
+                       "Id": "PowerSubsystem", "Name": "Power Subsystem",
+                       "PowerSupplies": {"@odata.id": format!("{here}/PowerSupplies")}}),
+            )
+        }
+        (
+            "GET",
+            [
+                "redfish",
+                "v1",
+                "Chassis",
+                CHASSIS_ID,
+                "PowerSubsystem",
+                "PowerSupplies",
+            ],
+        ) if power_subsystem => {
+            let members: Vec<Value> = (1..=state.supplies.len())
+                .map(|n| json!({"@odata.id": supply_path(n)}))
+                .collect();
+            Response::json(
+                200,
+                json!({"@odata.id": format!("{}/PowerSubsystem/PowerSupplies", chassis_path()),
+                       "Name": "Power Supply Collection",
+                       "Members@odata.count": members.len(), "Members": members}),
+            )
+        }
+        (
+            "GET",
+            [
+                "redfish",
+                "v1",
+                "Chassis",
+                CHASSIS_ID,
+                "PowerSubsystem",
+                "PowerSupplies",
+                n,
+            ],
+        ) if power_subsystem => {
+            let slot = n
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=state.supplies.len()).contains(n));
+            match slot {
+                Some(slot) => Response::json(200, supply(slot, &state.supplies[slot - 1])),
+                None => not_found(path),
             }
         }
         ("GET", ["redfish", "v1", "TaskService", "TaskMonitors", n]) => {
@@ -498,6 +591,73 @@ fn system(id: &Identity, profile: &VendorProfile, sys: &str, power: Value) -> Va
         "Id": sys, "Name": format!("fencegate simulated system {sys}"),
         "UUID": uuid, "SerialNumber": serial, "PowerState": power,
         "Actions": {"#ComputerSystem.Reset": reset},
+    })
+}
+
+/// The chassis holding the system: links to its power resources (the newer
+/// `PowerSubsystem` only when the profile offers it) and back to the system.
+fn chassis(power_subsystem: bool) -> Value {
+    let path = chassis_path();
+    let mut body = json!({
+        "@odata.id": path, "@odata.type": "#Chassis.v1_23_0.Chassis",
+        "Id": CHASSIS_ID, "Name": "fencegate simulated chassis", "ChassisType": "RackMount",
+        "Power": {"@odata.id": format!("{path}/Power")},
+        "Links": {"ComputerSystems": [{"@odata.id": system_path(SYSTEM_ID)}]},
+    });
+    if power_subsystem {
+        body["PowerSubsystem"] = json!({"@odata.id": format!("{path}/PowerSubsystem")});
+    }
+    body
+}
+
+/// The link of power supply `n` (1-based) in the `PowerSubsystem` collection.
+fn supply_path(n: usize) -> String {
+    format!("{}/PowerSubsystem/PowerSupplies/{n}", chassis_path())
+}
+
+/// A supply's `Status`, when it has one: an absent supply has no health to report.
+fn supply_status(state: &Option<String>) -> Option<Value> {
+    state.as_ref().map(|s| {
+        if s == "Absent" {
+            json!({"State": s})
+        } else {
+            json!({"State": s, "Health": "OK"})
+        }
+    })
+}
+
+/// Power supply `n` (1-based) as a `PowerSupply` resource of the newer schema.
+fn supply(n: usize, state: &Option<String>) -> Value {
+    let mut body = json!({
+        "@odata.id": supply_path(n), "@odata.type": "#PowerSupply.v1_5_0.PowerSupply",
+        "Id": n.to_string(), "Name": format!("Power Supply {n}"), "PowerSupplyType": "AC",
+    });
+    if let Some(status) = supply_status(state) {
+        body["Status"] = status;
+    }
+    body
+}
+
+/// The legacy `Power` resource: every supply inline in its `PowerSupplies` array.
+fn legacy_power(supplies: &[Option<String>]) -> Value {
+    let path = format!("{}/Power", chassis_path());
+    let list: Vec<Value> = supplies
+        .iter()
+        .enumerate()
+        .map(|(i, state)| {
+            let mut psu = json!({
+                "@odata.id": format!("{path}#/PowerSupplies/{i}"), "MemberId": i.to_string(),
+                "Name": format!("Power Supply {}", i + 1), "PowerSupplyType": "AC",
+            });
+            if let Some(status) = supply_status(state) {
+                psu["Status"] = status;
+            }
+            psu
+        })
+        .collect();
+    json!({
+        "@odata.id": path, "@odata.type": "#Power.v1_7_1.Power", "Id": "Power", "Name": "Power",
+        "PowerSupplies@odata.count": list.len(), "PowerSupplies": list,
     })
 }
 
@@ -823,6 +983,94 @@ mod tests {
             Instant::now(),
         );
         assert_eq!((r.status, r.raw.as_deref()), (200, Some("<html>")));
+    }
+
+    #[test]
+    fn power_supplies_in_both_forms_with_an_absent_slot() {
+        let id = ident();
+        let now = Instant::now();
+        let mut s = ServiceState::new(true, FaultProfile::default(), Profile::Generic.profile());
+        s.supplies = vec![
+            Some("Enabled".into()),
+            Some("Absent".into()),
+            None,
+            Some("StandbyOffline".into()),
+        ];
+        let get = |s: &mut ServiceState, path: &str| {
+            let r = handle(&id, s, &req("GET", path, Value::Null), now);
+            (r.status, r.body.unwrap_or(Value::Null))
+        };
+        let (_, sys) = get(&mut s, "/redfish/v1/Systems/1");
+        assert_eq!(
+            sys["Links"]["Chassis"][0]["@odata.id"],
+            "/redfish/v1/Chassis/1"
+        );
+        let (_, ch) = get(&mut s, "/redfish/v1/Chassis/1");
+        assert_eq!(ch["Power"]["@odata.id"], "/redfish/v1/Chassis/1/Power");
+        let (_, sub) = get(&mut s, "/redfish/v1/Chassis/1/PowerSubsystem");
+        let list = sub["PowerSupplies"]["@odata.id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (_, coll) = get(&mut s, &list);
+        assert_eq!(coll["Members@odata.count"], 4);
+        let states: Vec<Value> = (0..4)
+            .map(|n| {
+                let link = coll["Members"][n]["@odata.id"].as_str().unwrap().to_owned();
+                get(&mut s, &link).1["Status"]["State"].clone()
+            })
+            .collect();
+        assert_eq!(
+            states,
+            [
+                json!("Enabled"),
+                json!("Absent"),
+                Value::Null,
+                json!("StandbyOffline")
+            ]
+        );
+        assert_eq!(get(&mut s, &format!("{list}/5")).0, 404);
+        assert_eq!(get(&mut s, &format!("{list}/0")).0, 404);
+        let (_, power) = get(&mut s, "/redfish/v1/Chassis/1/Power");
+        let legacy = power["PowerSupplies"].as_array().unwrap();
+        assert_eq!(legacy.len(), 4);
+        assert_eq!(legacy[1]["Status"]["State"], "Absent");
+        assert!(legacy[2].get("Status").is_none());
+
+        // Older firmware: only the legacy resource, and no link to the newer one.
+        s.profile = Profile::LegacyPower.profile();
+        let (_, ch) = get(&mut s, "/redfish/v1/Chassis/1");
+        assert!(ch.get("PowerSubsystem").is_none());
+        assert_eq!(get(&mut s, "/redfish/v1/Chassis/1/PowerSubsystem").0, 404);
+        assert_eq!(get(&mut s, &list).0, 404);
+        assert_eq!(get(&mut s, "/redfish/v1/Chassis/1/Power").0, 200);
+
+        s.chassis_link = false;
+        assert!(
+            get(&mut s, "/redfish/v1/Systems/1")
+                .1
+                .get("Links")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_raw_resource_is_served_verbatim_to_authenticated_gets_only() {
+        let id = ident();
+        let now = Instant::now();
+        let mut s = ServiceState::new(true, FaultProfile::default(), Profile::Generic.profile());
+        s.raw_resources
+            .insert("/redfish/v1/Chassis/1/Power".into(), "{\"Power".into());
+        let r = handle(
+            &id,
+            &mut s,
+            &req("GET", "/redfish/v1/Chassis/1/Power/", Value::Null),
+            now,
+        );
+        assert_eq!((r.status, r.raw.as_deref()), (200, Some("{\"Power")));
+        let mut anon = req("GET", "/redfish/v1/Chassis/1/Power", Value::Null);
+        anon.authorization = None;
+        assert_eq!(handle(&id, &mut s, &anon, now).status, 401);
     }
 
     #[test]
