@@ -108,9 +108,47 @@ impl Lab {
     }
 }
 
+/// Where the demo keeps its journal. Its simulated fences must never land in a journal real
+/// fences use (they would count against the storm guard and leave power-on locks): an
+/// inherited `FENCEGATE_STATE_DIR` is ignored, and an explicit `--state-dir` is taken only
+/// when it holds no journal yet. Otherwise a fresh private directory, removed at the end.
+fn demo_state_dir(global: &Global) -> Result<(std::path::PathBuf, bool), SetupError> {
+    let inherited = std::env::var_os("FENCEGATE_STATE_DIR").map(std::path::PathBuf::from);
+    match &global.state_dir {
+        Some(d) if inherited.as_ref() != Some(d) => {
+            let journal = d.join(SqliteJournal::FILE_NAME);
+            if journal.exists() {
+                return Err(SetupError::usage(format!(
+                    "--state-dir {}: it already holds a journal; the demo writes only to a journal it creates (give a new directory, or none)",
+                    d.display()
+                )));
+            }
+            Ok((d.clone(), false))
+        }
+        _ => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|t| t.subsec_nanos())
+                .unwrap_or(0);
+            let dir = std::env::temp_dir()
+                .join(format!("fencegate-demo-{}-{nanos:08x}", std::process::id()));
+            // A new, private directory: never one that somebody else prepared.
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|e| {
+                    SetupError::internal(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            Ok((dir, true))
+        }
+    }
+}
+
 /// Run the demo; exit 0 only if every failed host was proven off, the simulators agree, and
 /// nothing else was touched.
 pub async fn run(global: &Global) -> Result<u8, SetupError> {
+    let (state_dir, temporary) = demo_state_dir(global)?;
     let password = demo_password();
     let lab = Lab::start(&password).await?;
     let registry = crate::setup::registry();
@@ -149,13 +187,6 @@ pub async fn run(global: &Global) -> Result<u8, SetupError> {
         host("node5", &[&["node5-idrac"]]),
     ];
 
-    let (state_dir, temporary) = match &global.state_dir {
-        Some(d) => (d.clone(), false),
-        None => (
-            std::env::temp_dir().join(format!("fencegate-demo-{}", std::process::id())),
-            true,
-        ),
-    };
     let journal =
         SqliteJournal::open(&state_dir).map_err(|e| SetupError::internal(e.to_string()))?;
     let journal_path = journal.path().to_owned();

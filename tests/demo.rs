@@ -41,3 +41,41 @@ fn demo_proves_the_failed_hosts_off() {
         .stdout(predicate::str::contains("tls-sha256="))
         .stdout(predicate::str::contains("snmp-sysname="));
 }
+
+/// The demo's simulated fences must never land in a real journal: they would count against
+/// the storm guard and refuse the next real fence.
+#[test]
+fn the_demo_never_touches_a_journal_it_did_not_create() {
+    let real = tempfile::tempdir().unwrap();
+    // A real journal with history in it.
+    let mut c = assert_cmd::Command::cargo_bin("fencegate").unwrap();
+    c.env_remove("FENCEGATE_CONFIG")
+        .env("FENCEGATE_STATE_DIR", real.path())
+        .args(["unfence", "somehost"])
+        .assert()
+        .code(0);
+
+    // Inherited from the environment: ignored.
+    let mut c = assert_cmd::Command::cargo_bin("fencegate").unwrap();
+    c.env_remove("FENCEGATE_CONFIG")
+        .env("FENCEGATE_STATE_DIR", real.path())
+        .arg("demo")
+        .timeout(std::time::Duration::from_secs(90))
+        .assert()
+        .code(0);
+    let mut c = assert_cmd::Command::cargo_bin("fencegate").unwrap();
+    c.env_remove("FENCEGATE_CONFIG")
+        .env("FENCEGATE_STATE_DIR", real.path())
+        .args(["history"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("node3").not());
+
+    // Named explicitly while it holds a journal: refused before anything runs.
+    fencegate(real.path())
+        .env_remove("FENCEGATE_STATE_DIR")
+        .arg("demo")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("already holds a journal"));
+}
