@@ -25,6 +25,9 @@ pub(crate) struct OpContext {
     /// The levels as tried so far; kept outside the running futures so that an interrupted
     /// operation still has its evidence.
     pub(crate) log: Arc<Mutex<Vec<LevelRecord>>>,
+    /// Why this operation may read but send nothing (a re-confirmation the storm guard
+    /// would refuse as a new fence), if so.
+    pub(crate) read_only: Option<String>,
 }
 
 impl OpContext {
@@ -199,6 +202,13 @@ impl DeviceRun {
         action: Action,
         deadline: Instant,
     ) -> Result<CommandReceipt, DriverError> {
+        if let Some(why) = &self.ctx.read_only {
+            self.note(format!("{action} not sent: {why}"));
+            return Err(DriverError::new(
+                ErrorKind::VerificationFailed,
+                format!("{action} not sent: {why}"),
+            ));
+        }
         let intent = self.push(Event::CommandIntent {
             at: Timestamp::now(),
             action,

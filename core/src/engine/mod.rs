@@ -468,6 +468,7 @@ impl Engine {
             operation: op,
             policy: host.policy.clone(),
             log: Arc::new(Mutex::new(Vec::new())),
+            read_only: None,
         })
     }
 
@@ -512,6 +513,7 @@ impl Engine {
                         operation: op.operation,
                         policy: host.policy.clone(),
                         log: Arc::new(Mutex::new(levels)),
+                        read_only: None,
                     });
                     let deadline = Instant::now() + host.policy.attempt_timeout;
                     let mut summary = Vec::new();
@@ -745,10 +747,13 @@ impl Engine {
         let claim = self.claim(&host, op, &request, &request_id);
         // Each turn of this loop waits for another process's operation to end (bounded by
         // `overall`), so it ends.
-        let (started, confirms) = loop {
+        let (started, confirms, read_only) = loop {
             let started = Timestamp::now();
             match journal.begin(claim.clone()).await? {
-                Begin::Started { confirms } => break (started, confirms),
+                Begin::Started {
+                    confirms,
+                    read_only,
+                } => break (started, confirms, read_only),
                 Begin::Refused { reason } => {
                     let mut proof = self.refusal(&host, op, &request, reason);
                     proof.request_id = request_id;
@@ -789,6 +794,7 @@ impl Engine {
             operation: op,
             policy: host.policy.clone(),
             log: Arc::new(Mutex::new(Vec::new())),
+            read_only,
         });
         let t0 = Instant::now();
         let shutdown = self.inner.shutdown.clone();

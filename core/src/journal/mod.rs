@@ -75,10 +75,13 @@ pub struct Claim {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Begin {
     /// Recorded; go ahead. `confirms` names an earlier verified-off proof of this host
-    /// within the tolerance window, if there is one.
+    /// (same target) within the tolerance window that nothing has powered on since.
     Started {
         /// The earlier proof being re-confirmed.
         confirms: Option<String>,
+        /// Set when a guard lets the operation read but not command: a re-confirmation
+        /// that the storm guard would refuse as a new fence. Says why.
+        read_only: Option<String>,
     },
     /// Another live process is already working this host; wait for its record.
     InFlight {

@@ -342,12 +342,20 @@ impl Journal for SqliteJournal {
                 return Ok(Begin::Locked(lock));
             }
 
+            // A proof followed by anything that may have powered the host on (an `on`, a
+            // `reboot`, an `unfence`, refused ones aside) is no longer re-confirmable: the
+            // host is not "still off" by that proof. Ordered by row, not by clock.
             let confirms: Option<String> = conn
                 .query_row(
-                    "SELECT request_id FROM operations
-                     WHERE host = ?1 AND verdict = ?2 AND operation IN ('fence', 'off')
-                       AND finished_ms >= ?3 AND target = ?4
-                     ORDER BY finished_ms DESC LIMIT 1",
+                    "SELECT p.request_id FROM operations p
+                     WHERE p.host = ?1 AND p.verdict = ?2 AND p.operation IN ('fence', 'off')
+                       AND p.finished_ms >= ?3 AND p.target = ?4
+                       AND NOT EXISTS (
+                           SELECT 1 FROM operations later
+                           WHERE later.host = p.host AND later.rowid > p.rowid
+                             AND later.operation IN ('on', 'reboot', 'unfence')
+                             AND (later.verdict IS NULL OR later.verdict <> 'refused'))
+                     ORDER BY p.rowid DESC LIMIT 1",
                     params![
                         claim.host,
                         Verdict::PowerVerifiedOff.as_str(),
@@ -385,7 +393,11 @@ impl Journal for SqliteJournal {
                 .map_err(storage)
             };
 
-            if let (Some((limit, window)), None) = (claim.storm, &confirms)
+            // The storm guard applies to every operation that may send a power-off. A
+            // re-confirmation within the tolerance window that the guard would refuse may
+            // still run, but only to read: it sends nothing (`read_only`).
+            let mut read_only = None;
+            if let Some((limit, window)) = claim.storm
                 && limit > 0
             {
                 let others: i64 = conn
@@ -397,7 +409,12 @@ impl Journal for SqliteJournal {
                         |r| r.get(0),
                     )
                     .map_err(storage)?;
-                if others >= i64::from(limit) {
+                if others >= i64::from(limit) && confirms.is_some() {
+                    read_only = Some(format!(
+                        "storm guard: {others} other hosts were fenced in the last {}; this re-confirmation may only read, not power off (use --force if the cloud really lost that many hosts)",
+                        crate::time::format_duration(window)
+                    ));
+                } else if others >= i64::from(limit) {
                     let reason = format!(
                         "storm guard: {others} other hosts were fenced in the last {}; refusing more than {limit} (use --force if the cloud really lost that many hosts)",
                         crate::time::format_duration(window)
@@ -434,7 +451,7 @@ impl Journal for SqliteJournal {
                 )
                 .map_err(storage)?;
             }
-            Ok(Begin::Started { confirms })
+            Ok(Begin::Started { confirms, read_only })
         })
     }
 

@@ -84,19 +84,36 @@ impl Journal for MemoryJournal {
         {
             return ready(Ok(Begin::Locked(lock.clone())));
         }
+        // The latest proof of this target, unless something that may power on came after.
         let confirms = ops
             .iter()
+            .enumerate()
             .rev()
-            .find(|(_, o)| {
+            .find(|(_, (_, o))| {
                 o.host == claim.host
                     && o.target == claim.target
+                    && o.operation != Operation::Unfence
                     && o.proof.as_ref().is_some_and(|p| {
                         p.verdict == Verdict::PowerVerifiedOff
                             && p.finished_at >= now.minus(claim.tolerance)
                     })
             })
-            .map(|(id, _)| id.clone());
-        if let (Some((limit, window)), None) = (claim.storm, &confirms)
+            .filter(|(i, _)| {
+                !ops[i + 1..].iter().any(|(_, later)| {
+                    later.host == claim.host
+                        && matches!(
+                            later.operation,
+                            Operation::On | Operation::Reboot | Operation::Unfence
+                        )
+                        && later
+                            .proof
+                            .as_ref()
+                            .is_none_or(|p| p.verdict != Verdict::Refused)
+                })
+            })
+            .map(|(_, (id, _))| id.clone());
+        let mut read_only = None;
+        if let Some((limit, window)) = claim.storm
             && limit > 0
         {
             let mut others: Vec<&str> = ops
@@ -113,7 +130,12 @@ impl Journal for MemoryJournal {
                 .collect();
             others.sort_unstable();
             others.dedup();
-            if others.len() >= limit as usize {
+            if others.len() >= limit as usize && confirms.is_some() {
+                read_only = Some(format!(
+                    "storm guard: {} other hosts fenced; read only",
+                    others.len()
+                ));
+            } else if others.len() >= limit as usize {
                 return ready(Ok(Begin::Refused {
                     reason: format!("storm guard: {} other hosts fenced", others.len()),
                 }));
@@ -138,7 +160,10 @@ impl Journal for MemoryJournal {
                 },
             );
         }
-        ready(Ok(Begin::Started { confirms }))
+        ready(Ok(Begin::Started {
+            confirms,
+            read_only,
+        }))
     }
 
     fn record(
