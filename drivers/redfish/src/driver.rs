@@ -94,6 +94,7 @@ enum Op {
     Reset(Action),
     ReadRestorePolicy,
     SetRestorePolicy(RestorePolicy),
+    CountSupplies,
 }
 
 /// The result of an operation.
@@ -101,6 +102,7 @@ enum Outcome {
     State(PowerState),
     Receipt(CommandReceipt),
     Policy(RestorePolicy),
+    Count(u32),
     Done,
 }
 
@@ -235,6 +237,170 @@ impl RedfishDriver {
                     .await
                     .map(|()| Outcome::Done)
             }
+            Op::CountSupplies => self
+                .count_supplies(conn, &system, deadline)
+                .await
+                .map(Outcome::Count),
+        }
+    }
+
+    /// Count the installed power supplies of the system's chassis (`Links.Chassis[0]`): from
+    /// the `PowerSubsystem`'s `PowerSupplies` collection (each member read for its status),
+    /// else from the legacy `Power` resource's inline list. Only links the resources give
+    /// are followed, each on the configured origin; no path is guessed.
+    async fn count_supplies(
+        &self,
+        conn: &mut Conn,
+        system: &Value,
+        deadline: Instant,
+    ) -> Result<u32, DriverError> {
+        let system_path = conn
+            .system
+            .clone()
+            .unwrap_or_else(|| "the system".to_owned());
+        let link = model::chassis_link(system)
+            .map_err(|why| {
+                DriverError::protocol(format!("{}: GET {system_path}: {why}", self.ep()))
+            })?
+            .ok_or_else(|| {
+                DriverError::unsupported(format!(
+                    "{}: {system_path} names no chassis (Links.Chassis), so its power supplies \
+                     cannot be counted",
+                    self.ep()
+                ))
+            })?;
+        let chassis_path = self.http.path(link)?;
+        let chassis = self
+            .get_resource(conn, &chassis_path, deadline)
+            .await?
+            .ok_or_else(|| {
+                DriverError::unsupported(format!(
+                    "{}: GET {chassis_path}: the chassis {system_path} links is not there \
+                     (HTTP 404)",
+                    self.ep()
+                ))
+            })?;
+        // What was linked but not there, for the error when neither form answers.
+        let mut missing = Vec::new();
+        if let Some(link) = model::link(&chassis, "PowerSubsystem") {
+            let path = self.http.path(link)?;
+            match self.get_resource(conn, &path, deadline).await? {
+                None => missing.push(format!("{path} (HTTP 404)")),
+                Some(subsystem) => match model::link(&subsystem, "PowerSupplies") {
+                    None => missing.push(format!("{path} without PowerSupplies")),
+                    Some(link) => {
+                        let path = self.http.path(link)?;
+                        match self.get_resource(conn, &path, deadline).await? {
+                            None => missing.push(format!("{path} (HTTP 404)")),
+                            Some(collection) => {
+                                let n = self
+                                    .count_members(conn, &path, &collection, deadline)
+                                    .await?;
+                                return self.installed(n, &path);
+                            }
+                        }
+                    }
+                },
+            }
+        }
+        if let Some(link) = model::link(&chassis, "Power") {
+            let path = self.http.path(link)?;
+            match self.get_resource(conn, &path, deadline).await? {
+                None => missing.push(format!("{path} (HTTP 404)")),
+                Some(power) => match model::legacy_supplies(&power) {
+                    Ok(Some(n)) => return self.installed(n, &path),
+                    Ok(None) => missing.push(format!("{path} without PowerSupplies")),
+                    Err(why) => {
+                        return Err(DriverError::protocol(format!(
+                            "{}: GET {path}: {why}",
+                            self.ep()
+                        )));
+                    }
+                },
+            }
+        }
+        let tried = if missing.is_empty() {
+            String::new()
+        } else {
+            format!(" (linked but missing: {})", missing.join(", "))
+        };
+        Err(DriverError::unsupported(format!(
+            "{}: {chassis_path} offers no power supply list: neither a \
+             PowerSubsystem/PowerSupplies collection nor a Power resource with \
+             PowerSupplies{tried}",
+            self.ep()
+        )))
+    }
+
+    /// Read every member of a `PowerSupplies` collection and count the installed ones.
+    async fn count_members(
+        &self,
+        conn: &mut Conn,
+        collection_path: &str,
+        collection: &Value,
+        deadline: Instant,
+    ) -> Result<usize, DriverError> {
+        let members = model::supply_members(collection).map_err(|why| {
+            DriverError::protocol(format!("{}: GET {collection_path}: {why}", self.ep()))
+        })?;
+        let mut installed = 0;
+        for link in members {
+            let path = self.http.path(&link)?;
+            let supply = self
+                .get_resource(conn, &path, deadline)
+                .await?
+                .ok_or_else(|| {
+                    DriverError::protocol(format!(
+                        "{}: GET {path}: {collection_path} lists this power supply but it is \
+                         not there (HTTP 404)",
+                        self.ep()
+                    ))
+                })?;
+            if model::supply_installed(&supply) {
+                installed += 1;
+            }
+        }
+        Ok(installed)
+    }
+
+    /// The count as the contract's number; none installed is `Unsupported`, because a
+    /// running host has supplies and a BMC that lists none cannot count them (a blade's are
+    /// in its enclosure), while zero would read as "no outlet needed".
+    fn installed(&self, n: usize, path: &str) -> Result<u32, DriverError> {
+        match u32::try_from(n) {
+            Ok(0) => Err(DriverError::unsupported(format!(
+                "{}: {path} lists no installed power supply: this BMC cannot count the supplies \
+                 feeding the host",
+                self.ep()
+            ))),
+            Ok(n) => Ok(n),
+            Err(_) => Err(DriverError::protocol(format!(
+                "{}: {path}: too many power supplies",
+                self.ep()
+            ))),
+        }
+    }
+
+    /// GET a resource that must be a JSON object: `None` on 404 (the caller says what is
+    /// missing), `Protocol` for a 200 that is not an object, the usual mapping otherwise.
+    /// Redirects are not followed (only the system link's are, see [`Self::get_system`]).
+    async fn get_resource(
+        &self,
+        conn: &mut Conn,
+        path: &str,
+        deadline: Instant,
+    ) -> Result<Option<Value>, DriverError> {
+        let reply = self
+            .request(conn, Method::GET, path, None, deadline)
+            .await?;
+        match reply.status.as_u16() {
+            200 if reply.body.is_object() => Ok(Some(reply.body)),
+            200 => Err(DriverError::protocol(format!(
+                "{}: GET {path}: the answer is not a JSON object",
+                self.ep()
+            ))),
+            404 => Ok(None),
+            _ => Err(self.http.status_error(&format!("GET {path}"), &reply)),
         }
     }
 
@@ -775,6 +941,19 @@ impl PowerDriver for RedfishDriver {
             match self.run(Op::SetRestorePolicy(policy), deadline).await? {
                 Outcome::Done => Ok(()),
                 _ => Err(Outcome::mismatch("restore policy change")),
+            }
+        })
+    }
+
+    /// Counts the installed supplies of the system's chassis after a fresh GET of the system
+    /// (which also refreshes the identity facts): the `PowerSubsystem/PowerSupplies`
+    /// collection, else the legacy `Power` resource. A supply whose `Status.State` is `Absent`
+    /// is not counted; any other state, or none, is.
+    fn power_supplies(&self, deadline: std::time::Instant) -> DriverFuture<'_, u32> {
+        Box::pin(async move {
+            match self.run(Op::CountSupplies, deadline).await? {
+                Outcome::Count(n) => Ok(n),
+                _ => Err(Outcome::mismatch("power supply count")),
             }
         })
     }

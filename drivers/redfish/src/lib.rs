@@ -1,7 +1,8 @@
 //! Redfish power driver for fencegate, with certificate pinning and vendor quirks.
 //!
 //! The driver reads `PowerState` of one `ComputerSystem` and posts
-//! `#ComputerSystem.Reset`. It reports what the BMC says and nothing more: a 202 task that
+//! `#ComputerSystem.Reset`; it also counts the installed power supplies of the system's
+//! chassis, so that `check --probe` can tell whether a PDU level has an outlet for each. It reports what the BMC says and nothing more: a 202 task that
 //! "completed" is a receipt, `PoweringOff` is not off, and an "already off" refusal (iDRAC's
 //! 409, iLO's 400 "Power is off") is a [`fencegate_driver::ErrorKind::StateConflict`] so the
 //! engine reads again instead of trusting the claim.

@@ -128,6 +128,114 @@ pub fn identity(system: &Value) -> (Option<String>, Option<String>) {
     (text("UUID"), text("SerialNumber"))
 }
 
+/// The most power supplies one chassis may list. Real ones have two to eight; a longer list
+/// is a broken or hostile BMC, and each collection member costs a request.
+pub const MAX_SUPPLIES: usize = 64;
+
+/// The chassis a system says it is in (`Links.Chassis[0]`): `Ok(None)` when it names none
+/// (no `Links`, no `Chassis`, `null` or an empty list), `Err` when the list is malformed.
+pub fn chassis_link(system: &Value) -> Result<Option<&str>, String> {
+    match system.get("Links").and_then(|l| l.get("Chassis")) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(list)) => match list.first() {
+            None => Ok(None),
+            Some(first) => first
+                .get("@odata.id")
+                .and_then(Value::as_str)
+                .map(Some)
+                .ok_or_else(|| "Links.Chassis[0] has no @odata.id link".to_owned()),
+        },
+        Some(other) => Err(format!(
+            "Links.Chassis is not a list: {}",
+            clip(&other.to_string())
+        )),
+    }
+}
+
+/// Whether a power supply is installed: every supply counts unless its `Status.State` is
+/// exactly `Absent` (an empty bay). `StandbyOffline`, `UnavailableOffline`, `Disabled`, an
+/// unknown word or no `Status` at all still count, because a supply that is there can be fed
+/// by an outlet: counting one too many only makes `check` ask for another outlet, counting
+/// one too few would let a single outlet pass for the whole host.
+pub fn supply_installed(supply: &Value) -> bool {
+    supply
+        .get("Status")
+        .and_then(|s| s.get("State"))
+        .and_then(Value::as_str)
+        != Some("Absent")
+}
+
+/// The member links of a `PowerSupplies` collection, checked: `Members` must be a list of
+/// links, agree with `Members@odata.count` when that is given, fit on one page and stay under
+/// [`MAX_SUPPLIES`]. `Err` says what is wrong.
+pub fn supply_members(collection: &Value) -> Result<Vec<String>, String> {
+    let Some(list) = collection.get("Members").and_then(Value::as_array) else {
+        return Err("no Members list".to_owned());
+    };
+    if collection.get("Members@odata.nextLink").is_some() {
+        return Err("the list is paged (Members@odata.nextLink)".to_owned());
+    }
+    if list.len() > MAX_SUPPLIES {
+        return Err(format!(
+            "{} members, more than the {MAX_SUPPLIES} a chassis may have",
+            list.len()
+        ));
+    }
+    if let Some(count) = collection.get("Members@odata.count")
+        && count.as_u64() != Some(list.len() as u64)
+    {
+        return Err(format!(
+            "Members@odata.count is {} but {} members are listed",
+            clip(&count.to_string()),
+            list.len()
+        ));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, m)| {
+            m.get("@odata.id")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| format!("member {i} has no @odata.id link"))
+        })
+        .collect()
+}
+
+/// The installed supplies listed inline by a legacy `Power` resource's `PowerSupplies`:
+/// `Ok(None)` when it has no such list (nothing to count), `Err` when the list is malformed,
+/// disagrees with `PowerSupplies@odata.count` or is longer than [`MAX_SUPPLIES`].
+pub fn legacy_supplies(power: &Value) -> Result<Option<usize>, String> {
+    let list = match power.get("PowerSupplies") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Array(list)) => list,
+        Some(other) => {
+            return Err(format!(
+                "PowerSupplies is not a list: {}",
+                clip(&other.to_string())
+            ));
+        }
+    };
+    if list.len() > MAX_SUPPLIES {
+        return Err(format!(
+            "{} power supplies, more than the {MAX_SUPPLIES} a chassis may have",
+            list.len()
+        ));
+    }
+    if let Some(count) = power.get("PowerSupplies@odata.count")
+        && count.as_u64() != Some(list.len() as u64)
+    {
+        return Err(format!(
+            "PowerSupplies@odata.count is {} but {} supplies are listed",
+            clip(&count.to_string()),
+            list.len()
+        ));
+    }
+    if let Some(i) = list.iter().position(|s| !s.is_object()) {
+        return Err(format!("PowerSupplies[{i}] is not an object"));
+    }
+    Ok(Some(list.iter().filter(|s| supply_installed(s)).count()))
+}
+
 /// The `#ComputerSystem.Reset` action of a system.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResetAction {
@@ -430,6 +538,104 @@ mod tests {
         let long = "x\n".repeat(400);
         let c = clip(&long);
         assert!(!c.contains('\n') && c.chars().count() == MAX_MESSAGE + 1);
+    }
+
+    #[test]
+    fn chassis_links() {
+        let sys = |links: Value| json!({ "Links": links });
+        assert_eq!(
+            chassis_link(&sys(
+                json!({"Chassis": [{"@odata.id": "/redfish/v1/Chassis/A"},
+                {"@odata.id": "/redfish/v1/Chassis/B"}]})
+            )),
+            Ok(Some("/redfish/v1/Chassis/A"))
+        );
+        for none in [
+            json!({}),
+            sys(json!({})),
+            sys(json!({"Chassis": null})),
+            sys(json!({"Chassis": []})),
+            sys(json!("text")),
+        ] {
+            assert_eq!(chassis_link(&none), Ok(None), "{none}");
+        }
+        for bad in [
+            sys(json!({"Chassis": {"@odata.id": "/redfish/v1/Chassis/A"}})),
+            sys(json!({"Chassis": ["/redfish/v1/Chassis/A"]})),
+            sys(json!({"Chassis": [{"@odata.id": 7}]})),
+        ] {
+            assert!(chassis_link(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_an_absent_supply_is_not_installed() {
+        let st = |state: Value| json!({"Status": {"State": state}});
+        assert!(!supply_installed(&st(json!("Absent"))));
+        for state in [
+            json!("Enabled"),
+            json!("StandbyOffline"),
+            json!("UnavailableOffline"),
+            json!("Disabled"),
+            json!("absent"),
+            json!(null),
+            json!(0),
+        ] {
+            assert!(supply_installed(&st(state.clone())), "{state}");
+        }
+        assert!(supply_installed(&json!({})));
+        assert!(supply_installed(&json!({"Status": "Absent"})));
+    }
+
+    #[test]
+    fn supply_collections_are_checked() {
+        let m = |n: usize| {
+            (0..n)
+                .map(|i| json!({"@odata.id": format!("/p/{i}")}))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            supply_members(&json!({"Members@odata.count": 2, "Members": m(2)})),
+            Ok(vec!["/p/0".to_owned(), "/p/1".to_owned()])
+        );
+        assert_eq!(supply_members(&json!({"Members": m(1)})).unwrap().len(), 1);
+        assert!(supply_members(&json!({"Members": []})).unwrap().is_empty());
+        for bad in [
+            json!({}),
+            json!({"Members@odata.count": 2}),
+            json!({"Members": {"@odata.id": "/p/0"}}),
+            json!({"Members@odata.count": 3, "Members": m(2)}),
+            json!({"Members@odata.count": "2", "Members": m(2)}),
+            json!({"Members": m(2), "Members@odata.nextLink": "/p?$skip=2"}),
+            json!({"Members": [{"@odata.id": "/p/0"}, {"Id": "1"}]}),
+            json!({ "Members": m(MAX_SUPPLIES + 1) }),
+        ] {
+            assert!(supply_members(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn legacy_power_lists_count_installed_supplies() {
+        let absent = json!({"Status": {"State": "Absent"}});
+        assert_eq!(
+            legacy_supplies(
+                &json!({"PowerSupplies": [{}, absent, {"Status": {"State": "Enabled"}}],
+                "PowerSupplies@odata.count": 3})
+            ),
+            Ok(Some(2))
+        );
+        assert_eq!(legacy_supplies(&json!({"PowerSupplies": []})), Ok(Some(0)));
+        assert_eq!(legacy_supplies(&json!({})), Ok(None));
+        assert_eq!(legacy_supplies(&json!({"PowerSupplies": null})), Ok(None));
+        let many: Vec<Value> = (0..=MAX_SUPPLIES).map(|_| json!({})).collect();
+        for bad in [
+            json!({"PowerSupplies": 2}),
+            json!({"PowerSupplies": [{}, "PSU2"]}),
+            json!({"PowerSupplies": [{}], "PowerSupplies@odata.count": 2}),
+            json!({ "PowerSupplies": many }),
+        ] {
+            assert!(legacy_supplies(&bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -666,3 +666,287 @@ async fn several_systems_need_a_choice() {
     assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
     assert!(e.detail.contains("no such system"), "{e}");
 }
+
+const CHASSIS: &str = "/redfish/v1/Chassis/1";
+const SUPPLIES: &str = "/redfish/v1/Chassis/1/PowerSubsystem/PowerSupplies";
+const LEGACY_POWER: &str = "/redfish/v1/Chassis/1/Power";
+
+/// The paths service `i` was asked for with GET, in order.
+fn gets(lab: &RedfishLab, i: usize) -> Vec<String> {
+    lab.requests(i)
+        .into_iter()
+        .filter(|r| r.method == "GET")
+        .map(|r| r.path)
+        .collect()
+}
+
+#[tokio::test]
+async fn power_supplies_are_counted_from_the_power_subsystem_in_the_session() {
+    let lab = start(vec![cfg(Profile::Generic)]).await;
+    let d = driver(&lab, 0, &[]);
+    assert_eq!(d.power_supplies(deadline(3000)).await.unwrap(), 2);
+    let paths = gets(&lab, 0);
+    for want in [
+        "/redfish/v1/Systems/1",
+        CHASSIS,
+        "/redfish/v1/Chassis/1/PowerSubsystem",
+        SUPPLIES,
+        &format!("{SUPPLIES}/1"),
+        &format!("{SUPPLIES}/2"),
+    ] {
+        assert!(
+            paths.iter().any(|p| p == want),
+            "{want} not read: {paths:?}"
+        );
+    }
+    // The newer form answered: the legacy resource is not read.
+    assert!(!paths.iter().any(|p| p == LEGACY_POWER), "{paths:?}");
+    // One login, and every request after it carried the session token.
+    let reqs = lab.requests(0);
+    let logins = reqs.iter().filter(|r| r.method == "POST").count();
+    assert_eq!(logins, 1, "{reqs:?}");
+    assert!(
+        reqs.iter()
+            .filter(|r| r.path != "/redfish/v1/" && r.method == "GET")
+            .all(|r| r.auth == AuthSeen::Token),
+        "{reqs:?}"
+    );
+    // The system was read afresh, so the identity is known as after a status.
+    assert!(
+        d.identity()
+            .contains(&IdentityFact::authenticated("redfish-serial", "SIM000000"))
+    );
+    assert_eq!(lab.command_log(0).len(), 0);
+    release(&d).await;
+    assert_eq!(lab.open_sessions(0), 0);
+}
+
+#[tokio::test]
+async fn only_installed_supplies_count_in_both_forms() {
+    let mut three = cfg(Profile::Generic);
+    three.power_supplies = 3;
+    let mut legacy = cfg(Profile::LegacyPower);
+    legacy.power_supplies = 3;
+    let lab = start(vec![three, legacy]).await;
+    for i in 0..2 {
+        let d = driver(&lab, i, &[]);
+        assert_eq!(d.power_supplies(deadline(3000)).await.unwrap(), 3, "{i}");
+        lab.set_supply_state(i, 1, Some("Absent"));
+        assert_eq!(d.power_supplies(deadline(3000)).await.unwrap(), 2, "{i}");
+        // Unplugged or standby supplies are installed: an outlet still feeds them when
+        // power returns. So is one that states no Status at all.
+        lab.set_supply_state(i, 0, Some("UnavailableOffline"));
+        lab.set_supply_state(i, 2, None);
+        assert_eq!(d.power_supplies(deadline(3000)).await.unwrap(), 2, "{i}");
+        lab.set_supply_state(i, 0, Some("StandbyOffline"));
+        lab.set_supply_state(i, 2, Some("Disabled"));
+        assert_eq!(d.power_supplies(deadline(3000)).await.unwrap(), 2, "{i}");
+        release(&d).await;
+    }
+}
+
+#[tokio::test]
+async fn the_legacy_power_resource_is_the_fallback() {
+    let lab = start(vec![cfg(Profile::LegacyPower)]).await;
+    let d = driver(&lab, 0, &[]);
+    assert_eq!(d.power_supplies(deadline(3000)).await.unwrap(), 2);
+    let paths = gets(&lab, 0);
+    assert!(paths.iter().any(|p| p == LEGACY_POWER), "{paths:?}");
+    assert!(
+        !paths.iter().any(|p| p.contains("PowerSubsystem")),
+        "{paths:?}"
+    );
+    release(&d).await;
+
+    // A chassis that links a PowerSubsystem the service does not have (404) falls back too.
+    let lab = start(vec![cfg(Profile::Generic)]).await;
+    let d = driver(&lab, 0, &[]);
+    lab.set_profile(0, Profile::LegacyPower.profile());
+    let chassis = json!({"@odata.id": CHASSIS, "Id": "1",
+        "PowerSubsystem": {"@odata.id": format!("{CHASSIS}/PowerSubsystem")},
+        "Power": {"@odata.id": LEGACY_POWER}});
+    lab.set_raw_resource(0, CHASSIS, Some(&chassis.to_string()));
+    assert_eq!(d.power_supplies(deadline(3000)).await.unwrap(), 2);
+    release(&d).await;
+}
+
+#[tokio::test]
+async fn missing_chassis_or_power_resources_are_unsupported_and_named() {
+    let lab = start(vec![cfg(Profile::Generic)]).await;
+    let d = driver(&lab, 0, &[]);
+    lab.set_chassis_link(0, false);
+    let e = d.power_supplies(deadline(3000)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+    assert!(e.detail.contains("Links.Chassis"), "{e}");
+    assert!(e.detail.contains("/redfish/v1/Systems/1"), "{e}");
+    assert!(e.detail.contains(&lab.addr(0).to_string()), "{e}");
+    assert!(!gets(&lab, 0).iter().any(|p| p.contains("Chassis")));
+    lab.set_chassis_link(0, true);
+
+    // A chassis with neither power resource.
+    let bare = json!({"@odata.id": CHASSIS, "Id": "1", "Name": "bare"});
+    lab.set_raw_resource(0, CHASSIS, Some(&bare.to_string()));
+    let e = d.power_supplies(deadline(3000)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+    assert!(
+        e.detail.contains(CHASSIS) && e.detail.contains("PowerSubsystem"),
+        "{e}"
+    );
+    assert!(e.detail.contains("Power"), "{e}");
+    lab.set_raw_resource(0, CHASSIS, None);
+
+    // A linked chassis that is not there.
+    lab.set_raw_resource(
+        0,
+        "/redfish/v1/Systems/1",
+        Some(
+            &json!({"Id": "1", "PowerState": "On",
+            "Links": {"Chassis": [{"@odata.id": "/redfish/v1/Chassis/9"}]}})
+            .to_string(),
+        ),
+    );
+    let e = d.power_supplies(deadline(3000)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+    assert!(e.detail.contains("/redfish/v1/Chassis/9"), "{e}");
+    lab.set_raw_resource(0, "/redfish/v1/Systems/1", None);
+
+    // Every slot empty: the BMC cannot count the supplies feeding the host (a blade's are
+    // in the enclosure), and zero would read as "no outlet needed".
+    lab.set_power_supplies(0, 1);
+    lab.set_supply_state(0, 0, Some("Absent"));
+    let e = d.power_supplies(deadline(3000)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+    assert!(e.detail.contains("no installed power supply"), "{e}");
+    lab.set_power_supplies(0, 0);
+    let e = d.power_supplies(deadline(3000)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+    lab.set_power_supplies(0, 2);
+    assert_eq!(d.power_supplies(deadline(3000)).await.unwrap(), 2);
+    release(&d).await;
+}
+
+#[tokio::test]
+async fn malformed_power_resources_are_protocol_errors() {
+    let lab = start(vec![cfg(Profile::Generic), cfg(Profile::LegacyPower)]).await;
+    let member = |n: u32| json!({"@odata.id": format!("{SUPPLIES}/{n}")});
+    let second = format!("{SUPPLIES}/2");
+    let cases: Vec<(usize, &str, String)> = vec![
+        (0, SUPPLIES, "{\"Members\": [".into()),
+        (0, SUPPLIES, "<html>2</html>".into()),
+        (0, SUPPLIES, "[]".into()),
+        (0, SUPPLIES, json!({"Members": 2}).to_string()),
+        (0, SUPPLIES, json!({"Members@odata.count": 2}).to_string()),
+        // The count and the list disagree: the number cannot be believed either way.
+        (
+            0,
+            SUPPLIES,
+            json!({"Members@odata.count": 3, "Members": [member(1), member(2)]}).to_string(),
+        ),
+        (0, SUPPLIES, json!({"Members": [{"Id": "1"}]}).to_string()),
+        (0, &second, "".into()),
+        (0, &second, "\"Enabled\"".into()),
+        (0, "/redfish/v1/Chassis/1/PowerSubsystem", "{".into()),
+        (0, CHASSIS, "null".into()),
+        (1, LEGACY_POWER, "{\"PowerSupplies\": [{}".into()),
+        (1, LEGACY_POWER, json!({"PowerSupplies": 2}).to_string()),
+        (
+            1,
+            LEGACY_POWER,
+            json!({"PowerSupplies": [{}, "PSU2"]}).to_string(),
+        ),
+        (
+            1,
+            LEGACY_POWER,
+            json!({"PowerSupplies@odata.count": 1, "PowerSupplies": [{}, {}]}).to_string(),
+        ),
+    ];
+    for (i, path, raw) in &cases {
+        let d = driver(&lab, *i, &[]);
+        lab.set_raw_resource(*i, path, Some(raw));
+        let e = d.power_supplies(deadline(3000)).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Protocol, "{path} {raw:?}: {e}");
+        assert!(e.detail.contains(path), "{path} {raw:?}: {e}");
+        lab.set_raw_resource(*i, path, None);
+        assert_eq!(d.power_supplies(deadline(3000)).await.unwrap(), 2);
+        release(&d).await;
+        assert_eq!(lab.open_sessions(*i), 0);
+    }
+    // A legacy resource without a PowerSupplies array lists no supplies: nothing to count.
+    lab.set_raw_resource(1, LEGACY_POWER, Some("{\"Id\": \"Power\"}"));
+    let d = driver(&lab, 1, &[]);
+    let e = d.power_supplies(deadline(3000)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+    assert!(e.detail.contains("PowerSupplies"), "{e}");
+    release(&d).await;
+}
+
+#[tokio::test]
+async fn power_supply_links_to_another_origin_are_refused() {
+    let lab = start(vec![cfg(Profile::Generic), cfg(Profile::Generic)]).await;
+    // The other service of the lab: a real HTTPS origin with the same pin, so only the
+    // origin rule stops the credentials from going there.
+    let elsewhere = format!("https://{}", lab.addr(1));
+    let system = json!({"Id": "1", "PowerState": "On",
+        "Links": {"Chassis": [{"@odata.id": format!("{elsewhere}{CHASSIS}")}]}});
+    let collection = json!({"Members@odata.count": 2, "Members": [
+        {"@odata.id": format!("{SUPPLIES}/1")},
+        {"@odata.id": format!("{elsewhere}{SUPPLIES}/2")}]});
+    let chassis = json!({"Id": "1",
+        "PowerSubsystem": {"@odata.id": format!("{elsewhere}{CHASSIS}/PowerSubsystem")}});
+    for (path, raw) in [
+        ("/redfish/v1/Systems/1", system),
+        (SUPPLIES, collection),
+        (CHASSIS, chassis),
+    ] {
+        let d = driver(&lab, 0, &[]);
+        lab.set_raw_resource(0, path, Some(&raw.to_string()));
+        let e = d.power_supplies(deadline(3000)).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Protocol, "{path}: {e}");
+        assert!(e.detail.contains("another origin"), "{path}: {e}");
+        lab.set_raw_resource(0, path, None);
+        release(&d).await;
+    }
+    assert!(lab.requests(1).is_empty(), "{:?}", lab.requests(1));
+}
+
+#[tokio::test]
+async fn counting_supplies_is_bounded_by_the_deadline() {
+    let mut many = cfg(Profile::Generic);
+    many.power_supplies = 8;
+    let lab = start(vec![many]).await;
+    let d = driver(&lab, 0, &[]);
+    assert_eq!(d.power_supplies(deadline(5000)).await.unwrap(), 8);
+    lab.set_faults(
+        0,
+        FaultProfile {
+            reply_delay_ms: 150,
+            ..Default::default()
+        },
+    );
+    // A dozen requests of 150 ms each do not fit in 700 ms: the call ends at the deadline.
+    let t0 = Instant::now();
+    let e = d.power_supplies(deadline(700)).await.unwrap_err();
+    let took = t0.elapsed();
+    assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
+    assert!(
+        took >= Duration::from_millis(650) && took < Duration::from_millis(1300),
+        "{took:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_session_is_renewed_once_while_counting() {
+    let lab = start(vec![cfg(Profile::Generic)]).await;
+    let d = driver(&lab, 0, &[]);
+    assert_eq!(d.power_supplies(deadline(3000)).await.unwrap(), 2);
+    lab.expire_sessions(0);
+    assert_eq!(d.power_supplies(deadline(3000)).await.unwrap(), 2);
+    let logins = lab
+        .requests(0)
+        .iter()
+        .filter(|r| r.method == "POST")
+        .count();
+    assert_eq!(logins, 2);
+    release(&d).await;
+    assert_eq!(lab.open_sessions(0), 0);
+}
