@@ -1,11 +1,20 @@
 //! Masking secrets out of text a device, a child process or a plugin sends back, before
 //! its words reach an error message, a log or the evidence record. Every driver that echoes
 //! what the other side said needs this, so it lives with the contract.
+//!
+//! Text is often also cut to a length before it is quoted. Cutting first and masking after
+//! would let the prefix of a secret that straddles the cut through (the whole secret no longer
+//! matches), so [`Redactor::clip`] is the one way to shorten such text: it masks first, cuts
+//! second, and then masks what may be a partial secret left at the cut.
 
 use secrecy::{ExposeSecret, SecretString};
 
 /// What replaces a secret in text.
 pub const MASK: &str = "[redacted]";
+
+/// The shortest prefix of a secret that is masked where it ends text that was cut: shorter
+/// prefixes are too common in ordinary words to mask, and too short to help a guess much.
+pub const MIN_PARTIAL: usize = 4;
 
 /// The secret values one driver handed the other side (held as `SecretString`s, which wipe
 /// themselves when dropped).
@@ -38,6 +47,58 @@ impl Redactor {
         }
         out
     }
+
+    /// `text` fit for quoting in at most about `max` bytes: every secret masked first, then
+    /// cut on a character boundary at or before `max` bytes, then a partial secret at the cut
+    /// (a prefix of at least [`MIN_PARTIAL`] characters of a secret ending the kept text)
+    /// masked too. A cut is marked with `…`.
+    ///
+    /// This is the only way text from a driver, agent or plugin may be shortened, so that no
+    /// part of a secret survives a cut.
+    pub fn clip(&self, text: &str, max: usize) -> String {
+        self.clip_cut(text, max, false)
+    }
+
+    /// [`Redactor::clip`] for text a bounded reader has already cut at its end
+    /// (`already_cut`): the partial secret that cut may have left is masked even when the
+    /// text is now short enough.
+    pub fn clip_cut(&self, text: &str, max: usize, already_cut: bool) -> String {
+        let redacted = self.redact(text);
+        let (kept, cut) = if redacted.len() > max {
+            let mut at = max;
+            while !redacted.is_char_boundary(at) {
+                at -= 1;
+            }
+            (&redacted[..at], true)
+        } else {
+            (redacted.as_str(), already_cut)
+        };
+        if !cut {
+            return redacted;
+        }
+        let mut out = self.mask_partial(kept);
+        out.push('…');
+        out
+    }
+
+    /// `kept` with a trailing prefix of a secret (at least [`MIN_PARTIAL`] characters)
+    /// replaced by [`MASK`]; the longest such prefix of any secret wins.
+    fn mask_partial(&self, kept: &str) -> String {
+        let mut longest = 0;
+        for secret in &self.secrets {
+            let value = secret.expose_secret();
+            for (at, _) in value.char_indices().skip(MIN_PARTIAL) {
+                if at > longest && kept.ends_with(&value[..at]) {
+                    longest = at;
+                }
+            }
+        }
+        if longest == 0 {
+            kept.to_owned()
+        } else {
+            format!("{}{MASK}", &kept[..kept.len() - longest])
+        }
+    }
 }
 
 impl std::fmt::Debug for Redactor {
@@ -62,5 +123,44 @@ mod tests {
         );
         assert_eq!(r.redact("nothing here"), "nothing here");
         assert!(!format!("{r:?}").contains("hunter"));
+    }
+
+    #[test]
+    fn a_secret_straddling_the_cut_never_survives() {
+        let secret = SecretString::from("Tr0ub4dor&3");
+        let r = Redactor::new([&secret]);
+        let text = format!("{}pw={} tail", "x".repeat(20), secret.expose_secret());
+        // Every cut position: no prefix of four or more characters is ever left.
+        for max in 0..text.len() + 2 {
+            let out = r.clip(&text, max);
+            for n in MIN_PARTIAL..=secret.expose_secret().len() {
+                assert!(
+                    !out.contains(&secret.expose_secret()[..n]),
+                    "max {max}: {out:?} shows {n} characters"
+                );
+            }
+            let whole = format!("{}pw=[redacted] tail", "x".repeat(20));
+            if max >= whole.len() {
+                assert_eq!(out, whole);
+            } else {
+                assert!(out.ends_with('…'), "{out:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn text_already_cut_by_a_reader_is_masked_at_its_end() {
+        let secret = SecretString::from("hunter2-long");
+        let r = Redactor::new([&secret]);
+        assert_eq!(
+            r.clip_cut("login failed pw=hunte", 500, true),
+            "login failed pw=[redacted]…"
+        );
+        // Three characters are not masked (too common to mean anything).
+        assert_eq!(r.clip_cut("the hun", 500, true), "the hun…");
+        assert_eq!(r.clip_cut("pw=hunte", 500, false), "pw=hunte");
+        // Cuts fall on character boundaries.
+        assert_eq!(Redactor::default().clip("ééé", 3), "é…");
+        assert_eq!(Redactor::default().clip("short", 5), "short");
     }
 }
