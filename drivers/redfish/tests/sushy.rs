@@ -287,3 +287,27 @@ async fn sushy_stuck_power_state_never_changes() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+#[tokio::test]
+async fn sushy_links_a_chassis_without_power_supplies_and_the_driver_says_so() {
+    // sushy-tools 2.2.0 links the system's chassis, whose resource has Thermal but neither
+    // PowerSubsystem nor Power: the count is Unsupported, naming the chassis, and no power
+    // resource path is guessed.
+    let sushy = Sushy::start(&[]);
+    let d = sushy.driver(&[]);
+    let e = d.power_supplies(deadline(10_000)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+    assert!(e.detail.contains("/redfish/v1/Chassis/"), "{e}");
+    assert!(e.detail.contains("PowerSubsystem"), "{e}");
+    // The system was read afresh on the way: its identity is known as after a status.
+    assert!(
+        d.identity()
+            .contains(&IdentityFact::authenticated("redfish-uuid", NODE1_UUID)),
+        "{:?}",
+        d.identity()
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let log = sushy.log();
+    assert!(log.contains("GET /redfish/v1/Chassis/"), "{log}");
+    assert!(!log.contains("/Power"), "{log}");
+}
