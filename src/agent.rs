@@ -26,7 +26,8 @@ pub struct AgentArgs {
 }
 
 const SUCCESS: u8 = 0;
-const FAILURE: u8 = 1;
+/// The agents' failure code; every error of this door exits with it.
+pub const FAILURE: u8 = 1;
 const STATUS_OFF: u8 = 2;
 
 /// The most stdin read.

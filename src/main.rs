@@ -63,7 +63,12 @@ fn main() -> ExitCode {
                 deadlines,
                 any_state,
             }) => opennebula::fence_host(g, deadlines, *any_state).await,
-            Command::Agent(args) => agent::run(g, args).await,
+            // The agents' codes: 2 means "status: off", so no failure of ours may exit 2
+            // (or anything but 1) through this door.
+            Command::Agent(args) => agent::run(g, args).await.or_else(|e| {
+                eprintln!("fencegate agent: {}", e.message);
+                Ok(agent::FAILURE)
+            }),
             #[cfg(feature = "demo")]
             Command::Demo => demo::run(g).await,
             #[cfg(not(feature = "demo"))]

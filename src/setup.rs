@@ -69,17 +69,54 @@ pub fn inventory(
     }
 }
 
-/// Open the journal and build the engine; reconcile what crashed runs left open.
-pub async fn engine(global: &Global, inventory: Option<&Inventory>) -> Result<Engine, SetupError> {
-    let dir = global
+/// Which journal a command uses. An inventory's journal (its `state_dir`, else the default)
+/// is authoritative for everything run with that inventory: its hosts' power-on locks, storm
+/// history and running operations live there, so a caller naming another one (`--state-dir`,
+/// `FENCEGATE_STATE_DIR`, `state_dir=` on the agent door's stdin) would get a fresh journal
+/// with no lock and no storm history. That is refused, naming both paths. Without an
+/// inventory, the caller's choice or the default.
+pub fn journal_dir(global: &Global, inventory: Option<&Inventory>) -> Result<PathBuf, SetupError> {
+    let Some(inventory) = inventory else {
+        return Ok(global
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)));
+    };
+    let owned = inventory
         .state_dir
         .clone()
-        .or_else(|| inventory.and_then(|i| i.state_dir.clone()))
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    match &global.state_dir {
+        Some(asked) if !same_dir(asked, &owned) => Err(SetupError::usage(format!(
+            "state directory {} is not the journal of inventory {} ({}): that journal holds its hosts' power-on locks and storm history; leave out --state-dir / FENCEGATE_STATE_DIR / state_dir= (or change state_dir in the inventory)",
+            asked.display(),
+            inventory.path.display(),
+            owned.display()
+        ))),
+        _ => Ok(owned),
+    }
+}
+
+/// Whether two paths name the same directory (resolved where they exist).
+fn same_dir(a: &std::path::Path, b: &std::path::Path) -> bool {
+    let resolve = |p: &std::path::Path| {
+        std::fs::canonicalize(p)
+            .or_else(|_| std::path::absolute(p))
+            .unwrap_or_else(|_| p.to_owned())
+    };
+    resolve(a) == resolve(b)
+}
+
+/// Open the journal and build the engine; reconcile what crashed runs left open.
+pub async fn engine(global: &Global, inventory: Option<&Inventory>) -> Result<Engine, SetupError> {
+    let dir = journal_dir(global, inventory)?;
     let journal = SqliteJournal::open(&dir).map_err(|e| {
-        SetupError::internal(format!(
-            "{e} (choose another directory with --state-dir or FENCEGATE_STATE_DIR)"
-        ))
+        SetupError::internal(match inventory {
+            Some(i) => format!("{e} (the journal of inventory {})", i.path.display()),
+            None => {
+                format!("{e} (choose another directory with --state-dir or FENCEGATE_STATE_DIR)")
+            }
+        })
     })?;
     let engine = Engine::new(Arc::new(journal));
     let reconciled = engine

@@ -90,3 +90,37 @@ fn unknown_host_or_action_fails() {
         .stderr(predicate::str::contains("plug"));
     assert_eq!(lab.power("node1"), "on");
 }
+
+/// A caller cannot pick a fresh journal (no lock, no storm history) for an inventory host.
+#[test]
+fn the_inventory_journal_cannot_be_swapped_from_stdin() {
+    let lab = lab();
+    let other = lab.dir.path().join("elsewhere");
+    agent(
+        &lab,
+        &format!("action=off\nport=node1\nstate_dir={}\n", other.display()),
+    )
+    .code(1)
+    .stderr(predicate::str::contains("is not the journal of inventory"));
+    assert_eq!(lab.power("node1"), "on", "nothing was powered off");
+    assert!(!other.exists(), "no journal was created there");
+}
+
+/// Exit 2 means "status: off" to every fence-agents caller: no error of the door may exit 2.
+#[test]
+fn no_failure_of_the_door_reads_as_off() {
+    let lab = lab();
+    let mut stdin = format!(
+        "config={}\naction=status\nport=node1\n",
+        lab.config().display()
+    )
+    .into_bytes();
+    stdin.extend_from_slice(b"\xff\xfe not text\n");
+    lab.cmd()
+        .env_remove("FENCEGATE_CONFIG")
+        .arg("agent")
+        .write_stdin(stdin)
+        .assert()
+        .code(1);
+    assert_eq!(lab.power("node1"), "on");
+}

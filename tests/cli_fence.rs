@@ -306,3 +306,33 @@ fn an_undeclared_blind_device_fails_its_level_and_check_says_so() {
         .code(1)
         .stdout(predicate::str::contains("liveness_lost"));
 }
+
+/// `--state-dir` or `FENCEGATE_STATE_DIR` naming another journal than the inventory's would
+/// give a fence no power-on lock and no storm history: refused, naming both paths.
+#[test]
+fn an_inventory_hosts_journal_is_the_inventorys() {
+    let lab = Lab::new(&[("n1", Behaviour::default())], "");
+    let other = lab.dir.path().join("other-state");
+    lab.cmd()
+        .args(["--state-dir"])
+        .arg(&other)
+        .args(["fence", "n1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is not the journal of inventory"))
+        .stderr(predicate::str::contains("other-state"));
+    lab.cmd()
+        .env("FENCEGATE_STATE_DIR", &other)
+        .args(["unfence", "n1"])
+        .assert()
+        .code(2);
+    assert!(!other.exists());
+    assert_eq!(lab.power("n1"), "on");
+    // Naming the inventory's own journal is fine.
+    lab.cmd()
+        .args(["--state-dir"])
+        .arg(lab.dir.path().join("state"))
+        .args(["off", "n1"])
+        .assert()
+        .code(0);
+}
