@@ -336,3 +336,35 @@ fn an_inventory_hosts_journal_is_the_inventorys() {
         .assert()
         .code(0);
 }
+
+/// Hooks firing at once on a host that never fenced before: every process opens the new
+/// journal, none fails with "database is locked".
+#[test]
+fn first_use_of_a_journal_by_many_processes_at_once() {
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = assert_cmd::cargo::cargo_bin("fencegate");
+        let children: Vec<_> = (0..8)
+            .map(|_| {
+                std::process::Command::new(&bin)
+                    .env_remove("FENCEGATE_CONFIG")
+                    .env_remove("FENCEGATE_STATE_DIR")
+                    .arg("--state-dir")
+                    .arg(dir.path())
+                    .arg("history")
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            let out = c.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}

@@ -144,6 +144,31 @@ fn store_identity(
     Ok(())
 }
 
+/// How long opening a journal may wait for other processes setting up or writing it.
+const SETUP_WAIT: Duration = Duration::from_secs(10);
+
+/// Run `f` until it does not answer "busy" or "locked", for at most [`SETUP_WAIT`].
+fn retry_busy<T>(
+    what: &str,
+    mut f: impl FnMut() -> rusqlite::Result<T>,
+) -> Result<T, JournalError> {
+    let until = std::time::Instant::now() + SETUP_WAIT;
+    loop {
+        match f() {
+            Ok(v) => return Ok(v),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && std::time::Instant::now() < until =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(storage(format!("{what}: {e}"))),
+        }
+    }
+}
+
 /// The default journal: one SQLite file.
 pub struct SqliteJournal {
     path: PathBuf,
@@ -178,18 +203,35 @@ impl SqliteJournal {
         let path = state_dir.join(Self::FILE_NAME);
         let conn = Connection::open(&path)
             .map_err(|e| storage(format!("cannot open {}: {e}", path.display())))?;
-        conn.busy_timeout(Duration::from_secs(10))
+        conn.busy_timeout(SETUP_WAIT).map_err(storage)?;
+        // Several processes may open a new journal at the same instant (a storm of hooks).
+        // Switching to WAL can answer "busy" without waiting, so it is retried; the schema
+        // and its migrations run in one immediate transaction, so only one process creates
+        // them and the others find them done.
+        retry_busy("switching the journal to WAL", || {
+            conn.execute_batch("PRAGMA journal_mode=WAL")
+        })?;
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
             .map_err(storage)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
-        )
-        .map_err(storage)?;
-        conn.execute_batch(SCHEMA).map_err(storage)?;
-        migrate(&conn)?;
+        retry_busy("locking the journal to set it up", || {
+            conn.execute_batch("BEGIN IMMEDIATE")
+        })?;
+        let setup = conn
+            .execute_batch(SCHEMA)
+            .map_err(storage)
+            .and_then(|()| migrate(&conn))
+            .and_then(|()| conn.execute_batch("COMMIT").map_err(storage));
+        if let Err(e) = setup {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e);
+        }
+        let file = FileIdentity::of(&path)
+            .ok_or_else(|| storage(format!("cannot stat {}", path.display())))?;
         let (tx, rx) = mpsc::channel::<Job>();
+        let watched = path.clone();
         std::thread::Builder::new()
             .name("fencegate-journal".into())
-            .spawn(move || writer(conn, rx))
+            .spawn(move || writer(conn, rx, watched, file))
             .map_err(storage)?;
         Ok(SqliteJournal { path, jobs: tx })
     }
@@ -240,9 +282,30 @@ fn in_savepoint<R>(
     }
 }
 
+/// Which file a path names (device and inode): a journal deleted or replaced under a
+/// running process must not go on silently in an unlinked file that nobody else sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileIdentity {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileIdentity {
+    fn of(path: &Path) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| FileIdentity {
+            dev: m.dev(),
+            ino: m.ino(),
+        })
+    }
+}
+
 /// The writer thread: take a job, open a transaction, take whatever else is queued, commit
-/// once, then tell every job's caller. Ends when every sender is gone.
-fn writer(conn: Connection, jobs: mpsc::Receiver<Job>) {
+/// once, then tell every job's caller. Before each batch it checks that the journal's path
+/// still names the file it opened; once it does not, every job fails loudly. Ends when
+/// every sender is gone.
+fn writer(conn: Connection, jobs: mpsc::Receiver<Job>, path: PathBuf, file: FileIdentity) {
+    let mut lost = false;
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -250,6 +313,17 @@ fn writer(conn: Connection, jobs: mpsc::Receiver<Job>) {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
+        }
+        lost = lost || FileIdentity::of(&path) != Some(file);
+        if lost {
+            let err = storage(format!(
+                "the journal {} was deleted or replaced while fencegate was using it: its power-on locks and records are not where other processes look; nothing more is recorded (restart fencegate)",
+                path.display()
+            ));
+            for job in batch {
+                job(Err(err.clone()))(None);
+            }
+            continue;
         }
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             let err = storage(e);
