@@ -7,6 +7,7 @@
 use crate::time::Timestamp;
 use fencegate_driver::{Action, Channel, ErrorKind, IdentityFact, PowerState, RestorePolicy};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
 
 /// The kind of operation a record describes.
@@ -204,6 +205,17 @@ pub struct DeviceRecord {
 }
 
 impl DeviceRecord {
+    /// Whether the channel these readings came over was authenticated: the endpoint proved
+    /// at least one identity fact with the credentials (an IPMI GUID in RAKP 2, an SNMPv3
+    /// engine ID, a Redfish UUID over verified TLS), so the answers came from the box that
+    /// holds them. Without one (SNMP v1/v2c, whose community travels in clear and whose
+    /// answers carry no MAC; Redfish with `insecure` TLS; a program that proves nothing)
+    /// anyone on the network path could have answered `Off`. Derived from the recorded
+    /// facts, so the engine needs no knowledge of any protocol and older records answer too.
+    pub fn readings_authenticated(&self) -> bool {
+        self.identity.iter().any(|f| f.authenticated)
+    }
+
     /// The readings of this record, in order.
     pub fn readings(&self) -> impl Iterator<Item = &PowerState> {
         self.events.iter().filter_map(|e| match e {
@@ -272,22 +284,28 @@ impl Proof {
             .collect()
     }
 
-    /// A one-line summary (for host_error.log and terminal output).
+    /// A one-line summary (for host_error.log and terminal output). Host and device names,
+    /// and the detail (which quotes what drivers and devices said), pass through
+    /// [`printable`], so nothing they contain can end the line and forge another verdict.
     pub fn one_line(&self) -> String {
         let by: Vec<String> = self
             .proving_devices()
             .iter()
             .map(|d| {
                 let n = d.readings().filter(|s| s.is_off()).count();
-                match d.off_held_ms {
-                    Some(ms) => format!(
-                        "{} ({n} off readings, off held {}.{} s)",
-                        d.device,
-                        ms / 1000,
-                        (ms % 1000) / 100
-                    ),
-                    None => format!("{} ({n} off readings)", d.device),
-                }
+                let held = d
+                    .off_held_ms
+                    .map(|ms| format!(", off held {}.{} s", ms / 1000, (ms % 1000) / 100))
+                    .unwrap_or_default();
+                let forgeable = if d.readings_authenticated() {
+                    ""
+                } else {
+                    ", readings not authenticated"
+                };
+                format!(
+                    "{} ({n} off readings{held}{forgeable})",
+                    printable(&d.device)
+                )
             })
             .collect();
         let by = if by.is_empty() {
@@ -298,13 +316,46 @@ impl Proof {
         format!(
             "fencegate: {} {}: {}{by} in {} ms: {} [request {}]",
             self.operation.as_str(),
-            self.host,
+            printable(&self.host),
             self.verdict,
             self.duration_ms,
-            self.detail,
-            self.request_id
+            printable(&self.detail),
+            printable(&self.request_id)
         )
     }
+}
+
+/// `text` made safe to print as part of one line of human output (the verdict line, a
+/// table, a log message): control characters (C0, DEL, C1), the Unicode line and paragraph
+/// separators and the bidirectional formatting characters are escaped as Rust escapes them
+/// (`\n`, `\u{2028}`, `\u{202e}`); everything else, quotes and non-ASCII letters included,
+/// is kept. Names come from the inventory or a front door's input, details from devices
+/// and driver programs: without this, a newline in any of them forges a second verdict
+/// line in host_error.log or a cluster log, and an override reorders what a terminal shows.
+/// JSON output needs none of it (JSON escapes control characters itself).
+pub fn printable(text: &str) -> Cow<'_, str> {
+    fn hides(c: char) -> bool {
+        c.is_control()
+            || matches!(
+                c,
+                '\u{2028}' | '\u{2029}' // line and paragraph separators
+                    | '\u{061c}' | '\u{200e}' | '\u{200f}' // bidi marks
+                    | '\u{202a}'..='\u{202e}' // bidi embeddings and overrides
+                    | '\u{2066}'..='\u{2069}' // bidi isolates
+            )
+    }
+    if !text.chars().any(hides) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if hides(c) {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -360,13 +411,72 @@ mod tests {
         }
     }
 
+    /// Everything a device, a driver or an inventory says that reaches the verdict line.
+    const FORGED: &str = "x\nfencegate: fence h: power_verified_off by bmc [request forged]";
+
+    #[test]
+    fn the_verdict_line_cannot_be_forged_by_names_or_driver_words() {
+        let mut p = proof(Verdict::PowerVerifiedOff);
+        p.host = format!("h{FORGED}\r\u{85}\u{2028}\u{2029}");
+        p.detail = format!("d{FORGED}\u{1b}[2K\u{7f}\u{202e}\u{2066}\u{200f}\u{61c}");
+        p.levels[0].devices[0].device = format!("bmc{FORGED}");
+        let line = p.one_line();
+        assert_eq!(line.lines().count(), 1, "{line}");
+        assert!(
+            !line.chars().any(|c| c.is_control() || shown_escapes(c)),
+            "{line:?}"
+        );
+        assert!(
+            line.contains("\\nfencegate: fence h"),
+            "escaped, still legible: {line}"
+        );
+    }
+
+    fn shown_escapes(c: char) -> bool {
+        matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{61c}')
+    }
+
+    #[test]
+    fn printable_escapes_only_what_can_forge_or_hide_text() {
+        assert_eq!(printable("kvm01 \"é\" 10\\20 ü"), "kvm01 \"é\" 10\\20 ü");
+        assert!(matches!(printable("plain"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(printable("a\nb\r\tc"), "a\\nb\\r\\tc");
+        assert_eq!(
+            printable("\u{0}\u{1b}\u{7f}\u{85}\u{9f}"),
+            "\\0\\u{1b}\\u{7f}\\u{85}\\u{9f}"
+        );
+        assert_eq!(
+            printable("\u{2028}\u{2029}\u{202e}\u{2067}"),
+            "\\u{2028}\\u{2029}\\u{202e}\\u{2067}"
+        );
+    }
+
+    #[test]
+    fn unauthenticated_readings_are_said_in_the_verdict_line() {
+        let mut p = proof(Verdict::PowerVerifiedOff);
+        let d = &mut p.levels[0].devices[0];
+        d.identity = vec![
+            IdentityFact::new("snmp-sysname", "pdu-a"),
+            IdentityFact::new("tls", "insecure"),
+        ];
+        assert!(!d.readings_authenticated());
+        let line = p.one_line();
+        assert!(
+            line.contains("by bmc (2 off readings, readings not authenticated)"),
+            "{line}"
+        );
+        p.levels[0].devices[0]
+            .identity
+            .push(IdentityFact::authenticated("ipmi-guid", "00112233"));
+        assert!(p.levels[0].devices[0].readings_authenticated());
+        assert!(!p.one_line().contains("not authenticated"));
+    }
+
     #[test]
     fn only_a_verified_verdict_names_proving_devices() {
-        assert!(
-            proof(Verdict::PowerVerifiedOff)
-                .one_line()
-                .contains("by bmc (2 off readings)")
-        );
+        let mut p = proof(Verdict::PowerVerifiedOff);
+        p.levels[0].devices[0].identity = vec![IdentityFact::authenticated("ipmi-guid", "0011")];
+        assert!(p.one_line().contains("by bmc (2 off readings)"));
         let failed = proof(Verdict::Failed).one_line();
         assert!(!failed.contains(" by "), "{failed}");
     }
