@@ -29,6 +29,11 @@ pub struct Capabilities {
     /// tell a relay or a re-addressed box from the one configured, and `check` says so.
     #[serde(default)]
     pub authenticated_identity: bool,
+    /// How many outlets (power supplies of the host) this device switches: 0 for channels
+    /// that are not outlets. `check --probe` compares a PDU level's total with the supplies
+    /// the host's BMC reports.
+    #[serde(default)]
+    pub outlets: u32,
 }
 
 impl Capabilities {
@@ -41,6 +46,7 @@ impl Capabilities {
             min_command_interval: Duration::ZERO,
             channel: Channel::Other,
             authenticated_identity: false,
+            outlets: 0,
         }
     }
 

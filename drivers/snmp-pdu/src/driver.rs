@@ -364,6 +364,7 @@ impl PowerDriver for SnmpPduDriver {
         Capabilities {
             channel: Channel::Outlet,
             authenticated_identity: self.authenticated(),
+            outlets: self.config.outlets.len() as u32,
             ..Capabilities::readable(&actions)
         }
     }

@@ -377,6 +377,7 @@ impl PowerDriver for SshDriver {
             min_command_interval: Duration::ZERO,
             channel: fencegate_driver::Channel::InBand,
             authenticated_identity: false,
+            outlets: 0,
         }
     }
 
