@@ -48,8 +48,9 @@ impl Redactor {
         out
     }
 
-    /// `text` fit for quoting in at most about `max` bytes: every secret masked first, then
-    /// cut on a character boundary at or before `max` bytes, then a partial secret at the cut
+    /// `text` fit for quoting in about `max` bytes: every secret masked first, then cut on a
+    /// character boundary at or before `max` bytes (or just after a mask the cut would split),
+    /// then a partial secret at the cut
     /// (a prefix of at least [`MIN_PARTIAL`] characters of a secret ending the kept text)
     /// masked too. A cut is marked with `…`.
     ///
@@ -68,6 +69,14 @@ impl Redactor {
             let mut at = max;
             while !redacted.is_char_boundary(at) {
                 at -= 1;
+            }
+            // A mask the cut would split is kept whole: `[red…` would read as damage.
+            if let Some(start) = redacted
+                .match_indices(MASK)
+                .map(|(start, _)| start)
+                .find(|start| *start < at && at < start + MASK.len())
+            {
+                at = start + MASK.len();
             }
             (&redacted[..at], true)
         } else {

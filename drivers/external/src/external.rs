@@ -1,6 +1,6 @@
 //! The `external` driver: any executable speaking protocol v1, kept running between calls.
 
-use crate::protocol::{Op, Response, WireDevice, clip};
+use crate::protocol::{MAX_QUOTE, Op, Response, WireDevice};
 use crate::session::{Launch, Session, op_name};
 use fencegate_driver::Redactor;
 use fencegate_driver::{
@@ -245,7 +245,7 @@ impl ExternalDriver {
             Err(DriverError::unsupported(format!(
                 "{}: driver `{}` does not offer {}",
                 self.launch.label,
-                clip(&self.launch.redactor.redact(&hello.name)),
+                self.launch.redactor.clip(&hello.name, MAX_QUOTE),
                 op_name(op)
             )))
         }
@@ -278,8 +278,8 @@ impl ExternalDriver {
                 .is_some_and(|c| c.authenticated_identity);
             for fact in &response.identity {
                 let fact = IdentityFact {
-                    kind: clip(&self.launch.redactor.redact(&fact.kind)).to_owned(),
-                    value: clip(&self.launch.redactor.redact(&fact.value)).to_owned(),
+                    kind: self.launch.redactor.clip(&fact.kind, MAX_QUOTE),
+                    value: self.launch.redactor.clip(&fact.value, MAX_QUOTE),
                     authenticated: declared && fact.authenticated,
                 };
                 if !learned.identity.contains(&fact) && learned.identity.len() < 16 {
@@ -297,7 +297,7 @@ impl ExternalDriver {
                 format!(
                     "{}: {}",
                     self.launch.label,
-                    clip(&self.launch.redactor.redact(&e.detail))
+                    self.launch.redactor.clip(&e.detail, MAX_QUOTE)
                 ),
             ),
             None => DriverError::protocol(format!(
@@ -326,7 +326,7 @@ impl ExternalDriver {
         let response = self.consistent(self.call(Op::Status, deadline).await?)?;
         match response.state {
             Some(PowerState::Unknown(text)) => Ok(PowerState::Unknown(
-                clip(&self.launch.redactor.redact(&text)).to_owned(),
+                self.launch.redactor.clip(&text, MAX_QUOTE),
             )),
             Some(state) => Ok(state),
             None => Err(DriverError::protocol(format!(
@@ -344,7 +344,7 @@ impl ExternalDriver {
         let response = self.consistent(self.call(Op::SetPower(action), deadline).await?)?;
         let detail = response
             .detail
-            .map(|d| clip(&self.launch.redactor.redact(&d)).to_owned())
+            .map(|d| self.launch.redactor.clip(&d, MAX_QUOTE))
             .unwrap_or_else(|| format!("{action} accepted"));
         Ok(CommandReceipt::new(detail))
     }

@@ -4,7 +4,9 @@
 //! whether two hellos are compatible. Spawning, pipes and deadlines live in
 //! the session module. The wire format is specified in `docs/external-protocol.md`.
 
-use fencegate_driver::{Action, Channel, DriverError, ErrorKind, IdentityFact, PowerState};
+use fencegate_driver::{
+    Action, Channel, DriverError, ErrorKind, IdentityFact, PowerState, Redactor,
+};
 use secrecy::zeroize::Zeroizing;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -128,13 +130,13 @@ impl DriverHello {
         if self.protocol != PROTOCOL_NAME {
             return Err(DriverError::protocol(format!(
                 "hello is for protocol {:?}, expected {PROTOCOL_NAME:?}",
-                clip(&self.protocol)
+                Redactor::default().clip(&self.protocol, MAX_QUOTE)
             )));
         }
         let version = Version::parse(&self.version).ok_or_else(|| {
             DriverError::protocol(format!(
                 "hello has a malformed version {:?} (expected major.minor)",
-                clip(&self.version)
+                Redactor::default().clip(&self.version, MAX_QUOTE)
             ))
         })?;
         if version.major != PROTOCOL_VERSION.major {
@@ -294,14 +296,9 @@ pub fn decode(line: &[u8]) -> Result<DriverMessage, String> {
     })
 }
 
-/// Cut a driver-supplied string to a length fit for an error message.
-pub(crate) fn clip(text: &str) -> &str {
-    const MAX: usize = 200;
-    match text.char_indices().nth(MAX) {
-        Some((at, _)) => &text[..at],
-        None => text,
-    }
-}
+/// How many bytes of a driver-supplied string an error message or reading quotes. Every cut
+/// goes through [`fencegate_driver::Redactor::clip`], which masks secrets before cutting.
+pub(crate) const MAX_QUOTE: usize = 200;
 
 #[cfg(test)]
 mod tests {
@@ -528,12 +525,5 @@ mod tests {
         );
         let line = br#"{"type":"response","id":1,"ok":true,"identity":[{"kind":"k","value":"v","authenticated":"yes"}]}"#;
         assert!(decode(line).is_err(), "authenticated is a boolean");
-    }
-
-    #[test]
-    fn clip_keeps_short_text_and_cuts_long_text_on_a_char_boundary() {
-        assert_eq!(clip("abc"), "abc");
-        let long = "é".repeat(500);
-        assert_eq!(clip(&long).chars().count(), 200);
     }
 }

@@ -4,9 +4,7 @@
 
 use crate::lines::{LineError, LineReader};
 use crate::process::{self, ProcessGroup, describe_exit};
-use crate::protocol::{
-    self, DriverHello, DriverMessage, HostHello, Op, Response, WireDevice, clip,
-};
+use crate::protocol::{self, DriverHello, DriverMessage, HostHello, Op, Response, WireDevice};
 use crate::tail::{self, SharedTail, Tail};
 use fencegate_driver::Redactor;
 use fencegate_driver::{DriverError, ErrorKind};
@@ -84,7 +82,11 @@ impl Session {
                 launch.label
             )));
         };
-        let stderr: SharedTail = Arc::new(Mutex::new(Tail::new(STDERR_LINES, STDERR_LINE_LEN)));
+        let stderr: SharedTail = Arc::new(Mutex::new(Tail::new(
+            STDERR_LINES,
+            STDERR_LINE_LEN,
+            launch.redactor.clone(),
+        )));
         let stderr_task = tokio::spawn(tail::drain(stderr_pipe, stderr.clone()));
         tracing::debug!(driver = %launch.label, pid = ?process.id(), "started external driver");
         let mut session = Session {
@@ -150,7 +152,10 @@ impl Session {
         };
         Err(Fault::new(
             kind,
-            format!("refused its configuration: {}", clip(&detail)),
+            format!(
+                "refused its configuration: {}",
+                self.redactor.clip(&detail, protocol::MAX_QUOTE)
+            ),
         ))
     }
 

@@ -1,28 +1,40 @@
 //! Keeping the last few lines of a child's output, in bounded memory, however much it prints.
+//!
+//! A line longer than the limit is cut as it arrives, so the tail masks the device's secrets
+//! itself, at the cut ([`Redactor::clip_cut`]): a secret straddling the cut would otherwise
+//! leave its prefix, which no later redaction recognises.
 
+use fencegate_driver::Redactor;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-/// The last `max_lines` lines of a stream, each cut to `max_line_len` bytes.
+/// The last `max_lines` lines of a stream, each cut to about `max_line_len` bytes, with the
+/// secrets of `redactor` masked.
 #[derive(Debug)]
 pub(crate) struct Tail {
     lines: VecDeque<String>,
     partial: Vec<u8>,
+    /// Whether the line being read was longer than `max_line_len` (and so was cut).
+    partial_cut: bool,
     max_lines: usize,
     max_line_len: usize,
     total_bytes: u64,
+    redactor: Redactor,
 }
 
 impl Tail {
-    /// An empty tail keeping `max_lines` lines of at most `max_line_len` bytes.
-    pub(crate) fn new(max_lines: usize, max_line_len: usize) -> Self {
+    /// An empty tail keeping `max_lines` lines of at most about `max_line_len` bytes, masked
+    /// by `redactor`.
+    pub(crate) fn new(max_lines: usize, max_line_len: usize, redactor: Redactor) -> Self {
         Tail {
             lines: VecDeque::with_capacity(max_lines),
             partial: Vec::new(),
+            partial_cut: false,
             max_lines,
             max_line_len,
             total_bytes: 0,
+            redactor,
         }
     }
 
@@ -39,15 +51,35 @@ impl Tail {
 
     fn extend_partial(&mut self, bytes: &[u8]) {
         let room = self.max_line_len.saturating_sub(self.partial.len());
+        if bytes.len() > room {
+            self.partial_cut = true;
+        }
         self.partial
             .extend_from_slice(&bytes[..bytes.len().min(room)]);
     }
 
+    /// The line read so far, masked (and masked at its cut, if it was cut).
+    fn masked_partial(&self) -> String {
+        let mut bytes = &self.partial[..];
+        if self.partial_cut {
+            // A character split by the cut is dropped whole, so that a secret's prefix ends
+            // the text and can be recognised.
+            if let Err(e) = std::str::from_utf8(bytes)
+                && e.error_len().is_none()
+            {
+                bytes = &bytes[..e.valid_up_to()];
+            }
+        }
+        let text = String::from_utf8_lossy(bytes);
+        let text = text.trim_end_matches('\r');
+        self.redactor
+            .clip_cut(text, self.max_line_len, self.partial_cut)
+    }
+
     fn finish_line(&mut self) {
-        let text = String::from_utf8_lossy(&self.partial)
-            .trim_end_matches('\r')
-            .to_owned();
+        let text = self.masked_partial();
         self.partial.clear();
+        self.partial_cut = false;
         if self.max_lines == 0 {
             return;
         }
@@ -61,7 +93,7 @@ impl Tail {
     pub(crate) fn lines(&self) -> Vec<String> {
         let mut out: Vec<String> = self.lines.iter().cloned().collect();
         if !self.partial.is_empty() {
-            out.push(String::from_utf8_lossy(&self.partial).into_owned());
+            out.push(self.masked_partial());
             if out.len() > self.max_lines {
                 out.remove(0);
             }
@@ -128,16 +160,16 @@ mod tests {
 
     #[test]
     fn keeps_the_last_lines_cut_to_length() {
-        let mut t = Tail::new(2, 4);
+        let mut t = Tail::new(2, 4, Redactor::default());
         t.push(b"first\nsecond line\nthi");
         t.push(b"rd\r\nfourth");
-        assert_eq!(t.lines(), ["thir", "four"]);
+        assert_eq!(t.lines(), ["thir…", "four…"]);
         assert_eq!(t.total_bytes(), 31);
     }
 
     #[test]
     fn bounded_under_a_flood() {
-        let mut t = Tail::new(3, 16);
+        let mut t = Tail::new(3, 16, Redactor::default());
         let chunk = vec![b'A'; 1 << 16];
         for _ in 0..64 {
             t.push(&chunk);
@@ -145,21 +177,38 @@ mod tests {
         }
         let lines = t.lines();
         assert_eq!(lines.len(), 3);
-        assert!(lines.iter().all(|l| l.len() == 16));
+        assert!(lines.iter().all(|l| *l == format!("{}…", "A".repeat(16))));
         assert_eq!(t.total_bytes(), 64 * ((1 << 16) + 1));
+    }
+
+    #[test]
+    fn a_secret_cut_by_the_line_limit_is_masked() {
+        let secret = fencegate_driver::SecretString::from("pw-Straddling-1");
+        let mut t = Tail::new(4, 12, Redactor::new([&secret]));
+        // Whole in a short line; cut after 6 of its characters in a long one (arriving in
+        // two reads); a multi-byte character split by the cut is dropped whole.
+        t.push(b"a pw-Straddling-1 b\nuser=pw-Str");
+        t.push(b"addling-1 more\n12345678pw-\xc3\xa9");
+        assert_eq!(
+            t.lines(),
+            ["a [redacted]…", "user=[redacted]…", "12345678pw-…"]
+        );
+        for line in t.lines() {
+            assert!(!line.contains("pw-S"), "{line}");
+        }
     }
 
     #[tokio::test]
     async fn drain_reads_to_the_end() {
-        let tail: SharedTail = Arc::new(Mutex::new(Tail::new(4, 80)));
+        let tail: SharedTail = Arc::new(Mutex::new(Tail::new(4, 80, Redactor::default())));
         drain(&b"a\nb\nc"[..], tail.clone()).await;
         assert_eq!(snapshot(&tail), ["a", "b", "c"]);
         assert_eq!(summary(&tail), "a | b | c");
-        let flood: SharedTail = Arc::new(Mutex::new(Tail::new(2, 10)));
+        let flood: SharedTail = Arc::new(Mutex::new(Tail::new(2, 10, Redactor::default())));
         drain(&vec![b'x'; 10_000][..], flood.clone()).await;
         assert_eq!(
             summary(&flood),
-            format!("(last 1 lines of 10000 bytes) {}", "x".repeat(10))
+            format!("(last 1 lines of 10000 bytes) {}…", "x".repeat(10))
         );
     }
 }

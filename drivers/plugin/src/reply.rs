@@ -11,16 +11,8 @@ use fencegate_plugin_sdk::wire::{Message, Response};
 /// At most this many identity facts are kept from one reply (as for external drivers).
 pub(crate) const MAX_IDENTITY: usize = 16;
 
-/// The longest text kept from a plugin, in characters, for error messages and receipts.
+/// The longest text kept from a plugin, in bytes, for error messages and receipts.
 const MAX_TEXT: usize = 500;
-
-/// Cut plugin-supplied text to a length fit for an error message or the evidence record.
-pub(crate) fn clip(text: &str) -> String {
-    match text.char_indices().nth(MAX_TEXT) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_owned(),
-    }
-}
 
 /// How to phrase errors about one driver's replies.
 pub(crate) struct Context<'a> {
@@ -35,7 +27,7 @@ pub(crate) struct Context<'a> {
 
 impl Context<'_> {
     fn text(&self, text: &str) -> String {
-        clip(&self.redactor.redact(text))
+        self.redactor.clip(text, MAX_TEXT)
     }
 
     /// A protocol error about the reply.
@@ -271,6 +263,22 @@ mod tests {
             assert_eq!(e.kind, ErrorKind::Auth);
             assert!(!e.detail.contains("hunter2"), "{e}");
             assert!(e.detail.contains("[redacted]"), "{e}");
+        });
+    }
+
+    #[test]
+    fn a_long_detail_is_cut_without_leaving_part_of_a_secret() {
+        with(|c| {
+            // The whole secret straddling the cut, then text whose cut ends in a prefix.
+            for tail in ["hunter2 and more text", "hunter-7 and more text"] {
+                let detail = format!("{}{tail}", "x".repeat(496));
+                let bytes = format!(
+                    r#"{{"type":"response","id":3,"ok":false,"error":{{"kind":"auth","detail":"{detail}"}}}}"#
+                );
+                let e = c.response(bytes.as_bytes(), 3).unwrap_err();
+                assert!(!e.detail.contains("hunt"), "{e}");
+                assert!(e.detail.ends_with("[redacted]…"), "{e}");
+            }
         });
     }
 }

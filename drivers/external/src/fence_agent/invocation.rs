@@ -3,7 +3,7 @@
 
 use crate::process::{self, ProcessGroup};
 use crate::tail::{self, SharedTail, Tail};
-use fencegate_driver::DriverError;
+use fencegate_driver::{DriverError, Redactor};
 use secrecy::zeroize::Zeroizing;
 use std::path::PathBuf;
 use std::process::ExitStatus;
@@ -84,21 +84,25 @@ impl Invocation {
 pub(crate) struct Output {
     /// Its exit status.
     pub(crate) status: ExitStatus,
-    /// The last lines of stdout (not yet redacted).
+    /// The last lines of stdout, the secrets the agent was given masked.
     pub(crate) stdout: Vec<String>,
-    /// The last lines of stderr (not yet redacted).
+    /// The last lines of stderr, the secrets the agent was given masked.
     pub(crate) stderr: Vec<String>,
+    /// Masks those secrets; whoever quotes these lines shorter cuts them with it.
+    pub(crate) redactor: Redactor,
 }
 
 /// Run `invocation` with `LANG=C`, killing the agent's process group at `deadline`.
 ///
 /// Errors are only about running it (cannot start: `Unsupported`; deadline: `Timeout`);
-/// what the exit status means is for the caller. `label` prefixes error details.
+/// what the exit status means is for the caller. `label` prefixes error details. Output is
+/// masked with `redactor` as it is read, since long lines are cut there.
 pub(crate) async fn run(
     invocation: &Invocation,
     keep: Keep,
     label: &str,
     deadline: Instant,
+    redactor: &Redactor,
 ) -> Result<Output, DriverError> {
     let mut command = process::command(&invocation.program);
     command
@@ -111,8 +115,16 @@ pub(crate) async fn run(
             invocation.program.display()
         ))
     })?;
-    let stdout: SharedTail = Arc::new(Mutex::new(Tail::new(keep.stdout_lines, 2000)));
-    let stderr: SharedTail = Arc::new(Mutex::new(Tail::new(keep.stderr_lines, 500)));
+    let stdout: SharedTail = Arc::new(Mutex::new(Tail::new(
+        keep.stdout_lines,
+        2000,
+        redactor.clone(),
+    )));
+    let stderr: SharedTail = Arc::new(Mutex::new(Tail::new(
+        keep.stderr_lines,
+        500,
+        redactor.clone(),
+    )));
     let mut drains = Vec::new();
     if let Some(pipe) = process.stdout() {
         drains.push(tokio::spawn(tail::drain(pipe, stdout.clone())));
@@ -163,6 +175,7 @@ pub(crate) async fn run(
         status,
         stdout: tail::snapshot(&stdout),
         stderr: tail::snapshot(&stderr),
+        redactor: redactor.clone(),
     })
 }
 

@@ -245,6 +245,8 @@ impl FenceAgentDriver {
                     Keep::METADATA,
                     &self.label,
                     deadline,
+                    // `-o metadata` is given no secret; masking its text could only break it.
+                    &Redactor::default(),
                 )
                 .await
                 .map_err(|e| self.scrub(e))?;
@@ -314,9 +316,15 @@ impl FenceAgentDriver {
         }
         let invocation = self.invocation(action, extra);
         tracing::debug!(agent = %self.agent.display(), action, "running fence agent");
-        run(&invocation, Keep::ACTION, &self.label, deadline)
-            .await
-            .map_err(|e| self.scrub(e))
+        run(
+            &invocation,
+            Keep::ACTION,
+            &self.label,
+            deadline,
+            &self.redactor,
+        )
+        .await
+        .map_err(|e| self.scrub(e))
     }
 
     /// An error whose detail may quote the agent, with every secret masked.

@@ -95,17 +95,9 @@ pub(crate) fn status_reading(output: &Output) -> Result<PowerState, (ErrorKind, 
             ErrorKind::Protocol,
             format!(
                 "the agent exited {code} but printed \"Status: {}\"; not trusting either",
-                clip(other, 40)
+                output.redactor.clip(other, 40)
             ),
         )),
-    }
-}
-
-/// Cut agent text to `max` characters, so that quoting it keeps an error message brief.
-fn clip(text: &str, max: usize) -> &str {
-    match text.char_indices().nth(max) {
-        Some((at, _)) => &text[..at],
-        None => text,
     }
 }
 
@@ -173,7 +165,10 @@ fn message(output: &Output) -> String {
     } else {
         errors[errors.len().saturating_sub(3)..].to_vec()
     };
-    let picked: Vec<&str> = picked.into_iter().map(|l| clip(l, 200)).collect();
+    let picked: Vec<String> = picked
+        .into_iter()
+        .map(|l| output.redactor.clip(l, 200))
+        .collect();
     picked.join(" | ")
 }
 
@@ -188,6 +183,7 @@ mod tests {
             status: ExitStatus::from_raw(code << 8),
             stdout: stdout.iter().map(|s| s.to_string()).collect(),
             stderr: stderr.iter().map(|s| s.to_string()).collect(),
+            redactor: fencegate_driver::Redactor::default(),
         }
     }
 
