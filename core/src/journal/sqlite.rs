@@ -144,6 +144,89 @@ fn store_identity(
     Ok(())
 }
 
+/// Make sure the journal file is one every process sharing the state directory can write.
+///
+/// A new file gets the directory's owner and group (root running `unfence` must not leave a
+/// root-owned journal that the OpenNebula hook, running as `oneadmin`, cannot open), and is
+/// group read-write when the directory is group-writable, else owner-only. SQLite gives its
+/// `-wal` and `-shm` files the main file's mode and, as root, its owner. An existing file
+/// this process cannot write is refused with the exact fix.
+fn prepare_file(dir: &Path, path: &Path) -> Result<(), JournalError> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    let d = std::fs::metadata(dir)
+        .map_err(|e| storage(format!("cannot read {}: {e}", dir.display())))?;
+    let mode = if d.mode() & 0o060 == 0o060 {
+        0o660
+    } else {
+        0o600
+    };
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+    {
+        Ok(f) => {
+            let m = f.metadata().map_err(storage)?;
+            let uid = (m.uid() != d.uid()).then_some(d.uid());
+            let gid = (m.gid() != d.gid()).then_some(d.gid());
+            if (uid.is_some() || gid.is_some()) && std::os::unix::fs::fchown(&f, uid, gid).is_err()
+            {
+                // Not root: at least the directory's group, where this user belongs to it.
+                let _ = std::os::unix::fs::fchown(&f, None, gid);
+            }
+            // The umask may have taken bits the directory's sharing needs.
+            f.set_permissions(std::fs::Permissions::from_mode(mode))
+                .map_err(storage)?;
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let files: Vec<PathBuf> = ["", "-wal", "-shm"]
+                .iter()
+                .map(|suffix| PathBuf::from(format!("{}{suffix}", path.display())))
+                .filter(|p| p.exists())
+                .collect();
+            let blocked: Vec<&PathBuf> = files
+                .iter()
+                .filter(|p| {
+                    std::fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .open(p)
+                        .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
+                })
+                .collect();
+            if blocked.is_empty() {
+                return Ok(());
+            }
+            let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+            let owner = std::fs::metadata(blocked[0]).map(|m| (m.uid(), m.gid(), m.mode() & 0o777));
+            let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+            Err(storage(format!(
+                "the journal {} cannot be written by this user (uid {}; the file is uid {} gid {} mode {:o}), so it could neither record nor honour a power-on lock; every process sharing {} must be able to write it. Fix: chown {}:{} {} && chmod {:o} {}",
+                blocked[0].display(),
+                me.map(|u| u.to_string()).unwrap_or_else(|| "?".into()),
+                owner
+                    .as_ref()
+                    .map(|o| o.0.to_string())
+                    .unwrap_or_else(|_| "?".into()),
+                owner
+                    .as_ref()
+                    .map(|o| o.1.to_string())
+                    .unwrap_or_else(|_| "?".into()),
+                owner.as_ref().map(|o| o.2).unwrap_or(0),
+                dir.display(),
+                d.uid(),
+                d.gid(),
+                names.join(" "),
+                mode,
+                names.join(" "),
+            )))
+        }
+        Err(e) => Err(storage(format!("cannot create {}: {e}", path.display()))),
+    }
+}
+
 /// How long opening a journal may wait for other processes setting up or writing it.
 const SETUP_WAIT: Duration = Duration::from_secs(10);
 
@@ -193,14 +276,18 @@ impl SqliteJournal {
 
     /// Open (or create) the journal in `state_dir`, creating the directory owner-only.
     pub fn open(state_dir: &Path) -> Result<Self, JournalError> {
-        std::fs::create_dir_all(state_dir)
-            .map_err(|e| storage(format!("cannot create {}: {e}", state_dir.display())))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(state_dir, std::fs::Permissions::from_mode(0o700));
+        // A directory fencegate creates is owner-only; one it finds is left as it is (its
+        // owner and group decide who shares the journal).
+        if !state_dir.exists() {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(state_dir)
+                .map_err(|e| storage(format!("cannot create {}: {e}", state_dir.display())))?;
         }
         let path = state_dir.join(Self::FILE_NAME);
+        prepare_file(state_dir, &path)?;
         let conn = Connection::open(&path)
             .map_err(|e| storage(format!("cannot open {}: {e}", path.display())))?;
         conn.busy_timeout(SETUP_WAIT).map_err(storage)?;
