@@ -7,7 +7,7 @@ use crate::commands::{
 use crate::crypto::{CipherSuite, GUID_LEN};
 use crate::message::completion_text;
 use crate::session::{Credentials, Session};
-use crate::transport::{Cmd, Conn, HandshakeFailure, Live, Retry};
+use crate::transport::{Cmd, Conn, HandshakeFailure, Live, Retry, is_suite_refusal};
 use fencegate_driver::{
     Action, Capabilities, Channel, CommandReceipt, DeviceSpec, DriverError, DriverFactory,
     DriverFuture, ExposeSecret, IdentityFact, PowerDriver, PowerState, RestorePolicy, SpecError,
@@ -60,6 +60,23 @@ struct Options {
     auth_caps: bool,
 }
 
+/// How many handshakes one call makes with one cipher suite at most: the first, the fresh
+/// one that confirms (or disproves) its refusal, and one more to settle two refusals of
+/// different classes.
+const HANDSHAKES_PER_SUITE: usize = 3;
+
+/// A refusal that `handshakes` independent handshakes (or requests) agreed on: it now
+/// counts, and its detail says so for the evidence.
+fn confirmed(e: DriverError, handshakes: usize) -> DriverError {
+    DriverError::new(
+        e.kind,
+        format!(
+            "{} (confirmed by {handshakes} independent attempts)",
+            e.detail
+        ),
+    )
+}
+
 /// How long a session may sit idle between two calls and still be reused. Within one
 /// operation the engine polls at most about a second apart; BMCs drop idle sessions only
 /// after tens of seconds.
@@ -101,7 +118,9 @@ pub struct IpmiDriver {
     ip: Option<IpAddr>,
     creds: Credentials,
     opts: Options,
-    /// The suite that last worked (0 = none yet), tried first next time.
+    /// The suite that worked in the current operation (0 = none yet), tried first by its
+    /// later sessions; cleared by `release()`, so that a downgrade (17 refused, 3 used) is
+    /// never carried into the next operation.
     preferred: AtomicU8,
     /// The endpoint identities proved so far.
     proved: Mutex<Proved>,
@@ -256,8 +275,13 @@ impl IpmiDriver {
         })
     }
 
-    /// The suites to try, in order: the one that worked last time first; otherwise the
-    /// configured list, narrowed by what the BMC lists when it answers the optional probe.
+    /// The suites to try, in order: within an operation, the one that worked for it first;
+    /// otherwise the configured list, narrowed by what the BMC lists when it answers the
+    /// optional probe.
+    ///
+    /// The probe's answer is unauthenticated: a list that would drop a configured suite
+    /// (a downgrade, or "none of yours") is asked for again, and used only when both answers
+    /// agree; otherwise the configured order is tried and the handshakes decide.
     async fn suite_order(&self, conn: &mut Conn) -> Result<Vec<CipherSuite>, DriverError> {
         let configured = &self.opts.suites;
         if let Ok(pref) = CipherSuite::from_id(self.preferred.load(Ordering::Relaxed)) {
@@ -268,65 +292,85 @@ impl IpmiDriver {
         if configured.len() == 1 {
             return Ok(configured.clone());
         }
-        match conn.cipher_suites(self.opts.cipher_probe).await {
-            Some(offered) if !offered.is_empty() => {
-                let order: Vec<_> = configured
-                    .iter()
-                    .copied()
-                    .filter(|s| offered.contains(&s.id()))
-                    .collect();
-                if order.is_empty() {
-                    return Err(DriverError::unsupported(format!(
-                        "{}: the BMC offers cipher suites {offered:?}, none of the configured {}",
-                        self.target,
-                        suite_list(configured)
-                    )));
-                }
-                Ok(order)
-            }
-            _ => Ok(configured.clone()),
+        let narrowed = |offered: &[u8]| -> Vec<CipherSuite> {
+            configured
+                .iter()
+                .copied()
+                .filter(|s| offered.contains(&s.id()))
+                .collect()
+        };
+        let offered = match conn.cipher_suites(self.opts.cipher_probe).await {
+            Some(offered) if !offered.is_empty() => offered,
+            _ => return Ok(configured.clone()),
+        };
+        let order = narrowed(&offered);
+        if order.len() == configured.len() {
+            return Ok(order);
         }
+        match conn.cipher_suites(self.opts.cipher_probe).await {
+            Some(again) if again == offered => {}
+            again => {
+                tracing::debug!(
+                    bmc = %self.target, first = ?offered, second = ?again,
+                    "cipher suite lists disagree; trying the configured order"
+                );
+                return Ok(configured.clone());
+            }
+        }
+        if order.is_empty() {
+            return Err(DriverError::unsupported(format!(
+                "{}: the BMC offers cipher suites {offered:?} (said twice), none of the \
+                 configured {}",
+                self.target,
+                suite_list(configured)
+            )));
+        }
+        Ok(order)
+    }
+
+    /// Get Channel Authentication Capabilities, asked a second time when the first answer is
+    /// negative: that answer came outside any session, so one forged datagram could have
+    /// written it. The second answer counts, whichever it is.
+    async fn auth_caps(&self, conn: &mut Conn, deadline: Instant) -> Result<bool, DriverError> {
+        let (retry, privilege) = (self.opts.retry, self.opts.privilege);
+        let caps = match conn.auth_caps(deadline, retry, privilege).await? {
+            Ok(caps) => caps,
+            Err(first) => {
+                tracing::debug!(bmc = %self.target, "unconfirmed refusal ({first}); asking again");
+                conn.auth_caps(deadline, retry, privilege)
+                    .await?
+                    .map_err(|e| confirmed(e, 2))?
+            }
+        };
+        Ok(caps.kg_set && !self.creds.has_kg())
     }
 
     /// Run the handshake, trying the suites in order; the session is not yet at the
     /// configured privilege.
     async fn open(&self, conn: &mut Conn, deadline: Instant) -> Result<Session, DriverError> {
-        let retry = self.opts.retry;
-        let mut kg_hint = false;
-        if self.opts.auth_caps {
-            let caps = conn.auth_caps(deadline, retry, self.opts.privilege).await?;
-            if !caps.ipmi20 {
-                return Err(DriverError::unsupported(format!(
-                    "{}: the BMC does not offer IPMI 2.0 (RMCP+) on this channel; IPMI 1.5 \
-                     sessions are refused because they cannot protect the password",
-                    self.target
-                )));
-            }
-            kg_hint = caps.kg_set && !self.creds.has_kg();
-        }
+        let kg_hint = if self.opts.auth_caps {
+            self.auth_caps(conn, deadline).await?
+        } else {
+            false
+        };
         let order = self.suite_order(conn).await?;
         let mut refusals = Vec::new();
         for suite in order {
-            match conn
-                .handshake(
-                    suite,
-                    self.opts.privilege,
-                    &self.creds,
-                    kg_hint,
-                    deadline,
-                    retry,
-                )
+            match self
+                .confirmed_handshake(conn, suite, kg_hint, deadline)
                 .await
             {
                 Ok(session) => {
+                    // Remembered until `release()`: a downgrade forced on this operation
+                    // never outlives it.
                     self.preferred.store(suite.id(), Ordering::Relaxed);
                     return Ok(session);
                 }
-                Err(HandshakeFailure::SuiteRefused(e)) => {
+                Err(e) if is_suite_refusal(&e) => {
                     tracing::debug!(bmc = %self.target, suite = suite.id(), "suite refused");
                     refusals.push(e.detail);
                 }
-                Err(HandshakeFailure::Fatal(e)) => return Err(e),
+                Err(e) => return Err(e),
             }
         }
         Err(DriverError::unsupported(format!(
@@ -334,6 +378,74 @@ impl IpmiDriver {
             self.target,
             suite_list(&self.opts.suites),
             refusals.join("; ")
+        )))
+    }
+
+    /// Handshakes with `suite` until one succeeds or a refusal is confirmed.
+    ///
+    /// Every refusal a handshake can get (a status code, a RAKP 2 code or RAKP 4 check value
+    /// that does not verify) is unauthenticated, so a single forged or corrupted datagram
+    /// could be it: it counts only when a second, independent handshake (new session id, new
+    /// random number) ends with a refusal of the same class. A handshake that succeeds
+    /// instead shows the refusal was noise on the path. At most [`HANDSHAKES_PER_SUITE`]
+    /// handshakes, all under the call's deadline; failing safe throughout: no refusal,
+    /// confirmed or not, ever yields a session.
+    async fn confirmed_handshake(
+        &self,
+        conn: &mut Conn,
+        suite: CipherSuite,
+        kg_hint: bool,
+        deadline: Instant,
+    ) -> Result<Session, DriverError> {
+        let (retry, privilege) = (self.opts.retry, self.opts.privilege);
+        let mut refusals: Vec<DriverError> = Vec::new();
+        for _ in 0..HANDSHAKES_PER_SUITE {
+            match conn
+                .handshake(suite, privilege, &self.creds, kg_hint, deadline, retry)
+                .await
+            {
+                Ok(session) => {
+                    if !refusals.is_empty() {
+                        tracing::warn!(
+                            bmc = %self.target,
+                            ignored = %refusals.iter().map(|e| e.detail.as_str()).collect::<Vec<_>>().join("; "),
+                            "a handshake refusal was not confirmed by a fresh handshake: \
+                             taken for a forged or corrupted datagram"
+                        );
+                    }
+                    return Ok(session);
+                }
+                Err(HandshakeFailure::Failed(e)) => {
+                    return Err(match refusals.first() {
+                        None => e,
+                        Some(first) => DriverError::new(
+                            e.kind,
+                            format!(
+                                "{}; an earlier refusal was not confirmed: {}",
+                                e.detail, first.detail
+                            ),
+                        ),
+                    });
+                }
+                Err(HandshakeFailure::Refused(e)) => {
+                    if refusals.iter().any(|r| r.kind == e.kind) {
+                        return Err(confirmed(e, refusals.len() + 1));
+                    }
+                    tracing::debug!(bmc = %self.target, "unconfirmed refusal ({e}); fresh handshake");
+                    refusals.push(e);
+                }
+            }
+        }
+        Err(DriverError::protocol(format!(
+            "{}: {} fresh handshakes with cipher suite {suite} were refused in as many \
+             different ways, none confirmed: {}",
+            self.target,
+            refusals.len(),
+            refusals
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
         )))
     }
 
@@ -708,6 +820,9 @@ impl PowerDriver for IpmiDriver {
             // The operation ends: the next session may prove another GUID (a replaced
             // board) and the engine, not this driver, judges it.
             self.lock_proved().bound = None;
+            // The next operation starts again from the configured suites: whatever pushed
+            // this one down to a weaker suite must do so again, confirmed.
+            self.preferred.store(0, Ordering::Relaxed);
             let kept = self.lock_kept().take();
             if let Some(k) = kept {
                 k.live

@@ -282,22 +282,15 @@ impl ClientHandshake {
         self.bmc_guid = msg.bmc_guid;
         self.rakp2_verified = false;
         let hs = self.handshake(creds);
-        let mut rakp3 = Vec::with_capacity(48);
         if !hs.rakp2_auth_code(&creds.password).matches(msg.auth_code) {
-            Rakp3 {
-                tag,
-                status: STATUS_INVALID_ICV,
-                bmc_sid: self.bmc_sid,
-                auth_code: &[],
-            }
-            .encode(&mut rakp3);
-            rmcp::encode_plain(out, PayloadType::Rakp3, 0, 0, &rakp3)?;
+            self.abort(tag, out)?;
             return Err(HandshakeError::BadProof(
                 "the BMC's RAKP 2 code does not match this password (wrong password or user)",
             ));
         }
         let code = hs.rakp3_auth_code(&creds.password);
         self.rakp2_verified = true;
+        let mut rakp3 = Vec::with_capacity(48);
         Rakp3 {
             tag,
             status: STATUS_OK,
@@ -307,6 +300,41 @@ impl ClientHandshake {
         .encode(&mut rakp3);
         rmcp::encode_plain(out, PayloadType::Rakp3, 0, 0, &rakp3)?;
         Ok(())
+    }
+
+    /// A RAKP 3 carrying "invalid integrity check value", into `out`: it tells the BMC to
+    /// drop the half-open session of this handshake (best effort; nothing when Open Session
+    /// never succeeded, as there is no BMC session id to name). A handshake abandoned after
+    /// an unverifiable or refused RAKP 2 sends it, so that a forged datagram, which is
+    /// answered by a fresh handshake, does not leave the BMC's slot taken until it times out.
+    pub fn abort(&self, tag: u8, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+        out.clear();
+        if self.bmc_sid == 0 {
+            return Ok(());
+        }
+        let mut rakp3 = Vec::with_capacity(8);
+        Rakp3 {
+            tag,
+            status: STATUS_INVALID_ICV,
+            bmc_sid: self.bmc_sid,
+            auth_code: &[],
+        }
+        .encode(&mut rakp3);
+        rmcp::encode_plain(out, PayloadType::Rakp3, 0, 0, &rakp3)
+    }
+
+    /// The session a BMC holds once it accepted our RAKP 3, built only so that it can be
+    /// closed (Close Session) when RAKP 4 does not verify: a forged or corrupted RAKP 4 must
+    /// not leave the real session open at the BMC. `None` before a verified RAKP 2. It is
+    /// never used for anything else: its keys were not confirmed by the BMC.
+    pub fn abandoned_session(&self, creds: &Credentials) -> Option<Session> {
+        if !self.rakp2_verified {
+            return None;
+        }
+        let keys = self
+            .handshake(creds)
+            .session_keys(&creds.password, creds.kg.as_ref());
+        Some(Session::new(keys, self.console_sid, self.bmc_sid, true))
     }
 
     /// Verify RAKP 4 (payload) answering RAKP 3 with `tag`; on success the session is up,

@@ -66,6 +66,10 @@ pub(crate) struct Conn {
     answered: bool,
     /// Why the last malformed datagram was dropped, if any was.
     last_malformed: Option<&'static str>,
+    /// The IPMI sequence number (rqSeq) of the last sessionless request: each one gets its
+    /// own, so that a request asked again to confirm an answer is answered afresh, not by a
+    /// late reply to the first asking.
+    sessionless_seq: u8,
 }
 
 fn passed(deadline: Instant) -> bool {
@@ -92,6 +96,7 @@ impl Conn {
             scratch: Vec::with_capacity(256),
             answered: false,
             last_malformed: None,
+            sessionless_seq: 0,
         })
     }
 
@@ -221,7 +226,8 @@ impl Conn {
         cmd: u8,
         data: &[u8],
     ) -> Result<(u8, Vec<u8>), DriverError> {
-        let header = RequestHeader::to_bmc(netfn, cmd, 0);
+        self.sessionless_seq = self.sessionless_seq % 63 + 1;
+        let header = RequestHeader::to_bmc(netfn, cmd, self.sessionless_seq);
         let mut msg = Vec::with_capacity(16);
         message::encode_request(&mut msg, &header, data);
         self.exchange(
@@ -246,13 +252,16 @@ impl Conn {
         .await
     }
 
-    /// Get Channel Authentication Capabilities.
+    /// Get Channel Authentication Capabilities. The outer error is an exchange that got no
+    /// usable answer; the inner one a negative answer (a completion code, undecodable data,
+    /// no IPMI 2.0 on the channel), which arrived outside any session, unauthenticated, and
+    /// which the caller confirms by asking again before it counts.
     pub(crate) async fn auth_caps(
         &mut self,
         deadline: Instant,
         retry: Retry,
         privilege: Privilege,
-    ) -> Result<AuthCapabilities, DriverError> {
+    ) -> Result<Result<AuthCapabilities, DriverError>, DriverError> {
         let (cc, data) = self
             .sessionless(
                 "Get Channel Authentication Capabilities",
@@ -266,22 +275,32 @@ impl Conn {
         let t = Arc::clone(&self.target);
         if cc == commands::CC_INVALID_DATA {
             // IPMI 1.5-only BMCs refuse the "IPMI 2.0 extended data" bit.
-            return Err(DriverError::unsupported(format!(
+            return Ok(Err(DriverError::unsupported(format!(
                 "{t}: the BMC refuses IPMI 2.0 capability queries (IPMI 1.5 only); IPMI 1.5 \
                  sessions are refused because they cannot protect the password"
-            )));
+            ))));
         }
         if cc != 0 {
-            return Err(DriverError::protocol(format!(
+            return Ok(Err(DriverError::protocol(format!(
                 "{t}: Get Channel Authentication Capabilities failed: {cc:#04x} ({})",
                 completion_text(cc)
-            )));
+            ))));
         }
-        AuthCapabilities::decode(&data).map_err(|e| {
-            DriverError::protocol(format!(
-                "{t}: Get Channel Authentication Capabilities reply: {e}"
-            ))
-        })
+        let caps = match AuthCapabilities::decode(&data) {
+            Ok(caps) => caps,
+            Err(e) => {
+                return Ok(Err(DriverError::protocol(format!(
+                    "{t}: Get Channel Authentication Capabilities reply: {e}"
+                ))));
+            }
+        };
+        if !caps.ipmi20 {
+            return Ok(Err(DriverError::unsupported(format!(
+                "{t}: the BMC does not offer IPMI 2.0 (RMCP+) on this channel; IPMI 1.5 \
+                 sessions are refused because they cannot protect the password"
+            ))));
+        }
+        Ok(Ok(caps))
     }
 
     /// Get Channel Cipher Suites, at most `window` long, one attempt per page. `None` when
@@ -320,7 +339,16 @@ impl Conn {
         Some(commands::parse_cipher_suite_records(&records))
     }
 
-    /// Open Session and RAKP 1–4 for one suite.
+    /// Open Session and RAKP 1–4 for one suite: one handshake, with its own fresh session id
+    /// and random number.
+    ///
+    /// A negative answer (a status code in Open Session Response, RAKP 2 or RAKP 4, a RAKP 2
+    /// code or RAKP 4 check value that does not verify) ends the handshake as
+    /// [`HandshakeFailure::Refused`]: none of those is covered by a MAC the BMC computed with
+    /// keys the console trusts, so anyone on the path can forge one, and the caller must
+    /// confirm it with a fresh handshake before it counts. Whatever this handshake left at
+    /// the BMC is released: a half-open session is aborted with RAKP 3, a session the BMC
+    /// opened before an unverifiable RAKP 4 is closed.
     pub(crate) async fn handshake(
         &mut self,
         suite: CipherSuite,
@@ -332,7 +360,7 @@ impl Conn {
     ) -> Result<Session, HandshakeFailure> {
         let t = Arc::clone(&self.target);
         let mut hs = ClientHandshake::new(suite, privilege).map_err(|e| {
-            HandshakeFailure::Fatal(DriverError::protocol(format!(
+            HandshakeFailure::Failed(DriverError::protocol(format!(
                 "{t}: no randomness for the session: {e}"
             )))
         })?;
@@ -342,45 +370,52 @@ impl Conn {
             tag: u8,
             rakp3: Vec<u8>,
             retransmitted: bool,
+            /// Whether the exchange ended on a negative answer (rather than on silence).
+            refused: bool,
         }
         let mut st = St {
             hs: &mut hs,
             tag: 0,
             rakp3: Vec::with_capacity(64),
             retransmitted: false,
+            refused: false,
         };
-        let step_error = |e: HandshakeError, retransmitted: bool| -> Accept<()> {
-            match e {
-                HandshakeError::NotOurs => Accept::Ignore,
-                HandshakeError::Decode(_) => Accept::Malformed("malformed handshake reply"),
-                other => Accept::Fail(handshake_error(&t, suite, other, kg_hint, retransmitted)),
+        let step_error = |refused: &mut bool, e: HandshakeError, retransmitted: bool| match e {
+            HandshakeError::NotOurs => Accept::Ignore,
+            HandshakeError::Decode(_) => Accept::Malformed("malformed handshake reply"),
+            other => {
+                *refused = true;
+                Accept::Fail(handshake_error(&t, suite, other, kg_hint, retransmitted))
             }
         };
-        let res = self
-            .exchange(
-                "Open Session",
-                deadline,
-                retry,
-                &mut st,
-                |st, attempt, out| {
-                    st.tag = attempt as u8;
-                    st.hs.open_session(st.tag, out).map_err(encode_error(&t))
+        let classify = |refused: bool, e: DriverError| {
+            if refused {
+                HandshakeFailure::Refused(e)
+            } else {
+                HandshakeFailure::Failed(e)
+            }
+        };
+        self.exchange(
+            "Open Session",
+            deadline,
+            retry,
+            &mut st,
+            |st, attempt, out| {
+                st.tag = attempt as u8;
+                st.hs.open_session(st.tag, out).map_err(encode_error(&t))
+            },
+            |st, pkt, _| match rmcpp_payload(pkt, PayloadType::OpenSessionResponse) {
+                Some(p) => match st.hs.on_open_session(st.tag, p) {
+                    Ok(()) => Accept::Done(()),
+                    Err(e) => step_error(&mut st.refused, e, false),
                 },
-                |st, pkt, _| match rmcpp_payload(pkt, PayloadType::OpenSessionResponse) {
-                    Some(p) => match st.hs.on_open_session(st.tag, p) {
-                        Ok(()) => Accept::Done(()),
-                        Err(e) => step_error(e, false),
-                    },
-                    None => Accept::Ignore,
-                },
-            )
-            .await;
-        match res {
-            Ok(()) => {}
-            Err(e) if is_suite_refusal(&e) => return Err(HandshakeFailure::SuiteRefused(e)),
-            Err(e) => return Err(HandshakeFailure::Fatal(e)),
-        }
-        // RAKP 1 → 2; a bad RAKP 2 proof aborts with a RAKP 3 error message.
+                None => Accept::Ignore,
+            },
+        )
+        .await
+        .map_err(|e| classify(st.refused, e))?;
+        // RAKP 1 → 2. A RAKP 2 that fails (refused, unverifiable, or never came) leaves a
+        // half-open session at the BMC: abort it with a RAKP 3 error message.
         let res = self
             .exchange(
                 "RAKP 1",
@@ -395,50 +430,62 @@ impl Conn {
                 |st, pkt, _| match rmcpp_payload(pkt, PayloadType::Rakp2) {
                     Some(p) => match st.hs.on_rakp2(st.tag, p, creds, &mut st.rakp3) {
                         Ok(()) => Accept::Done(()),
-                        Err(e) => step_error(e, false),
+                        Err(e) => step_error(&mut st.refused, e, false),
                     },
                     None => Accept::Ignore,
                 },
             )
             .await;
         if let Err(e) = res {
-            if !st.rakp3.is_empty() {
+            if st.hs.abort(st.tag, &mut st.rakp3).is_ok() && !st.rakp3.is_empty() {
                 let abort = std::mem::take(&mut st.rakp3);
                 self.fire(&abort);
             }
-            return Err(HandshakeFailure::Fatal(e));
+            return Err(classify(st.refused, e));
         }
         // RAKP 3 → 4. RAKP 3 is resent as is: the BMC answers duplicates from its state.
         let rakp3 = std::mem::take(&mut st.rakp3);
         let rakp3_tag = st.tag;
         let retransmitted = st.retransmitted;
-        let mut session = None;
-        self.exchange(
-            "RAKP 3",
-            deadline,
-            retry,
-            &mut session,
-            |_, _, out| {
-                out.clear();
-                out.extend_from_slice(&rakp3);
-                Ok(())
-            },
-            |session, pkt, _| match rmcpp_payload(pkt, PayloadType::Rakp4) {
-                Some(p) => match hs.on_rakp4(rakp3_tag, p, creds) {
-                    Ok(s) => {
-                        *session = Some(s);
-                        Accept::Done(())
-                    }
-                    Err(e) => step_error(e, retransmitted),
+        let mut r4: (Option<Session>, bool) = (None, false);
+        let res = self
+            .exchange(
+                "RAKP 3",
+                deadline,
+                retry,
+                &mut r4,
+                |_, _, out| {
+                    out.clear();
+                    out.extend_from_slice(&rakp3);
+                    Ok(())
                 },
-                None => Accept::Ignore,
-            },
-        )
-        .await
-        .map_err(HandshakeFailure::Fatal)?;
-        session.ok_or_else(|| {
-            HandshakeFailure::Fatal(DriverError::protocol(format!("{t}: RAKP 4 lost")))
-        })
+                |(session, refused), pkt, _| match rmcpp_payload(pkt, PayloadType::Rakp4) {
+                    Some(p) => match hs.on_rakp4(rakp3_tag, p, creds) {
+                        Ok(s) => {
+                            *session = Some(s);
+                            Accept::Done(())
+                        }
+                        Err(e) => step_error(refused, e, retransmitted),
+                    },
+                    None => Accept::Ignore,
+                },
+            )
+            .await;
+        let (session, refused) = r4;
+        match (res, session) {
+            (Ok(()), Some(session)) => Ok(session),
+            (res, _) => {
+                // The BMC may hold the session since it accepted RAKP 3: close it with the
+                // keys it would have (best effort; wrong keys are simply ignored by it).
+                if let Some(mut abandoned) = hs.abandoned_session(creds) {
+                    self.close_now(&mut abandoned);
+                }
+                let e = res
+                    .err()
+                    .unwrap_or_else(|| DriverError::protocol(format!("{t}: RAKP 4 lost")));
+                Err(classify(refused, e))
+            }
+        }
     }
 
     /// One request inside the session; returns completion code and response data.
@@ -541,12 +588,15 @@ impl Conn {
     }
 }
 
-/// Why a handshake failed: the suite was refused (try the next one) or anything else.
+/// Why a handshake failed, split by what the caller may conclude from it.
 pub(crate) enum HandshakeFailure {
-    /// The BMC does not offer this suite.
-    SuiteRefused(DriverError),
-    /// Any other failure; stop.
-    Fatal(DriverError),
+    /// A negative answer in a message no trusted MAC covers (an RMCP+ status code, a RAKP 2
+    /// code or RAKP 4 check value that does not verify): possibly the BMC, possibly a single
+    /// forged or corrupted datagram. It counts only once a fresh handshake confirms it.
+    Refused(DriverError),
+    /// No usable answer (silence, only malformed replies, the deadline) or a local failure:
+    /// nothing to confirm.
+    Failed(DriverError),
 }
 
 fn encode_error(target: &str) -> impl Fn(crate::DecodeError) -> DriverError + '_ {
@@ -566,7 +616,8 @@ fn rmcpp_payload(pkt: &[u8], want: PayloadType) -> Option<&[u8]> {
 /// Marker put in the detail of a suite refusal so the caller can try the next suite.
 const SUITE_REFUSED: &str = "does not offer cipher suite";
 
-fn is_suite_refusal(e: &DriverError) -> bool {
+/// Whether `e` says the BMC does not offer the suite proposed (so the next one is tried).
+pub(crate) fn is_suite_refusal(e: &DriverError) -> bool {
     e.kind == fencegate_driver::ErrorKind::Unsupported && e.detail.contains(SUITE_REFUSED)
 }
 
