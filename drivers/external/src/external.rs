@@ -35,8 +35,13 @@ impl DriverFactory for ExternalFactory {
         "an out-of-process driver program speaking fencegate's JSON-lines protocol v1"
     }
 
+    /// Builds the driver, then refuses a program that anyone but root or fencegate's user
+    /// could replace ([`crate::trusted_file`]) and runs it by its absolute path, so that no
+    /// `PATH` search can start another file than the one checked.
     fn build(&self, spec: &DeviceSpec) -> Result<Arc<dyn PowerDriver>, SpecError> {
-        Ok(Arc::new(ExternalDriver::new(spec)?))
+        let mut driver = ExternalDriver::new(spec)?;
+        driver.launch.program = crate::trusted_file(&driver.launch.program, "driver program")?;
+        Ok(Arc::new(driver))
     }
 }
 

@@ -23,6 +23,7 @@ mod process;
 pub mod protocol;
 mod session;
 mod tail;
+mod trust;
 
 pub use external::{DEFAULT_MAX_RESPAWNS, ExternalDriver, ExternalFactory, RESERVED_OPTIONS};
 pub use fence_agent::{
@@ -31,3 +32,4 @@ pub use fence_agent::{
     resolve_agent, secret_parameter,
 };
 pub use process::INHERITED_ENV;
+pub use trust::trusted_file;

@@ -52,11 +52,33 @@ async fn exit_before_hello_is_unreachable() {
 }
 
 #[tokio::test]
-async fn a_missing_program_is_reported_not_panicked() {
+async fn a_missing_program_is_refused_at_build_or_reported_at_the_call() {
+    use fencegate_driver::DriverFactory;
     let spec = external_spec(std::path::Path::new("/nonexistent/driver"), &[]);
-    let e = external(&spec).status(deadline(2000)).await.unwrap_err();
+    let Err(e) = fencegate_external::ExternalFactory.build(&spec) else {
+        panic!("a program that is not there cannot be checked, so it is refused");
+    };
+    assert_eq!(e.key.as_deref(), Some("address"), "{e}");
+    assert!(e.message.contains("/nonexistent/driver"), "{e}");
+
+    // Removed after the build: one clear error at the call, not a panic.
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("driver");
+    std::fs::write(&program, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(
+        &program,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let driver = external(&external_spec(&program, &[]));
+    std::fs::remove_file(&program).unwrap();
+    let e = driver.status(deadline(2000)).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
-    assert!(e.detail.contains("cannot start /nonexistent/driver"), "{e}");
+    assert!(
+        e.detail
+            .contains(&format!("cannot start {}", program.display())),
+        "{e}"
+    );
 }
 
 #[tokio::test]

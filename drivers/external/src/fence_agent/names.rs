@@ -60,8 +60,10 @@ pub(crate) fn check_key(key: &str) -> Result<(), SpecError> {
     }
 }
 
-/// Find the agent: a path is used as given; a bare name is looked up in [`AGENT_DIRS`],
-/// then `PATH`.
+/// Find the agent: a path is used as given (the inventory makes a relative one relative to
+/// its own directory); a bare name is looked up in [`AGENT_DIRS`], then `PATH`. Either way
+/// the file found must pass [`crate::trusted_file`]: an agent someone else could replace is
+/// code run as fencegate's user, normally root.
 pub fn resolve_agent(address: &str) -> Result<PathBuf, SpecError> {
     if address.is_empty() {
         return Err(SpecError::for_key(
@@ -72,7 +74,7 @@ pub fn resolve_agent(address: &str) -> Result<PathBuf, SpecError> {
     if address.contains('/') {
         let path = PathBuf::from(address);
         return if path.is_file() {
-            Ok(path)
+            crate::trusted_file(&path, "fence agent")
         } else {
             Err(SpecError::for_key(
                 "address",
@@ -89,6 +91,7 @@ pub fn resolve_agent(address: &str) -> Result<PathBuf, SpecError> {
         .chain(path_dirs)
         .map(|dir| dir.join(address))
         .find(|candidate| candidate.is_file())
+        .map(|found| crate::trusted_file(&found, "fence agent"))
         .ok_or_else(|| {
             SpecError::for_key(
                 "address",
@@ -97,7 +100,7 @@ pub fn resolve_agent(address: &str) -> Result<PathBuf, SpecError> {
                     AGENT_DIRS.join(", ")
                 ),
             )
-        })
+        })?
 }
 
 #[cfg(test)]
@@ -133,5 +136,25 @@ mod tests {
         assert!(e.message.contains("fence-agents"), "{e}");
         assert!(resolve_agent("/nonexistent/fence_x").is_err());
         assert!(resolve_agent("").is_err());
+    }
+
+    #[test]
+    fn an_agent_others_could_replace_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let agent = dir.path().join("fence_local");
+        std::fs::write(&agent, "#!/bin/sh\n").unwrap();
+        let chmod =
+            |mode| std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(mode)).unwrap();
+        chmod(0o755);
+        let path = agent.display().to_string();
+        assert_eq!(resolve_agent(&path).unwrap(), agent);
+        chmod(0o777);
+        let e = resolve_agent(&path).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("address"));
+        assert!(
+            e.message.contains("fence agent ") && e.message.contains("chmod go-w"),
+            "{e}"
+        );
     }
 }
