@@ -32,4 +32,4 @@ pub use fence_agent::{
     resolve_agent, secret_parameter,
 };
 pub use process::INHERITED_ENV;
-pub use trust::trusted_file;
+pub use trust::{trusted, trusted_file};

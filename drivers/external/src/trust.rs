@@ -31,17 +31,19 @@ const STICKY: u32 = 0o1000;
 /// directory that is group- or world-writable without the sticky bit; anything that is
 /// not a regular file at the end.
 pub fn trusted_file(path: &Path, what: &str) -> Result<PathBuf, SpecError> {
-    let absolute = std::path::absolute(path)
-        .map_err(|e| SpecError::for_key("address", format!("{what} {}: {e}", path.display())))?;
+    trusted(path).map_err(|problem| {
+        let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        SpecError::for_key("address", format!("{what} {}: {problem}", shown.display()))
+    })
+}
+
+/// The check behind [`trusted_file`], for callers with their own error type (the plugin
+/// loader): the absolute path, or what is wrong as a clause to put after the path ("it is
+/// group- or world-writable …; `chmod go-w …`").
+pub fn trusted(path: &Path) -> Result<PathBuf, String> {
+    let absolute = std::path::absolute(path).map_err(|e| e.to_string())?;
     let euid = rustix::process::geteuid().as_raw();
-    walk(&absolute, euid)
-        .map(|()| absolute.clone())
-        .map_err(|problem| {
-            SpecError::for_key(
-                "address",
-                format!("{what} {}: {problem}", absolute.display()),
-            )
-        })
+    walk(&absolute, euid).map(|()| absolute)
 }
 
 /// Walk `path` the way the kernel resolves it, judging every directory entered, every

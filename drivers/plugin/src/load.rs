@@ -51,6 +51,10 @@ pub enum LoadProblem {
     BadHello(String),
     /// Loading did not finish in the time allowed (a plugin stuck in its initializers).
     TimedOut(std::time::Duration),
+    /// Someone other than root or fencegate's user could replace the library (it, or a
+    /// directory on its way, is writable by others or owned by another user): loading it
+    /// would run their code as fencegate's user. Says what and the fix.
+    Untrusted(String),
 }
 
 impl fmt::Display for LoadProblem {
@@ -83,6 +87,7 @@ impl fmt::Display for LoadProblem {
             LoadProblem::TimedOut(after) => {
                 write!(f, "loading did not finish within {} ms", after.as_millis())
             }
+            LoadProblem::Untrusted(why) => f.write_str(why),
         }
     }
 }
@@ -132,8 +137,11 @@ fn cache() -> &'static Mutex<HashMap<PathBuf, Arc<LoadedPlugin>>> {
 /// Load (or find already loaded) the plugin at `path`. Blocking (the dynamic loader reads
 /// the file and runs the library's initializers): call it from a blocking thread.
 ///
-/// A relative path is taken relative to the current directory, as given: the path is made
+/// A relative path is taken relative to the current directory, as given (the inventory
+/// resolves a relative `address` against its own directory first): the path is made
 /// canonical before the dynamic loader sees it, so the loader's search path never applies.
+/// A library that anyone but root or fencegate's user could replace is refused before it
+/// is opened, checked again on every load ([`fencegate_external::trusted`]).
 pub fn load(path: &Path) -> Result<Arc<LoadedPlugin>, LoadError> {
     let refuse = |path: &Path, problem| LoadError {
         path: path.to_owned(),
@@ -147,6 +155,7 @@ pub fn load(path: &Path) -> Result<Arc<LoadedPlugin>, LoadError> {
             LoadProblem::Missing("not a regular file".into()),
         ));
     }
+    fencegate_external::trusted(path).map_err(|why| refuse(path, LoadProblem::Untrusted(why)))?;
     // Held across the load so that two devices naming one library load it once.
     let mut cache = cache()
         .lock()

@@ -131,3 +131,35 @@ fn an_empty_address_names_the_key() {
         .expect("refused");
     assert_eq!(e.key.as_deref(), Some("address"));
 }
+
+#[test]
+fn a_library_others_could_replace_is_refused_before_it_is_loaded() {
+    use std::os::unix::fs::PermissionsExt;
+    let chmod = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let p = common::state_file_plugin();
+    let dir = p.path.parent().unwrap().to_owned();
+    chmod(&p.path, 0o775);
+    match load(&p.path).unwrap_err().problem {
+        LoadProblem::Untrusted(why) => assert!(
+            why.contains("group- or world-writable")
+                && why.contains(&format!("chmod go-w {}", p.path.display())),
+            "{why}"
+        ),
+        other => panic!("refused for another reason: {other}"),
+    }
+    assert!(refusal(&p.path).contains("group- or world-writable"));
+    chmod(&p.path, 0o755);
+    chmod(&dir, 0o777);
+    let text = refusal(&p.path);
+    assert!(
+        text.contains(&format!("the directory {}", dir.display())) && text.contains("sticky"),
+        "{text}"
+    );
+    chmod(&dir, 0o755);
+    assert!(
+        load(&p.path).is_ok(),
+        "the same library, once only root can replace it"
+    );
+}
