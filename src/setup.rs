@@ -186,7 +186,9 @@ pub fn targets(
         };
         let mut level = Vec::new();
         for url in &adhoc.devices {
-            let spec = parse_device_url(url, reference.as_ref()).map_err(SetupError::usage)?;
+            // The fallback password reaches only devices whose driver takes a `password`.
+            let spec = parse_device_url(url, reference.as_ref(), registry)
+                .map_err(SetupError::usage)?;
             let name = spec.name.clone();
             let device = Device::from_spec(spec, registry)
                 .map_err(|e| SetupError::usage(format!("device {name}: {e}")))?;

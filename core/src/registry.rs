@@ -50,6 +50,15 @@ impl Registry {
             .collect()
     }
 
+    /// The secret roles the named driver takes ([`DriverFactory::secret_roles`]); none for
+    /// a driver this build does not have.
+    pub fn secret_roles(&self, driver: &str) -> &'static [&'static str] {
+        self.factories
+            .get(driver)
+            .map(|f| f.secret_roles())
+            .unwrap_or(&[])
+    }
+
     /// Build a driver for `spec`, or say why not.
     pub fn build(&self, spec: &DeviceSpec) -> Result<Arc<dyn PowerDriver>, SpecError> {
         match self.factories.get(spec.driver.as_str()) {

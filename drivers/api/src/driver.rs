@@ -124,4 +124,15 @@ pub trait DriverFactory: Send + Sync {
     /// Validate `spec` and build a driver. No I/O: a bad option is reported here, naming the
     /// option; an unreachable device is reported by the first call.
     fn build(&self, spec: &DeviceSpec) -> Result<Arc<dyn PowerDriver>, SpecError>;
+
+    /// The secret roles this driver uses (`password`, `kg`, `community`, …). A secret given
+    /// to a device by its own `ROLE_file`/`ROLE_env` reference is passed whatever this says;
+    /// this list decides where a *fallback* secret may go: the command line's
+    /// `--password-file`/`--password-env` and `FENCEGATE_PASSWORD` reach an ad-hoc device
+    /// only if its driver lists `password`. A fallback meant for BMCs must never reach a
+    /// program or library that did not ask for it (an `external` driver, a plugin), so the
+    /// default is none: a driver that takes a password says so.
+    fn secret_roles(&self) -> &'static [&'static str] {
+        &[]
+    }
 }

@@ -19,7 +19,7 @@ mod state;
 pub use capabilities::{Capabilities, Channel, IdentityFact, RestorePolicy};
 pub use driver::{CommandReceipt, DriverFactory, DriverFuture, PowerDriver};
 pub use error::{DriverError, ErrorKind};
-pub use redact::{MASK, Redactor};
+pub use redact::{MASK, MIN_PARTIAL, Redactor, secret_like};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use spec::{DeviceSpec, SpecError, split_host_port};
 pub use state::{Action, PowerState};

@@ -16,6 +16,32 @@ pub const MASK: &str = "[redacted]";
 /// prefixes are too common in ordinary words to mask, and too short to help a guess much.
 pub const MIN_PARTIAL: usize = 4;
 
+/// Whether an option name calls for a secret (`password`, `snmp_priv_passwd`, `apikey`,
+/// `secret_key`, `token`, `community`, `hexadecimal_kg`, … in any case, `-` or `_`): such a
+/// value is a credential and must come by `ROLE_file`/`ROLE_env` reference, never inline in
+/// a configuration file, a URL or an agent option, where it would be echoed and logged.
+/// Names of references (`password_file`) and of commands (`password_script`) are not
+/// secrets themselves.
+pub fn secret_like(key: &str) -> bool {
+    let key = key.to_ascii_lowercase().replace('-', "_");
+    const EXACT: &[&str] = &["key", "kg", "pw", "pass", "psk"];
+    const ENDINGS: &[&str] = &[
+        "password",
+        "passwd",
+        "passphrase",
+        "secret",
+        "token",
+        "community",
+        "apikey",
+        "api_key",
+        "secret_key",
+        "access_key",
+        "private_key",
+        "_kg",
+    ];
+    EXACT.contains(&key.as_str()) || ENDINGS.iter().any(|e| key.ends_with(e))
+}
+
 /// The secret values one driver handed the other side (held as `SecretString`s, which wipe
 /// themselves when dropped).
 #[derive(Clone, Default)]
@@ -119,6 +145,49 @@ impl std::fmt::Debug for Redactor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_like_names() {
+        for key in [
+            "password",
+            "PASSWORD",
+            "Password",
+            "passwd",
+            "snmp_priv_passwd",
+            "snmp-priv-passwd",
+            "apikey",
+            "api_key",
+            "secret_key",
+            "access_key",
+            "token",
+            "bearer_token",
+            "community",
+            "kg",
+            "hexadecimal_kg",
+            "key",
+            "secret",
+            "client_secret",
+            "passphrase",
+        ] {
+            assert!(secret_like(key), "{key}");
+        }
+        for key in [
+            "ip",
+            "ipport",
+            "cipher",
+            "password_file",
+            "password_env",
+            "password_script",
+            "key_file",
+            "known_hosts_file",
+            "ca_file",
+            "pin",
+            "keyring",
+            "tokens_dir",
+        ] {
+            assert!(!secret_like(key), "{key}");
+        }
+    }
 
     #[test]
     fn masks_every_secret_longest_first() {

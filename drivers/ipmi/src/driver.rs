@@ -45,6 +45,11 @@ impl DriverFactory for IpmiFactory {
         "IPMI 2.0 lanplus (RMCP+, cipher suites 17 and 3) BMCs over UDP"
     }
 
+    /// The BMC password and the optional Kg key.
+    fn secret_roles(&self) -> &'static [&'static str] {
+        &["password", "kg"]
+    }
+
     fn build(&self, spec: &DeviceSpec) -> Result<Arc<dyn PowerDriver>, SpecError> {
         Ok(Arc::new(IpmiDriver::from_spec(spec)?))
     }

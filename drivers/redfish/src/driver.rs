@@ -40,6 +40,11 @@ impl DriverFactory for RedfishFactory {
         "Redfish ComputerSystem power over HTTPS (certificate pinning, sessions, vendor quirks)"
     }
 
+    /// The account password (session or basic authentication).
+    fn secret_roles(&self) -> &'static [&'static str] {
+        &["password"]
+    }
+
     fn build(&self, spec: &DeviceSpec) -> Result<Arc<dyn PowerDriver>, SpecError> {
         Ok(Arc::new(RedfishDriver::from_spec(spec)?))
     }

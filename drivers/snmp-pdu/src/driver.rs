@@ -53,6 +53,11 @@ impl DriverFactory for SnmpPduFactory {
         "PDU outlets over SNMP v1/v2c/v3 (APC, APC rPDU, Raritan, Eaton, ServerTech, generic)"
     }
 
+    /// The v1/v2c community or the v3 keys; never a plain `password`.
+    fn secret_roles(&self) -> &'static [&'static str] {
+        &["community", "auth_password", "priv_password"]
+    }
+
     fn build(&self, spec: &DeviceSpec) -> Result<Arc<dyn PowerDriver>, SpecError> {
         Ok(Arc::new(SnmpPduDriver::new(PduConfig::from_spec(spec)?)))
     }

@@ -31,6 +31,11 @@ impl DriverFactory for SshFactory {
         "in-band `poweroff -f` over SSH (verified host key); can only show loss of liveness"
     }
 
+    /// The private key, its passphrase, or a password for password authentication.
+    fn secret_roles(&self) -> &'static [&'static str] {
+        &["key", "passphrase", "password"]
+    }
+
     fn build(&self, spec: &DeviceSpec) -> Result<Arc<dyn PowerDriver>, SpecError> {
         Ok(Arc::new(SshDriver::new(SshConfig::from_spec(spec)?)))
     }
