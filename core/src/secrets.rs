@@ -15,7 +15,8 @@ pub enum SecretRef {
 }
 
 /// Names of secrets. Written inline in a configuration file or URL they are refused; they
-/// come by `ROLE_file` / `ROLE_env` reference instead.
+/// come by `ROLE_file` / `ROLE_env` reference instead. (`apikey`, `api_key`, `secret_key` and
+/// `access_key` are the cloud credentials some fence agents take.)
 pub fn is_secret_role(key: &str) -> bool {
     matches!(
         key,
@@ -29,6 +30,10 @@ pub fn is_secret_role(key: &str) -> bool {
             | "token"
             | "passphrase"
             | "secret"
+            | "apikey"
+            | "api_key"
+            | "secret_key"
+            | "access_key"
     )
 }
 

@@ -27,9 +27,10 @@ mod trust;
 
 pub use external::{DEFAULT_MAX_RESPAWNS, ExternalDriver, ExternalFactory, RESERVED_OPTIONS};
 pub use fence_agent::{
-    AGENT_DIRS, AgentKind, FenceAgentDriver, FenceAgentFactory, ISOLATION_AGENTS, LEFT_OUT,
-    NOT_FENCING_AGENTS, POWER_AGENTS, SECRET_PARAMETERS, SWITCHES_POWER_OPTION, agent_kind,
-    resolve_agent, secret_parameter,
+    AGENT_ADVICE, AGENT_DIRS, AGENT_SECRET_ROLES, AgentAdvice, AgentKind, FenceAgentDriver,
+    FenceAgentFactory, ISOLATION_AGENTS, LEFT_OUT, NOT_FENCING_AGENTS, POWER_AGENTS,
+    SECRET_PARAMETERS, SWITCHES_POWER_OPTION, agent_advice, agent_kind, resolve_agent,
+    secret_parameter,
 };
 pub use process::INHERITED_ENV;
 pub use trust::{trusted, trusted_file};

@@ -1,6 +1,7 @@
 //! The `fence-agent` driver: runs a stock ClusterLabs `fence_*` agent through its stdin
 //! `key=value` protocol, one short-lived process per call.
 
+mod exposure;
 mod invocation;
 mod kinds;
 mod metadata;
@@ -12,15 +13,16 @@ pub use kinds::{
     agent_kind,
 };
 
+pub use exposure::{AGENT_ADVICE, AgentAdvice, agent_advice};
 use metadata::{AgentMetadata, normalize};
 pub use names::{AGENT_DIRS, SECRET_PARAMETERS, resolve_agent, secret_parameter};
 use names::{OWN_KEYS, check_key, role_for};
 
-use fencegate_driver::Redactor;
 use fencegate_driver::{
     Action, Capabilities, Channel, CommandReceipt, DeviceSpec, DriverError, DriverFactory,
     DriverFuture, ExposeSecret, PowerDriver, PowerState, SecretString, SpecError,
 };
+use fencegate_driver::{Redactor, secret_like};
 use invocation::{Invocation, Keep, Output, run};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -66,6 +68,42 @@ impl DriverFactory for FenceAgentFactory {
             self.metadata.clone(),
         )?))
     }
+
+    /// Stock agents log in with a password (sent as their `password` parameter), and some
+    /// take the other roles under their own parameter names.
+    fn secret_roles(&self) -> &'static [&'static str] {
+        AGENT_SECRET_ROLES
+    }
+}
+
+/// The secret roles a fence agent may be given ([`SECRET_PARAMETERS`] maps each to the
+/// agent's parameter; the cloud ones are sent under their own name).
+pub const AGENT_SECRET_ROLES: &[&str] = &[
+    "password",
+    "passwd",
+    "auth_password",
+    "priv_password",
+    "kg",
+    "community",
+    "token",
+    "apikey",
+    "api_key",
+    "secret_key",
+    "access_key",
+    "secret",
+];
+
+/// The secret role a secret-like agent parameter is configured as: the role sent as that
+/// parameter ([`SECRET_PARAMETERS`]), else the parameter's own name.
+fn role_of_parameter(parameter: &str) -> String {
+    if parameter == "snmp_priv_passwd" {
+        return role_for(parameter).to_owned();
+    }
+    SECRET_PARAMETERS
+        .iter()
+        .find(|(_, p)| *p == parameter)
+        .map(|(r, _)| (*r).to_owned())
+        .unwrap_or_else(|| parameter.to_owned())
 }
 
 /// `-o metadata` results by agent path, so each agent is asked once per process.
@@ -131,12 +169,14 @@ impl FenceAgentDriver {
                     "set by fencegate itself (the action per call, the user from the device's user)",
                 ));
             }
-            if n.ends_with("passwd") || n.ends_with("password") {
-                let role = role_for(&n);
+            // An agent option is written on its stdin and shown in messages and `Debug`:
+            // a credential there would be echoed. It must come as a secret (masked).
+            if secret_like(&n) {
+                let role = role_of_parameter(&n.to_ascii_lowercase());
                 return Err(SpecError::for_key(
                     key,
                     format!(
-                        "a password is a secret: give the `{role}` secret \
+                        "`{key}` is a secret: give the `{role}` secret \
                          (`{role}_file` or `{role}_env`) instead"
                     ),
                 ));
@@ -536,6 +576,50 @@ mod tests {
             )
             .is_ok(),
             "a password script is a command, not a secret"
+        );
+    }
+
+    #[test]
+    fn secret_like_options_are_refused_by_name_and_must_come_as_secrets() {
+        for (key, role) in [
+            ("apikey", "apikey"),
+            ("secret_key", "secret_key"),
+            ("access_key", "access_key"),
+            ("token", "token"),
+            ("Password", "password"),
+            ("passwd", "passwd"),
+            ("community", "community"),
+            ("hexadecimal_kg", "kg"),
+            ("snmp-priv-passwd", "priv_password"),
+        ] {
+            let e = FenceAgentDriver::new(&spec(&[(key, "Leaky-Value-1")], &[]), Arc::default())
+                .unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{key}");
+            assert!(e.message.contains(&format!("`{role}_file`")), "{key}: {e}");
+            assert!(!e.to_string().contains("Leaky-Value-1"), "{e}");
+        }
+        // Given as secrets they go to stdin under the agent's name, masked everywhere else.
+        let d = driver(
+            &[("ip", "10.0.0.1")],
+            &[("apikey", "Cloud-Key-1"), ("secret_key", "Cloud-Key-2")],
+        );
+        let inv = d.invocation("status", &[]);
+        assert!(
+            inv.stdin.contains("apikey=Cloud-Key-1\n"),
+            "{}",
+            &*inv.stdin
+        );
+        assert!(inv.stdin.contains("secret_key=Cloud-Key-2\n"));
+        assert!(inv.args.is_empty());
+        assert!(!format!("{d:?}").contains("Cloud-Key"));
+        assert_eq!(
+            d.redactor.clip("auth with Cloud-Key-1 then Cloud-Ke", 100),
+            "auth with [redacted] then Cloud-Ke"
+        );
+        assert!(
+            FenceAgentFactory::new()
+                .secret_roles()
+                .contains(&"password")
         );
     }
 
