@@ -480,6 +480,7 @@ fn build_device(
     };
     let driver = text_of("driver")?.ok_or(("driver".to_owned(), "is required".to_owned()))?;
     let address = text_of("address")?.ok_or(("address".to_owned(), "is required".to_owned()))?;
+    let address = program_address(&driver, address, base);
     let mut spec = DeviceSpec {
         name: name.to_owned(),
         driver,
@@ -526,6 +527,29 @@ fn build_device(
     let device = Device::from_spec(spec, registry)
         .map_err(|e| (e.key.unwrap_or_else(|| "driver".into()), e.message))?;
     Ok(Arc::new(device))
+}
+
+/// Drivers whose `address` names a file fencegate runs or loads (a driver program, a plugin
+/// library, a fence agent given by path rather than by bare name).
+const PROGRAM_DRIVERS: &[&str] = &["external", "plugin", "fence-agent"];
+
+/// The `address` of a program-running driver with a relative path made relative to the
+/// inventory's directory, as secret files are: the file run as root must not depend on the
+/// directory fencegate happened to be started from (a service, a hook, an operator's
+/// shell each start elsewhere, and a user's writable directory could hold a same-named
+/// file). A fence agent named bare (`fence_ipmilan`, no `/`) is looked up by its driver in
+/// the system's agent directories, and every other address is left as written.
+fn program_address(driver: &str, address: String, base: Option<&Path>) -> String {
+    let trimmed = address.trim();
+    let is_path = PROGRAM_DRIVERS.contains(&driver)
+        && (driver != "fence-agent" || trimmed.contains('/'))
+        && !trimmed.is_empty();
+    match base {
+        Some(base) if is_path && Path::new(trimmed).is_relative() => {
+            base.join(trimmed).to_string_lossy().into_owned()
+        }
+        _ => address,
+    }
 }
 
 fn option_text(value: &toml::Value) -> Option<String> {
@@ -641,6 +665,73 @@ mod tests {
 
     fn parse(text: &str) -> Result<Inventory, ConfigError> {
         Inventory::parse(text, Path::new("test.toml"), &Registry::new())
+    }
+
+    #[test]
+    fn relative_program_paths_resolve_against_the_inventory_not_the_working_directory() {
+        let base = Some(Path::new("/etc/fencegate"));
+        let resolved =
+            |driver: &str, address: &str| program_address(driver, address.to_owned(), base);
+        assert_eq!(
+            resolved("external", "drivers/pdu"),
+            "/etc/fencegate/drivers/pdu"
+        );
+        assert_eq!(
+            resolved("external", "pdu-driver"),
+            "/etc/fencegate/pdu-driver"
+        );
+        assert_eq!(
+            resolved("plugin", "./libacme.so"),
+            "/etc/fencegate/./libacme.so"
+        );
+        assert_eq!(
+            resolved("fence-agent", "agents/fence_x"),
+            "/etc/fencegate/agents/fence_x"
+        );
+        // Left as written: a bare agent name (looked up in the agent directories), an
+        // absolute path, and the addresses of drivers that run nothing.
+        assert_eq!(resolved("fence-agent", "fence_ipmilan"), "fence_ipmilan");
+        assert_eq!(resolved("external", "/opt/d/pdu"), "/opt/d/pdu");
+        assert_eq!(resolved("ipmi", "bmc1.example"), "bmc1.example");
+        assert_eq!(resolved("external", " "), " ");
+        assert_eq!(
+            program_address("external", "d".into(), None),
+            "d",
+            "no inventory file, no base"
+        );
+    }
+
+    #[test]
+    fn a_device_gets_the_resolved_program_path() {
+        struct Echo;
+        impl fencegate_driver::DriverFactory for Echo {
+            fn name(&self) -> &'static str {
+                "external"
+            }
+            fn summary(&self) -> &'static str {
+                "refuses, naming the address it was given"
+            }
+            fn build(
+                &self,
+                spec: &DeviceSpec,
+            ) -> Result<Arc<dyn fencegate_driver::PowerDriver>, fencegate_driver::SpecError>
+            {
+                Err(fencegate_driver::SpecError::for_key(
+                    "address",
+                    format!("got {}", spec.address),
+                ))
+            }
+        }
+        let mut registry = Registry::new();
+        registry.register(Arc::new(Echo));
+        let inventory = Inventory::parse(
+            "[devices.d]\ndriver = \"external\"\naddress = \"bin/drv\"\n",
+            Path::new("/srv/fg/fencegate.toml"),
+            &registry,
+        )
+        .unwrap();
+        let e = inventory.devices["d"].as_ref().unwrap_err();
+        assert!(e.message.contains("got /srv/fg/bin/drv"), "{e}");
     }
 
     const DEVICES: &str = "[devices.a]\ndriver = \"x\"\naddress = \"1\"\n[devices.b]\ndriver = \"x\"\naddress = \"2\"\n";
