@@ -9,6 +9,8 @@ use fencegate_driver::RestorePolicy;
 pub const NETFN_CHASSIS: u8 = 0x00;
 /// Network function "application".
 pub const NETFN_APP: u8 = 0x06;
+/// Network function "storage" (SDR, SEL, FRU).
+pub const NETFN_STORAGE: u8 = 0x0A;
 
 /// Chassis: Get Chassis Status.
 pub const CMD_GET_CHASSIS_STATUS: u8 = 0x01;
@@ -29,6 +31,13 @@ pub const CMD_CLOSE_SESSION: u8 = 0x3C;
 /// App: Get Channel Cipher Suites.
 pub const CMD_GET_CHANNEL_CIPHER_SUITES: u8 = 0x54;
 
+/// Storage: Get SDR Repository Info.
+pub const CMD_GET_SDR_REPO_INFO: u8 = 0x20;
+/// Storage: Reserve SDR Repository (a reservation makes partial reads consistent).
+pub const CMD_RESERVE_SDR_REPO: u8 = 0x22;
+/// Storage: Get SDR (one record, or part of one).
+pub const CMD_GET_SDR: u8 = 0x23;
+
 /// Channel number meaning "the channel this request arrived on".
 pub const CHANNEL_CURRENT: u8 = 0x0E;
 
@@ -38,6 +47,13 @@ pub const CC_NODE_BUSY: u8 = 0xC0;
 pub const CC_INVALID_COMMAND: u8 = 0xC1;
 /// Completion code: request data length invalid.
 pub const CC_BAD_LENGTH: u8 = 0xC7;
+/// Completion code: the SDR reservation was cancelled (the repository changed) or is not
+/// the current one.
+pub const CC_RESERVATION_CANCELLED: u8 = 0xC5;
+/// Completion code: cannot return the number of requested data bytes.
+pub const CC_CANNOT_RETURN_BYTES: u8 = 0xCA;
+/// Completion code: requested sensor, data or record not present.
+pub const CC_NOT_PRESENT: u8 = 0xCB;
 /// Completion code: invalid data field in request.
 pub const CC_INVALID_DATA: u8 = 0xCC;
 /// Completion code: insufficient privilege level.
@@ -306,6 +322,198 @@ impl ChassisStatus {
     }
 }
 
+/// Get SDR's record id for "the first record", and the next-record id meaning "no more".
+pub const SDR_FIRST: u16 = 0x0000;
+/// The next-record id after the last record.
+pub const SDR_LAST: u16 = 0xFFFF;
+/// SDR record type: full sensor record.
+pub const SDR_FULL_SENSOR: u8 = 0x01;
+/// SDR record type: compact sensor record.
+pub const SDR_COMPACT_SENSOR: u8 = 0x02;
+/// SDR record type: management controller device locator.
+pub const SDR_MC_LOCATOR: u8 = 0x12;
+/// The length of an SDR record header (id, version, type, length of the rest).
+pub const SDR_HEADER_LEN: u8 = 5;
+/// The bytes after the header of a full or compact sensor record up to and including the
+/// event/reading type code: key (owner id, owner LUN, number), entity id and instance,
+/// initialization, capabilities, sensor type, event/reading type. Both record types share
+/// this layout.
+pub const SDR_SENSOR_PREFIX_LEN: u8 = 9;
+/// Sensor type "Power Supply".
+pub const SENSOR_TYPE_POWER_SUPPLY: u8 = 0x08;
+/// Event/reading type "sensor-specific": a supply's own status sensor (presence, failure,
+/// input lost).
+pub const READING_TYPE_SENSOR_SPECIFIC: u8 = 0x6F;
+/// Event/reading type "redundancy": a sensor about the set of supplies, not one of them.
+pub const READING_TYPE_REDUNDANCY: u8 = 0x0B;
+/// Entity id "power supply".
+pub const ENTITY_POWER_SUPPLY: u8 = 0x0A;
+
+/// What Get SDR Repository Info says (the fields the driver uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SdrRepoInfo {
+    /// The SDR version (0x51 for IPMI 1.5 and 2.0).
+    pub version: u8,
+    /// How many records the repository holds.
+    pub record_count: u16,
+}
+
+impl SdrRepoInfo {
+    /// Response data (after the completion code): version, count, free space (reported as
+    /// "unspecified"), two zero timestamps, and operation support "reserve supported".
+    pub fn encode(&self) -> [u8; 14] {
+        let mut out = [0u8; 14];
+        out[0] = self.version;
+        out[1..3].copy_from_slice(&self.record_count.to_le_bytes());
+        out[3..5].copy_from_slice(&0xFFFFu16.to_le_bytes());
+        out[13] = 0x02;
+        out
+    }
+
+    /// Parse response data (after the completion code); the fields after the count are not
+    /// needed and may be missing.
+    pub fn decode(data: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(data);
+        Ok(SdrRepoInfo {
+            version: r.u8("SDR version")?,
+            record_count: r.u16("SDR record count")?,
+        })
+    }
+}
+
+/// Request data of Get SDR: reservation, record id, offset into the record, bytes to read.
+pub fn get_sdr_request(reservation: u16, record: u16, offset: u8, len: u8) -> [u8; 6] {
+    let [r0, r1] = reservation.to_le_bytes();
+    let [i0, i1] = record.to_le_bytes();
+    [r0, r1, i0, i1, offset, len]
+}
+
+/// A Get SDR request, parsed (the simulator's side).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GetSdr {
+    /// The reservation id (0: none, allowed only for reads at offset 0).
+    pub reservation: u16,
+    /// The record id ([`SDR_FIRST`] for the first record).
+    pub record: u16,
+    /// The offset into the record.
+    pub offset: u8,
+    /// The bytes to read (0xFF: the whole record).
+    pub len: u8,
+}
+
+impl GetSdr {
+    /// Parse request data.
+    pub fn decode(data: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(data);
+        Ok(GetSdr {
+            reservation: r.u16("reservation id")?,
+            record: r.u16("record id")?,
+            offset: r.u8("offset")?,
+            len: r.u8("bytes to read")?,
+        })
+    }
+}
+
+/// Split Get SDR response data (after the completion code) into the next record's id and
+/// the record bytes read.
+pub fn decode_sdr_chunk(data: &[u8]) -> Result<(u16, &[u8]), DecodeError> {
+    let mut r = Reader::new(data);
+    let next = r.u16("next record id")?;
+    Ok((next, r.rest()))
+}
+
+/// The header of an SDR record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SdrHeader {
+    /// The record's id.
+    pub id: u16,
+    /// The SDR version.
+    pub version: u8,
+    /// The record type ([`SDR_FULL_SENSOR`], [`SDR_COMPACT_SENSOR`], …).
+    pub record_type: u8,
+    /// How many bytes follow the header.
+    pub length: u8,
+}
+
+impl SdrHeader {
+    /// Parse the first [`SDR_HEADER_LEN`] bytes of a record.
+    pub fn decode(data: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(data);
+        Ok(SdrHeader {
+            id: r.u16("SDR record id")?,
+            version: r.u8("SDR version")?,
+            record_type: r.u8("SDR record type")?,
+            length: r.u8("SDR record length")?,
+        })
+    }
+
+    /// Whether the record is a full or compact sensor record, the two kinds that describe a
+    /// sensor with a type.
+    pub fn is_sensor(&self) -> bool {
+        matches!(self.record_type, SDR_FULL_SENSOR | SDR_COMPACT_SENSOR)
+    }
+}
+
+/// The sensor type and event/reading type code from the [`SDR_SENSOR_PREFIX_LEN`] bytes
+/// after a sensor record's header.
+pub fn sensor_types(prefix: &[u8]) -> Result<(u8, u8), DecodeError> {
+    let mut r = Reader::new(prefix);
+    r.skip(7, "sensor key, entity, initialization and capabilities")?;
+    Ok((r.u8("sensor type")?, r.u8("event/reading type")?))
+}
+
+/// Whether a sensor stands for one power supply: sensor type Power Supply, except
+/// redundancy sensors, which describe the set. Other reading types (sensor-specific status,
+/// or an OEM's generic one) count, because one too many only makes `check` ask for another
+/// outlet while one too few would let a single outlet pass for a dual-supply host.
+pub fn is_supply_sensor(sensor_type: u8, reading_type: u8) -> bool {
+    sensor_type == SENSOR_TYPE_POWER_SUPPLY && reading_type != READING_TYPE_REDUNDANCY
+}
+
+/// One sensor record as the simulator serves it: a full (`full`) or compact record with
+/// the given key, entity, sensor type, event/reading type and name, every other field zero.
+pub fn sensor_record(
+    id: u16,
+    full: bool,
+    number: u8,
+    entity: (u8, u8),
+    sensor_type: u8,
+    reading_type: u8,
+    name: &str,
+) -> Vec<u8> {
+    let name = &name.as_bytes()[..name.len().min(16)];
+    // Fixed fields after the header, up to the id string type/length byte.
+    let fixed = if full { 42 } else { 26 };
+    let record_type = if full {
+        SDR_FULL_SENSOR
+    } else {
+        SDR_COMPACT_SENSOR
+    };
+    let mut out = Vec::with_capacity(5 + fixed + 1 + name.len());
+    out.extend_from_slice(&id.to_le_bytes());
+    out.push(0x51);
+    out.push(record_type);
+    out.push((fixed + 1 + name.len()) as u8);
+    out.extend_from_slice(&[0x20, 0x00, number, entity.0, entity.1, 0x7F, 0x68]);
+    out.extend_from_slice(&[sensor_type, reading_type]);
+    out.resize(5 + fixed, 0);
+    out.push(0xC0 | name.len() as u8);
+    out.extend_from_slice(name);
+    out
+}
+
+/// A management controller device locator record (no sensor), as BMCs list themselves.
+pub fn mc_locator_record(id: u16, name: &str) -> Vec<u8> {
+    let name = &name.as_bytes()[..name.len().min(16)];
+    let mut out = Vec::with_capacity(16 + name.len());
+    out.extend_from_slice(&id.to_le_bytes());
+    out.extend_from_slice(&[0x51, SDR_MC_LOCATOR, (11 + name.len()) as u8]);
+    out.extend_from_slice(&[0x20, 0x00, 0x00, 0x00, 0xBF, 0, 0, 0, 0x2E, 0x01]);
+    out.push(0xC0 | name.len() as u8);
+    out.extend_from_slice(name);
+    out
+}
+
 /// Format a GUID as 32 lowercase hex digits in the byte order it was sent.
 pub fn guid_hex(guid: &[u8]) -> String {
     use std::fmt::Write;
@@ -314,4 +522,89 @@ pub fn guid_hex(guid: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sdr_records_parse_as_they_are_built() {
+        for full in [true, false] {
+            let rec = sensor_record(
+                7,
+                full,
+                0x31,
+                (ENTITY_POWER_SUPPLY, 2),
+                SENSOR_TYPE_POWER_SUPPLY,
+                READING_TYPE_SENSOR_SPECIFIC,
+                "PS2 Status",
+            );
+            let h = SdrHeader::decode(&rec).unwrap();
+            assert_eq!((h.id, h.version), (7, 0x51));
+            assert!(h.is_sensor());
+            assert_eq!(usize::from(h.length) + 5, rec.len());
+            let start = usize::from(SDR_HEADER_LEN);
+            let prefix = &rec[start..start + usize::from(SDR_SENSOR_PREFIX_LEN)];
+            assert_eq!(
+                sensor_types(prefix).unwrap(),
+                (SENSOR_TYPE_POWER_SUPPLY, READING_TYPE_SENSOR_SPECIFIC)
+            );
+            // The id string's type/length byte sits where the specification puts it
+            // (byte 48 of a full record, 32 of a compact one, counting from 1).
+            let at = if full { 47 } else { 31 };
+            assert_eq!(rec[at], 0xC0 | 10);
+            assert_eq!(&rec[at + 1..], b"PS2 Status");
+        }
+        let mc = SdrHeader::decode(&mc_locator_record(1, "BMC")).unwrap();
+        assert!(!mc.is_sensor());
+        assert_eq!(
+            usize::from(mc.length) + 5,
+            mc_locator_record(1, "BMC").len()
+        );
+        assert!(sensor_types(&[0; 8]).is_err());
+        assert!(SdrHeader::decode(&[1, 0, 0x51, 1]).is_err());
+    }
+
+    #[test]
+    fn only_single_supply_sensors_count() {
+        assert!(is_supply_sensor(
+            SENSOR_TYPE_POWER_SUPPLY,
+            READING_TYPE_SENSOR_SPECIFIC
+        ));
+        assert!(is_supply_sensor(SENSOR_TYPE_POWER_SUPPLY, 0x03));
+        assert!(!is_supply_sensor(
+            SENSOR_TYPE_POWER_SUPPLY,
+            READING_TYPE_REDUNDANCY
+        ));
+        // Power Unit (0x09) and temperature (0x01) sensors are not supplies.
+        assert!(!is_supply_sensor(0x09, READING_TYPE_SENSOR_SPECIFIC));
+        assert!(!is_supply_sensor(0x01, 0x01));
+    }
+
+    #[test]
+    fn sdr_messages_round_trip() {
+        let info = SdrRepoInfo {
+            version: 0x51,
+            record_count: 300,
+        };
+        assert_eq!(SdrRepoInfo::decode(&info.encode()).unwrap(), info);
+        assert!(SdrRepoInfo::decode(&[0x51, 1]).is_err());
+        let req = get_sdr_request(0x1234, 0x0102, 5, 9);
+        assert_eq!(
+            GetSdr::decode(&req).unwrap(),
+            GetSdr {
+                reservation: 0x1234,
+                record: 0x0102,
+                offset: 5,
+                len: 9
+            }
+        );
+        assert!(GetSdr::decode(&req[..5]).is_err());
+        assert_eq!(
+            decode_sdr_chunk(&[0xFF, 0xFF, 1, 2]).unwrap(),
+            (SDR_LAST, &[1u8, 2][..])
+        );
+        assert!(decode_sdr_chunk(&[0xFF]).is_err());
+    }
 }

@@ -2,7 +2,8 @@
 //!
 //! It answers the discovery commands sessionless, runs the RMCP+ handshake (suites 3 and
 //! 17), and inside a session serves privilege, GUID, chassis status, chassis control and the
-//! power restore policy against the shared power model.
+//! power restore policy against the shared power model, and a small SDR repository whose
+//! power supply sensors tell clients how many supplies feed the host.
 
 use crate::faults::FaultProfile;
 use crate::power::{CommandOutcome, CommandRecord, PowerCommand, PowerModel};
@@ -11,9 +12,9 @@ use fencegate_ipmi::commands::{
     self, AuthCapabilities, CC_BAD_LENGTH, CC_INSUFFICIENT_PRIVILEGE, CC_INVALID_COMMAND,
     CC_INVALID_DATA, CC_PRIVILEGE_EXCEEDS_LIMIT, CMD_CHASSIS_CONTROL, CMD_CLOSE_SESSION,
     CMD_GET_CHANNEL_AUTH_CAPS, CMD_GET_CHANNEL_CIPHER_SUITES, CMD_GET_CHASSIS_STATUS,
-    CMD_GET_DEVICE_GUID, CMD_GET_SYSTEM_GUID, CMD_SET_POWER_RESTORE_POLICY,
-    CMD_SET_SESSION_PRIVILEGE, ChassisControl, ChassisStatus, NETFN_APP, NETFN_CHASSIS, Privilege,
-    RESTORE_POLICY_UNKNOWN,
+    CMD_GET_DEVICE_GUID, CMD_GET_SDR, CMD_GET_SDR_REPO_INFO, CMD_GET_SYSTEM_GUID,
+    CMD_RESERVE_SDR_REPO, CMD_SET_POWER_RESTORE_POLICY, CMD_SET_SESSION_PRIVILEGE, ChassisControl,
+    ChassisStatus, NETFN_APP, NETFN_CHASSIS, NETFN_STORAGE, Privilege, RESTORE_POLICY_UNKNOWN,
 };
 use fencegate_ipmi::crypto::{CipherSuite, GUID_LEN, Handshake, Identity, Mac32, RANDOM_LEN};
 use fencegate_ipmi::message::{self, RequestHeader};
@@ -46,6 +47,99 @@ pub struct BmcState {
     /// The power restore policy (Get Chassis Status bits 6:5); `None` is reported as
     /// "unknown" (11b), as BMCs that cannot tell do.
     pub restore_policy: Option<RestorePolicy>,
+    /// The SDR repository's records, whole (header included), in order; each record's id is
+    /// the one in its header.
+    pub sdr: Vec<Vec<u8>>,
+    /// The current SDR reservation id; a change of the repository moves it on, cancelling
+    /// the reservation a client holds, as the specification requires.
+    pub sdr_reservation: u16,
+}
+
+impl BmcState {
+    /// Replace the SDR repository (cancels any reservation).
+    pub fn replace_sdr(&mut self, records: Vec<Vec<u8>>) {
+        self.sdr = records;
+        self.sdr_reservation = self.sdr_reservation.wrapping_add(1).max(1);
+    }
+}
+
+/// A plausible SDR repository for a host with `power_supplies` supplies: the BMC's own
+/// locator, an inlet temperature sensor, one status sensor per supply (full and compact
+/// records alternating, sensor type Power Supply, sensor-specific readings) and a supply
+/// redundancy sensor, which describes the set and is not a supply.
+pub fn standard_sdr(power_supplies: usize) -> Vec<Vec<u8>> {
+    let mut records = vec![
+        commands::mc_locator_record(1, "BMC"),
+        commands::sensor_record(2, true, 0x01, (0x37, 1), 0x01, 0x01, "Inlet Temp"),
+    ];
+    for n in 0..power_supplies {
+        let id = 3 + n as u16;
+        let instance = (n + 1) as u8;
+        records.push(commands::sensor_record(
+            id,
+            n % 2 == 0,
+            0x30 + instance,
+            (commands::ENTITY_POWER_SUPPLY, instance),
+            commands::SENSOR_TYPE_POWER_SUPPLY,
+            commands::READING_TYPE_SENSOR_SPECIFIC,
+            &format!("PS{instance} Status"),
+        ));
+    }
+    records.push(commands::sensor_record(
+        3 + power_supplies as u16,
+        false,
+        0x2F,
+        (0x13, 1),
+        commands::SENSOR_TYPE_POWER_SUPPLY,
+        commands::READING_TYPE_REDUNDANCY,
+        "PS Redundancy",
+    ));
+    records
+}
+
+/// The id a record's header states (0 for a record too short to have one).
+fn record_id(record: &[u8]) -> u16 {
+    match record {
+        [a, b, ..] => u16::from_le_bytes([*a, *b]),
+        _ => 0,
+    }
+}
+
+/// Answer Get SDR from the repository: reads at an offset need the current reservation;
+/// a read past a record's end is refused, as BMCs do (0xCA), unless it asks for the whole
+/// record (0xFF).
+fn get_sdr(state: &BmcState, data: &[u8]) -> (u8, Vec<u8>) {
+    let Ok(req) = commands::GetSdr::decode(data) else {
+        return (CC_BAD_LENGTH, vec![]);
+    };
+    if req.offset != 0 && req.reservation != state.sdr_reservation {
+        return (commands::CC_RESERVATION_CANCELLED, vec![]);
+    }
+    let at = if req.record == commands::SDR_FIRST {
+        (!state.sdr.is_empty()).then_some(0)
+    } else {
+        state.sdr.iter().position(|r| record_id(r) == req.record)
+    };
+    let Some(at) = at else {
+        return (commands::CC_NOT_PRESENT, vec![]);
+    };
+    let record = &state.sdr[at];
+    let start = usize::from(req.offset);
+    let end = if req.len == 0xFF {
+        record.len()
+    } else {
+        start + usize::from(req.len)
+    };
+    let Some(bytes) = record.get(start..end) else {
+        return (commands::CC_CANNOT_RETURN_BYTES, vec![]);
+    };
+    let next = state
+        .sdr
+        .get(at + 1)
+        .map_or(commands::SDR_LAST, |r| record_id(r));
+    let mut out = next.to_le_bytes().to_vec();
+    out.extend_from_slice(bytes);
+    (0, out)
 }
 
 /// Every policy the simulated BMC accepts, for Set Power Restore Policy's answer.
@@ -493,6 +587,18 @@ impl IpmiBmc {
                     },
                 }
             }
+            (NETFN_STORAGE, CMD_GET_SDR_REPO_INFO) => {
+                let info = commands::SdrRepoInfo {
+                    version: 0x51,
+                    record_count: u16::try_from(state.sdr.len()).unwrap_or(u16::MAX),
+                };
+                (0, info.encode().to_vec())
+            }
+            (NETFN_STORAGE, CMD_RESERVE_SDR_REPO) => {
+                state.sdr_reservation = state.sdr_reservation.wrapping_add(1).max(1);
+                (0, state.sdr_reservation.to_le_bytes().to_vec())
+            }
+            (NETFN_STORAGE, CMD_GET_SDR) => get_sdr(state, data),
             (NETFN_CHASSIS, CMD_CHASSIS_CONTROL) => {
                 if *privilege < Privilege::Operator {
                     (CC_INSUFFICIENT_PRIVILEGE, vec![])
@@ -558,5 +664,69 @@ fn discovery(id: &BmcIdentity, h: &RequestHeader, data: &[u8]) -> Option<(u8, Ve
             Some((0, commands::cipher_suites_page(CHANNEL, &ids, *index)))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(supplies: usize) -> BmcState {
+        BmcState {
+            power: PowerModel::new(true),
+            faults: FaultProfile::default(),
+            log: Vec::new(),
+            restore_policy: None,
+            sdr: standard_sdr(supplies),
+            sdr_reservation: 7,
+        }
+    }
+
+    #[test]
+    fn the_sdr_walks_from_first_to_last_with_reserved_partial_reads() {
+        let s = state(3);
+        let mut next = commands::SDR_FIRST;
+        let mut supplies = 0;
+        let mut records = 0;
+        while next != commands::SDR_LAST {
+            let (cc, data) = get_sdr(&s, &commands::get_sdr_request(0, next, 0, 5));
+            assert_eq!(cc, 0);
+            let (following, head) = commands::decode_sdr_chunk(&data).unwrap();
+            let header = commands::SdrHeader::decode(head).unwrap();
+            if header.is_sensor() {
+                let (cc, data) = get_sdr(&s, &commands::get_sdr_request(7, header.id, 5, 9));
+                assert_eq!(cc, 0);
+                let (_, prefix) = commands::decode_sdr_chunk(&data).unwrap();
+                let (t, r) = commands::sensor_types(prefix).unwrap();
+                supplies += usize::from(commands::is_supply_sensor(t, r));
+            }
+            records += 1;
+            next = following;
+        }
+        assert_eq!((records, supplies), (6, 3));
+        // Partial reads need the current reservation; reads past the end and unknown ids
+        // are refused.
+        let cc = |data: [u8; 6]| get_sdr(&s, &data).0;
+        assert_eq!(
+            cc(commands::get_sdr_request(6, 3, 5, 9)),
+            commands::CC_RESERVATION_CANCELLED
+        );
+        assert_eq!(
+            cc(commands::get_sdr_request(7, 1, 5, 200)),
+            commands::CC_CANNOT_RETURN_BYTES
+        );
+        assert_eq!(cc(commands::get_sdr_request(7, 1, 5, 0xFF)), 0);
+        assert_eq!(
+            cc(commands::get_sdr_request(7, 99, 0, 5)),
+            commands::CC_NOT_PRESENT
+        );
+        assert_eq!(get_sdr(&s, &[0, 0, 1]).0, CC_BAD_LENGTH);
+        let mut empty = state(0);
+        empty.replace_sdr(Vec::new());
+        assert_ne!(empty.sdr_reservation, 7);
+        assert_eq!(
+            get_sdr(&empty, &commands::get_sdr_request(0, 0, 0, 5)).0,
+            commands::CC_NOT_PRESENT
+        );
     }
 }

@@ -53,6 +53,9 @@ pub struct BmcConfig {
     pub guid: Option<[u8; 16]>,
     /// The power restore policy at start; `None` makes the BMC report "unknown".
     pub restore_policy: Option<RestorePolicy>,
+    /// Power supplies listed in the SDR repository (one status sensor each): a dual-PSU
+    /// host by default, the case where fencing through one PDU outlet leaves it running.
+    pub power_supplies: usize,
 }
 
 impl BmcConfig {
@@ -69,6 +72,7 @@ impl BmcConfig {
             guid: None,
             // What most servers ship with, and what a fence must not leave in place.
             restore_policy: Some(RestorePolicy::AlwaysOn),
+            power_supplies: 2,
         }
     }
 }
@@ -90,6 +94,7 @@ impl fmt::Debug for BmcConfig {
             .field("cipher_suites", &self.cipher_suites)
             .field("max_privilege", &self.max_privilege)
             .field("restore_policy", &self.restore_policy)
+            .field("power_supplies", &self.power_supplies)
             .finish_non_exhaustive()
     }
 }
@@ -171,6 +176,8 @@ impl IpmiLab {
                     faults: cfg.faults,
                     log: Vec::new(),
                     restore_policy: cfg.restore_policy,
+                    sdr: bmc::standard_sdr(cfg.power_supplies),
+                    sdr_reservation: 1,
                 }),
                 sessions: AtomicUsize::new(0),
             });
@@ -236,6 +243,21 @@ impl IpmiLab {
     /// Set the power restore policy of BMC `i` by hand (`None`: report "unknown").
     pub fn set_restore_policy(&self, i: usize, policy: Option<RestorePolicy>) {
         self.ep(i).shared.state().restore_policy = policy;
+    }
+
+    /// Rebuild BMC `i`'s SDR repository with `count` power supply sensors (cancels any
+    /// SDR reservation, as a changed repository does).
+    pub fn set_power_supplies(&self, i: usize, count: usize) {
+        self.ep(i)
+            .shared
+            .state()
+            .replace_sdr(bmc::standard_sdr(count));
+    }
+
+    /// Replace BMC `i`'s SDR repository with these records, each whole (header included):
+    /// truncated records, duplicate ids, an empty repository.
+    pub fn set_sdr(&self, i: usize, records: Vec<Vec<u8>>) {
+        self.ep(i).shared.state().replace_sdr(records);
     }
 
     /// Every power command BMC `i` received, oldest first.
