@@ -124,6 +124,12 @@ const PLACEHOLDER_UUIDS: &[&str] = &[
 /// Why `value` (normalized) is a placeholder rather than an identity, if it is one.
 pub fn placeholder(value: &str) -> Option<&'static str> {
     let v = normalize(value);
+    if v.is_empty() {
+        return Some("blank");
+    }
+    if v.chars().all(|c| c == '0') {
+        return Some("all zeros");
+    }
     if PLACEHOLDER_TEXTS.contains(&v.as_str()) {
         return Some("a vendor default text");
     }
@@ -231,32 +237,43 @@ pub fn describe(facts: &[IdentityFact]) -> String {
 /// key reach the same thing whatever they are called. Secrets are left out: they say who
 /// asks, not what is reached.
 pub fn device_key(spec: &DeviceSpec, pins: &[Pin]) -> String {
-    let mut key = format!(
-        "{}|{}|{}|{}",
-        spec.driver,
-        spec.address,
-        spec.path.as_deref().unwrap_or(""),
-        spec.user.as_deref().unwrap_or("")
-    );
+    let mut key = Key::default();
+    key.part(&spec.driver)
+        .part(&spec.address)
+        .part(spec.path.as_deref().unwrap_or(""))
+        .part(spec.user.as_deref().unwrap_or(""));
     for (k, v) in &spec.options {
-        key.push_str(&format!("|{k}={v}"));
+        key.part(k).part(v);
     }
+    key.part("pins");
     for pin in pins {
-        key.push_str(&format!("|pin:{}={}", pin.option, pin.value));
+        key.part(&pin.option).part(&pin.value);
     }
-    key
+    key.0
+}
+
+/// A key built from parts that cannot run into each other: each part is written with its
+/// length, so no value containing a separator can make two different sets of parts equal.
+#[derive(Debug, Default)]
+pub struct Key(pub String);
+
+impl Key {
+    /// Append one part.
+    pub fn part(&mut self, text: &str) -> &mut Self {
+        self.0.push_str(&format!("{}:{text};", text.len()));
+        self
+    }
 }
 
 /// The key under which the identity of the box behind a device's address is remembered:
 /// driver, address and path (a Redfish system), without options, so every outlet of one PDU
 /// shares its PDU's record and every name or URL reaching one BMC shares that BMC's.
 pub fn endpoint_key(spec: &DeviceSpec) -> String {
-    format!(
-        "{}|{}|{}",
-        spec.driver,
-        spec.address,
-        spec.path.as_deref().unwrap_or("")
-    )
+    let mut key = Key::default();
+    key.part(&spec.driver)
+        .part(&spec.address)
+        .part(spec.path.as_deref().unwrap_or(""));
+    key.0
 }
 
 /// A short, stable digest (hex SHA-256, 16 bytes) of `text`, for keys stored and compared
@@ -294,7 +311,10 @@ mod tests {
         let pins = take_pins(&mut s).unwrap();
         assert_eq!(s.options.keys().collect::<Vec<_>>(), ["cipher"]);
         assert_eq!(pins[0].value, "a1b2c3d400112233445566778899aabb");
-        assert_eq!(normalize("0x80001F8803AABB"), normalize("80:00:1f:88:03:aa:bb"));
+        assert_eq!(
+            normalize("0x80001F8803AABB"),
+            normalize("80:00:1f:88:03:aa:bb")
+        );
         let good = IdentityFact::authenticated("ipmi-guid", "a1b2c3d400112233445566778899aabb");
         assert_eq!(check_pins(&pins, &[good]), PinCheck::Matches);
     }
@@ -339,7 +359,10 @@ mod tests {
         let guid = IdentityFact::authenticated("ipmi-guid", "aa01");
         let other = IdentityFact::authenticated("ipmi-guid", "bb02");
         let extra = IdentityFact::authenticated("ipmi-serial", "x");
-        assert!(same_box(std::slice::from_ref(&guid), &[guid.clone(), extra]));
+        assert!(same_box(
+            std::slice::from_ref(&guid),
+            &[guid.clone(), extra]
+        ));
         assert!(!same_box(std::slice::from_ref(&guid), &[other]));
         assert!(
             !same_box(&[guid], &[]),

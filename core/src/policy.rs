@@ -111,6 +111,25 @@ impl Policy {
                 "off_hold must be shorter than attempt_timeout: Off must be seen to hold within one attempt".into(),
             );
         }
+        // Durations built in code skip the configuration's parser: bound them here too, so
+        // no deadline arithmetic can overflow.
+        const WEEK: Duration = Duration::from_secs(7 * 86_400);
+        for (name, d) in [
+            ("attempt_timeout", self.attempt_timeout),
+            ("overall_timeout", self.overall_timeout),
+            ("off_hold", self.off_hold),
+            ("confirm_interval", self.confirm_interval),
+            ("poll_initial", self.poll_initial),
+            ("poll_max", self.poll_max),
+            ("retry_backoff", self.retry_backoff),
+            ("min_command_interval", self.min_command_interval),
+            ("tolerance", self.tolerance),
+            ("storm_window", self.storm_window),
+        ] {
+            if d > WEEK {
+                return Err(format!("{name} must be at most 7 days"));
+            }
+        }
         if self.retries > 20 {
             return Err("retries must be at most 20".into());
         }
@@ -137,7 +156,8 @@ pub(crate) mod duration_str {
         }
         match Raw::deserialize(d)? {
             Raw::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom),
-            Raw::Secs(n) => Ok(Duration::from_secs(n)),
+            // Bare seconds obey the same bound as written durations.
+            Raw::Secs(n) => parse_duration(&n.to_string()).map_err(serde::de::Error::custom),
         }
     }
 }

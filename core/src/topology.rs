@@ -66,8 +66,18 @@ impl Device {
             }
         };
         let driver = registry.build(&spec)?;
-        let key = identity::device_key(&spec, &pins);
+        let mut key = identity::device_key(&spec, &pins);
+        // Declared blind proves less: another target than the same device declared a reader.
+        if declared_blind {
+            key.push_str("declared-blind;");
+        }
         let device = Device::new(&spec.name, &spec.driver, driver);
+        if !pins.is_empty() && (declared_blind || !device.declared_reader) {
+            return Err(SpecError::for_key(
+                &pins[0].option,
+                "an identity pin needs a device that reads power state: the engine checks it after a reading, before any command (an in-band device verifies its host key instead)",
+            ));
+        }
         Ok(Device {
             key,
             endpoint_key: identity::endpoint_key(&spec),
@@ -118,23 +128,24 @@ impl Host {
     /// another inventory or a weaker policy under the same host name is another target.
     pub fn target_digest(&self) -> String {
         let p = &self.policy;
-        let mut text = format!(
-            "confirmations={}|off_hold={:?}|liveness={}|isolation={}|require_identity={}",
+        let mut key = identity::Key::default();
+        key.part(&format!(
+            "confirmations={} off_hold={:?} liveness={} isolation={} require_identity={}",
             p.confirmations,
             p.off_hold,
             p.accept_liveness_loss,
             p.accept_isolation,
             p.require_identity
-        );
-        for (i, level) in self.levels.iter().enumerate() {
-            text.push_str(&format!("|level{i}"));
+        ));
+        for level in &self.levels {
+            key.part("level");
             let mut keys: Vec<&str> = level.iter().map(|d| d.key.as_str()).collect();
             keys.sort_unstable();
             for k in keys {
-                text.push_str(&format!("|{k}"));
+                key.part(k);
             }
         }
-        identity::digest(&text)
+        identity::digest(&key.0)
     }
 
     /// Every device of every level, each once, in order.

@@ -46,6 +46,9 @@ pub(crate) struct DeviceRun {
     meta: DeviceMeta,
     slot: (usize, usize),
     started: Instant,
+    /// The identity checked before the first command; every later command and reading must
+    /// come from the same box.
+    checked: Mutex<Option<Vec<IdentityFact>>>,
 }
 
 impl DeviceRun {
@@ -109,6 +112,7 @@ impl DeviceRun {
             meta,
             slot: (level, index),
             started: Instant::now(),
+            checked: Mutex::new(None),
         }
     }
 
@@ -152,10 +156,14 @@ impl DeviceRun {
         detail: impl Into<String>,
     ) -> DeviceOutcome {
         let identity = self.device.driver.identity();
+        // What the driver says it is after contact (an external program names its channel
+        // in its hello).
+        let channel = self.device.driver.capabilities().channel;
         let elapsed = self.started.elapsed().as_millis() as u64;
         let detail = detail.into();
         self.with_record(|r| {
             r.identity = identity;
+            r.channel = channel;
             r.outcome = outcome;
             r.detail = detail;
             r.duration_ms = elapsed;
@@ -202,6 +210,12 @@ impl DeviceRun {
         action: Action,
         deadline: Instant,
     ) -> Result<CommandReceipt, DriverError> {
+        if Instant::now() >= deadline {
+            return Err(DriverError::timeout("not sent: the deadline had passed"));
+        }
+        if let Some((_, why)) = self.identity_drift() {
+            return Err(DriverError::auth(format!("not sent: {why}")));
+        }
         if let Some(why) = &self.ctx.read_only {
             self.note(format!("{action} not sent: {why}"));
             return Err(DriverError::new(
@@ -391,38 +405,46 @@ impl DeviceRun {
 
     /// Read until `Off` has been read K times in a row *and* those readings span the policy's
     /// `off_hold` (monotonic clock): an outlet rebooting or a BMC cycling reads `Off` for a
-    /// few seconds and then turns the host on again. `first_off` is an `Off` already read
-    /// (the pre-read), which starts the run. An `On` inside a run means power came back;
-    /// anything else that is not `Off` (a transient error, `Unknown`, `PoweringOff`) breaks the
-    /// run, which starts again at the next `Off`.
+    /// few seconds and then turns the host on again. The span runs from when the first `Off`
+    /// of the run was answered to when the last one was *asked*, so a slow answer cannot
+    /// stretch it. `first_off` is an `Off` already read (the pre-read), which starts the run.
+    /// An `On` inside a run means power came back; anything else that is not `Off` (a
+    /// transient error, `Unknown`, `PoweringOff`) breaks the run, which starts again at the
+    /// next `Off`. A reading from another box than the one checked ends it.
     async fn hold_off(&self, first_off: Option<Instant>, deadline: Instant) -> Hold {
         let policy = &self.ctx.policy;
         let (k, hold) = (policy.confirmations, policy.off_hold);
         let mut run: u32 = u32::from(first_off.is_some());
+        // When the run's first Off was answered, and when its latest Off was asked.
         let mut since = first_off;
         let mut last_off = first_off;
         let mut delay = policy.poll_initial;
         let mut last = String::from("no reading");
+        let span = |since: Option<Instant>, last_off: Option<Instant>| match (since, last_off) {
+            (Some(t0), Some(t1)) => Some(t1.saturating_duration_since(t0)),
+            _ => None,
+        };
         loop {
-            if let (Some(t0), Some(t1)) = (since, last_off)
+            if let Some(held) = span(since, last_off)
                 && run >= k
-                && t1 - t0 >= hold
+                && held >= hold
             {
                 return Hold::Held {
                     readings: run,
-                    span: t1 - t0,
+                    span: held,
                 };
             }
             let now = Instant::now();
             if now >= deadline {
-                let held = match (since, last_off) {
-                    (Some(t0), Some(t1)) => format!(
-                        "; off held {} of the {} required",
-                        crate::time::format_duration(t1 - t0),
-                        crate::time::format_duration(hold)
-                    ),
-                    _ => String::new(),
-                };
+                let held = span(since, last_off)
+                    .map(|h| {
+                        format!(
+                            "; off held {} of the {} required",
+                            crate::time::format_duration(h),
+                            crate::time::format_duration(hold)
+                        )
+                    })
+                    .unwrap_or_default();
                 return Hold::Failed((
                     ErrorKind::VerificationFailed,
                     format!(
@@ -431,8 +453,8 @@ impl DeviceRun {
                 ));
             }
             // Pace the next read: confirming reads come at `confirm_interval` until K are in,
-            // then as often as polling allows until the hold is over, the last one no earlier
-            // than the hold's end.
+            // then as often as polling allows until the hold is over, the last one asked no
+            // earlier than the hold's end.
             let wait = match since {
                 Some(_) if run < k => policy.confirm_interval,
                 Some(t0) => policy
@@ -448,11 +470,15 @@ impl DeviceRun {
             if !wait.is_zero() && !pause(wait, deadline).await {
                 continue;
             }
-            match self.read(deadline).await {
+            let asked = Instant::now();
+            let reading = self.read(deadline).await;
+            if let Some(drift) = self.identity_drift() {
+                return Hold::Failed(drift);
+            }
+            match reading {
                 Ok(PowerState::Off) => {
-                    let at = Instant::now();
-                    since.get_or_insert(at);
-                    last_off = Some(at);
+                    since.get_or_insert_with(Instant::now);
+                    last_off = Some(asked);
                     run += 1;
                     last = PowerState::Off.to_string();
                 }
@@ -492,14 +518,19 @@ impl DeviceRun {
     /// The fencing procedure for one device: fresh read; check which box answered; set the
     /// restore policy to stay off (a fence); already off and holding: done; otherwise hard
     /// off, then read until K consecutive fresh `Off` readings span the hold. A device that
-    /// cannot read power state can at best report liveness lost (or isolation).
+    /// cannot read power state, or an isolation channel, can at best report liveness lost
+    /// (or isolation): never proof.
     pub(crate) async fn verify_off(&self, deadline: Instant) -> DeviceOutcome {
         let caps = self.device.driver.capabilities();
         if !caps.supports(Action::Off) {
             return self.fail((ErrorKind::Unsupported, "the driver cannot power off".into()));
         }
-        // A device the operator declared in-band only is never asked for proof.
-        if !caps.reads_power_state || !self.device.declared_reader {
+        // A device the operator declared in-band only is never asked for proof, and what an
+        // isolation channel "reads" is never a power state.
+        if !caps.reads_power_state
+            || !self.device.declared_reader
+            || caps.channel == Channel::Isolation
+        {
             return self.deliver_blind(deadline).await;
         }
         // A fresh read first: a host already off needs no command, only confirmation.
@@ -512,24 +543,29 @@ impl DeviceRun {
             Ok(state) => state,
             Err(f) => return self.fail(f),
         };
-        let checked = match self.check_identity().await {
-            Ok(facts) => facts,
-            Err(f) => return self.fail(f),
-        };
+        if self.device.driver.capabilities().channel == Channel::Isolation {
+            self.note("the driver says at first contact that it isolates, not powers off: its readings prove nothing");
+            self.with_record(|r| r.reads_power_state = false);
+            return self.deliver_blind(deadline).await;
+        }
+        if let Err(f) = self.check_identity().await {
+            return self.fail(f);
+        }
         if self.ctx.operation == Operation::Fence {
             self.keep_off_when_power_returns(deadline).await;
         }
         if first == PowerState::Off {
             match self.hold_off(Some(Instant::now()), deadline).await {
                 Hold::Held { readings, span } => {
-                    return self.identity_unchanged(&checked).unwrap_or_else(|| {
-                        self.held(readings, span, "already off, no command needed")
-                    });
+                    return self.held(readings, span, "already off, no command needed");
                 }
                 Hold::PowerBack(why) => self.note(format!("{why}; sending the power-off command")),
                 Hold::Failed((kind, detail))
                     if kind.is_transient() || kind == ErrorKind::VerificationFailed =>
                 {
+                    if Instant::now() >= deadline {
+                        return self.fail((kind, detail));
+                    }
                     self.note(format!(
                         "not consistently off ({detail}); sending the power-off command"
                     ));
@@ -541,9 +577,9 @@ impl DeviceRun {
             return self.fail(f);
         }
         match self.hold_off(None, deadline).await {
-            Hold::Held { readings, span } => self
-                .identity_unchanged(&checked)
-                .unwrap_or_else(|| self.held(readings, span, "after the power-off command")),
+            Hold::Held { readings, span } => {
+                self.held(readings, span, "after the power-off command")
+            }
             Hold::PowerBack(why) => self.fail((ErrorKind::VerificationFailed, why)),
             Hold::Failed(f) => self.fail(f),
         }
@@ -551,8 +587,10 @@ impl DeviceRun {
 
     /// Check which box answered, before any command: the authenticated identity the driver
     /// learned on first contact against the device's pins, else against what the journal
-    /// remembers for its endpoint (remembering it on first use). Returns the facts checked.
-    async fn check_identity(&self) -> Result<Vec<IdentityFact>, Failure> {
+    /// remembers for its endpoint (remembering it on first use). A pinned identity is also
+    /// claimed in the journal, so no other address can present that box as its own. The
+    /// facts checked are kept: every later command and reading must come from that box.
+    async fn check_identity(&self) -> Result<(), Failure> {
         let presented = self.device.driver.identity();
         for (fact, why) in identity::placeholders(&presented) {
             self.note(format!(
@@ -562,17 +600,27 @@ impl DeviceRun {
         }
         let facts = identity::usable(&presented);
         let refuse = |detail: String| (ErrorKind::Auth, format!("identity: {detail}"));
+        let journal_failed = |e: crate::journal::JournalError| {
+            (
+                ErrorKind::Protocol,
+                format!("identity: the journal could not compare it ({e}); nothing was sent"),
+            )
+        };
         if !self.device.pins.is_empty() {
-            return match identity::check_pins(&self.device.pins, &presented) {
-                PinCheck::Matches => {
-                    self.note(format!(
-                        "identity matches the pins ({})",
-                        identity::describe(&facts)
-                    ));
-                    Ok(facts)
-                }
-                PinCheck::Mismatch(why) => Err(refuse(format!("{why}; nothing was sent to it"))),
-            };
+            if let PinCheck::Mismatch(why) = identity::check_pins(&self.device.pins, &presented) {
+                return Err(refuse(format!("{why}; nothing was sent to it")));
+            }
+            self.ctx
+                .journal
+                .pin_identity(&self.device.endpoint_key, &facts)
+                .await
+                .map_err(journal_failed)?;
+            self.note(format!(
+                "identity matches the pins ({})",
+                identity::describe(&facts)
+            ));
+            self.keep_checked(facts);
+            return Ok(());
         }
         if self.ctx.policy.require_identity {
             return Err(refuse(format!(
@@ -586,53 +634,62 @@ impl DeviceRun {
             .journal
             .identity_seen(&self.device.endpoint_key, &facts)
             .await
-            .map_err(|e| {
-                (
-                    ErrorKind::Protocol,
-                    format!("identity: the journal could not compare it ({e}); nothing was sent"),
-                )
-            })?;
+            .map_err(journal_failed)?;
         match seen {
             IdentitySeen::FirstUse if facts.is_empty() => {
                 self.note("the endpoint presents no authenticated identity: a relay or a re-addressed box could not be told apart");
-                Ok(facts)
             }
             IdentitySeen::FirstUse => {
                 self.note(format!(
                     "identity remembered on first use: {}",
                     identity::describe(&facts)
                 ));
-                Ok(facts)
             }
-            IdentitySeen::Matches(_) => Ok(facts),
-            IdentitySeen::Changed(known) => Err(refuse(format!(
-                "the endpoint now proves {} but {} was remembered for it since {}; another box answers at this address (a relay, a swapped board or a re-used address); nothing was sent to it; if the change is known, accept it with `fencegate trust HOST`",
-                identity::describe(&facts),
-                identity::describe(&known.facts),
-                known.since
-            ))),
-            IdentitySeen::ClaimedElsewhere { endpoint, fact } => Err(refuse(format!(
-                "{}={} is already remembered for {endpoint}: two addresses claim one box (a relay, or a copied configuration); nothing was sent to it",
-                fact.kind, fact.value
-            ))),
+            IdentitySeen::Matches(_) => {}
+            IdentitySeen::Changed(known) => {
+                return Err(refuse(format!(
+                    "the endpoint now proves {} but {} was remembered for it since {}; another box answers at this address (a relay, a swapped board or a re-used address); nothing was sent to it; if the change is known, accept it with `fencegate trust HOST`",
+                    identity::describe(&facts),
+                    identity::describe(&known.facts),
+                    known.since
+                )));
+            }
+            IdentitySeen::ClaimedElsewhere { endpoint, fact } => {
+                return Err(refuse(format!(
+                    "{}={} is already remembered for {endpoint}: two addresses claim one box (a relay, or a copied configuration); nothing was sent to it",
+                    fact.kind, fact.value
+                )));
+            }
         }
+        self.keep_checked(facts);
+        Ok(())
     }
 
-    /// `Some(failure)` when the endpoint's identity changed during the operation (a relay
-    /// switched boxes between sessions): the readings are then no proof of the box checked.
-    fn identity_unchanged(&self, checked: &[IdentityFact]) -> Option<DeviceOutcome> {
+    fn keep_checked(&self, facts: Vec<IdentityFact>) {
+        *self.checked.lock().unwrap_or_else(|p| p.into_inner()) = Some(facts);
+    }
+
+    /// `Some(failure)` when the endpoint now presents another identity than the one checked
+    /// before the first command (a relay that switched boxes between sessions): nothing more
+    /// may be sent, and no reading counts. Cheap, no I/O.
+    fn identity_drift(&self) -> Option<Failure> {
+        let checked = self
+            .checked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
         let now = identity::usable(&self.device.driver.identity());
-        if identity::same_box(checked, &now) {
+        if identity::same_box(&checked, &now) {
             return None;
         }
-        Some(self.fail((
+        Some((
             ErrorKind::Auth,
             format!(
-                "identity: the endpoint proved {} when checked and {} by the end; the readings may come from another box",
-                identity::describe(checked),
+                "identity: the endpoint proved {} when checked and {} by the end; readings and commands may reach another box",
+                identity::describe(&checked),
                 identity::describe(&now)
             ),
-        )))
+        ))
     }
 
     /// Set the host's power restore policy to stay off, so a returning outlet or mains
@@ -692,6 +749,14 @@ impl DeviceRun {
         policy: RestorePolicy,
         deadline: Instant,
     ) -> DeviceOutcome {
+        // The box at the address now must be the one the fence changed: a read teaches the
+        // driver its identity, which is checked before anything is written.
+        if let Err(f) = self.read_retrying(deadline).await {
+            return self.fail((f.0, format!("power restore policy not put back: {}", f.1)));
+        }
+        if let Err(f) = self.check_identity().await {
+            return self.fail((f.0, format!("power restore policy not put back: {}", f.1)));
+        }
         let driver = &self.device.driver;
         let result = match self.turn(deadline).await {
             Some(_turn) => {
@@ -753,7 +818,20 @@ impl DeviceRun {
     /// The command-only path of a driver that cannot read power state: liveness lost at
     /// best, or isolation for a channel that cuts storage or network.
     async fn deliver_blind(&self, deadline: Instant) -> DeviceOutcome {
-        match self.command_retrying(Action::Off, deadline).await {
+        let delivered = self.command_retrying(Action::Off, deadline).await;
+        // A blind device learns its identity only by delivering; one that proves another
+        // box than its pin gets no credit.
+        if delivered.is_ok()
+            && !self.device.pins.is_empty()
+            && let PinCheck::Mismatch(why) =
+                identity::check_pins(&self.device.pins, &self.device.driver.identity())
+        {
+            return self.fail((
+                ErrorKind::Auth,
+                format!("identity: {why}; no credit for this device"),
+            ));
+        }
+        match delivered {
             Ok(receipt) => {
                 // Asked after the command: an external program says what it is in its hello.
                 let isolation = self.device.driver.capabilities().channel == Channel::Isolation;

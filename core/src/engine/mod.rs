@@ -10,7 +10,7 @@
 mod device;
 mod gate;
 
-use crate::journal::{Begin, Claim, DeviceMeta, Journal, JournalError};
+use crate::journal::{Begin, Claim, DeviceMeta, Journal, JournalError, Trusted};
 use crate::proof::{DeviceOutcome, DeviceRecord, Event, LevelRecord, Operation, Proof, Verdict};
 use crate::time::Timestamp;
 use crate::topology::{Device, Host};
@@ -389,7 +389,7 @@ impl Engine {
                 .trust_identity(&device.endpoint_key, &facts, &request.requester)
                 .await
             {
-                Ok(before) => {
+                Ok(Trusted::Accepted(before)) => {
                     let was = before
                         .map(|k| crate::identity::describe(&k.facts))
                         .unwrap_or_else(|| "nothing".into());
@@ -399,6 +399,22 @@ impl Engine {
                         DeviceOutcome::Done,
                         format!("identity {now} accepted (was {was})"),
                     );
+                }
+                Ok(Trusted::Nothing) => {
+                    // Trusting nothing would switch the check off: what it is remembered as
+                    // stays (an outlet on SNMPv2c, or something that cannot authenticate).
+                    run.finish(
+                        DeviceOutcome::Done,
+                        "presents no authenticated identity: nothing to trust, nothing changed",
+                    );
+                }
+                Ok(Trusted::HeldElsewhere { endpoint, fact }) => {
+                    let why = format!(
+                        "presents {}={}, which is remembered for {endpoint}: one box cannot be two addresses' (a relay?); nothing changed",
+                        fact.kind, fact.value
+                    );
+                    failed.push(format!("{}: {why}", device.name));
+                    run.finish(DeviceOutcome::Failed, why);
                 }
                 Err(e) => {
                     failed.push(format!("{}: {e}", device.name));
@@ -630,14 +646,19 @@ impl Engine {
         let overall = Instant::now() + host.policy.overall_timeout;
         let target = host.target_digest();
         loop {
-            let (running, running_target, mut rx) = {
+            let (running, running_target, mut rx, leading) = {
                 let mut inflight = self
                     .inner
                     .inflight
                     .lock()
                     .unwrap_or_else(|p| p.into_inner());
                 match inflight.get(&host.name) {
-                    Some(flight) => (flight.operation, flight.target.clone(), flight.done.clone()),
+                    Some(flight) => (
+                        flight.operation,
+                        flight.target.clone(),
+                        flight.done.clone(),
+                        false,
+                    ),
                     None => {
                         let (tx, rx) = watch::channel(None);
                         inflight.insert(
@@ -649,18 +670,41 @@ impl Engine {
                             },
                         );
                         self.lead(Arc::clone(&host), op, request.clone(), overall, tx);
-                        (op, target.clone(), rx)
+                        (op, target.clone(), rx, true)
                     }
                 }
             };
             if shares((running, &running_target), (op, &target)) {
-                return match rx.wait_for(Option::is_some).await {
-                    Ok(v) => v
-                        .clone()
-                        .unwrap_or_else(|| Err(EngineError::Internal("no outcome".into()))),
-                    Err(_) => Err(EngineError::Internal(
+                // The operation this caller leads is bounded by its own deadline; a joiner
+                // waits for another caller's no longer than its own deadline.
+                let until = if leading {
+                    overall + RECORD_GRACE * 4
+                } else {
+                    overall
+                };
+                let waited = tokio::time::timeout_at(until, async {
+                    rx.wait_for(Option::is_some).await.map(|v| v.clone())
+                })
+                .await;
+                return match waited {
+                    Ok(Ok(v)) => {
+                        v.unwrap_or_else(|| Err(EngineError::Internal("no outcome".into())))
+                    }
+                    Ok(Err(_)) => Err(EngineError::Internal(
                         "the operation task ended without a result".into(),
                     )),
+                    Err(_) => {
+                        self.refuse(
+                            &host,
+                            op,
+                            &request,
+                            format!(
+                                "the {} already running on this host did not end within this request's deadline; nothing was done for this request (the running one's verdict will be in history)",
+                                running.as_str()
+                            ),
+                        )
+                        .await
+                    }
                 };
             }
             // Another kind of operation holds the host: let it end, then look again.
@@ -880,12 +924,9 @@ impl Engine {
             sharing,
         } = running;
         let journal = &self.inner.journal;
-        // A shared verdict is worth waiting for as long as the other operation may run.
-        let until = if sharing {
-            Instant::now() + host.policy.overall_timeout + RECORD_GRACE * 2
-        } else {
-            overall
-        };
+        // Another process's operation, shared or not, is waited for until this request's
+        // own deadline.
+        let until = overall;
         loop {
             if let Some(proof) = journal.proof(other).await? {
                 return Ok(if sharing {
@@ -947,7 +988,8 @@ async fn carry_out(
         Operation::Reboot => {
             let (v, d) = verify_off_levels(&ctx, &host, overall).await;
             if v != Verdict::PowerVerifiedOff {
-                return (v, format!("{d}; not powered on again"));
+                // A reboot is off *then* on: liveness lost or isolation is no reboot.
+                return (Verdict::Failed, format!("{d}; not powered on again"));
             }
             let (on, on_detail) = power_on_levels(&ctx, &host, overall).await;
             (on, format!("{d}; then {on_detail}"))
@@ -986,7 +1028,7 @@ async fn verify_off_levels(
         let records = level.map(|l| l.devices).unwrap_or_default();
         let verdict = match judge_level(&records) {
             LevelVerdict::VerifiedOff(by) => {
-                match standby_still_answers(ctx, host, li, devices, deadline).await {
+                match standby_still_answers(ctx, host, li, &records, overall).await {
                     Some(why) => LevelVerdict::Failed(why),
                     None => LevelVerdict::VerifiedOff(by),
                 }
@@ -1029,31 +1071,47 @@ const STANDBY_PROBE: Duration = Duration::from_secs(3);
 
 /// After a level of outlets proved off: if the host has a BMC device elsewhere and that BMC
 /// still answers, standby power is present, so some supply of the host is still fed and the
-/// outlets' `Off` is no proof that every supply is cut. Returns why the level fails.
+/// outlets' `Off` is no proof that every supply is cut. Returns why the level fails. Decided
+/// from the devices that proved the level (an in-band companion does not make it "not an
+/// outlet level") and from the channels the drivers report after contact (an external
+/// program names its channel in its hello). Bounded by the overall deadline.
 async fn standby_still_answers(
     ctx: &Arc<OpContext>,
     host: &Arc<Host>,
     level: usize,
-    devices: &[Arc<Device>],
-    deadline: Instant,
+    records: &[DeviceRecord],
+    overall: Instant,
 ) -> Option<String> {
-    let outlets_only = devices.iter().all(|d| d.channel == Channel::Outlet);
-    if !outlets_only {
+    let proving: Vec<&DeviceRecord> = records
+        .iter()
+        .filter(|r| r.outcome == DeviceOutcome::VerifiedOff)
+        .collect();
+    if proving.is_empty() || !proving.iter().all(|r| r.channel == Channel::Outlet) {
         return None;
     }
+    let in_level: Vec<&str> = records.iter().map(|r| r.device.as_str()).collect();
     let bmcs: Vec<Arc<Device>> = host
         .devices()
         .into_iter()
-        .filter(|d| d.channel == Channel::Bmc && d.driver.capabilities().reads_power_state)
+        .filter(|d| !in_level.contains(&d.name.as_str()))
+        .filter(|d| {
+            let caps = d.driver.capabilities();
+            (caps.channel == Channel::Bmc || d.channel == Channel::Bmc) && caps.reads_power_state
+        })
         .collect();
     if bmcs.is_empty() {
         return None;
     }
-    let probe_deadline = (Instant::now() + STANDBY_PROBE)
-        .min(deadline.max(Instant::now() + Duration::from_millis(500)));
+    let now = Instant::now();
+    if now >= overall {
+        return Some(
+            "the outlets read off, but no time was left to check that the host's BMC lost its standby power".into(),
+        );
+    }
+    let probe_deadline = (now + STANDBY_PROBE).min(overall);
     let mut set = JoinSet::new();
     for (i, bmc) in bmcs.into_iter().enumerate() {
-        let run = DeviceRun::start(Arc::clone(ctx), bmc, level, devices.len() + i);
+        let run = DeviceRun::start(Arc::clone(ctx), bmc, level, records.len() + i);
         set.spawn(
             async move {
                 run.note("standby check: the outlets read off; does this BMC still answer?");

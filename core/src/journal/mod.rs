@@ -174,6 +174,22 @@ pub enum IdentitySeen {
     },
 }
 
+/// How an operator's `trust` went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trusted {
+    /// Accepted; what was remembered before, if anything.
+    Accepted(Option<KnownIdentity>),
+    /// The endpoint presented no authenticated identity: nothing to trust, nothing changed.
+    Nothing,
+    /// A fact is remembered for another endpoint: one box cannot be two addresses'.
+    HeldElsewhere {
+        /// The other endpoint.
+        endpoint: String,
+        /// The fact both claim.
+        fact: IdentityFact,
+    },
+}
+
 /// The durable store of operations, events, proofs and power-on locks.
 pub trait Journal: Send + Sync {
     /// Apply the guards and record the start of an operation, atomically across processes.
@@ -218,13 +234,20 @@ pub trait Journal: Send + Sync {
     ) -> JournalFuture<'static, IdentitySeen>;
 
     /// Accept `facts` as the identity of `endpoint` (an operator's `fencegate trust`),
-    /// returning what was remembered before.
+    /// returning what was remembered before. Refused (and nothing changed) when `facts` is
+    /// empty (trusting nothing would switch the check off) or when one of them is
+    /// remembered for another endpoint (that box is already someone else's).
     fn trust_identity(
         &self,
         endpoint: &str,
         facts: &[IdentityFact],
         by: &str,
-    ) -> JournalFuture<'static, Option<KnownIdentity>>;
+    ) -> JournalFuture<'static, Trusted>;
+
+    /// Record `facts`, which matched the device's pins, as the identity of `endpoint`,
+    /// taking them away from any other endpoint that remembered them: the pin in the
+    /// configuration is the authority, and no unpinned address may present that box later.
+    fn pin_identity(&self, endpoint: &str, facts: &[IdentityFact]) -> JournalFuture<'static, ()>;
 
     /// Every remembered identity by endpoint (for `check`).
     fn known_identities(&self) -> JournalFuture<'static, Vec<(String, KnownIdentity)>>;

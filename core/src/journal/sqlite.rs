@@ -7,7 +7,7 @@
 
 use super::{
     Abandoned, Begin, Claim, DeviceMeta, IdentitySeen, Journal, JournalError, JournalFuture,
-    KnownIdentity, PowerLock,
+    KnownIdentity, PowerLock, Trusted,
 };
 use crate::identity;
 use crate::proof::{Event, Operation, Proof, Verdict};
@@ -105,16 +105,42 @@ fn read_known(conn: &Connection, endpoint: &str) -> Result<Option<KnownIdentity>
         )
         .optional()
         .map_err(storage)?;
-    row.map(|(facts, since, accepted_by)| {
-        Ok(KnownIdentity {
-            facts: serde_json::from_str(&facts).map_err(|e| {
-                JournalError::Corrupt(format!("identity of {endpoint}"), e.to_string())
-            })?,
-            since: Timestamp(since),
-            accepted_by,
+    let known = row
+        .map(|(facts, since, accepted_by)| {
+            Ok(KnownIdentity {
+                facts: serde_json::from_str(&facts).map_err(|e| {
+                    JournalError::Corrupt(format!("identity of {endpoint}"), e.to_string())
+                })?,
+                since: Timestamp(since),
+                accepted_by,
+            })
         })
-    })
-    .transpose()
+        .transpose()?;
+    // An empty identity would match any box: it is no identity.
+    Ok(known.filter(|k: &KnownIdentity| !k.facts.is_empty()))
+}
+
+/// The first endpoint other than `endpoint` that remembers one of `facts`.
+fn held_elsewhere(
+    conn: &Connection,
+    endpoint: &str,
+    facts: &[IdentityFact],
+) -> Result<Option<(String, IdentityFact)>, JournalError> {
+    for fact in facts {
+        let other: Option<String> = conn
+            .query_row(
+                "SELECT endpoint FROM identity_facts
+                 WHERE kind = ?1 AND value = ?2 AND endpoint <> ?3 LIMIT 1",
+                params![fact.kind, fact.value, endpoint],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(storage)?;
+        if let Some(other) = other {
+            return Ok(Some((other, fact.clone())));
+        }
+    }
+    Ok(None)
 }
 
 fn store_identity(
@@ -124,6 +150,11 @@ fn store_identity(
     by: Option<&str>,
 ) -> Result<(), JournalError> {
     let json = serde_json::to_string(facts).map_err(storage)?;
+    conn.execute(
+        "DELETE FROM identity_facts WHERE endpoint = ?1",
+        params![endpoint],
+    )
+    .map_err(storage)?;
     conn.execute(
         "DELETE FROM identities WHERE endpoint = ?1",
         params![endpoint],
@@ -772,22 +803,11 @@ impl Journal for SqliteJournal {
             if facts.is_empty() {
                 return Ok(IdentitySeen::FirstUse);
             }
-            for fact in &facts {
-                let other: Option<String> = conn
-                    .query_row(
-                        "SELECT endpoint FROM identity_facts
-                         WHERE kind = ?1 AND value = ?2 AND endpoint <> ?3 LIMIT 1",
-                        params![fact.kind, fact.value, endpoint],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(storage)?;
-                if let Some(other) = other {
-                    return Ok(IdentitySeen::ClaimedElsewhere {
-                        endpoint: other,
-                        fact: fact.clone(),
-                    });
-                }
+            if let Some((other, fact)) = held_elsewhere(conn, &endpoint, &facts)? {
+                return Ok(IdentitySeen::ClaimedElsewhere {
+                    endpoint: other,
+                    fact,
+                });
             }
             store_identity(conn, &endpoint, &facts, None)?;
             Ok(IdentitySeen::FirstUse)
@@ -799,14 +819,53 @@ impl Journal for SqliteJournal {
         endpoint: &str,
         facts: &[IdentityFact],
         by: &str,
-    ) -> JournalFuture<'static, Option<KnownIdentity>> {
+    ) -> JournalFuture<'static, Trusted> {
         let endpoint = endpoint.to_owned();
         let facts = facts.to_vec();
         let by = by.to_owned();
         self.call(move |conn| {
+            if facts.is_empty() {
+                return Ok(Trusted::Nothing);
+            }
+            if let Some((other, fact)) = held_elsewhere(conn, &endpoint, &facts)? {
+                return Ok(Trusted::HeldElsewhere {
+                    endpoint: other,
+                    fact,
+                });
+            }
             let before = read_known(conn, &endpoint)?;
             store_identity(conn, &endpoint, &facts, Some(&by))?;
-            Ok(before)
+            Ok(Trusted::Accepted(before))
+        })
+    }
+
+    fn pin_identity(&self, endpoint: &str, facts: &[IdentityFact]) -> JournalFuture<'static, ()> {
+        let endpoint = endpoint.to_owned();
+        let facts = facts.to_vec();
+        self.call(move |conn| {
+            if facts.is_empty() {
+                return Ok(());
+            }
+            // The pin is the authority: every other endpoint remembering one of these facts
+            // is forgotten (its next contact is a first use, which the pin now refuses).
+            while let Some((other, _)) = held_elsewhere(conn, &endpoint, &facts)? {
+                conn.execute(
+                    "DELETE FROM identity_facts WHERE endpoint = ?1",
+                    params![other],
+                )
+                .map_err(storage)?;
+                conn.execute("DELETE FROM identities WHERE endpoint = ?1", params![other])
+                    .map_err(storage)?;
+            }
+            if read_known(conn, &endpoint)?.is_some_and(|k| k.facts == facts) {
+                return Ok(());
+            }
+            conn.execute(
+                "DELETE FROM identity_facts WHERE endpoint = ?1",
+                params![endpoint],
+            )
+            .map_err(storage)?;
+            store_identity(conn, &endpoint, &facts, Some("pin in the configuration"))
         })
     }
 

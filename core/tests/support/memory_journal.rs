@@ -3,7 +3,7 @@
 
 use fencegate_core::journal::{
     Abandoned, Begin, Claim, DeviceMeta, IdentitySeen, Journal, JournalError, JournalFuture,
-    KnownIdentity, PowerLock,
+    KnownIdentity, PowerLock, Trusted,
 };
 use fencegate_core::time::Timestamp;
 use fencegate_core::{Event, Operation, Proof, Verdict};
@@ -276,8 +276,22 @@ impl Journal for MemoryJournal {
         endpoint: &str,
         facts: &[IdentityFact],
         by: &str,
-    ) -> JournalFuture<'static, Option<KnownIdentity>> {
-        let before = self.identities.lock().unwrap().insert(
+    ) -> JournalFuture<'static, Trusted> {
+        if facts.is_empty() {
+            return ready(Ok(Trusted::Nothing));
+        }
+        let mut ids = self.identities.lock().unwrap();
+        for (other, known) in ids.iter() {
+            if other != endpoint
+                && let Some(fact) = facts.iter().find(|f| known.facts.contains(f))
+            {
+                return ready(Ok(Trusted::HeldElsewhere {
+                    endpoint: other.clone(),
+                    fact: fact.clone(),
+                }));
+            }
+        }
+        let before = ids.insert(
             endpoint.to_owned(),
             KnownIdentity {
                 facts: facts.to_vec(),
@@ -285,7 +299,26 @@ impl Journal for MemoryJournal {
                 accepted_by: Some(by.to_owned()),
             },
         );
-        ready(Ok(before))
+        ready(Ok(Trusted::Accepted(before)))
+    }
+
+    fn pin_identity(&self, endpoint: &str, facts: &[IdentityFact]) -> JournalFuture<'static, ()> {
+        if facts.is_empty() {
+            return ready(Ok(()));
+        }
+        let mut ids = self.identities.lock().unwrap();
+        ids.retain(|other, known| {
+            other == endpoint || !facts.iter().any(|f| known.facts.contains(f))
+        });
+        ids.insert(
+            endpoint.to_owned(),
+            KnownIdentity {
+                facts: facts.to_vec(),
+                since: Timestamp::now(),
+                accepted_by: Some("pin in the configuration".into()),
+            },
+        );
+        ready(Ok(()))
     }
 
     fn known_identities(&self) -> JournalFuture<'static, Vec<(String, KnownIdentity)>> {
