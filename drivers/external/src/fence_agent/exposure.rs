@@ -73,12 +73,12 @@ impl AgentAdvice {
         match (self.argv_helper, instead) {
             (Some(helper), Some(instead)) => format!(
                 "{} passes its secrets to `{helper}` on the command line, readable by every \
-                 local user (ps, /proc) while it runs; {instead}",
+                 local user (ps, /proc); {instead}",
                 self.agent
             ),
             (Some(helper), None) => format!(
                 "{} passes its secrets to `{helper}` on the command line, readable by every \
-                 local user (ps, /proc) while it runs; keep fencegate's host free of other users",
+                 local user (ps, /proc); keep fencegate's host free of other users",
                 self.agent
             ),
             (None, Some(instead)) => format!("{}: {instead}", self.agent),
