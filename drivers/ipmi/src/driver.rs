@@ -1,8 +1,9 @@
 //! The fencegate driver: device specification parsing and one RMCP+ session per call.
 
 use crate::commands::{
-    self, CMD_CHASSIS_CONTROL, CMD_GET_CHASSIS_STATUS, CMD_SET_POWER_RESTORE_POLICY,
-    ChassisControl, ChassisStatus, NETFN_CHASSIS, Privilege,
+    self, CMD_CHASSIS_CONTROL, CMD_GET_CHASSIS_STATUS, CMD_GET_SDR, CMD_GET_SDR_REPO_INFO,
+    CMD_SET_POWER_RESTORE_POLICY, ChassisControl, ChassisStatus, NETFN_CHASSIS, NETFN_STORAGE,
+    Privilege, SDR_FIRST, SDR_HEADER_LEN, SDR_LAST, SDR_SENSOR_PREFIX_LEN, SdrHeader, SdrRepoInfo,
 };
 use crate::crypto::{CipherSuite, GUID_LEN};
 use crate::message::completion_text;
@@ -81,6 +82,10 @@ fn confirmed(e: DriverError, handshakes: usize) -> DriverError {
         ),
     )
 }
+
+/// At most this many SDR records are walked: real repositories hold tens to a few hundred,
+/// and each record costs one or two requests.
+const MAX_SDR_RECORDS: u16 = 1024;
 
 /// How long a session may sit idle between two calls and still be reused. Within one
 /// operation the engine polls at most about a second apart; BMCs drop idle sessions only
@@ -611,6 +616,144 @@ impl IpmiDriver {
         }
     }
 
+    async fn count_power_supplies(&self, deadline: std::time::Instant) -> Result<u32, DriverError> {
+        match self.with_session(deadline, Call::CountSupplies).await? {
+            Answer::Count(n) => Ok(n),
+            other => Err(self.mismatch("power supply count", &other)),
+        }
+    }
+
+    /// One storage (SDR) command in the session; its completion code checked.
+    async fn storage(
+        &self,
+        conn: &mut Conn,
+        session: &mut Session,
+        cmd: Cmd<'_>,
+        what: &str,
+        deadline: Instant,
+    ) -> Result<Vec<u8>, DriverError> {
+        let (cc, data) = conn
+            .request(session, cmd, deadline, self.opts.retry)
+            .await?;
+        check_completion(&self.target, what, cc)?;
+        Ok(data)
+    }
+
+    /// Walk the SDR repository and count the sensors that stand for one power supply each
+    /// ([`commands::is_supply_sensor`]): the header of every record, then the header and
+    /// sensor fields of full and compact sensor records. Every read starts at offset 0, which
+    /// needs no reservation: a Reserve SDR Repository retransmitted because the first answer
+    /// was slow would cancel the reservation the walk holds. The second read of a record
+    /// must repeat its header. The walk is bounded by the count Get SDR Repository Info
+    /// announced (at most [`MAX_SDR_RECORDS`]) and refuses a record id seen twice, so a
+    /// broken or hostile BMC cannot keep it going.
+    async fn count_supply_sensors(
+        &self,
+        conn: &mut Conn,
+        session: &mut Session,
+        deadline: Instant,
+    ) -> Result<u32, DriverError> {
+        let t = &self.target;
+        let bad = |what: &str, e: crate::error::DecodeError| {
+            DriverError::protocol(format!("{t}: {what} reply: {e}"))
+        };
+        let info = Cmd {
+            what: "Get SDR Repository Info",
+            netfn: NETFN_STORAGE,
+            cmd: CMD_GET_SDR_REPO_INFO,
+            data: &[],
+        };
+        let info = self
+            .storage(conn, session, info, "Get SDR Repository Info", deadline)
+            .await?;
+        let info = SdrRepoInfo::decode(&info).map_err(|e| bad("Get SDR Repository Info", e))?;
+        if info.record_count == 0 {
+            return Err(DriverError::unsupported(format!(
+                "{t}: the SDR repository is empty: this BMC lists no sensors, so it cannot say \
+                 how many power supplies feed the host"
+            )));
+        }
+        if info.record_count > MAX_SDR_RECORDS {
+            return Err(DriverError::protocol(format!(
+                "{t}: the SDR repository announces {} records, more than the {MAX_SDR_RECORDS} \
+                 this driver reads",
+                info.record_count
+            )));
+        }
+        let mut next = SDR_FIRST;
+        let mut seen = std::collections::HashSet::new();
+        let mut supplies: u32 = 0;
+        while next != SDR_LAST {
+            if seen.len() >= usize::from(info.record_count) {
+                return Err(DriverError::protocol(format!(
+                    "{t}: the SDR repository goes on past the {} records Get SDR Repository \
+                     Info announced",
+                    info.record_count
+                )));
+            }
+            let record = next;
+            let what = format!("Get SDR record {record:#06x}");
+            let request = commands::get_sdr_request(0, record, 0, SDR_HEADER_LEN);
+            let head = Cmd {
+                what: "Get SDR",
+                netfn: NETFN_STORAGE,
+                cmd: CMD_GET_SDR,
+                data: &request,
+            };
+            let data = self.storage(conn, session, head, &what, deadline).await?;
+            let (following, bytes) =
+                commands::decode_sdr_chunk(&data).map_err(|e| bad(&what, e))?;
+            let header = SdrHeader::decode(bytes).map_err(|e| bad(&what, e))?;
+            if !seen.insert(header.id) {
+                return Err(DriverError::protocol(format!(
+                    "{t}: SDR record {:#06x} comes twice in the walk: the repository's links \
+                     go round",
+                    header.id
+                )));
+            }
+            if header.is_sensor() {
+                if header.length < SDR_SENSOR_PREFIX_LEN {
+                    return Err(DriverError::protocol(format!(
+                        "{t}: SDR sensor record {:#06x} is {} bytes long, too short for its \
+                         sensor type",
+                        header.id, header.length
+                    )));
+                }
+                let request =
+                    commands::get_sdr_request(0, record, 0, SDR_HEADER_LEN + SDR_SENSOR_PREFIX_LEN);
+                let body = Cmd {
+                    what: "Get SDR",
+                    netfn: NETFN_STORAGE,
+                    cmd: CMD_GET_SDR,
+                    data: &request,
+                };
+                let data = self.storage(conn, session, body, &what, deadline).await?;
+                let (_, bytes) = commands::decode_sdr_chunk(&data).map_err(|e| bad(&what, e))?;
+                let (again, prefix) = bytes.split_at(bytes.len().min(usize::from(SDR_HEADER_LEN)));
+                if SdrHeader::decode(again).ok() != Some(header) {
+                    return Err(DriverError::protocol(format!(
+                        "{t}: SDR record {:#06x} changed between two reads of its header",
+                        header.id
+                    )));
+                }
+                let (sensor_type, reading_type) =
+                    commands::sensor_types(prefix).map_err(|e| bad(&what, e))?;
+                if commands::is_supply_sensor(sensor_type, reading_type) {
+                    supplies += 1;
+                }
+            }
+            next = following;
+        }
+        if supplies == 0 {
+            return Err(DriverError::unsupported(format!(
+                "{t}: none of the {} SDR records is a power supply sensor (sensor type 0x08): \
+                 this BMC cannot say how many supplies feed the host",
+                seen.len()
+            )));
+        }
+        Ok(supplies)
+    }
+
     /// The error for a call that produced another call's kind of answer (a bug, never seen).
     fn mismatch(&self, call: &str, answer: &Answer) -> DriverError {
         DriverError::protocol(format!(
@@ -702,6 +845,10 @@ impl IpmiDriver {
                 check_completion(t, &format!("Set Power Restore Policy {policy}"), cc)?;
                 Ok(Answer::Done)
             }
+            Call::CountSupplies => self
+                .count_supply_sensors(conn, session, deadline)
+                .await
+                .map(Answer::Count),
             Call::Control(ctl) => {
                 let cmd = Cmd {
                     what: "Chassis Control",
@@ -728,6 +875,7 @@ enum Call {
     Control(ChassisControl),
     RestorePolicy,
     SetRestorePolicy(RestorePolicy),
+    CountSupplies,
 }
 
 /// What a call returns.
@@ -735,6 +883,7 @@ enum Answer {
     State(PowerState),
     Receipt(CommandReceipt),
     Policy(RestorePolicy),
+    Count(u32),
     Done,
 }
 
@@ -745,6 +894,7 @@ impl Answer {
             Answer::State(_) => "a reading",
             Answer::Receipt(_) => "a receipt",
             Answer::Policy(_) => "a restore policy",
+            Answer::Count(_) => "a power supply count",
             Answer::Done => "an acknowledgement",
         }
     }
@@ -818,6 +968,14 @@ impl PowerDriver for IpmiDriver {
         deadline: std::time::Instant,
     ) -> DriverFuture<'_, ()> {
         Box::pin(self.write_restore_policy(policy, deadline))
+    }
+
+    /// Counts the power supply sensors of the BMC's SDR repository (one status sensor per
+    /// supply; redundancy sensors describe the set and are left out), in the session the
+    /// other calls use. An empty bay keeps its sensor, so the count may be one too many,
+    /// never one too few.
+    fn power_supplies(&self, deadline: std::time::Instant) -> DriverFuture<'_, u32> {
+        Box::pin(self.count_power_supplies(deadline))
     }
 
     fn release(&self, deadline: std::time::Instant) -> DriverFuture<'_, ()> {

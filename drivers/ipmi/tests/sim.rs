@@ -724,3 +724,119 @@ async fn power_that_comes_back_reads_on_again() {
     let log: Vec<PowerCommand> = lab.command_log(0).iter().map(|r| r.command).collect();
     assert_eq!(log, [PowerCommand::Off], "nobody asked for the power back");
 }
+
+#[tokio::test]
+async fn power_supplies_are_the_supply_sensors_of_the_sdr() {
+    for suite in ["17", "3"] {
+        let lab = lab(BmcConfig::new("admin", "password")).await;
+        let d = driver(lab.addr(0), "admin", "password", &[("cipher", suite)]);
+        // Two status sensors; the redundancy sensor describes the pair and is not counted.
+        assert_eq!(d.power_supplies(soon(3000)).await.unwrap(), 2, "{suite}");
+        lab.set_power_supplies(0, 4);
+        assert_eq!(d.power_supplies(soon(3000)).await.unwrap(), 4, "{suite}");
+        lab.set_power_supplies(0, 1);
+        assert_eq!(d.power_supplies(soon(3000)).await.unwrap(), 1, "{suite}");
+        // The count is read in the session a status would use, and proves the GUID too.
+        assert_eq!(lab.open_sessions(0), 1);
+        assert_eq!(d.identity().len(), 1);
+        assert!(lab.command_log(0).is_empty());
+        d.release(soon(2000)).await.unwrap();
+        assert_eq!(lab.open_sessions(0), 0);
+    }
+}
+
+#[tokio::test]
+async fn an_sdr_without_supply_sensors_is_unsupported() {
+    let lab = lab(BmcConfig::new("admin", "password")).await;
+    let d = driver(lab.addr(0), "admin", "password", &[]);
+    // Only the locator, a temperature and the redundancy sensor: nothing to count.
+    lab.set_power_supplies(0, 0);
+    let e = d.power_supplies(soon(3000)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+    assert!(e.detail.contains("power supply sensor"), "{e}");
+    assert!(e.detail.contains(&lab.addr(0).to_string()), "{e}");
+    lab.set_sdr(0, Vec::new());
+    let e = d.power_supplies(soon(3000)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+    assert!(e.detail.contains("SDR repository is empty"), "{e}");
+    d.release(soon(2000)).await.unwrap();
+    assert_eq!(lab.open_sessions(0), 0);
+}
+
+#[tokio::test]
+async fn a_malformed_sdr_is_a_protocol_error() {
+    use fencegate_ipmi::commands::{
+        ENTITY_POWER_SUPPLY, READING_TYPE_SENSOR_SPECIFIC, SENSOR_TYPE_POWER_SUPPLY,
+        mc_locator_record, sensor_record,
+    };
+    let psu = |id: u16, n: u8| {
+        sensor_record(
+            id,
+            true,
+            0x30 + n,
+            (ENTITY_POWER_SUPPLY, n),
+            SENSOR_TYPE_POWER_SUPPLY,
+            READING_TYPE_SENSOR_SPECIFIC,
+            "PS Status",
+        )
+    };
+    let cases: Vec<(&str, Vec<Vec<u8>>)> = vec![
+        // A sensor record too short to hold its sensor type.
+        (
+            "short sensor",
+            vec![vec![1, 0, 0x51, 0x01, 3, 0x20, 0, 0x31]],
+        ),
+        // A record shorter than its own header.
+        ("short header", vec![psu(1, 1), vec![2, 0, 0x51]]),
+        // Two records with one id: the walk would go round for ever.
+        (
+            "loop",
+            vec![psu(1, 1), psu(1, 2), mc_locator_record(3, "BMC")],
+        ),
+    ];
+    let lab = lab(BmcConfig::new("admin", "password")).await;
+    for (what, records) in cases {
+        let d = driver(lab.addr(0), "admin", "password", &[]);
+        lab.set_sdr(0, records);
+        let e = d.power_supplies(soon(3000)).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Protocol, "{what}: {e}");
+        assert!(e.detail.contains("SDR"), "{what}: {e}");
+        d.release(soon(2000)).await.unwrap();
+    }
+    lab.set_power_supplies(0, 2);
+    let d = driver(lab.addr(0), "admin", "password", &[]);
+    assert_eq!(d.power_supplies(soon(3000)).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn counting_supplies_survives_loss_and_ends_by_the_deadline() {
+    let mut cfg = BmcConfig::new("admin", "password");
+    cfg.faults.drop_rate = 0.3;
+    cfg.faults.drop_seed = 7;
+    cfg.power_supplies = 3;
+    let lab = lab(cfg).await;
+    let d = driver(lab.addr(0), "admin", "password", &[("retransmit_ms", "50")]);
+    assert_eq!(d.power_supplies(soon(10_000)).await.unwrap(), 3);
+    d.release(soon(2000)).await.unwrap();
+
+    // Forty supplies behind 100 ms replies need seconds: the call ends at its deadline.
+    lab.set_faults(
+        0,
+        FaultProfile {
+            reply_delay_ms: 100,
+            ..Default::default()
+        },
+    );
+    // Every request is retransmitted before its answer comes: the walk still completes
+    // (a reservation would be cancelled by its own retransmitted Reserve).
+    assert_eq!(d.power_supplies(soon(10_000)).await.unwrap(), 3);
+    lab.set_power_supplies(0, 40);
+    let t0 = Instant::now();
+    let e = d.power_supplies(soon(1500)).await.unwrap_err();
+    let took = t0.elapsed();
+    assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_millis(2500),
+        "{took:?}"
+    );
+}
