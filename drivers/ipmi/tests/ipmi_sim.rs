@@ -42,6 +42,12 @@ impl IpmiSim {
 
     /// ipmi_sim with the given system GUID (32 hex digits) in its LAN configuration.
     fn start_with_guid(guid: &str) -> IpmiSim {
+        Self::start_with(guid, "")
+    }
+
+    /// ipmi_sim with the given GUID and these lines appended to the fixture's emulator
+    /// commands (SDR records, sensors).
+    fn start_with(guid: &str, extra_emu: &str) -> IpmiSim {
         let found = std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).any(|d| d.join("ipmi_sim").is_file()))
             .unwrap_or(false);
@@ -53,6 +59,10 @@ impl IpmiSim {
         let dir = tempfile::tempdir().unwrap();
         for f in ["fencebmc.emu", "chassis_control.sh"] {
             fs::copy(fixture_dir().join(f), dir.path().join(f)).unwrap();
+        }
+        if !extra_emu.is_empty() {
+            let emu = fs::read_to_string(dir.path().join("fencebmc.emu")).unwrap();
+            fs::write(dir.path().join("fencebmc.emu"), emu + extra_emu).unwrap();
         }
         let port = UdpSocket::bind("127.0.0.1:0")
             .unwrap()
@@ -309,4 +319,58 @@ async fn delayed_off_shows_after_the_delay() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(d.status(soon(3000)).await.unwrap(), PowerState::Off);
     assert_eq!(sim.power_file().as_deref(), Some("0"));
+}
+
+/// `main_sdr_add` line for ipmi_sim: the record's bytes in hex.
+fn sdr_line(record: &[u8]) -> String {
+    let bytes: Vec<String> = record.iter().map(|b| format!("0x{b:02x}")).collect();
+    format!("main_sdr_add 0x20 {}\n", bytes.join(" "))
+}
+
+/// The fixture's SDR repository is empty: ipmi_sim says so and the driver answers
+/// Unsupported. With two supply status sensors and a redundancy sensor added, the driver
+/// reads ipmi_sim's own Get SDR answers and counts two.
+#[tokio::test]
+async fn ipmi_sim_power_supplies_from_its_sdr() {
+    use fencegate_ipmi::commands::{
+        ENTITY_POWER_SUPPLY, READING_TYPE_REDUNDANCY, READING_TYPE_SENSOR_SPECIFIC,
+        SENSOR_TYPE_POWER_SUPPLY, sensor_record,
+    };
+    let sim = IpmiSim::start();
+    let d = sim.driver("password", &[("cipher", "3")]);
+    let e = d.power_supplies(soon(3000)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported, "{e}: {}", sim.log());
+    assert!(e.detail.contains("SDR repository is empty"), "{e}");
+    drop(sim);
+
+    let mut emu = String::new();
+    for (id, full, n) in [(1u16, true, 1u8), (2, false, 2)] {
+        emu += &sdr_line(&sensor_record(
+            id,
+            full,
+            0x30 + n,
+            (ENTITY_POWER_SUPPLY, n),
+            SENSOR_TYPE_POWER_SUPPLY,
+            READING_TYPE_SENSOR_SPECIFIC,
+            &format!("PS{n} Status"),
+        ));
+    }
+    emu += &sdr_line(&sensor_record(
+        3,
+        false,
+        0x2F,
+        (0x13, 1),
+        SENSOR_TYPE_POWER_SUPPLY,
+        READING_TYPE_REDUNDANCY,
+        "PS Redundancy",
+    ));
+    let sim = IpmiSim::start_with(FIXTURE_GUID, &emu);
+    let d = sim.driver("password", &[("cipher", "3")]);
+    assert_eq!(
+        d.power_supplies(soon(3000)).await.unwrap(),
+        2,
+        "{}",
+        sim.log()
+    );
+    d.release(soon(2000)).await.unwrap();
 }
