@@ -10,6 +10,7 @@
 //! - events are written in the order [`Journal::record`] was *called* (it enqueues at once);
 //! - [`Journal::finish`] resolves only after the proof and every earlier event are durable.
 
+mod owner;
 mod sqlite;
 
 pub use sqlite::SqliteJournal;

@@ -5,6 +5,7 @@
 //! thousand hosts fenced in one call cost a few dozen fsyncs, not thousands. Each job runs
 //! inside a savepoint, so one failing job never undoes another's work.
 
+use super::owner::{self, Owner, Owners};
 use super::{
     Abandoned, Begin, Claim, DeviceMeta, IdentitySeen, Journal, JournalError, JournalFuture,
     KnownIdentity, PowerLock, Trusted,
@@ -15,6 +16,7 @@ use crate::time::Timestamp;
 use fencegate_driver::IdentityFact;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -75,8 +77,17 @@ CREATE INDEX IF NOT EXISTS identity_facts_by_value ON identity_facts(kind, value
 
 /// Columns added after the first schema, with their definitions: added to older journals
 /// when they are opened.
-const ADDED_COLUMNS: &[(&str, &str, &str)] =
-    &[("operations", "target", "TEXT NOT NULL DEFAULT ''")];
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("operations", "target", "TEXT NOT NULL DEFAULT ''"),
+    // Boot-relative times (CLOCK_BOOTTIME, ms), so windows survive wall-clock steps.
+    ("operations", "started_up_ms", "INTEGER NOT NULL DEFAULT -1"),
+    (
+        "operations",
+        "finished_up_ms",
+        "INTEGER NOT NULL DEFAULT -1",
+    ),
+    ("operations", "finished_boot", "TEXT NOT NULL DEFAULT ''"),
+];
 
 fn migrate(conn: &Connection) -> Result<(), JournalError> {
     for (table, column, definition) in ADDED_COLUMNS {
@@ -287,6 +298,7 @@ fn retry_busy<T>(
 pub struct SqliteJournal {
     path: PathBuf,
     jobs: mpsc::Sender<Job>,
+    owners: Arc<Owners>,
 }
 
 impl std::fmt::Debug for SqliteJournal {
@@ -316,6 +328,15 @@ impl SqliteJournal {
                 .mode(0o700)
                 .create(state_dir)
                 .map_err(|e| storage(format!("cannot create {}: {e}", state_dir.display())))?;
+        }
+        // WAL's shared memory and the owners' locks do not work on network filesystems.
+        if let Some(fstype) = owner::filesystem_of(state_dir)
+            && owner::NETWORK_FILESYSTEMS.contains(&fstype.as_str())
+        {
+            return Err(storage(format!(
+                "{} is on a {fstype} filesystem: the journal needs local file locking (SQLite WAL, flock); put state_dir on a local disk",
+                state_dir.display()
+            )));
         }
         let path = state_dir.join(Self::FILE_NAME);
         prepare_file(state_dir, &path)?;
@@ -351,7 +372,16 @@ impl SqliteJournal {
             .name("fencegate-journal".into())
             .spawn(move || writer(conn, rx, watched, file))
             .map_err(storage)?;
-        Ok(SqliteJournal { path, jobs: tx })
+        let owners = {
+            use std::os::unix::fs::MetadataExt;
+            let m = std::fs::metadata(&path).map_err(storage)?;
+            Arc::new(Owners::new(state_dir, m.mode() & 0o666, (m.uid(), m.gid())))
+        };
+        Ok(SqliteJournal {
+            path,
+            jobs: tx,
+            owners,
+        })
     }
 
     /// Where the journal lives.
@@ -467,17 +497,27 @@ fn this_boot() -> String {
         .unwrap_or_default()
 }
 
-fn process_alive(pid: i64) -> bool {
-    pid > 0 && Path::new(&format!("/proc/{pid}")).exists()
+/// Milliseconds since boot (CLOCK_BOOTTIME, shared by every process on the machine and
+/// never stepped), or -1 when unknown.
+fn uptime_ms() -> i64 {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map(|secs| (secs * 1000.0) as i64)
+        .unwrap_or(-1)
 }
 
-/// Whether an open operation's owner is certainly gone.
-fn is_abandoned(now: Timestamp, pid: i64, boot: &str, lease_until: i64) -> bool {
-    if lease_until < now.millis() {
-        return true;
-    }
-    let me = i64::from(std::process::id());
-    boot == this_boot() && pid != me && !process_alive(pid)
+/// SQL deciding whether a row's time (`{t}_ms` wall clock, `{t}_up_ms` boot clock of boot
+/// `{boot}`) lies within a window ending now: on this boot by the boot clock, which no
+/// wall-clock step moves; else by the wall clock, where a time in the future (the clock
+/// stepped back) counts as recent. Named parameters: `:boot` this boot, `:up` uptime now,
+/// `:window` the window in ms, `:now` the wall clock now.
+fn within_window(alias: &str, t: &str, boot: &str) -> String {
+    format!(
+        "(({alias}.{boot} = :boot AND {alias}.{t}_up_ms >= 0 AND :up >= 0 AND {alias}.{t}_up_ms >= :up - :window)
+          OR (({alias}.{boot} <> :boot OR {alias}.{t}_up_ms < 0 OR :up < 0)
+              AND ({alias}.{t}_ms >= :now - :window OR {alias}.{t}_ms > :now)))"
+    )
 }
 
 fn decode_proof(request_id: &str, json: &str) -> Result<Proof, JournalError> {
@@ -503,25 +543,38 @@ fn read_power_lock(conn: &Connection, host: &str) -> Result<Option<PowerLock>, J
 
 impl Journal for SqliteJournal {
     fn begin(&self, claim: Claim) -> JournalFuture<'static, Begin> {
-        self.call(move |conn| {
+        // The owner's lock is taken before the record can be seen, and given back unless the
+        // operation starts.
+        let owners = Arc::clone(&self.owners);
+        let id = claim.request_id.clone();
+        if let Err(e) = owners.claim(&id) {
+            return Box::pin(
+                async move { Err(storage(format!("cannot lock operation {id}: {e}"))) },
+            );
+        }
+        let checker = Arc::clone(&owners);
+        let begun = self.call(move |conn| {
+            let owners = checker;
             let now = Timestamp::now();
             // Another live process working this host? Join it rather than race it.
             let mut open = conn
                 .prepare(
-                    "SELECT request_id, owner_pid, owner_boot, lease_until_ms, operation, target
+                    "SELECT request_id, operation, target
                      FROM operations WHERE host = ?1 AND finished_ms IS NULL",
                 )
                 .map_err(storage)?;
             let rows = open
                 .query_map(params![claim.host], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?, r.get::<_, String>(4)?, r.get::<_, String>(5)?))
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
                 })
                 .map_err(storage)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(storage)?;
-            if let Some((id, .., op, target)) = rows
+            // An open record whose owner holds its lock is running: join it rather than race
+            // it. One whose owner is gone waits for reconciliation and blocks nothing.
+            if let Some((id, op, target)) = rows
                 .into_iter()
-                .find(|(_, pid, boot, lease, ..)| !is_abandoned(now, *pid, boot, *lease))
+                .find(|(id, ..)| owners.status(id) == Owner::Alive)
             {
                 let operation = Operation::parse(&op)
                     .ok_or_else(|| JournalError::Corrupt(id.clone(), format!("operation {op:?}")))?;
@@ -537,23 +590,29 @@ impl Journal for SqliteJournal {
             // A proof followed by anything that may have powered the host on (an `on`, a
             // `reboot`, an `unfence`, refused ones aside) is no longer re-confirmable: the
             // host is not "still off" by that proof. Ordered by row, not by clock.
+            let (boot, up) = (this_boot(), uptime_ms());
             let confirms: Option<String> = conn
                 .query_row(
-                    "SELECT p.request_id FROM operations p
-                     WHERE p.host = ?1 AND p.verdict = ?2 AND p.operation IN ('fence', 'off')
-                       AND p.finished_ms >= ?3 AND p.target = ?4
+                    &"SELECT p.request_id FROM operations p
+                     WHERE p.host = :host AND p.verdict = :verdict
+                       AND p.operation IN ('fence', 'off')
+                       AND WINDOW AND p.target = :target
                        AND NOT EXISTS (
                            SELECT 1 FROM operations later
                            WHERE later.host = p.host AND later.rowid > p.rowid
                              AND later.operation IN ('on', 'reboot', 'unfence')
                              AND (later.verdict IS NULL OR later.verdict <> 'refused'))
-                     ORDER BY p.rowid DESC LIMIT 1",
-                    params![
-                        claim.host,
-                        Verdict::PowerVerifiedOff.as_str(),
-                        now.minus(claim.tolerance).millis(),
-                        claim.target,
-                    ],
+                     ORDER BY p.rowid DESC LIMIT 1"
+                        .replace("WINDOW", &within_window("p", "finished", "finished_boot")),
+                    rusqlite::named_params! {
+                        ":host": claim.host,
+                        ":verdict": Verdict::PowerVerifiedOff.as_str(),
+                        ":target": claim.target,
+                        ":boot": boot,
+                        ":up": up,
+                        ":now": now.millis(),
+                        ":window": claim.tolerance.as_millis() as i64,
+                    },
                     |r| r.get(0),
                 )
                 .optional()
@@ -563,8 +622,8 @@ impl Journal for SqliteJournal {
                 conn.execute(
                     "INSERT INTO operations (request_id, host, operation, requester, reason,
                         started_ms, owner_pid, owner_boot, lease_until_ms, finished_ms, verdict,
-                        success, proof, target)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                        success, proof, target, started_up_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                     params![
                         claim.request_id,
                         claim.host,
@@ -580,6 +639,7 @@ impl Journal for SqliteJournal {
                         verdict.map(|_| 0),
                         proof,
                         claim.target,
+                        up,
                     ],
                 )
                 .map_err(storage)
@@ -594,10 +654,19 @@ impl Journal for SqliteJournal {
             {
                 let others: i64 = conn
                     .query_row(
-                        "SELECT COUNT(DISTINCT host) FROM operations
-                         WHERE operation = 'fence' AND host <> ?1 AND started_ms >= ?2
-                           AND (verdict IS NULL OR verdict <> 'refused')",
-                        params![claim.host, now.minus(window).millis()],
+                        &format!(
+                            "SELECT COUNT(DISTINCT o.host) FROM operations o
+                             WHERE o.operation = 'fence' AND o.host <> :host AND {}
+                               AND (o.verdict IS NULL OR o.verdict <> 'refused')",
+                            within_window("o", "started", "owner_boot")
+                        ),
+                        rusqlite::named_params! {
+                            ":host": claim.host,
+                            ":boot": boot,
+                            ":up": up,
+                            ":now": now.millis(),
+                            ":window": window.as_millis() as i64,
+                        },
                         |r| r.get(0),
                     )
                     .map_err(storage)?;
@@ -644,6 +713,13 @@ impl Journal for SqliteJournal {
                 .map_err(storage)?;
             }
             Ok(Begin::Started { confirms, read_only })
+        });
+        Box::pin(async move {
+            let begun = begun.await;
+            if !matches!(begun, Ok(Begin::Started { .. })) {
+                owners.release(&id);
+            }
+            begun
         })
     }
 
@@ -708,25 +784,40 @@ impl Journal for SqliteJournal {
         let json = serde_json::to_string(proof);
         let request_id = proof.request_id.clone();
         let (finished, verdict, success) = (proof.finished_at, proof.verdict, proof.success);
-        self.call(move |conn| {
+        let owners = Arc::clone(&self.owners);
+        let id = request_id.clone();
+        let finished_job = self.call(move |conn| {
             let json = json.map_err(storage)?;
+            // Only an operation still open is closed: a verdict never overwrites another.
             let n = conn
                 .execute(
-                    "UPDATE operations SET finished_ms = ?2, verdict = ?3, success = ?4, proof = ?5
-                     WHERE request_id = ?1",
+                    "UPDATE operations SET finished_ms = ?2, verdict = ?3, success = ?4, proof = ?5,
+                        finished_up_ms = ?6, finished_boot = ?7
+                     WHERE request_id = ?1 AND finished_ms IS NULL",
                     params![
                         request_id,
                         finished.millis(),
                         verdict.as_str(),
                         success as i64,
-                        json
+                        json,
+                        uptime_ms(),
+                        this_boot(),
                     ],
                 )
                 .map_err(storage)?;
             if n != 1 {
-                return Err(storage(format!("no operation {request_id} to finish")));
+                return Err(storage(format!(
+                    "operation {request_id} is not open (closed by another process): this verdict is not recorded"
+                )));
             }
             Ok(())
+        });
+        Box::pin(async move {
+            let r = finished_job.await;
+            if r.is_ok() {
+                owners.release(&id);
+            }
+            r
         })
     }
 
@@ -889,12 +980,11 @@ impl Journal for SqliteJournal {
     }
 
     fn take_abandoned(&self) -> JournalFuture<'static, Vec<Abandoned>> {
+        let owners = Arc::clone(&self.owners);
         self.call(move |conn| {
-            let now = Timestamp::now();
             let mut stmt = conn
                 .prepare(
-                    "SELECT request_id, host, operation, requester, reason, started_ms, owner_pid,
-                            owner_boot, lease_until_ms
+                    "SELECT request_id, host, operation, requester, reason, started_ms
                      FROM operations WHERE finished_ms IS NULL",
                 )
                 .map_err(storage)?;
@@ -907,27 +997,18 @@ impl Journal for SqliteJournal {
                         r.get::<_, String>(3)?,
                         r.get::<_, String>(4)?,
                         r.get::<_, i64>(5)?,
-                        r.get::<_, i64>(6)?,
-                        r.get::<_, String>(7)?,
-                        r.get::<_, i64>(8)?,
                     ))
                 })
                 .map_err(storage)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(storage)?;
-            let me = i64::from(std::process::id());
             let mut out = Vec::new();
-            for (id, host, op, requester, reason, started, pid, boot, lease) in open {
-                if !is_abandoned(now, pid, &boot, lease) {
+            for (id, host, op, requester, reason, started) in open {
+                // Only an operation whose owner's lock nobody holds is abandoned; taking its
+                // lock makes this process its reconciler, and no other.
+                if owners.status(&id) == Owner::Alive || !owners.take_over(&id) {
                     continue;
                 }
-                // Take it over so no other process reconciles it too.
-                conn.execute(
-                    "UPDATE operations SET owner_pid = ?2, owner_boot = ?3, lease_until_ms = ?4
-                     WHERE request_id = ?1",
-                    params![id, me, this_boot(), now.millis() + 120_000],
-                )
-                .map_err(storage)?;
                 let mut ev = conn
                     .prepare(
                         "SELECT level, device, driver, endpoint, event FROM events
