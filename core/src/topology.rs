@@ -15,6 +15,8 @@ pub struct Device {
     pub driver_name: String,
     /// The driver instance.
     pub driver: Arc<dyn PowerDriver>,
+    /// The address as configured (a BMC's host:port, a program's path, an agent's name).
+    pub address: String,
     /// What the device reaches, whatever it is called (see [`identity::device_key`]).
     pub key: String,
     /// Where the identity of the box behind this device is remembered (see
@@ -35,6 +37,7 @@ impl Device {
     pub fn new(name: &str, driver_name: &str, driver: Arc<dyn PowerDriver>) -> Self {
         let caps = driver.capabilities();
         Device {
+            address: driver.endpoint().to_owned(),
             key: format!("{driver_name}|{}", driver.endpoint()),
             endpoint_key: format!("{driver_name}|{}", driver.endpoint()),
             name: name.to_owned(),
@@ -80,6 +83,7 @@ impl Device {
         }
         Ok(Device {
             key,
+            address: spec.address.clone(),
             endpoint_key: identity::endpoint_key(&spec),
             pins,
             declared_reader: device.declared_reader && !declared_blind,
