@@ -6,6 +6,7 @@
 
 use crate::cli::Global;
 use crate::setup::{self, SetupError};
+use fencegate_core::proof::printable;
 use fencegate_core::{Operation, Request, Verdict};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read};
@@ -113,13 +114,13 @@ pub async fn run(global: &Global, args: &AgentArgs) -> Result<u8, SetupError> {
                         .ok()
                         .and_then(|h| h.aliases.first().cloned())
                         .unwrap_or_default();
-                    println!("{name},{alias}");
+                    println!("{},{}", printable(name), printable(&alias));
                 }
                 return Ok(SUCCESS);
             }
             let problems = inventory.problems();
             for p in &problems {
-                eprintln!("fencegate agent: {p}");
+                eprintln!("fencegate agent: {}", printable(&p.to_string()));
             }
             return Ok(if problems.is_empty() {
                 SUCCESS
@@ -144,7 +145,7 @@ pub async fn run(global: &Global, args: &AgentArgs) -> Result<u8, SetupError> {
     let host = match inventory.host(&target) {
         Ok(h) => h,
         Err(e) => {
-            eprintln!("fencegate agent: {e}");
+            eprintln!("fencegate agent: {}", printable(&e.to_string()));
             return Ok(FAILURE);
         }
     };
@@ -178,7 +179,11 @@ pub async fn run(global: &Global, args: &AgentArgs) -> Result<u8, SetupError> {
         }
         for r in rows.iter().filter(|r| r.failed()) {
             if let Err(e) = &r.reading {
-                eprintln!("fencegate agent: {}: {e}", r.device);
+                eprintln!(
+                    "fencegate agent: {}: {}",
+                    printable(&r.device),
+                    printable(&e.to_string())
+                );
             }
         }
         return Ok(FAILURE);
@@ -199,7 +204,7 @@ pub async fn run(global: &Global, args: &AgentArgs) -> Result<u8, SetupError> {
         // The cluster manager is the authority on bringing a node back: lift the lock.
         let unfenced = engine.unfence(host.clone(), request.clone()).await;
         if let Err(e) = unfenced {
-            eprintln!("fencegate agent: {e}");
+            eprintln!("fencegate agent: {}", printable(&e.to_string()));
             return Ok(FAILURE);
         }
     }
@@ -218,7 +223,7 @@ pub async fn run(global: &Global, args: &AgentArgs) -> Result<u8, SetupError> {
             })
         }
         Err(e) => {
-            eprintln!("fencegate agent: {e}");
+            eprintln!("fencegate agent: {}", printable(&e.to_string()));
             Ok(FAILURE)
         }
     }
@@ -229,7 +234,7 @@ fn load_inventory(global: &Global) -> Option<fencegate_core::Inventory> {
     match setup::inventory(global, &setup::registry(), true) {
         Ok(inventory) => inventory,
         Err(e) => {
-            eprintln!("fencegate agent: {}", e.message);
+            eprintln!("fencegate agent: {}", printable(&e.message));
             None
         }
     }

@@ -5,6 +5,7 @@ use crate::cli::{AdHoc, Deadlines, Global, Targets, Why};
 use crate::exit;
 use crate::output;
 use crate::setup::{self, SetupError};
+use fencegate_core::proof::printable;
 use fencegate_core::{Engine, Host, Operation, Proof, Request};
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -277,11 +278,12 @@ pub async fn check(global: &Global, probe: bool) -> Result<u8, SetupError> {
         }
     }
     let (mut problems, warnings, pins) = (problems, Vec::new(), Vec::new());
-    let (warnings, pins) = if probe {
+    let (mut warnings, pins) = if probe {
         probe_findings(&readings, &mut problems)
     } else {
         (warnings, pins)
     };
+    warnings.splice(0..0, forgeable_readings(&inventory, &readings));
     let hosts = inventory.hosts.len();
     let devices = inventory.devices.len();
     if global.json {
@@ -295,24 +297,26 @@ pub async fn check(global: &Global, probe: bool) -> Result<u8, SetupError> {
             "probe": readings.iter().map(|(h, rows)| output::status_json(h, rows)).collect::<Vec<_>>(),
         }));
     } else {
+        // Names, facts and driver messages are quoted in these lines: escaped, so none of
+        // them can start a line of its own.
         for p in &problems {
-            println!("problem: {p}");
+            println!("problem: {}", printable(p));
         }
         for (h, rows) in &readings {
             print!("{}", output::status(h, rows));
         }
         for w in &warnings {
-            println!("warning: {w}");
+            println!("warning: {}", printable(w));
         }
         if !pins.is_empty() {
             println!("identities observed (authenticated), ready to pin in the inventory:");
             for p in &pins {
-                println!("{p}");
+                println!("{}", printable(p));
             }
         }
         println!(
             "{}: {hosts} hosts, {devices} devices, {} problems{}",
-            inventory.path.display(),
+            printable(&inventory.path.display().to_string()),
             problems.len(),
             if probe {
                 format!(", {unreadable} devices unreadable")
@@ -326,6 +330,59 @@ pub async fn check(global: &Global, probe: bool) -> Result<u8, SetupError> {
     } else {
         exit::USAGE
     })
+}
+
+/// Devices whose readings nobody authenticates, so anyone on the network path between
+/// fencegate and the device could answer `Off` for a host that still runs: SNMP v1/v2c
+/// (a community in clear, no MAC), Redfish with `insecure` TLS, and any reader whose
+/// driver proves no identity of the endpoint. Judged from what the driver declares
+/// (`authenticated_identity`): after first contact when a probe read it, else as built;
+/// an external program declares it only in its hello, so only a probe that reached it
+/// judges it. A warning, not a problem: such a device still fences, and the proof marks
+/// its readings.
+fn forgeable_readings(
+    inventory: &fencegate_core::Inventory,
+    readings: &[(String, Vec<fencegate_core::DeviceStatus>)],
+) -> Vec<String> {
+    let probed = readings.iter().flat_map(|(_, rows)| rows);
+    let mut warnings = Vec::new();
+    for (name, device) in &inventory.devices {
+        let Ok(device) = device else { continue };
+        let probed_row = probed
+            .clone()
+            .find(|r| &r.device == name && r.reading.is_ok());
+        let (reads, authenticated) = match probed_row {
+            Some(row) => (row.reads_power_state, row.authenticated_identity),
+            // An external program says it in its hello: unknown until it answered.
+            None if device.driver_name == "external" => continue,
+            None => {
+                let caps = device.driver.capabilities();
+                (
+                    device.declared_reader && caps.reads_power_state,
+                    caps.authenticated_identity,
+                )
+            }
+        };
+        if !reads || authenticated {
+            continue;
+        }
+        let why = match device.driver_name.as_str() {
+            "snmp" => {
+                "SNMP v1/v2c: its readings can be forged by anyone on the path (the community travels in clear and answers carry no MAC); use v3 with auth (`version = \"3\"`, `auth_password_file`)"
+            }
+            "redfish" => {
+                "TLS is not verified (`insecure`): its readings can be forged by anyone on the path; verify the BMC with `pin` or `ca_file`"
+            }
+            _ => {
+                "its driver proves nothing about who answered: as far as fencegate can tell, its readings can be forged by anyone on the path"
+            }
+        };
+        warnings.push(format!(
+            "device `{name}` ({}): {why}; a proof through it marks its readings as not authenticated",
+            device.driver_name
+        ));
+    }
+    warnings
 }
 
 /// What `check --probe` learned beyond the readings: which boxes answered (as config lines

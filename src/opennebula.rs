@@ -11,6 +11,9 @@ use crate::exit;
 use crate::setup::{self, SetupError};
 use fencegate_core::Request;
 use fencegate_core::config::OpenNebulaFields;
+// Text from the document (a tag name, a parser message quoting it) is printed unquoted
+// through the one escaping function every human output uses.
+use fencegate_core::proof::printable;
 use quick_xml::events::Event as XmlEvent;
 use std::io::Read;
 
@@ -229,7 +232,7 @@ impl Cursor {
 
     /// A start tag (or the start of an empty element): which field it opens, if any.
     fn open(&mut self, name: &str) -> Result<Option<Field>, String> {
-        let shown = clean(name);
+        let shown = printable(name);
         if let Some(field) = self.field {
             return Err(format!(
                 "the text of {} is split by a child element <{shown}>",
@@ -342,7 +345,7 @@ fn parse_host_xml_within(xml: &[u8], max_depth: usize) -> Result<HostInfo, Strin
         let event = reader.read_event().map_err(|e| {
             format!(
                 "host XML is malformed near byte {at}: {}",
-                clean(&e.to_string())
+                printable(&e.to_string())
             )
         })?;
         let piece = match event {
@@ -388,14 +391,14 @@ fn parse_host_xml_within(xml: &[u8], max_depth: usize) -> Result<HostInfo, Strin
                         .ok_or_else(|| {
                             format!(
                                 "host XML uses an unknown entity &{}; near byte {at}",
-                                clean(&name)
+                                printable(&name)
                             )
                         })?
                         .to_owned(),
                     Err(e) => {
                         return Err(format!(
                             "host XML has a bad character reference near byte {at}: {}",
-                            clean(&e.to_string())
+                            printable(&e.to_string())
                         ));
                     }
                 }
@@ -473,20 +476,6 @@ fn parse_host_xml_within(xml: &[u8], max_depth: usize) -> Result<HostInfo, Strin
 /// NAME cannot forge a line of host_error.log or hide text on a terminal.
 pub fn shown(value: &str) -> String {
     format!("{value:?}")
-}
-
-/// Text from the document (a tag name, a parser message quoting it) made safe to print
-/// unquoted: the characters [`shown`] escapes are escaped the same way, the rest is kept.
-fn clean(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            let escaped: String = c.escape_debug().collect();
-            match c {
-                '"' | '\'' | '\\' => c.to_string(),
-                _ => escaped,
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]

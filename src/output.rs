@@ -1,7 +1,12 @@
 //! Human-readable rendering of proofs, timelines and tables. JSON output is the serde form
 //! of the same records (documented in docs/json.md).
+//!
+//! Every name and every word a device or driver said goes through [`printable`] here: the
+//! reader of these lines (a terminal, a log, host_error.log) cannot tell a line the text
+//! started from one fencegate wrote.
 
-use fencegate_core::{DeviceStatus, Event, Proof};
+use fencegate_core::proof::printable;
+use fencegate_core::{DeviceRecord, DeviceStatus, Event, Proof};
 use std::fmt::Write;
 
 /// A one-screen rendering of a proof: the verdict, then one line per device.
@@ -12,14 +17,14 @@ pub fn proof(p: &Proof, details: bool) -> String {
         s,
         "{mark} {} {}: {} in {} ms [{}]",
         p.operation.as_str(),
-        p.host,
+        printable(&p.host),
         p.verdict,
         p.duration_ms,
-        p.request_id
+        printable(&p.request_id)
     );
-    let _ = writeln!(s, "    {}", p.detail);
+    let _ = writeln!(s, "    {}", printable(&p.detail));
     if let Some(c) = &p.confirms {
-        let _ = writeln!(s, "    re-confirms the earlier proof {c}");
+        let _ = writeln!(s, "    re-confirms the earlier proof {}", printable(c));
     }
     for level in &p.levels {
         for d in &level.devices {
@@ -33,7 +38,7 @@ pub fn proof(p: &Proof, details: bool) -> String {
                     } else {
                         ""
                     };
-                    format!("{}={}{mark}", f.kind, f.value)
+                    format!("{}={}{mark}", printable(&f.kind), printable(&f.value))
                 })
                 .collect::<Vec<_>>()
                 .join(" ");
@@ -43,8 +48,15 @@ pub fn proof(p: &Proof, details: bool) -> String {
                 .unwrap_or_default();
             let _ = writeln!(
                 s,
-                "    level {} {:<16} {:<8} {:<24} {:?} in {} ms{held} {}",
-                level.level, d.device, d.driver, d.endpoint, d.outcome, d.duration_ms, ids
+                "    level {} {:<16} {:<8} {:<24} {:?} in {} ms{held}{} {}",
+                level.level,
+                printable(&d.device),
+                printable(&d.driver),
+                printable(&d.endpoint),
+                d.outcome,
+                d.duration_ms,
+                unauthenticated(d),
+                ids
             );
             if details {
                 for e in &d.events {
@@ -56,22 +68,38 @@ pub fn proof(p: &Proof, details: bool) -> String {
     s
 }
 
+/// A mark on a device whose `Off` readings nobody authenticated (SNMP v1/v2c, TLS not
+/// verified, a channel that proves no identity): anyone on the network path could have
+/// sent them. The proof stands on them all the same, so the reader must see it.
+fn unauthenticated(d: &DeviceRecord) -> &'static str {
+    if d.reads_power_state && d.readings().next().is_some() && !d.readings_authenticated() {
+        ", readings NOT authenticated"
+    } else {
+        ""
+    }
+}
+
 /// One event as a timeline line, timed from the start of the operation.
 pub fn event(p: &Proof, e: &Event) -> String {
     let (at, text) = match e {
-        Event::Reading { at, state } => (at, format!("reading: {state}")),
+        Event::Reading { at, state } => (at, format!("reading: {}", printable(&state.to_string()))),
         Event::CommandIntent { at, action } => (at, format!("sending {action} (intent journaled)")),
         Event::CommandAccepted { at, action, detail } => {
-            (at, format!("{action} accepted: {detail}"))
+            (at, format!("{action} accepted: {}", printable(detail)))
         }
         Event::Error {
             at,
             call,
             kind,
             detail,
-        } => (at, format!("{call} failed: {kind}: {detail}")),
-        Event::Note { at, text } => (at, text.clone()),
-        Event::RestorePolicy { at, detail, .. } => (at, format!("power restore policy: {detail}")),
+        } => (
+            at,
+            format!("{} failed: {kind}: {}", printable(call), printable(detail)),
+        ),
+        Event::Note { at, text } => (at, printable(text).into_owned()),
+        Event::RestorePolicy { at, detail, .. } => {
+            (at, format!("power restore policy: {}", printable(detail)))
+        }
     };
     format!("+{:>6} ms  {text}", at.millis() - p.started_at.millis())
 }
@@ -79,7 +107,7 @@ pub fn event(p: &Proof, e: &Event) -> String {
 /// The status table.
 pub fn status(host: &str, rows: &[DeviceStatus]) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "{host}");
+    let _ = writeln!(s, "{}", printable(host));
     for r in rows {
         let reading = match &r.reading {
             Ok(state) => state.to_string(),
@@ -88,8 +116,12 @@ pub fn status(host: &str, rows: &[DeviceStatus]) -> String {
         };
         let _ = writeln!(
             s,
-            "    level {} {:<16} {:<8} {:<24} {reading}",
-            r.level, r.device, r.driver, r.endpoint
+            "    level {} {:<16} {:<8} {:<24} {}",
+            r.level,
+            printable(&r.device),
+            printable(&r.driver),
+            printable(&r.endpoint),
+            printable(&reading)
         );
     }
     s
