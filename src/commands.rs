@@ -115,7 +115,11 @@ async fn run_all(
             r.map_err(|e| SetupError::internal(format!("{e}; nothing is reported fenced")))?;
         done += 1;
         if show {
-            eprintln!("[{done}/{total}] {} {}", proof.host, proof.verdict);
+            eprintln!(
+                "[{done}/{total}] {} {}",
+                fencegate_core::proof::printable(&proof.host),
+                proof.verdict
+            );
         }
         out.push((i, proof));
     }
@@ -284,6 +288,14 @@ pub async fn check(global: &Global, probe: bool) -> Result<u8, SetupError> {
         (warnings, pins)
     };
     warnings.splice(0..0, forgeable_readings(&inventory, &readings));
+    // Fence agents that hand secrets to helpers on their command line, and (with --probe)
+    // PDU levels that switch fewer supplies than the host's BMC reports.
+    for host in inventory.hosts.values().flatten() {
+        warnings.extend(crate::probe::agent_findings(host));
+        if probe {
+            warnings.extend(crate::probe::supply_findings(host).await);
+        }
+    }
     let hosts = inventory.hosts.len();
     let devices = inventory.devices.len();
     if global.json {

@@ -11,6 +11,7 @@ mod hostrange;
 mod opennebula;
 mod output;
 mod plugin;
+mod probe;
 mod setup;
 
 use clap::Parser;
@@ -66,7 +67,10 @@ fn main() -> ExitCode {
             // The agents' codes: 2 means "status: off", so no failure of ours may exit 2
             // (or anything but 1) through this door.
             Command::Agent(args) => agent::run(g, args).await.or_else(|e| {
-                eprintln!("fencegate agent: {}", e.message);
+                eprintln!(
+                    "fencegate agent: {}",
+                    fencegate_core::proof::printable(&e.message)
+                );
                 Ok(agent::FAILURE)
             }),
             #[cfg(feature = "demo")]
@@ -101,7 +105,10 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => exit::code(code),
         Err(e) => {
-            eprintln!("fencegate: {}", e.message);
+            eprintln!(
+                "fencegate: {}",
+                fencegate_core::proof::printable(&e.message)
+            );
             exit::code(e.code)
         }
     }
@@ -113,6 +120,8 @@ fn init_logging(level: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never into host_error.log.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 

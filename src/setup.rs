@@ -3,6 +3,7 @@
 
 use crate::cli::{AdHoc, Deadlines, Global};
 use fencegate_core::device_url::parse_device_url;
+use fencegate_core::proof::printable;
 use fencegate_core::secrets::SecretRef;
 use fencegate_core::time::parse_duration;
 use fencegate_core::{Device, Engine, Host, Inventory, Policy, Registry, SqliteJournal};
@@ -124,10 +125,11 @@ pub async fn engine(global: &Global, inventory: Option<&Inventory>) -> Result<En
         .await
         .map_err(|e| SetupError::internal(e.to_string()))?;
     for p in reconciled {
-        tracing::warn!(request = %p.request_id, host = %p.host, "reconciled an interrupted operation: {}", p.detail);
+        let (host, detail) = (printable(&p.host), printable(&p.detail));
+        tracing::warn!(request = %p.request_id, host = %host, "reconciled an interrupted operation: {detail}");
         eprintln!(
-            "fencegate: reconciled interrupted operation {} on {}: {}",
-            p.request_id, p.host, p.detail
+            "fencegate: reconciled interrupted operation {} on {host}: {detail}",
+            p.request_id
         );
     }
     Ok(engine)
@@ -187,8 +189,8 @@ pub fn targets(
         let mut level = Vec::new();
         for url in &adhoc.devices {
             // The fallback password reaches only devices whose driver takes a `password`.
-            let spec = parse_device_url(url, reference.as_ref(), registry)
-                .map_err(SetupError::usage)?;
+            let spec =
+                parse_device_url(url, reference.as_ref(), registry).map_err(SetupError::usage)?;
             let name = spec.name.clone();
             let device = Device::from_spec(spec, registry)
                 .map_err(|e| SetupError::usage(format!("device {name}: {e}")))?;

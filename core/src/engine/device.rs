@@ -124,7 +124,12 @@ impl DeviceRun {
     /// Record an event in the log and the journal. The returned future resolves once it is
     /// durable; the write is queued whether or not it is awaited.
     fn push(&self, event: Event) -> JournalFuture<'static, ()> {
-        tracing::debug!(device = %self.meta.device, endpoint = %self.meta.endpoint, ?event, "event");
+        tracing::debug!(
+            device = %crate::proof::printable(&self.meta.device),
+            endpoint = %crate::proof::printable(&self.meta.endpoint),
+            ?event,
+            "event"
+        );
         self.with_record(|r| r.events.push(event.clone()));
         self.ctx
             .journal

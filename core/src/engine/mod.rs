@@ -11,7 +11,9 @@ mod device;
 mod gate;
 
 use crate::journal::{Begin, Claim, DeviceMeta, Journal, JournalError, Trusted};
-use crate::proof::{DeviceOutcome, DeviceRecord, Event, LevelRecord, Operation, Proof, Verdict};
+use crate::proof::{
+    DeviceOutcome, DeviceRecord, Event, LevelRecord, Operation, Proof, Verdict, printable,
+};
 use crate::time::Timestamp;
 use crate::topology::{Device, Host};
 use device::{DeviceRun, OpContext};
@@ -761,7 +763,10 @@ impl Engine {
         request: Request,
         overall: Instant,
     ) -> Outcome {
-        let span = tracing::info_span!("operation", op = op.as_str(), host = %host.name);
+        // Names and details come from configuration and devices: logged escaped, so none
+        // can forge a log line.
+        let span =
+            tracing::info_span!("operation", op = op.as_str(), host = %printable(&host.name));
         let outcome = self
             .run_new_inner(host, op, request, overall)
             .instrument(span.clone())
@@ -769,12 +774,12 @@ impl Engine {
         let _enter = span.enter();
         match &outcome {
             Ok(p) if p.success => {
-                tracing::info!(request = %p.request_id, verdict = %p.verdict, ms = p.duration_ms, "{}", p.detail)
+                tracing::info!(request = %printable(&p.request_id), verdict = %p.verdict, ms = p.duration_ms, "{}", printable(&p.detail))
             }
             Ok(p) => {
-                tracing::warn!(request = %p.request_id, verdict = %p.verdict, ms = p.duration_ms, "{}", p.detail)
+                tracing::warn!(request = %printable(&p.request_id), verdict = %p.verdict, ms = p.duration_ms, "{}", printable(&p.detail))
             }
-            Err(e) => tracing::error!("no verdict recorded: {e}"),
+            Err(e) => tracing::error!("no verdict recorded: {}", printable(&e.to_string())),
         }
         outcome
     }
