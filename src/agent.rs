@@ -7,7 +7,7 @@
 use crate::cli::Global;
 use crate::setup::{self, SetupError};
 use fencegate_core::proof::printable;
-use fencegate_core::{Operation, Request, Verdict};
+use fencegate_core::{Request, Verdict};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -194,37 +194,69 @@ pub async fn run(global: &Global, args: &AgentArgs) -> Result<u8, SetupError> {
         requester: setup::requester(None, "fence-agents protocol"),
         reason: format!("agent action {action} for {target}"),
         force: false,
+        door: fencegate_core::proof::Door::Agent,
     };
-    let op = match action.as_str() {
-        "off" => Operation::Fence,
-        "on" => Operation::On,
-        _ => Operation::Reboot,
+    let say = |p: &fencegate_core::Proof| eprintln!("{}", p.one_line());
+    let failed = |e: fencegate_core::EngineError| {
+        eprintln!("fencegate agent: {}", printable(&e.to_string()));
+        Ok(FAILURE)
     };
-    if op != Operation::Fence {
-        // The cluster manager is the authority on bringing a node back: lift the lock.
-        let unfenced = engine.unfence(host.clone(), request.clone()).await;
-        if let Err(e) = unfenced {
-            eprintln!("fencegate agent: {}", printable(&e.to_string()));
-            return Ok(FAILURE);
+    match action.as_str() {
+        // A fence: verified off (with the hold), storm guard, a power-on lock of this door.
+        "off" => match engine.fence(host, request).await {
+            Ok(p) => {
+                say(&p);
+                Ok(if p.success { SUCCESS } else { FAILURE })
+            }
+            Err(e) => failed(e),
+        },
+        // The cluster manager decides when its node returns: it lifts the lock its own door
+        // set (never another door's), then powers on.
+        "on" => {
+            match engine.unfence(host.clone(), request.clone()).await {
+                Ok(u) if !u.success => {
+                    say(&u);
+                    return Ok(FAILURE);
+                }
+                Ok(_) => {}
+                Err(e) => return failed(e),
+            }
+            match engine.on(host, request).await {
+                Ok(p) => {
+                    say(&p);
+                    Ok(if p.success { SUCCESS } else { FAILURE })
+                }
+                Err(e) => failed(e),
+            }
         }
-    }
-    let result = match op {
-        Operation::Fence => engine.fence(host, request).await,
-        Operation::On => engine.on(host, request).await,
-        _ => engine.reboot(host, request).await,
-    };
-    match result {
-        Ok(p) => {
-            eprintln!("{}", p.one_line());
-            Ok(if p.success && p.verdict != Verdict::Refused {
-                SUCCESS
-            } else {
-                FAILURE
-            })
-        }
-        Err(e) => {
-            eprintln!("fencegate agent: {}", printable(&e.to_string()));
-            Ok(FAILURE)
+        // As fence-agents do: a verified off, then on; once the off is verified the reboot
+        // has fenced the node, so a failed power-on is a warning, not a failure.
+        _ => {
+            let off = match engine.fence(host.clone(), request.clone()).await {
+                Ok(p) => p,
+                Err(e) => return failed(e),
+            };
+            say(&off);
+            if !off.success || off.verdict != Verdict::PowerVerifiedOff {
+                return Ok(FAILURE);
+            }
+            let on = match engine.unfence(host.clone(), request.clone()).await {
+                Ok(u) if !u.success => Ok(u),
+                Ok(_) => engine.on(host, request).await,
+                Err(e) => Err(e),
+            };
+            match on {
+                Ok(p) if p.success => say(&p),
+                Ok(p) => eprintln!(
+                    "fencegate agent: warning: the node was verified off but not powered on again: {}",
+                    printable(&p.detail)
+                ),
+                Err(e) => eprintln!(
+                    "fencegate agent: warning: the node was verified off but not powered on again: {}",
+                    printable(&e.to_string())
+                ),
+            }
+            Ok(SUCCESS)
         }
     }
 }

@@ -55,6 +55,7 @@ pub async fn power(
         requester: setup::requester(why.requester.as_deref(), "cli"),
         reason: why.reason.clone(),
         force,
+        door: fencegate_core::proof::Door::Cli,
     };
     let proofs = run_all(&engine, op, targets, request, fanout as usize, !global.json).await?;
     if global.json {
@@ -151,6 +152,7 @@ pub async fn trust(global: &Global, hosts: &[String], why: &Why) -> Result<u8, S
         requester: setup::requester(why.requester.as_deref(), "cli"),
         reason: why.reason.clone(),
         force: false,
+        door: fencegate_core::proof::Door::Cli,
     };
     let proofs = run_all(&engine, Operation::Trust, targets, request, 16, false).await?;
     if global.json {
@@ -225,6 +227,7 @@ pub async fn unfence(global: &Global, hosts: &[String], why: &Why) -> Result<u8,
         requester: setup::requester(why.requester.as_deref(), "cli"),
         reason: why.reason.clone(),
         force: false,
+        door: fencegate_core::proof::Door::Cli,
     };
     let proofs = run_all(&engine, Operation::Unfence, targets, request, 16, false).await?;
     if global.json {

@@ -221,6 +221,7 @@ pub async fn run(global: &Global) -> Result<u8, SetupError> {
         requester: "demo (as OpenNebula's host_error hook)".into(),
         reason: why.to_owned(),
         force: false,
+        door: fencegate_core::proof::Door::Demo,
     };
     let fence = async |h: &Arc<Host>, why: &str| -> Result<Proof, SetupError> {
         engine

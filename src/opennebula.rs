@@ -93,6 +93,7 @@ pub async fn fence_host(
             info.state
         ),
         force: false,
+        door: fencegate_core::proof::Door::Opennebula,
     };
     let proof = engine
         .fence(host, request)

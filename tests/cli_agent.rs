@@ -53,7 +53,10 @@ fn reboot_is_verified_off_then_on() {
         .args(["history", "node2", "--details"])
         .assert()
         .code(0)
-        .stdout(predicate::str::contains("reboot node2: done"))
+        // A verified off (a fence, with its hold), the agent door's own lock lifted, then on.
+        .stdout(predicate::str::contains("fence node2: power_verified_off"))
+        .stdout(predicate::str::contains("unfence node2: done"))
+        .stdout(predicate::str::contains("on node2: done"))
         .stdout(predicate::str::contains("reading: off"));
 }
 
@@ -122,5 +125,48 @@ fn no_failure_of_the_door_reads_as_off() {
         .write_stdin(stdin)
         .assert()
         .code(1);
+    assert_eq!(lab.power("node1"), "on");
+}
+
+/// Two doors, one lock: a lock set through another door (an operator's or OpenNebula's
+/// fence) is not the cluster manager's to lift.
+#[test]
+fn the_agent_door_lifts_only_the_locks_it_set() {
+    let lab = lab();
+    lab.cmd().args(["fence", "node1"]).assert().code(0);
+    agent(&lab, "action=on\nport=node1\n")
+        .code(1)
+        .stderr(predicate::str::contains("lifts only locks it set"));
+    assert_eq!(lab.power("node1"), "off", "the other door's lock held");
+
+    // A reboot through the agent door: the off is verified (the fence it asks for), the on
+    // is refused by the other door's lock: success with a warning, as fence-agents do.
+    agent(&lab, "action=reboot\nport=node1\n")
+        .code(0)
+        .stderr(predicate::str::contains(
+            "verified off but not powered on again",
+        ));
+    assert_eq!(lab.power("node1"), "off");
+
+    // Its own lock it lifts.
+    agent(&lab, "action=off\nport=node2\n").code(0);
+    agent(&lab, "action=on\nport=node2\n").code(0);
+    assert_eq!(lab.power("node2"), "on");
+
+    // The operator lifts any lock.
+    lab.cmd().args(["unfence", "node1"]).assert().code(0);
+    agent(&lab, "action=on\nport=node1\n").code(0);
+    assert_eq!(lab.power("node1"), "on");
+}
+
+/// A host whose policy shares its locks with the cluster manager.
+#[test]
+fn a_shared_lock_may_be_lifted_by_the_cluster_manager() {
+    let lab = Lab::new(
+        &[("node1", Behaviour::default())],
+        "cluster_manager_may_unfence = true",
+    );
+    lab.cmd().args(["fence", "node1"]).assert().code(0);
+    agent(&lab, "action=on\nport=node1\n").code(0);
     assert_eq!(lab.power("node1"), "on");
 }

@@ -61,6 +61,10 @@ pub struct Policy {
     /// `engine_id`, `uuid`, `serial`). Off by default: without a pin, the identity first
     /// seen is remembered in the journal and a later change refuses the device.
     pub require_identity: bool,
+    /// Whether the fence-agents door (a cluster manager such as Pacemaker) may lift power-on
+    /// locks set through other doors (an OpenNebula fence). Off by default: each door lifts
+    /// only the locks it set, and an operator's `fencegate unfence` lifts any.
+    pub cluster_manager_may_unfence: bool,
 }
 
 impl Default for Policy {
@@ -82,6 +86,7 @@ impl Default for Policy {
             accept_liveness_loss: false,
             accept_isolation: false,
             require_identity: false,
+            cluster_manager_may_unfence: false,
         }
     }
 }

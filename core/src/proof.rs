@@ -10,6 +10,47 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::fmt;
 
+/// The front door a request came through. A power-on lock remembers it: the door that set a
+/// lock may lift it, and the fence-agents door (the cluster manager's) lifts no other door's
+/// lock unless the host's policy says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Door {
+    /// The command line (an operator).
+    #[default]
+    Cli,
+    /// OpenNebula's host_error hook.
+    Opennebula,
+    /// The fence-agents protocol (Pacemaker and other cluster managers).
+    Agent,
+    /// The simulated lab of `fencegate demo`.
+    Demo,
+}
+
+impl Door {
+    /// The kebab-case name used in the journal and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Door::Cli => "cli",
+            Door::Opennebula => "opennebula",
+            Door::Agent => "agent",
+            Door::Demo => "demo",
+        }
+    }
+
+    /// Parse the name printed by [`Door::as_str`]; anything else (a lock recorded before
+    /// doors were) is `None`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "cli" => Door::Cli,
+            "opennebula" => Door::Opennebula,
+            "agent" => Door::Agent,
+            "demo" => Door::Demo,
+            _ => return None,
+        })
+    }
+}
+
 /// The kind of operation a record describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -28,6 +28,7 @@ fn req() -> Request {
         requester: "review".into(),
         reason: "attack".into(),
         force: false,
+        door: Default::default(),
     }
 }
 

@@ -23,6 +23,7 @@ fn req() -> Request {
         requester: "test".into(),
         reason: "edge".into(),
         force: false,
+        door: Default::default(),
     }
 }
 

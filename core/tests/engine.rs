@@ -29,6 +29,7 @@ fn req() -> Request {
         requester: "test".into(),
         reason: "scenario".into(),
         force: false,
+        door: Default::default(),
     }
 }
 
@@ -500,7 +501,7 @@ async fn started(engine: &Engine, host: &Arc<Host>, op: Operation) -> JoinHandle
 
 async fn locked(journal: &MemoryJournal, host: &str) -> bool {
     use fencegate_core::journal::Journal;
-    journal.power_lock(host).await.unwrap().is_some()
+    !journal.power_locks(host).await.unwrap().is_empty()
 }
 
 #[tokio::test(start_paused = true)]

@@ -23,6 +23,7 @@ fn req(force: bool) -> Request {
         requester: "test".into(),
         reason: "guards".into(),
         force,
+        door: Default::default(),
     }
 }
 

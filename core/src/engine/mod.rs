@@ -10,9 +10,9 @@
 mod device;
 mod gate;
 
-use crate::journal::{Begin, Claim, DeviceMeta, Journal, JournalError, Trusted};
+use crate::journal::{Begin, Claim, DeviceMeta, Journal, JournalError, PowerLock, Trusted};
 use crate::proof::{
-    DeviceOutcome, DeviceRecord, Event, LevelRecord, Operation, Proof, Verdict, printable,
+    DeviceOutcome, DeviceRecord, Door, Event, LevelRecord, Operation, Proof, Verdict, printable,
 };
 use crate::time::Timestamp;
 use crate::topology::{Device, Host};
@@ -37,6 +37,8 @@ pub struct Request {
     pub reason: String,
     /// Bypass the storm guard (an operator who knows the cloud really lost many hosts).
     pub force: bool,
+    /// The front door it came through (recorded with the power-on lock it sets).
+    pub door: Door,
 }
 
 /// The engine failed in a way that produced no record. Nothing was reported fenced.
@@ -250,11 +252,36 @@ impl Engine {
         self.single_flight(host, Operation::Reboot, request).await
     }
 
-    /// Lift the power-on lock a fence left on `host`, recording who did it, and put back
-    /// the power restore policies that fence changed.
+    /// Lift the power-on locks fences left on `host`, recording who did it, and put back
+    /// the power restore policies those fences changed. Through the fence-agents door (a
+    /// cluster manager) only the locks that door set are lifted, unless the host's policy
+    /// says `cluster_manager_may_unfence`: an OpenNebula fence's lock is not Pacemaker's to
+    /// lift.
     pub async fn unfence(&self, host: Arc<Host>, request: Request) -> Outcome {
         let journal = Arc::clone(&self.inner.journal);
-        let lock = journal.power_lock(&host.name).await?;
+        let only = (request.door == Door::Agent && !host.policy.cluster_manager_may_unfence)
+            .then_some(Door::Agent);
+        let locks = journal.power_locks(&host.name).await?;
+        if let Some(door) = only
+            && !locks.is_empty()
+            && locks.iter().all(|l| l.door != Some(door))
+        {
+            let l = &locks[0];
+            return self
+                .refuse(
+                    &host,
+                    Operation::Unfence,
+                    &request,
+                    format!(
+                        "power-on lock set through the {} door by {} (fence {}): the fence-agents door lifts only locks it set; run `fencegate unfence {}` once the host's VMs run elsewhere (or set cluster_manager_may_unfence in this host's policy)",
+                        l.door.map(Door::as_str).unwrap_or("unrecorded"),
+                        l.requester,
+                        l.request_id,
+                        host.name
+                    ),
+                )
+                .await;
+        }
         let Some((request_id, started)) = self
             .begin_unguarded(&host, Operation::Unfence, &request)
             .await?
@@ -269,17 +296,41 @@ impl Engine {
                 .await;
         };
         let t0 = Instant::now();
-        let cleared = journal.clear_power_lock(&host.name).await?;
-        let mut detail = match (cleared, &lock) {
-            (true, Some(l)) => format!("power-on lock of fence {} lifted", l.request_id),
-            _ => "the host had no power-on lock".to_owned(),
+        let lifted = journal.clear_power_locks(&host.name, only).await?;
+        let mut detail = if lifted.is_empty() {
+            "the host had no power-on lock".to_owned()
+        } else {
+            format!(
+                "power-on lock of fence {} lifted",
+                lifted
+                    .iter()
+                    .map(|l| l.request_id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         };
+        let kept: Vec<&PowerLock> = locks
+            .iter()
+            .filter(|l| !lifted.iter().any(|x| x.request_id == l.request_id))
+            .collect();
+        if !kept.is_empty() {
+            detail.push_str(&format!(
+                "; still locked by fence {} through the {} door",
+                kept[0].request_id,
+                kept[0].door.map(Door::as_str).unwrap_or("unrecorded")
+            ));
+        }
         let ctx = self.context(&request_id, Operation::Unfence, &host);
-        let mut success = true;
-        if let (true, Some(l)) = (cleared, &lock)
-            && let Some(fence) = journal.proof(&l.request_id).await?
-        {
-            let changed = changed_restore_policies(&fence);
+        let mut changed = Vec::new();
+        for l in &lifted {
+            if let Some(fence) = journal.proof(&l.request_id).await? {
+                changed.extend(changed_restore_policies(&fence));
+            }
+        }
+        // The restore policy is put back only when no lock is left: a host still locked by
+        // another door stays set to stay off.
+        if kept.is_empty() && !changed.is_empty() {
+            let mut success = true;
             let deadline = Instant::now() + host.policy.attempt_timeout;
             let mut set = JoinSet::new();
             for (i, (device, previous)) in host
@@ -595,6 +646,7 @@ impl Engine {
             requester: request.requester.clone(),
             reason: request.reason.clone(),
             target: host.target_digest(),
+            door: request.door,
             storm: (op == Operation::Fence && !request.force)
                 .then_some((p.storm_limit, p.storm_window)),
             tolerance: if matches!(op, Operation::Fence | Operation::Off) {

@@ -15,7 +15,7 @@ mod sqlite;
 
 pub use sqlite::SqliteJournal;
 
-use crate::proof::{Event, Operation, Proof};
+use crate::proof::{Door, Event, Operation, Proof};
 use crate::time::Timestamp;
 use fencegate_driver::IdentityFact;
 use std::future::Future;
@@ -57,6 +57,8 @@ pub struct Claim {
     /// operation's verdict is shared only with requests for the same target, and only a proof
     /// of the same target is re-confirmed within the tolerance window.
     pub target: String,
+    /// The front door the request came through (a lock this sets records it).
+    pub door: Door,
     /// Storm guard to apply: refuse when this many *other* hosts were fenced within the
     /// window. `None` skips the guard (forced, or not a fence).
     pub storm: Option<(u32, Duration)>,
@@ -135,13 +137,17 @@ pub struct Abandoned {
     pub events: Vec<(DeviceMeta, Event)>,
 }
 
-/// A host's power-on lock.
+/// A host's power-on lock. A host holds at most one per front door.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PowerLock {
     /// The fence that set it.
     pub request_id: String,
     /// When.
     pub locked_at: Timestamp,
+    /// The door the fence came through (`None`: recorded before doors were).
+    pub door: Option<Door>,
+    /// Who asked for the fence.
+    pub requester: String,
 }
 
 /// The identity the journal remembers for an endpoint.
@@ -218,11 +224,16 @@ pub trait Journal: Send + Sync {
     /// Finished records, newest first, optionally for one host.
     fn history(&self, host: Option<&str>, limit: usize) -> JournalFuture<'static, Vec<Proof>>;
 
-    /// The host's power-on lock, if set.
-    fn power_lock(&self, host: &str) -> JournalFuture<'static, Option<PowerLock>>;
+    /// The host's power-on locks, oldest first (one per door at most).
+    fn power_locks(&self, host: &str) -> JournalFuture<'static, Vec<PowerLock>>;
 
-    /// Lift a host's power-on lock; false if there was none.
-    fn clear_power_lock(&self, host: &str) -> JournalFuture<'static, bool>;
+    /// Lift a host's power-on locks, only those set through `only` when given; returns the
+    /// locks lifted.
+    fn clear_power_locks(
+        &self,
+        host: &str,
+        only: Option<Door>,
+    ) -> JournalFuture<'static, Vec<PowerLock>>;
 
     /// Compare the authenticated identity an endpoint presented with the one remembered for
     /// it, remembering it when there is none yet (atomically across processes). `facts` are

@@ -55,6 +55,14 @@ CREATE TABLE IF NOT EXISTS events (
     event      TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_request ON events(request_id, id);
+CREATE TABLE IF NOT EXISTS host_locks (
+    host       TEXT NOT NULL,
+    door       TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    locked_ms  INTEGER NOT NULL,
+    requester  TEXT NOT NULL,
+    PRIMARY KEY (host, door)
+);
 CREATE TABLE IF NOT EXISTS power_locks (
     host       TEXT PRIMARY KEY,
     request_id TEXT NOT NULL,
@@ -90,6 +98,13 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
 ];
 
 fn migrate(conn: &Connection) -> Result<(), JournalError> {
+    // Locks from before doors were recorded keep holding, under no door.
+    conn.execute_batch(
+        "INSERT OR IGNORE INTO host_locks (host, door, request_id, locked_ms, requester)
+            SELECT host, '', request_id, locked_ms, '' FROM power_locks;
+         DELETE FROM power_locks;",
+    )
+    .map_err(storage)?;
     for (table, column, definition) in ADDED_COLUMNS {
         let present: bool = conn
             .prepare(&format!(
@@ -525,19 +540,23 @@ fn decode_proof(request_id: &str, json: &str) -> Result<Proof, JournalError> {
         .map_err(|e| JournalError::Corrupt(request_id.to_owned(), e.to_string()))
 }
 
-/// The host's power-on lock, if a fence left one.
-fn read_power_lock(conn: &Connection, host: &str) -> Result<Option<PowerLock>, JournalError> {
-    conn.query_row(
-        "SELECT request_id, locked_ms FROM power_locks WHERE host = ?1",
-        params![host],
-        |r| {
+/// The host's power-on locks, oldest first.
+fn read_power_locks(conn: &Connection, host: &str) -> Result<Vec<PowerLock>, JournalError> {
+    conn.prepare(
+        "SELECT request_id, locked_ms, door, requester FROM host_locks
+         WHERE host = ?1 ORDER BY locked_ms, rowid",
+    )
+    .and_then(|mut s| {
+        s.query_map(params![host], |r| {
             Ok(PowerLock {
                 request_id: r.get(0)?,
                 locked_at: Timestamp(r.get(1)?),
+                door: crate::proof::Door::parse(&r.get::<_, String>(2)?),
+                requester: r.get(3)?,
             })
-        },
-    )
-    .optional()
+        })?
+        .collect()
+    })
     .map_err(storage)
 }
 
@@ -582,7 +601,7 @@ impl Journal for SqliteJournal {
             }
 
             if claim.blocked_by_lock
-                && let Some(lock) = read_power_lock(conn, &claim.host)?
+                && let Some(lock) = read_power_locks(conn, &claim.host)?.into_iter().next()
             {
                 return Ok(Begin::Locked(lock));
             }
@@ -704,11 +723,20 @@ impl Journal for SqliteJournal {
 
             insert(None, None)?;
             if claim.sets_lock {
+                // One lock per door: a fence through one door never replaces (or lets its
+                // door lift) a lock another door set.
                 conn.execute(
-                    "INSERT INTO power_locks (host, request_id, locked_ms) VALUES (?1, ?2, ?3)
-                     ON CONFLICT(host) DO UPDATE SET request_id = excluded.request_id,
-                        locked_ms = excluded.locked_ms",
-                    params![claim.host, claim.request_id, now.millis()],
+                    "INSERT INTO host_locks (host, door, request_id, locked_ms, requester)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(host, door) DO UPDATE SET request_id = excluded.request_id,
+                        locked_ms = excluded.locked_ms, requester = excluded.requester",
+                    params![
+                        claim.host,
+                        claim.door.as_str(),
+                        claim.request_id,
+                        now.millis(),
+                        claim.requester
+                    ],
                 )
                 .map_err(storage)?;
             }
@@ -861,18 +889,30 @@ impl Journal for SqliteJournal {
         })
     }
 
-    fn power_lock(&self, host: &str) -> JournalFuture<'static, Option<PowerLock>> {
+    fn power_locks(&self, host: &str) -> JournalFuture<'static, Vec<PowerLock>> {
         let host = host.to_owned();
-        self.call(move |conn| read_power_lock(conn, &host))
+        self.call(move |conn| read_power_locks(conn, &host))
     }
 
-    fn clear_power_lock(&self, host: &str) -> JournalFuture<'static, bool> {
+    fn clear_power_locks(
+        &self,
+        host: &str,
+        only: Option<crate::proof::Door>,
+    ) -> JournalFuture<'static, Vec<PowerLock>> {
         let host = host.to_owned();
         self.call(move |conn| {
-            let n = conn
-                .execute("DELETE FROM power_locks WHERE host = ?1", params![host])
+            let lifted: Vec<PowerLock> = read_power_locks(conn, &host)?
+                .into_iter()
+                .filter(|l| only.is_none() || l.door == only)
+                .collect();
+            for l in &lifted {
+                conn.execute(
+                    "DELETE FROM host_locks WHERE host = ?1 AND request_id = ?2",
+                    params![host, l.request_id],
+                )
                 .map_err(storage)?;
-            Ok(n > 0)
+            }
+            Ok(lifted)
         })
     }
 

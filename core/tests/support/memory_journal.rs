@@ -5,6 +5,7 @@ use fencegate_core::journal::{
     Abandoned, Begin, Claim, DeviceMeta, IdentitySeen, Journal, JournalError, JournalFuture,
     KnownIdentity, PowerLock, Trusted,
 };
+use fencegate_core::proof::Door;
 use fencegate_core::time::Timestamp;
 use fencegate_core::{Event, Operation, Proof, Verdict};
 use fencegate_driver::IdentityFact;
@@ -24,7 +25,7 @@ struct Op {
 pub struct MemoryJournal {
     ops: Mutex<Vec<(String, Op)>>,
     events: Mutex<Vec<(String, DeviceMeta, Event)>>,
-    locks: Mutex<HashMap<String, PowerLock>>,
+    locks: Mutex<HashMap<(String, Door), PowerLock>>,
     identities: Mutex<HashMap<String, KnownIdentity>>,
 }
 
@@ -80,9 +81,15 @@ impl Journal for MemoryJournal {
             }));
         }
         if claim.blocked_by_lock
-            && let Some(lock) = self.locks.lock().unwrap().get(&claim.host)
+            && let Some(lock) = self
+                .locks
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|((h, _), _)| *h == claim.host)
+                .map(|(_, l)| l.clone())
         {
-            return ready(Ok(Begin::Locked(lock.clone())));
+            return ready(Ok(Begin::Locked(lock)));
         }
         // The latest proof of this target, unless something that may power on came after.
         let confirms = ops
@@ -153,10 +160,12 @@ impl Journal for MemoryJournal {
         ));
         if claim.sets_lock {
             self.locks.lock().unwrap().insert(
-                claim.host.clone(),
+                (claim.host.clone(), claim.door),
                 PowerLock {
                     request_id: claim.request_id.clone(),
                     locked_at: now,
+                    door: Some(claim.door),
+                    requester: claim.requester.clone(),
                 },
             );
         }
@@ -227,12 +236,28 @@ impl Journal for MemoryJournal {
             .collect()))
     }
 
-    fn power_lock(&self, host: &str) -> JournalFuture<'static, Option<PowerLock>> {
-        ready(Ok(self.locks.lock().unwrap().get(host).cloned()))
+    fn power_locks(&self, host: &str) -> JournalFuture<'static, Vec<PowerLock>> {
+        let locks = self.locks.lock().unwrap();
+        ready(Ok(locks
+            .iter()
+            .filter(|((h, _), _)| h == host)
+            .map(|(_, l)| l.clone())
+            .collect()))
     }
 
-    fn clear_power_lock(&self, host: &str) -> JournalFuture<'static, bool> {
-        ready(Ok(self.locks.lock().unwrap().remove(host).is_some()))
+    fn clear_power_locks(
+        &self,
+        host: &str,
+        only: Option<Door>,
+    ) -> JournalFuture<'static, Vec<PowerLock>> {
+        let mut locks = self.locks.lock().unwrap();
+        let lifted: Vec<PowerLock> = locks
+            .iter()
+            .filter(|((h, _), l)| h == host && (only.is_none() || l.door == only))
+            .map(|(_, l)| l.clone())
+            .collect();
+        locks.retain(|(h, _), l| !(h == host && (only.is_none() || l.door == only)));
+        ready(Ok(lifted))
     }
 
     fn identity_seen(
