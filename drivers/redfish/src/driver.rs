@@ -26,7 +26,8 @@ const MAX_REDIRECTS: u32 = 2;
 ///
 /// Options: `system` (id, path or URL; default: the only system), `pin`
 /// (`sha256:<hex>` of the leaf certificate), `ca_file` (PEM), `insecure` (bool), `auth`
-/// (`session` | `basic` | `none`), `connect_timeout_ms`, `request_timeout_ms`. Secret:
+/// (`session` | `basic` | `none`), `connect_timeout_ms`, `request_timeout_ms`, `proxy`
+/// (`http://host:port`; the environment's proxy variables are never used). Secret:
 /// `password`.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RedfishFactory;
@@ -153,6 +154,7 @@ impl RedfishDriver {
             Arc::clone(&observed),
             cfg.connect_timeout,
             cfg.request_timeout,
+            cfg.proxy.as_ref(),
         )
         .map_err(SpecError::new)?;
         if matches!(cfg.trust, Trust::Insecure) {

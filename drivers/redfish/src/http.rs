@@ -64,6 +64,8 @@ pub struct Http {
     endpoint: String,
     observed: Arc<Observed>,
     request_timeout: Duration,
+    /// ` (through proxy http://host:port)` when a proxy is used, for connect errors.
+    via: String,
 }
 
 impl std::fmt::Debug for Http {
@@ -71,12 +73,19 @@ impl std::fmt::Debug for Http {
         f.debug_struct("Http")
             .field("origin", &self.origin.as_str())
             .field("request_timeout", &self.request_timeout)
+            .field("via", &self.via)
             .finish_non_exhaustive()
     }
 }
 
 impl Http {
-    /// A client for `origin` (`https://host:port/`) with the given TLS configuration.
+    /// A client for `origin` (`https://host:port/`) with the given TLS configuration,
+    /// through `proxy` (a CONNECT tunnel) when one is given, else directly.
+    ///
+    /// The environment's proxy settings (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`,
+    /// `NO_PROXY`, any case) are never read: reqwest honours them by default, and a stray
+    /// one on the fencing host would route every BMC connection through a third party,
+    /// breaking fencing at best and, with `insecure`, handing it the credentials.
     pub fn new(
         origin: Url,
         endpoint: String,
@@ -84,8 +93,19 @@ impl Http {
         observed: Arc<Observed>,
         connect_timeout: Duration,
         request_timeout: Duration,
+        proxy: Option<&Url>,
     ) -> Result<Http, String> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder().no_proxy();
+        let via = proxy
+            .map(|p| format!(" (through proxy {})", p.as_str().trim_end_matches('/')))
+            .unwrap_or_default();
+        if let Some(proxy) = proxy {
+            // No exclusion list: a `Proxy` built here reads no `NO_PROXY` either.
+            let proxy = reqwest::Proxy::all(proxy.as_str())
+                .map_err(|e| format!("cannot use the proxy: {e}"))?;
+            builder = builder.proxy(proxy);
+        }
+        let client = builder
             .tls_backend_preconfigured(tls)
             .http1_only()
             // Never follow a redirect: reqwest would carry X-Auth-Token to wherever it points.
@@ -102,6 +122,7 @@ impl Http {
             endpoint,
             observed,
             request_timeout,
+            via,
         })
     }
 
@@ -245,7 +266,10 @@ impl Http {
                 self.request_timeout.as_millis()
             ))
         } else if connect {
-            DriverError::unreachable(format!("{}: cannot connect: {chain}", self.endpoint))
+            DriverError::unreachable(format!(
+                "{}: cannot connect{}: {chain}",
+                self.endpoint, self.via
+            ))
         } else {
             DriverError::unreachable(format!("{}: {what}: {chain}", self.endpoint))
         }
@@ -314,6 +338,7 @@ mod tests {
             observed,
             Duration::from_secs(1),
             Duration::from_secs(1),
+            None,
         )
         .unwrap()
     }

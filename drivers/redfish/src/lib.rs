@@ -12,6 +12,9 @@
 //!   certificate pin, a private CA file, or an explicit, logged `insecure=true`;
 //! * redirects are never followed by the HTTP client (a redirect would carry the session
 //!   token elsewhere); the driver resolves same-origin redirects of system links itself;
+//! * the environment's proxy variables are never read (a stray `HTTPS_PROXY` would put a
+//!   third party between fencegate and every BMC); only a device's `proxy` option names one,
+//!   and never together with `insecure`;
 //! * sessions are reused per driver and logged out on release and on every failure, since
 //!   BMCs have only a handful of session slots;
 //! * passwords and tokens never appear in errors, logs or `Debug` output.

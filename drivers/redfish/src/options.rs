@@ -22,6 +22,7 @@ pub const OPTIONS: &[&str] = &[
     "auth",
     "connect_timeout_ms",
     "request_timeout_ms",
+    "proxy",
 ];
 /// Secret names this driver accepts.
 pub const SECRETS: &[&str] = &["password"];
@@ -70,6 +71,10 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Timeout per request (the call's deadline still bounds it further).
     pub request_timeout: Duration,
+    /// The HTTP proxy the `proxy` option names, if any: the only proxy ever used. The
+    /// environment's (`HTTPS_PROXY`, `ALL_PROXY`, …) is never read, because a stray setting
+    /// on the fencing host would put a third party between fencegate and every BMC.
+    pub proxy: Option<Url>,
 }
 
 impl Config {
@@ -119,6 +124,15 @@ impl Config {
 
         let system = system_ref(spec, &origin)?;
         let trust = trust(spec)?;
+        let proxy = spec.option("proxy").map(parse_proxy).transpose()?;
+        if proxy.is_some() && matches!(trust, Trust::Insecure) {
+            return Err(SpecError::for_key(
+                "proxy",
+                "`proxy` together with `insecure=true` is refused: with the certificate \
+                 unchecked, the proxy (or anyone past it) could answer for the BMC and read the \
+                 credentials; give `pin` or `ca_file` to use a proxy",
+            ));
+        }
         let ms = |key: &str, default: Duration| -> Result<Duration, SpecError> {
             match spec.parsed_option::<u64>(key)? {
                 None => Ok(default),
@@ -136,6 +150,7 @@ impl Config {
             trust,
             connect_timeout: ms("connect_timeout_ms", DEFAULT_CONNECT_TIMEOUT)?,
             request_timeout: ms("request_timeout_ms", DEFAULT_REQUEST_TIMEOUT)?,
+            proxy,
         })
     }
 }
@@ -190,6 +205,47 @@ fn parse_system(key: &str, raw: &str, origin: &Url) -> Result<SystemRef, SpecErr
         ));
     }
     Ok(SystemRef::Id(raw.to_owned()))
+}
+
+/// The `proxy` option: `http://host:port` and nothing more. The BMC's TLS runs end to end
+/// inside the proxy's CONNECT tunnel, so the proxy sees where, not what. Errors never echo
+/// the value: a mistyped one may hold a password (`http://user:secret@…`).
+fn parse_proxy(raw: &str) -> Result<Url, SpecError> {
+    let refuse = |why: &str| {
+        Err(SpecError::for_key(
+            "proxy",
+            format!("{why}; expected `http://host:port`"),
+        ))
+    };
+    let Some(rest) = raw.strip_prefix("http://") else {
+        return refuse(
+            "only an `http://` proxy is supported (the BMC's TLS runs inside its tunnel)",
+        );
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return refuse(
+            "the proxy URL must not carry credentials (an authenticating proxy is not supported)",
+        );
+    }
+    let has_port = authority.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty() && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
+    });
+    if !has_port {
+        return refuse("the proxy URL needs a host and a port");
+    }
+    if rest.len() > authority.len() && &rest[authority.len()..] != "/" {
+        return refuse("the proxy URL must have no path, query or fragment");
+    }
+    let Ok(url) = Url::parse(raw) else {
+        return refuse("not a valid URL");
+    };
+    if url.host_str().is_none_or(str::is_empty)
+        || matches!(url.port_or_known_default(), None | Some(0))
+    {
+        return refuse("the proxy URL needs a host and a port (1 to 65535)");
+    }
+    Ok(url)
 }
 
 /// Exactly one trust source at most; none means "refuse and say what to set".
@@ -337,6 +393,58 @@ mod tests {
         );
         s.options.insert("auth".into(), "none".into());
         assert!(Config::from_spec(&s).unwrap().password.is_none());
+    }
+
+    #[test]
+    fn proxy_is_an_http_host_and_port_and_never_with_insecure() {
+        let with = |pairs: &[(&str, &str)]| {
+            let mut s = spec();
+            for (k, v) in pairs {
+                s.options.insert((*k).into(), (*v).into());
+            }
+            Config::from_spec(&s)
+        };
+        let pin = format!("sha256:{}", "0a".repeat(32));
+        assert_eq!(with(&[("pin", &pin)]).unwrap().proxy, None);
+        for good in [
+            "http://127.0.0.1:3128",
+            "http://proxy.example:8080/",
+            "http://[::1]:3128",
+        ] {
+            let c = with(&[("pin", &pin), ("proxy", good)]).unwrap();
+            let url = c.proxy.expect(good);
+            assert_eq!(url.scheme(), "http");
+            assert!(url.port_or_known_default().is_some_and(|p| p != 0));
+        }
+        for bad in [
+            "https://127.0.0.1:3128",
+            "socks5://127.0.0.1:1080",
+            "127.0.0.1:3128",
+            "http://127.0.0.1",
+            "http://[::1]",
+            "http://:3128",
+            "http://127.0.0.1:0",
+            "http://127.0.0.1:99999",
+            "http://127.0.0.1:3128/path",
+            "http://127.0.0.1:3128?x=1",
+            "http://127.0.0.1:3128#f",
+            "http://proxyuser:Pr0xy-S3cret@127.0.0.1:3128",
+            "http://Pr0xy-S3cret@127.0.0.1:3128",
+            "http://@127.0.0.1:3128",
+        ] {
+            let e = with(&[("pin", &pin), ("proxy", bad)]).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some("proxy"), "{bad}: {e}");
+            assert!(e.message.contains("http://host:port"), "{bad}: {e}");
+            // The value is never echoed: a mistyped one may hold a password.
+            assert!(!e.to_string().contains("Pr0xy-S3cret"), "{bad}: {e}");
+            assert!(!e.to_string().contains("127.0.0.1"), "{bad}: {e}");
+        }
+        // An unverified certificate behind a proxy: refused, whatever the order.
+        let e = with(&[("insecure", "true"), ("proxy", "http://127.0.0.1:3128")]).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("proxy"), "{e}");
+        assert!(e.message.contains("insecure"), "{e}");
+        // Without a proxy, insecure stays possible (and loud).
+        assert!(with(&[("insecure", "true")]).is_ok());
     }
 
     #[test]

@@ -950,3 +950,20 @@ async fn an_expired_session_is_renewed_once_while_counting() {
     release(&d).await;
     assert_eq!(lab.open_sessions(0), 0);
 }
+
+#[tokio::test]
+async fn a_dead_proxy_is_unreachable_and_named() {
+    let lab = start(vec![cfg(Profile::Generic)]).await;
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let proxy = format!("http://{closed}");
+    let d = driver(&lab, 0, &[("proxy", &proxy)]);
+    let e = d.status(deadline(3000)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unreachable, "{e}");
+    assert!(e.detail.contains(&format!("through proxy {proxy}")), "{e}");
+    // Never around the proxy: the BMC saw nothing.
+    assert_eq!(lab.handshakes(0), 0);
+    assert!(lab.requests(0).is_empty());
+}
