@@ -127,6 +127,10 @@ pub enum Command {
     Trust {
         /// Hosts (hostranges expanded).
         hosts: Vec<String>,
+        /// The box really moved to this address (a re-addressed BMC): the identity the
+        /// old address remembered is taken over instead of refused.
+        #[arg(long)]
+        moved: bool,
         #[command(flatten)]
         why: Why,
     },

@@ -102,7 +102,7 @@ async fn run_all(
                 Operation::On => engine.on(host, request).await,
                 Operation::Reboot => engine.reboot(host, request).await,
                 Operation::Unfence => engine.unfence(host, request).await,
-                Operation::Trust => engine.trust(host, request).await,
+                Operation::Trust => engine.trust(host, request, false).await,
             };
             (i, r)
         });
@@ -130,7 +130,12 @@ async fn run_all(
 
 /// Accept the identities the hosts' endpoints present now, replacing what was remembered
 /// at first use (after a known board swap or re-addressing).
-pub async fn trust(global: &Global, hosts: &[String], why: &Why) -> Result<u8, SetupError> {
+pub async fn trust(
+    global: &Global,
+    hosts: &[String],
+    why: &Why,
+    moved: bool,
+) -> Result<u8, SetupError> {
     if hosts.is_empty() {
         return Err(SetupError::usage("name at least one host to trust"));
     }
@@ -154,7 +159,15 @@ pub async fn trust(global: &Global, hosts: &[String], why: &Why) -> Result<u8, S
         force: false,
         door: fencegate_core::proof::Door::Cli,
     };
-    let proofs = run_all(&engine, Operation::Trust, targets, request, 16, false).await?;
+    let mut proofs = Vec::new();
+    for host in targets {
+        proofs.push(
+            engine
+                .trust(host, request.clone(), moved)
+                .await
+                .map_err(|e| SetupError::internal(e.to_string()))?,
+        );
+    }
     if global.json {
         output::print_json(&proofs);
     } else {

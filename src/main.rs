@@ -52,7 +52,7 @@ fn main() -> ExitCode {
             Command::Reboot(t) => commands::power(g, Operation::Reboot, t, false, 64).await,
             Command::Status { hosts, adhoc } => commands::status(g, hosts, adhoc).await,
             Command::Unfence { hosts, why } => commands::unfence(g, hosts, why).await,
-            Command::Trust { hosts, why } => commands::trust(g, hosts, why).await,
+            Command::Trust { hosts, why, moved } => commands::trust(g, hosts, why, *moved).await,
             Command::History {
                 host,
                 limit,

@@ -425,3 +425,69 @@ fn a_fence_keeps_the_host_off_when_power_returns_until_unfence() {
     fencegate(&config).args(["off", "n0"]).assert().code(0);
     assert_eq!(sim.lab.restore_policy(0), Some(RestorePolicy::LastState));
 }
+
+/// A power-on lock holds for the box, whatever name or URL reaches it: an ad-hoc URL to the
+/// fenced BMC's address is refused before anything is sent, and the same BMC reached by
+/// another address (pinned to its GUID) is refused after it proves who it is.
+#[test]
+fn any_name_or_url_that_reaches_a_locked_box_meets_the_lock() {
+    let sim = start(vec![BmcConfig::new("admin", PASSWORD)]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = inventory(dir.path(), &sim, &[("n0", vec![vec![0]])], "");
+    let out = fencegate(&config)
+        .args(["--json", "fence", "n0"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let proofs: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let guid = proofs[0]["levels"][0]["devices"][0]["identity"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "ipmi-guid")
+        .unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pw = dir.path().join("bmc.pw");
+    let port = sim.lab.addr(0).port();
+
+    // The same address as an ad-hoc URL: refused by the lock, nothing sent.
+    let url = format!("ipmi://admin@127.0.0.1:{port}");
+    fencegate(&config)
+        .args(["on", "--device", &url, "--password-file"])
+        .arg(&pw)
+        .assert()
+        .code(3)
+        .stdout(predicate::str::contains("power-on lock"));
+    assert!(!sim.lab.power_on(0));
+
+    // Another address for the same BMC, pinned to its GUID: refused once it proves it.
+    let url = format!("ipmi://admin@localhost:{port}?guid={guid}");
+    fencegate(&config)
+        .args(["on", "--device", &url, "--password-file"])
+        .arg(&pw)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("power-on lock: this box"));
+    assert!(!sim.lab.power_on(0), "the fenced box stays off");
+    assert!(
+        sim.lab
+            .command_log(0)
+            .iter()
+            .all(|c| c.command != fencegate_bmcsim::power::PowerCommand::On),
+        "no power-on reached the BMC: {:?}",
+        sim.lab.command_log(0)
+    );
+
+    // Lifted for the host, lifted for the box.
+    fencegate(&config).args(["unfence", "n0"]).assert().code(0);
+    fencegate(&config)
+        .args(["on", "--device", &url, "--password-file"])
+        .arg(&pw)
+        .assert()
+        .code(0);
+    assert!(sim.lab.power_on(0));
+}

@@ -19,6 +19,9 @@ pub struct Device {
     pub address: String,
     /// What the device reaches, whatever it is called (see [`identity::device_key`]).
     pub key: String,
+    /// What the device switches, whatever it is called (driver and [`PowerDriver::switched`]):
+    /// the key of the power-on locks a fence through it sets.
+    pub lock_key: String,
     /// Where the identity of the box behind this device is remembered (see
     /// [`identity::endpoint_key`]).
     pub endpoint_key: String,
@@ -37,6 +40,7 @@ impl Device {
     pub fn new(name: &str, driver_name: &str, driver: Arc<dyn PowerDriver>) -> Self {
         let caps = driver.capabilities();
         Device {
+            lock_key: format!("{driver_name}|{}", driver.switched()),
             address: driver.endpoint().to_owned(),
             key: format!("{driver_name}|{}", driver.endpoint()),
             endpoint_key: format!("{driver_name}|{}", driver.endpoint()),

@@ -417,7 +417,7 @@ async fn trusting_nothing_does_not_switch_off_the_identity_check() {
     // The operator, told to, runs `trust` while the forger answers.
     let d = bmc_presenting(ep, vec![IdentityFact::new("ipmi-guid", KVM01)]);
     let host = support::host("kvm01", vec![vec![d.device("kvm01-bmc")]], no_hold());
-    let t = engine.trust(host, req()).await.unwrap();
+    let t = engine.trust(host, req(), false).await.unwrap();
     // Whatever trust did, two different boxes must not both be accepted afterwards.
     let (_, p2) = run(vec![guid(KVM02)]).await;
     let (third, p3) = run(vec![guid(KVM03)]).await;
@@ -464,7 +464,7 @@ async fn trust_does_not_accept_a_box_remembered_at_another_address() {
     );
     relay.set_identity(vec![guid(KVM01)]);
     let h2 = support::host("kvm02", vec![vec![relay.device("kvm02-bmc")]], no_hold());
-    let t = engine.trust(Arc::clone(&h2), req()).await.unwrap();
+    let t = engine.trust(Arc::clone(&h2), req(), false).await.unwrap();
     let p = engine.off(h2, req()).await.unwrap();
     assert_eq!(
         relay.commands_accepted(),

@@ -343,7 +343,7 @@ async fn an_identity_seen_first_is_remembered_and_a_change_refuses_until_trusted
     assert!(bmc.detail.contains("fencegate trust"), "{}", bmc.detail);
 
     // The operator accepts the new board; then it is used again.
-    let t = engine.trust(Arc::clone(&host), req()).await.unwrap();
+    let t = engine.trust(Arc::clone(&host), req(), false).await.unwrap();
     assert!(t.success, "{}", t.detail);
     assert!(t.detail.contains(KVM02), "{}", t.detail);
     let again = bmc_presenting("ipmi://10.0.0.1:623", vec![guid(KVM02)]);
@@ -656,4 +656,39 @@ async fn outlets_off_and_a_silent_bmc_is_proof() {
     let p = memory_engine().fence(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::PowerVerifiedOff, "{}", p.detail);
     assert!(p.detail.contains("pdu-a-7 + pdu-b-7"), "{}", p.detail);
+}
+
+/// A BMC re-addressed for real: its new address is refused as "two addresses claim one box"
+/// until the operator says it moved; then the old address forgets it.
+#[tokio::test]
+async fn a_box_that_moved_is_trusted_only_when_the_operator_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new(Arc::new(SqliteJournal::open(dir.path()).unwrap()));
+    let old = bmc_presenting("ipmi://10.0.0.1:623", vec![guid(KVM01)]);
+    let host = support::host("kvm01", vec![vec![old.device("kvm01-bmc")]], no_hold());
+    assert!(engine.off(host, req()).await.unwrap().success);
+
+    let new = bmc_presenting("ipmi://10.0.0.99:623", vec![guid(KVM01)]);
+    let host = support::host("kvm01", vec![vec![new.device("kvm01-bmc")]], no_hold());
+    let p = engine.off(Arc::clone(&host), req()).await.unwrap();
+    assert!(
+        p.detail.contains("two addresses claim one box"),
+        "{}",
+        p.detail
+    );
+    let t = engine.trust(Arc::clone(&host), req(), false).await.unwrap();
+    assert!(!t.success, "{}", t.detail);
+    assert!(t.detail.contains("--moved"), "{}", t.detail);
+    let t = engine.trust(Arc::clone(&host), req(), true).await.unwrap();
+    assert!(t.success, "{}", t.detail);
+    let p = engine.off(host, req()).await.unwrap();
+    assert_eq!(p.verdict, Verdict::PowerVerifiedOff, "{}", p.detail);
+
+    // The old address no longer holds the box: something answering there now is another
+    // claim on it.
+    let back = bmc_presenting("ipmi://10.0.0.1:623", vec![guid(KVM01)]);
+    let host = support::host("kvm01", vec![vec![back.device("kvm01-bmc")]], no_hold());
+    let p = engine.off(host, req()).await.unwrap();
+    assert_eq!(p.verdict, Verdict::Failed, "{}", p.detail);
+    assert_eq!(back.commands_accepted(), 0);
 }

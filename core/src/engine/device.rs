@@ -877,6 +877,30 @@ impl DeviceRun {
             if let Err(f) = self.check_identity().await {
                 return self.fail(f);
             }
+            // The same box fenced under another name or address is locked too.
+            let facts = identity::usable(&self.device.driver.identity());
+            match self.ctx.journal.identity_locked(&facts).await {
+                Ok(None) => {}
+                Ok(Some(lock)) => {
+                    return self.fail((
+                        ErrorKind::StateConflict,
+                        format!(
+                            "power-on lock: this box ({}) was fenced by {} at {}; nothing was sent; run `fencegate unfence` for that host once its VMs run elsewhere",
+                            identity::describe(&facts),
+                            lock.request_id,
+                            lock.locked_at
+                        ),
+                    ));
+                }
+                Err(e) => {
+                    return self.fail((
+                        ErrorKind::Protocol,
+                        format!(
+                            "the journal could not check the power-on locks ({e}); nothing was sent"
+                        ),
+                    ));
+                }
+            }
         }
         if let Err(f) = self.command_retrying(Action::On, deadline).await {
             return self.fail(f);

@@ -393,7 +393,10 @@ impl Engine {
     /// swap or re-addressing), replacing what was remembered at first use. Each device is
     /// read once (that is how its driver learns the identity); nothing is sent. Pinned
     /// devices are left alone: their pin in the configuration is the authority.
-    pub async fn trust(&self, host: Arc<Host>, request: Request) -> Outcome {
+    ///
+    /// An identity remembered for another address is refused unless `moved` says the box
+    /// really moved here (a re-addressed BMC); then the old address forgets it.
+    pub async fn trust(&self, host: Arc<Host>, request: Request, moved: bool) -> Outcome {
         let journal = Arc::clone(&self.inner.journal);
         let Some((request_id, started)) = self
             .begin_unguarded(&host, Operation::Trust, &request)
@@ -439,7 +442,7 @@ impl Engine {
             }
             let facts = crate::identity::usable(&device.driver.identity());
             match journal
-                .trust_identity(&device.endpoint_key, &facts, &request.requester)
+                .trust_identity(&device.endpoint_key, &facts, &request.requester, moved)
                 .await
             {
                 Ok(Trusted::Accepted(before)) => {
@@ -463,7 +466,7 @@ impl Engine {
                 }
                 Ok(Trusted::HeldElsewhere { endpoint, fact }) => {
                     let why = format!(
-                        "presents {}={}, which is remembered for {endpoint}: one box cannot be two addresses' (a relay?); nothing changed",
+                        "presents {}={}, which is remembered for {endpoint}: one box cannot be two addresses' (a relay?); nothing changed (if the box really moved here, trust it with --moved)",
                         fact.kind, fact.value
                     );
                     failed.push(format!("{}: {why}", device.name));
@@ -647,6 +650,13 @@ impl Engine {
             reason: request.reason.clone(),
             target: host.target_digest(),
             door: request.door,
+            lock_keys: {
+                let mut keys: Vec<String> =
+                    host.devices().iter().map(|d| d.lock_key.clone()).collect();
+                keys.sort_unstable();
+                keys.dedup();
+                keys
+            },
             storm: (op == Operation::Fence && !request.force)
                 .then_some((p.storm_limit, p.storm_window)),
             tolerance: if matches!(op, Operation::Fence | Operation::Off) {
@@ -952,6 +962,21 @@ impl Engine {
             confirms,
             target: Some(claim.target.clone()),
         };
+        // The boxes this fence's devices proved to be stay locked under their identity, so a
+        // re-addressed BMC or another URL reaching one meets the lock after first contact.
+        if op == Operation::Fence {
+            let facts: Vec<fencegate_driver::IdentityFact> = proof
+                .levels
+                .iter()
+                .flat_map(|l| &l.devices)
+                .flat_map(|d| crate::identity::usable(&d.identity))
+                .collect();
+            if !facts.is_empty()
+                && let Err(e) = journal.lock_identities(&proof.request_id, &facts).await
+            {
+                tracing::warn!("the fenced boxes' identities could not be locked: {e}");
+            }
+        }
         // No verdict counts until it is durable.
         let recorded = tokio::time::timeout(RECORD_GRACE, journal.finish(&proof)).await;
         release_all(&host).await;

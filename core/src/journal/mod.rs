@@ -59,6 +59,9 @@ pub struct Claim {
     pub target: String,
     /// The front door the request came through (a lock this sets records it).
     pub door: Door,
+    /// What the host's devices switch ([`crate::Device::lock_key`]): a lock set through any
+    /// name covers them all, and an operation on any of them is the one in flight.
+    pub lock_keys: Vec<String>,
     /// Storm guard to apply: refuse when this many *other* hosts were fenced within the
     /// window. `None` skips the guard (forced, or not a fence).
     pub storm: Option<(u32, Duration)>,
@@ -248,21 +251,34 @@ pub trait Journal: Send + Sync {
     /// Accept `facts` as the identity of `endpoint` (an operator's `fencegate trust`),
     /// returning what was remembered before. Refused (and nothing changed) when `facts` is
     /// empty (trusting nothing would switch the check off) or when one of them is
-    /// remembered for another endpoint (that box is already someone else's).
+    /// remembered for another endpoint (that box is already someone else's), unless `moved`
+    /// says the box really moved here, when the old endpoint forgets it.
     fn trust_identity(
         &self,
         endpoint: &str,
         facts: &[IdentityFact],
         by: &str,
+        moved: bool,
     ) -> JournalFuture<'static, Trusted>;
 
-    /// Record `facts`, which matched the device's pins, as the identity of `endpoint`,
-    /// taking them away from any other endpoint that remembered them: the pin in the
-    /// configuration is the authority, and no unpinned address may present that box later.
+    /// Record `facts`, which matched the device's pins, as the identity of `endpoint`: the
+    /// pin in the configuration is the authority, and from then on no other address may
+    /// present that box (its next contact is refused as claimed elsewhere).
     fn pin_identity(&self, endpoint: &str, facts: &[IdentityFact]) -> JournalFuture<'static, ()>;
 
     /// Every remembered identity by endpoint (for `check`).
     fn known_identities(&self) -> JournalFuture<'static, Vec<(String, KnownIdentity)>>;
+
+    /// Lock the boxes a fence's devices proved to be (their authenticated identities), so a
+    /// re-addressed BMC or another URL reaching the same box meets the lock after contact.
+    fn lock_identities(
+        &self,
+        request_id: &str,
+        facts: &[IdentityFact],
+    ) -> JournalFuture<'static, ()>;
+
+    /// The power-on lock covering a box with one of these identities, if any.
+    fn identity_locked(&self, facts: &[IdentityFact]) -> JournalFuture<'static, Option<PowerLock>>;
 
     /// Take over operations whose owning process is gone, for reconciliation. Each is
     /// handed to exactly one caller, which must [`Journal::finish`] it.

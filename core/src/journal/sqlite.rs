@@ -63,6 +63,23 @@ CREATE TABLE IF NOT EXISTS host_locks (
     requester  TEXT NOT NULL,
     PRIMARY KEY (host, door)
 );
+CREATE TABLE IF NOT EXISTS box_locks (
+    key        TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    PRIMARY KEY (key, request_id)
+);
+CREATE TABLE IF NOT EXISTS identity_locks (
+    kind       TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    PRIMARY KEY (kind, value, request_id)
+);
+CREATE TABLE IF NOT EXISTS op_keys (
+    request_id TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    PRIMARY KEY (request_id, key)
+);
+CREATE INDEX IF NOT EXISTS op_keys_by_key ON op_keys(key);
 CREATE TABLE IF NOT EXISTS power_locks (
     host       TEXT PRIMARY KEY,
     request_id TEXT NOT NULL,
@@ -540,6 +557,45 @@ fn decode_proof(request_id: &str, json: &str) -> Result<Proof, JournalError> {
         .map_err(|e| JournalError::Corrupt(request_id.to_owned(), e.to_string()))
 }
 
+/// A lock on the host by its name, or on any box it switches by whatever name it was fenced.
+fn lock_on(
+    conn: &Connection,
+    host: &str,
+    keys: &[String],
+) -> Result<Option<PowerLock>, JournalError> {
+    match read_power_locks(conn, host)?.into_iter().next() {
+        Some(lock) => Ok(Some(lock)),
+        None => box_locked(conn, keys),
+    }
+}
+
+/// The lock of a fence that covers one of `keys` (what a device switches), if any.
+fn box_locked(conn: &Connection, keys: &[String]) -> Result<Option<PowerLock>, JournalError> {
+    for key in keys {
+        let lock = conn
+            .query_row(
+                "SELECT h.request_id, h.locked_ms, h.door, h.requester
+                 FROM box_locks b JOIN host_locks h ON h.request_id = b.request_id
+                 WHERE b.key = ?1 ORDER BY h.locked_ms LIMIT 1",
+                params![key],
+                |r| {
+                    Ok(PowerLock {
+                        request_id: r.get(0)?,
+                        locked_at: Timestamp(r.get(1)?),
+                        door: crate::proof::Door::parse(&r.get::<_, String>(2)?),
+                        requester: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(storage)?;
+        if lock.is_some() {
+            return Ok(lock);
+        }
+    }
+    Ok(None)
+}
+
 /// The host's power-on locks, oldest first.
 fn read_power_locks(conn: &Connection, host: &str) -> Result<Vec<PowerLock>, JournalError> {
     conn.prepare(
@@ -575,20 +631,39 @@ impl Journal for SqliteJournal {
         let begun = self.call(move |conn| {
             let owners = checker;
             let now = Timestamp::now();
-            // Another live process working this host? Join it rather than race it.
+            // Another live process working this host, under this name or any other that
+            // reaches one of its boxes? Join it rather than race it.
             let mut open = conn
                 .prepare(
                     "SELECT request_id, operation, target
                      FROM operations WHERE host = ?1 AND finished_ms IS NULL",
                 )
                 .map_err(storage)?;
-            let rows = open
+            let mut rows = open
                 .query_map(params![claim.host], |r| {
                     Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
                 })
                 .map_err(storage)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(storage)?;
+            for key in &claim.lock_keys {
+                let mut by_key = conn
+                    .prepare(
+                        "SELECT o.request_id, o.operation, o.target FROM operations o
+                         JOIN op_keys k ON k.request_id = o.request_id
+                         WHERE k.key = ?1 AND o.finished_ms IS NULL",
+                    )
+                    .map_err(storage)?;
+                rows.extend(
+                    by_key
+                        .query_map(params![key], |r| {
+                            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                        })
+                        .map_err(storage)?
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(storage)?,
+                );
+            }
             // An open record whose owner holds its lock is running: join it rather than race
             // it. One whose owner is gone waits for reconciliation and blocks nothing.
             if let Some((id, op, target)) = rows
@@ -601,7 +676,7 @@ impl Journal for SqliteJournal {
             }
 
             if claim.blocked_by_lock
-                && let Some(lock) = read_power_locks(conn, &claim.host)?.into_iter().next()
+                && let Some(lock) = lock_on(conn, &claim.host, &claim.lock_keys)?
             {
                 return Ok(Begin::Locked(lock));
             }
@@ -722,7 +797,21 @@ impl Journal for SqliteJournal {
             }
 
             insert(None, None)?;
+            for key in &claim.lock_keys {
+                conn.execute(
+                    "INSERT OR IGNORE INTO op_keys (request_id, key) VALUES (?1, ?2)",
+                    params![claim.request_id, key],
+                )
+                .map_err(storage)?;
+            }
             if claim.sets_lock {
+                for key in &claim.lock_keys {
+                    conn.execute(
+                        "INSERT OR IGNORE INTO box_locks (key, request_id) VALUES (?1, ?2)",
+                        params![key, claim.request_id],
+                    )
+                    .map_err(storage)?;
+                }
                 // One lock per door: a fence through one door never replaces (or lets its
                 // door lift) a lock another door set.
                 conn.execute(
@@ -838,6 +927,8 @@ impl Journal for SqliteJournal {
                     "operation {request_id} is not open (closed by another process): this verdict is not recorded"
                 )));
             }
+            conn.execute("DELETE FROM op_keys WHERE request_id = ?1", params![request_id])
+                .map_err(storage)?;
             Ok(())
         });
         Box::pin(async move {
@@ -911,6 +1002,13 @@ impl Journal for SqliteJournal {
                     params![host, l.request_id],
                 )
                 .map_err(storage)?;
+                for table in ["box_locks", "identity_locks"] {
+                    conn.execute(
+                        &format!("DELETE FROM {table} WHERE request_id = ?1"),
+                        params![l.request_id],
+                    )
+                    .map_err(storage)?;
+                }
             }
             Ok(lifted)
         })
@@ -924,21 +1022,25 @@ impl Journal for SqliteJournal {
         let endpoint = endpoint.to_owned();
         let facts = facts.to_vec();
         self.call(move |conn| {
-            if let Some(known) = read_known(conn, &endpoint)? {
-                return Ok(if identity::same_box(&known.facts, &facts) {
-                    IdentitySeen::Matches(known)
-                } else {
-                    IdentitySeen::Changed(known)
-                });
+            let known = read_known(conn, &endpoint)?;
+            if let Some(known) = &known
+                && !identity::same_box(&known.facts, &facts)
+            {
+                return Ok(IdentitySeen::Changed(known.clone()));
             }
-            if facts.is_empty() {
-                return Ok(IdentitySeen::FirstUse);
-            }
+            // Checked on every contact, not only the first: an address remembered before a
+            // pinned device (or a trusted move) claimed the box is refused from then on.
             if let Some((other, fact)) = held_elsewhere(conn, &endpoint, &facts)? {
                 return Ok(IdentitySeen::ClaimedElsewhere {
                     endpoint: other,
                     fact,
                 });
+            }
+            if let Some(known) = known {
+                return Ok(IdentitySeen::Matches(known));
+            }
+            if facts.is_empty() {
+                return Ok(IdentitySeen::FirstUse);
             }
             store_identity(conn, &endpoint, &facts, None)?;
             Ok(IdentitySeen::FirstUse)
@@ -950,6 +1052,7 @@ impl Journal for SqliteJournal {
         endpoint: &str,
         facts: &[IdentityFact],
         by: &str,
+        moved: bool,
     ) -> JournalFuture<'static, Trusted> {
         let endpoint = endpoint.to_owned();
         let facts = facts.to_vec();
@@ -957,6 +1060,16 @@ impl Journal for SqliteJournal {
         self.call(move |conn| {
             if facts.is_empty() {
                 return Ok(Trusted::Nothing);
+            }
+            // A box that really moved: the operator says so, and the old address forgets it.
+            while moved && let Some((other, _)) = held_elsewhere(conn, &endpoint, &facts)? {
+                conn.execute(
+                    "DELETE FROM identity_facts WHERE endpoint = ?1",
+                    params![other],
+                )
+                .map_err(storage)?;
+                conn.execute("DELETE FROM identities WHERE endpoint = ?1", params![other])
+                    .map_err(storage)?;
             }
             if let Some((other, fact)) = held_elsewhere(conn, &endpoint, &facts)? {
                 return Ok(Trusted::HeldElsewhere {
@@ -977,17 +1090,8 @@ impl Journal for SqliteJournal {
             if facts.is_empty() {
                 return Ok(());
             }
-            // The pin is the authority: every other endpoint remembering one of these facts
-            // is forgotten (its next contact is a first use, which the pin now refuses).
-            while let Some((other, _)) = held_elsewhere(conn, &endpoint, &facts)? {
-                conn.execute(
-                    "DELETE FROM identity_facts WHERE endpoint = ?1",
-                    params![other],
-                )
-                .map_err(storage)?;
-                conn.execute("DELETE FROM identities WHERE endpoint = ?1", params![other])
-                    .map_err(storage)?;
-            }
+            // Recorded for this endpoint; any other endpoint remembering the same box is
+            // refused from its next contact on (see `identity_seen`).
             if read_known(conn, &endpoint)?.is_some_and(|k| k.facts == facts) {
                 return Ok(());
             }
@@ -1016,6 +1120,56 @@ impl Journal for SqliteJournal {
                 }
             }
             Ok(out)
+        })
+    }
+
+    fn lock_identities(
+        &self,
+        request_id: &str,
+        facts: &[IdentityFact],
+    ) -> JournalFuture<'static, ()> {
+        let request_id = request_id.to_owned();
+        let facts = facts.to_vec();
+        self.call(move |conn| {
+            for f in &facts {
+                conn.execute(
+                    "INSERT OR IGNORE INTO identity_locks (kind, value, request_id)
+                     SELECT ?1, ?2, ?3 WHERE EXISTS
+                        (SELECT 1 FROM host_locks WHERE request_id = ?3)",
+                    params![f.kind, f.value, request_id],
+                )
+                .map_err(storage)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn identity_locked(&self, facts: &[IdentityFact]) -> JournalFuture<'static, Option<PowerLock>> {
+        let facts = facts.to_vec();
+        self.call(move |conn| {
+            for f in &facts {
+                let lock = conn
+                    .query_row(
+                        "SELECT h.request_id, h.locked_ms, h.door, h.requester
+                         FROM identity_locks i JOIN host_locks h ON h.request_id = i.request_id
+                         WHERE i.kind = ?1 AND i.value = ?2 ORDER BY h.locked_ms LIMIT 1",
+                        params![f.kind, f.value],
+                        |r| {
+                            Ok(PowerLock {
+                                request_id: r.get(0)?,
+                                locked_at: Timestamp(r.get(1)?),
+                                door: crate::proof::Door::parse(&r.get::<_, String>(2)?),
+                                requester: r.get(3)?,
+                            })
+                        },
+                    )
+                    .optional()
+                    .map_err(storage)?;
+                if lock.is_some() {
+                    return Ok(lock);
+                }
+            }
+            Ok(None)
         })
     }
 

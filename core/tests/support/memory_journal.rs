@@ -301,11 +301,17 @@ impl Journal for MemoryJournal {
         endpoint: &str,
         facts: &[IdentityFact],
         by: &str,
+        moved: bool,
     ) -> JournalFuture<'static, Trusted> {
         if facts.is_empty() {
             return ready(Ok(Trusted::Nothing));
         }
         let mut ids = self.identities.lock().unwrap();
+        if moved {
+            ids.retain(|other, known| {
+                other == endpoint || !facts.iter().any(|f| known.facts.contains(f))
+            });
+        }
         for (other, known) in ids.iter() {
             if other != endpoint
                 && let Some(fact) = facts.iter().find(|f| known.facts.contains(f))
@@ -351,6 +357,21 @@ impl Journal for MemoryJournal {
         let mut out: Vec<_> = ids.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         ready(Ok(out))
+    }
+
+    fn lock_identities(
+        &self,
+        _request_id: &str,
+        _facts: &[IdentityFact],
+    ) -> JournalFuture<'static, ()> {
+        ready(Ok(()))
+    }
+
+    fn identity_locked(
+        &self,
+        _facts: &[IdentityFact],
+    ) -> JournalFuture<'static, Option<PowerLock>> {
+        ready(Ok(None))
     }
 
     fn take_abandoned(&self) -> JournalFuture<'static, Vec<Abandoned>> {

@@ -46,6 +46,14 @@ pub trait PowerDriver: Send + Sync {
     /// for it, so it must name the box, not the outlet.
     fn endpoint(&self) -> &str;
 
+    /// What exactly this driver switches, stable whatever the device is called: the
+    /// endpoint for a channel that powers the whole host (a BMC), the endpoint and its
+    /// outlets for a PDU device. The engine keys power-on locks by it, so any name or URL
+    /// reaching a locked box meets the lock. Cheap and without I/O.
+    fn switched(&self) -> String {
+        self.endpoint().to_owned()
+    }
+
     /// What this driver can do. Cheap and without I/O; a driver that learns its
     /// capabilities on first contact (an external program's hello) may refine them after its
     /// first call, and the engine asks again after a call answered `Unsupported`.

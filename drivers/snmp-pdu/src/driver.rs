@@ -361,6 +361,14 @@ impl PowerDriver for SnmpPduDriver {
         &self.endpoint
     }
 
+    fn switched(&self) -> String {
+        // Outlets in order, so `4,5` and `5,4` are one thing switched.
+        let mut outlets = self.config.outlets.clone();
+        outlets.sort_unstable();
+        let list: Vec<String> = outlets.iter().map(u32::to_string).collect();
+        format!("{}/outlets/{}", self.endpoint, list.join(","))
+    }
+
     fn capabilities(&self) -> Capabilities {
         let mut actions = vec![Action::Off, Action::On];
         if self.config.profile.cycle.is_some() {
