@@ -7,13 +7,15 @@
 
 use crate::model;
 use crate::tls::Observed;
+use bytes::Bytes;
 use fencegate_driver::{DriverError, ExposeSecret, SecretString};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
+use zeroize::Zeroizing;
 
 /// The largest response body read; Redfish resources are a few kilobytes.
 const MAX_BODY: usize = 1 << 20;
@@ -183,6 +185,54 @@ impl Http {
         headers: &[(&'static str, &str)],
         deadline: Instant,
     ) -> Result<Reply, DriverError> {
+        let body = match body {
+            None => None,
+            Some(body) => Some(Bytes::from(serde_json::to_vec(body).map_err(|e| {
+                DriverError::protocol(format!(
+                    "{}: {method} {link}: cannot encode: {e}",
+                    self.endpoint
+                ))
+            })?)),
+        };
+        self.exchange(method, link, cred, body, headers, deadline)
+            .await
+    }
+
+    /// Send a JSON body that holds a secret (the session login), already encoded in a buffer
+    /// that is wiped when dropped. reqwest and hyper get the very same memory, without a
+    /// copy: the body is a [`Bytes`] that owns the buffer, so it is wiped when the last
+    /// reference is dropped, after the write. Over TLS hyper queues the body instead of
+    /// flattening it into its own write buffer (rustls streams write vectored), and rustls
+    /// encrypts it in place in its record buffer.
+    pub async fn send_secret_json(
+        &self,
+        method: Method,
+        link: &str,
+        body: Zeroizing<Vec<u8>>,
+        deadline: Instant,
+    ) -> Result<Reply, DriverError> {
+        let body = Bytes::from_owner(body);
+        self.exchange(
+            method,
+            link,
+            Credential::Anonymous,
+            Some(body),
+            &[],
+            deadline,
+        )
+        .await
+    }
+
+    /// One exchange: headers, credentials and an encoded JSON body, then the whole answer.
+    async fn exchange(
+        &self,
+        method: Method,
+        link: &str,
+        cred: Credential<'_>,
+        body: Option<Bytes>,
+        headers: &[(&'static str, &str)],
+        deadline: Instant,
+    ) -> Result<Reply, DriverError> {
         let url = self.url(link)?;
         let what = format!("{method} {}", url.path());
         let mut req = self
@@ -196,29 +246,33 @@ impl Http {
         match cred {
             Credential::Anonymous => {}
             Credential::Basic { user, password } => {
-                req = req.basic_auth(user, Some(password.expose_secret()));
-            }
-            Credential::Token(token) => {
-                let mut value = HeaderValue::from_str(token.expose_secret()).map_err(|_| {
+                let value = basic_authorization(user, password).ok_or_else(|| {
                     DriverError::protocol(format!(
-                        "{}: the session token is not a valid header value",
+                        "{}: the basic authentication header could not be built",
                         self.endpoint
                     ))
                 })?;
-                value.set_sensitive(true);
-                req = req.header("X-Auth-Token", value);
+                req = req.header(AUTHORIZATION, value);
+            }
+            Credential::Token(token) => {
+                req = req.header(
+                    "X-Auth-Token",
+                    token_header(token).ok_or_else(|| {
+                        DriverError::protocol(format!(
+                            "{}: the session token is not a valid header value",
+                            self.endpoint
+                        ))
+                    })?,
+                );
             }
         }
         if let Some(body) = body {
-            let bytes = serde_json::to_vec(body).map_err(|e| {
-                DriverError::protocol(format!("{}: {what}: cannot encode: {e}", self.endpoint))
-            })?;
-            req = req.header(CONTENT_TYPE, "application/json").body(bytes);
+            req = req.header(CONTENT_TYPE, "application/json").body(body);
         }
         let exchange = async {
             let mut resp = req.send().await.map_err(|e| self.transport(&what, e))?;
             let status = resp.status();
-            let headers = resp.headers().clone();
+            let headers = received_headers(resp.headers());
             let mut raw = Vec::new();
             while let Some(chunk) = resp.chunk().await.map_err(|e| self.transport(&what, e))? {
                 if raw.len() + chunk.len() > MAX_BODY {
@@ -303,6 +357,82 @@ impl Http {
     }
 }
 
+/// `Basic base64(user:password)`, encoded straight from the secret into a buffer of exactly
+/// its final size (no reallocation leaves a copy behind) that the header value owns and that
+/// is wiped when the header is dropped; the value is marked sensitive, so `Debug` hides it.
+/// reqwest's own `basic_auth` would format `user:password` into a plain `String` first.
+/// `None` only if the bytes were refused as a header value, which base64 text never is.
+fn basic_authorization(user: &str, password: &SecretString) -> Option<HeaderValue> {
+    let password = password.expose_secret().as_bytes();
+    let plain_len = user.len() + 1 + password.len();
+    let mut out = Zeroizing::new(Vec::with_capacity(6 + plain_len.div_ceil(3) * 4));
+    out.extend_from_slice(b"Basic ");
+    let mut plain = user
+        .as_bytes()
+        .iter()
+        .chain(std::iter::once(&b':'))
+        .chain(password.iter())
+        .copied();
+    base64_into(&mut plain, &mut out);
+    let mut value = HeaderValue::from_maybe_shared(Bytes::from_owner(out)).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+/// The `X-Auth-Token` header value, in a buffer wiped when the header is dropped, marked
+/// sensitive; `None` if the token holds bytes a header cannot carry.
+fn token_header(token: &SecretString) -> Option<HeaderValue> {
+    let bytes = Zeroizing::new(token.expose_secret().as_bytes().to_vec());
+    let mut value = HeaderValue::from_maybe_shared(Bytes::from_owner(bytes)).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+/// Standard base64 (RFC 4648, with padding) of `input`, appended to `out`, one 3-byte group
+/// at a time, so that the plain text is never gathered anywhere.
+fn base64_into(input: &mut impl Iterator<Item = u8>, out: &mut Vec<u8>) {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    loop {
+        let mut group = Zeroizing::new([0u8; 3]);
+        let mut n = 0;
+        while n < 3 {
+            match input.next() {
+                Some(b) => {
+                    group[n] = b;
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        if n == 0 {
+            return;
+        }
+        let bits = Zeroizing::new(
+            (u32::from(group[0]) << 16) | (u32::from(group[1]) << 8) | u32::from(group[2]),
+        );
+        for i in 0..4 {
+            if i <= n {
+                out.push(ALPHABET[((*bits >> (18 - 6 * i)) & 0x3f) as usize]);
+            } else {
+                out.push(b'=');
+            }
+        }
+        if n < 3 {
+            return;
+        }
+    }
+}
+
+/// The answer's headers as kept in a [`Reply`], with `X-Auth-Token` (a login's answer
+/// carries the session token) marked sensitive, so that no `Debug` output prints it.
+fn received_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut headers = headers.clone();
+    if let Some(token) = headers.get_mut("X-Auth-Token") {
+        token.set_sensitive(true);
+    }
+    headers
+}
+
 /// An error and its sources on one line.
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
@@ -365,6 +495,67 @@ mod tests {
             assert_eq!(e.kind, fencegate_driver::ErrorKind::Protocol, "{elsewhere}");
             assert!(e.detail.contains("another origin"), "{e}");
         }
+    }
+
+    #[test]
+    fn base64_matches_the_rfc_4648_vectors() {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            let mut out = Vec::new();
+            base64_into(&mut plain.bytes(), &mut out);
+            assert_eq!(out, encoded.as_bytes(), "{plain:?}");
+        }
+        let all: Vec<u8> = (0..=255).collect();
+        let mut out = Vec::new();
+        base64_into(&mut all.iter().copied(), &mut out);
+        assert!(out.starts_with(b"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8g"));
+        assert!(out.ends_with(b"+/w=="));
+        assert_eq!(out.len(), 344);
+    }
+
+    #[test]
+    fn credentials_in_headers_are_sensitive_and_exact() {
+        // RFC 7617's example.
+        let v = basic_authorization("Aladdin", &SecretString::from("open sesame")).unwrap();
+        assert_eq!(v.as_bytes(), b"Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+        assert!(v.is_sensitive());
+        assert!(!format!("{v:?}").contains("QWxhZGRpbjpvcGVuIHNlc2FtZQ"));
+        // The buffer was sized exactly: no reallocation left a copy behind.
+        for password in ["", "p", "pw", "pw3", "pässwörd\"\u{1}"] {
+            let v = basic_authorization("admin", &SecretString::from(password)).unwrap();
+            let plain = format!("admin:{password}");
+            assert_eq!(v.len(), 6 + plain.len().div_ceil(3) * 4, "{password:?}");
+        }
+
+        let token = SecretString::from("tok-3f9a");
+        let v = token_header(&token).unwrap();
+        assert_eq!(v.as_bytes(), b"tok-3f9a");
+        assert!(v.is_sensitive());
+        assert!(!format!("{v:?}").contains("tok-3f9a"));
+        assert!(token_header(&SecretString::from("bad\ntoken")).is_none());
+    }
+
+    #[test]
+    fn a_reply_never_prints_the_session_token() {
+        let mut received = HeaderMap::new();
+        received.insert("X-Auth-Token", HeaderValue::from_static("tok-sekrit-77"));
+        received.insert("Location", HeaderValue::from_static("/redfish/v1/S/1"));
+        let reply = Reply {
+            status: StatusCode::CREATED,
+            headers: received_headers(&received),
+            body: Value::Null,
+        };
+        assert_eq!(reply.header("X-Auth-Token"), Some("tok-sekrit-77"));
+        let shown = format!("{reply:?}");
+        assert!(!shown.contains("tok-sekrit-77"), "{shown}");
+        assert!(shown.contains("/redfish/v1/S/1"), "{shown}");
     }
 
     #[test]
