@@ -2,7 +2,7 @@
 //! go quiet. It cannot read power state and says so.
 
 use crate::config::SshConfig;
-use crate::known_hosts::{Verdict, fingerprint};
+use crate::known_hosts::{HostKeyPolicy, Verdict, fingerprint};
 use crate::liveness;
 use fencegate_driver::{
     Action, Capabilities, CommandReceipt, DeviceSpec, DriverError, DriverFactory, DriverFuture,
@@ -61,9 +61,13 @@ enum Outcome {
     Refused,
 }
 
-/// Checks the host key during the handshake, before any credential is sent.
+/// Checks the host key during the handshake, before any credential is sent. It holds what
+/// the check needs and nothing more: it lives inside russh's session for the connection's
+/// lifetime, so a copy of the whole configuration would carry the password along.
 struct Verifier {
-    config: SshConfig,
+    host: String,
+    port: u16,
+    host_keys: HostKeyPolicy,
     /// Why the key was rejected, for the error message.
     rejected: Arc<Mutex<Option<String>>>,
     identity: Arc<Mutex<Vec<IdentityFact>>>,
@@ -86,11 +90,7 @@ impl client::Handler for Verifier {
             }
         };
         let fp = fingerprint(key);
-        match self
-            .config
-            .host_keys
-            .check(&self.config.host, self.config.port, key)
-        {
+        match self.host_keys.check(&self.host, self.port, key) {
             Verdict::Trusted => {
                 *lock(&self.identity) = vec![IdentityFact::new("ssh-host-key", fp)];
                 Ok(true)
@@ -139,7 +139,9 @@ impl SshDriver {
         let _ = stream.set_nodelay(true);
         let rejected = Arc::new(Mutex::new(None));
         let verifier = Verifier {
-            config: self.config.clone(),
+            host: self.config.host.clone(),
+            port: self.config.port,
+            host_keys: self.config.host_keys.clone(),
             rejected: Arc::clone(&rejected),
             identity: Arc::clone(&self.identity),
         };

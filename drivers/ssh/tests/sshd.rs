@@ -476,3 +476,59 @@ async fn rsa_key_and_hashed_known_hosts_from_openssh() {
     assert!(receipt.detail.contains("quiet for"), "{receipt:?}");
     assert_eq!(sshd.marker().lines().count(), 1);
 }
+
+/// A copy of `from` in the sshd's directory, re-encrypted by `ssh-keygen -p` with
+/// `passphrase` (and converted to `-m FORMAT` when given); the public key is unchanged.
+fn encrypted_copy(sshd: &Sshd, from: &str, to: &str, passphrase: &str, format: Option<&str>) {
+    std::fs::copy(sshd.path(from), sshd.path(to)).expect("copy key");
+    let keygen = find_program("ssh-keygen", "openssh-client");
+    let mut cmd = Command::new(keygen);
+    cmd.args(["-q", "-p", "-P", "", "-N", passphrase]);
+    if let Some(format) = format {
+        cmd.args(["-m", format]);
+    }
+    run(cmd.arg("-f").arg(sshd.path(to)));
+}
+
+#[tokio::test]
+async fn encrypted_keys_open_with_their_passphrase_only_and_never_show_it() {
+    const PASSPHRASE: &str = "corr3ct-h0rse-passphrase";
+    let sshd = Sshd::start("drop");
+    encrypted_copy(&sshd, "id_fence", "id_locked", PASSPHRASE, None);
+    encrypted_copy(&sshd, "id_rsa", "id_rsa_pem", PASSPHRASE, Some("PEM"));
+    let locked = std::fs::read_to_string(sshd.path("id_locked")).unwrap();
+    assert!(locked.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"));
+    let pem = std::fs::read_to_string(sshd.path("id_rsa_pem")).unwrap();
+    assert!(pem.contains("ENCRYPTED"), "{pem}");
+
+    for key in ["id_locked", "id_rsa_pem"] {
+        let with = |passphrase: Option<&str>| {
+            let mut s = sshd.spec(key, "ssh_host_ed25519_key", &[]);
+            if let Some(p) = passphrase {
+                s.secrets.insert("passphrase".into(), SecretString::from(p));
+            }
+            s
+        };
+        for wrong in [None, Some("wrong-passphrase")] {
+            let e = SshFactory.build(&with(wrong)).err().expect("refused");
+            assert_eq!(e.key.as_deref(), Some("key"), "{key} {wrong:?}: {e}");
+            assert!(e.message.contains("passphrase"), "{key}: {e}");
+            assert!(!e.to_string().contains("wrong-passphrase"), "{key}: {e}");
+        }
+        let spec = with(Some(PASSPHRASE));
+        let config = fencegate_ssh::SshConfig::from_spec(&spec).expect(key);
+        let d = fencegate_ssh::SshDriver::new(config.clone());
+        let shown = format!("{d:?} {config:?} {spec:?}");
+        assert!(!shown.contains(PASSPHRASE), "{key}: {shown}");
+        assert!(!shown.contains("PRIVATE KEY"), "{key}: {shown}");
+    }
+
+    // The decrypted key is the authorized one: the command is delivered.
+    let mut spec = sshd.spec("id_locked", "ssh_host_ed25519_key", &[]);
+    spec.secrets
+        .insert("passphrase".into(), SecretString::from(PASSPHRASE));
+    let d = SshFactory.build(&spec).unwrap();
+    let receipt = d.set_power(Action::Off, in_secs(10)).await.unwrap();
+    assert!(receipt.detail.contains("quiet for"), "{receipt:?}");
+    assert_eq!(sshd.marker().lines().count(), 1);
+}
