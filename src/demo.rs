@@ -164,6 +164,8 @@ pub async fn run(global: &Global) -> Result<u8, SetupError> {
         attempt_timeout: Duration::from_secs(5),
         // Long enough to show the hold in every timeline, short enough for a demo.
         off_hold: Duration::from_secs(1),
+        // Fences of a burst are judged together; the demo's come one by one.
+        storm_settle: Duration::from_millis(300),
         overall_timeout: Duration::from_secs(12),
         ..Policy::default()
     };

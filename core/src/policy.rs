@@ -50,6 +50,12 @@ pub struct Policy {
     /// The storm guard's window.
     #[serde(with = "duration_str")]
     pub storm_window: Duration,
+    /// How long a storm-guarded fence waits, announced, before it begins, so that fences
+    /// asked for at the same time (every hook firing after a front-end partition heals) are
+    /// judged together: more than `storm_limit` of them are all refused. 0 judges each on
+    /// arrival.
+    #[serde(with = "duration_str")]
+    pub storm_settle: Duration,
     /// Whether liveness loss (an in-band `poweroff -f` delivered and the host gone quiet) may
     /// count as success for this host. Off by default: it proves nothing about power.
     pub accept_liveness_loss: bool,
@@ -83,6 +89,7 @@ impl Default for Policy {
             tolerance: Duration::from_secs(300),
             storm_limit: 3,
             storm_window: Duration::from_secs(600),
+            storm_settle: Duration::from_secs(3),
             accept_liveness_loss: false,
             accept_isolation: false,
             require_identity: false,
@@ -130,6 +137,7 @@ impl Policy {
             ("min_command_interval", self.min_command_interval),
             ("tolerance", self.tolerance),
             ("storm_window", self.storm_window),
+            ("storm_settle", self.storm_settle),
         ] {
             if d > WEEK {
                 return Err(format!("{name} must be at most 7 days"));

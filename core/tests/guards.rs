@@ -14,6 +14,7 @@ fn guarded() -> Policy {
         overall_timeout: Duration::from_secs(5),
         off_hold: Duration::ZERO,
         storm_limit: 1,
+        storm_settle: Duration::ZERO,
         ..Policy::default()
     }
 }
@@ -138,4 +139,71 @@ async fn a_reconfirmation_past_the_storm_limit_may_only_read() {
         1,
         "a re-confirmation past the storm limit sends nothing"
     );
+}
+
+/// After a front-end partition heals, every hook fires at once. Judged one by one, the first
+/// `storm_limit` healthy hosts were powered off before the guard tripped; judged together
+/// after the settle time, they are all refused, and so is a straggler while the storm lasts.
+#[tokio::test]
+async fn a_burst_of_fences_is_judged_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new(Arc::new(SqliteJournal::open(dir.path()).unwrap()));
+    let policy = Policy {
+        storm_limit: 2,
+        storm_settle: Duration::from_millis(300),
+        ..guarded()
+    };
+    let mut drivers = Vec::new();
+    let mut calls = Vec::new();
+    for i in 0..4 {
+        let d = Scripted::new(
+            &format!("bmc{i}"),
+            vec![now(PowerState::On), now(PowerState::Off)],
+            vec![now(())],
+        );
+        let host = support::host(
+            &format!("h{i}"),
+            vec![vec![d.device("bmc")]],
+            policy.clone(),
+        );
+        drivers.push(d);
+        let engine = engine.clone();
+        calls.push(tokio::spawn(
+            async move { engine.fence(host, req(false)).await },
+        ));
+    }
+    for c in calls {
+        let p = c.await.unwrap().unwrap();
+        assert_eq!(p.verdict, Verdict::Refused, "{}: {}", p.host, p.detail);
+        assert!(p.detail.contains("fence --force"), "{}", p.detail);
+    }
+    assert!(
+        drivers.iter().all(|d| offs(d) == 0),
+        "no host of the burst was powered off"
+    );
+
+    // A straggler a moment later: the storm is still on.
+    let late = Scripted::new(
+        "late",
+        vec![now(PowerState::On), now(PowerState::Off)],
+        vec![now(())],
+    );
+    let host = support::host("h9", vec![vec![late.device("bmc")]], policy.clone());
+    assert_eq!(
+        engine
+            .fence(Arc::clone(&host), req(false))
+            .await
+            .unwrap()
+            .verdict,
+        Verdict::Refused
+    );
+    // The operator who knows the cloud lost them forces it.
+    let forced = engine.fence(host, req(true)).await.unwrap();
+    assert_eq!(
+        forced.verdict,
+        Verdict::PowerVerifiedOff,
+        "{}",
+        forced.detail
+    );
+    assert_eq!(offs(&late), 1);
 }

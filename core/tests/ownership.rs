@@ -107,6 +107,7 @@ async fn a_wall_clock_step_does_not_erase_the_storm_window() {
     let engine = Engine::new(Arc::new(SqliteJournal::open(dir.path()).unwrap()));
     let guarded = Policy {
         storm_limit: 1,
+        storm_settle: Duration::ZERO,
         ..policy()
     };
     let a = Scripted::new("a", vec![now(PowerState::Off)], vec![now(())]);

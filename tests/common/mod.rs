@@ -27,7 +27,7 @@ impl Lab {
     pub fn new(hosts: &[(&str, Behaviour)], policy: &str) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let mut toml = format!(
-            "state_dir = \"state\"\n\n[policy]\nattempt_timeout = \"5s\"\noverall_timeout = \"8s\"\noff_hold = \"300ms\"\n{policy}\n"
+            "state_dir = \"state\"\n\n[policy]\nattempt_timeout = \"5s\"\noverall_timeout = \"8s\"\noff_hold = \"300ms\"\nstorm_settle = \"0s\"\n{policy}\n"
         );
         for (i, (name, b)) in hosts.iter().enumerate() {
             toml.push_str(&format!(

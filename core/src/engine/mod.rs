@@ -858,6 +858,18 @@ impl Engine {
         let claim = self.claim(&host, op, &request, &request_id);
         // Each turn of this loop waits for another process's operation to end (bounded by
         // `overall`), so it ends.
+        // A storm-guarded fence is announced and waits the settle time first, so a burst of
+        // fences is judged together by the storm guard.
+        if claim.storm.is_some_and(|(limit, _)| limit > 0) && !host.policy.storm_settle.is_zero() {
+            journal.announce(&claim).await?;
+            let until = (Instant::now() + host.policy.storm_settle).min(overall);
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => {}
+                _ = self.inner.shutdown.wait() => {
+                    return self.refuse(&host, op, &request, "interrupted (SIGTERM) while the storm guard settled; nothing was powered off".into()).await;
+                }
+            }
+        }
         let (started, confirms, read_only) = loop {
             let started = Timestamp::now();
             match journal.begin(claim.clone()).await? {

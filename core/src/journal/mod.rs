@@ -269,6 +269,12 @@ pub trait Journal: Send + Sync {
     /// Every remembered identity by endpoint (for `check`).
     fn known_identities(&self) -> JournalFuture<'static, Vec<(String, KnownIdentity)>>;
 
+    /// Announce a storm-guarded fence before it begins, for as long as its process lives:
+    /// fences announced at the same time are judged together by the storm guard (a healed
+    /// partition fires every hook at once), instead of the first few powering off healthy
+    /// hosts before it trips. [`Journal::begin`] ends the announcement.
+    fn announce(&self, claim: &Claim) -> JournalFuture<'static, ()>;
+
     /// Lock the boxes a fence's devices proved to be (their authenticated identities), so a
     /// re-addressed BMC or another URL reaching the same box meets the lock after contact.
     fn lock_identities(

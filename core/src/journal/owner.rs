@@ -69,6 +69,10 @@ impl Owners {
     /// ever see the record without a live owner.
     pub(crate) fn claim(&self, request_id: &str) -> io::Result<()> {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        // Already ours (announced to the storm guard before it began).
+        if self.held().contains_key(request_id) {
+            return Ok(());
+        }
         let path = self.path(request_id);
         let file = OpenOptions::new()
             .read(true)

@@ -63,6 +63,10 @@ CREATE TABLE IF NOT EXISTS host_locks (
     requester  TEXT NOT NULL,
     PRIMARY KEY (host, door)
 );
+CREATE TABLE IF NOT EXISTS pending_fences (
+    request_id TEXT PRIMARY KEY,
+    host       TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS box_locks (
     key        TEXT NOT NULL,
     request_id TEXT NOT NULL,
@@ -112,6 +116,8 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
         "INTEGER NOT NULL DEFAULT -1",
     ),
     ("operations", "finished_boot", "TEXT NOT NULL DEFAULT ''"),
+    // Refused by the storm guard: a storm in progress, which keeps counting.
+    ("operations", "storm_refused", "INTEGER NOT NULL DEFAULT 0"),
 ];
 
 fn migrate(conn: &Connection) -> Result<(), JournalError> {
@@ -743,27 +749,57 @@ impl Journal for SqliteJournal {
             // re-confirmation within the tolerance window that the guard would refuse may
             // still run, but only to read: it sends nothing (`read_only`).
             let mut read_only = None;
+            // This request is no longer pending, whatever happens next.
+            conn.execute(
+                "DELETE FROM pending_fences WHERE request_id = ?1",
+                params![claim.request_id],
+            )
+            .map_err(storage)?;
             if let Some((limit, window)) = claim.storm
                 && limit > 0
             {
-                let others: i64 = conn
-                    .query_row(
-                        &format!(
-                            "SELECT COUNT(DISTINCT o.host) FROM operations o
-                             WHERE o.operation = 'fence' AND o.host <> :host AND {}
-                               AND (o.verdict IS NULL OR o.verdict <> 'refused')",
-                            within_window("o", "started", "owner_boot")
-                        ),
-                        rusqlite::named_params! {
-                            ":host": claim.host,
-                            ":boot": boot,
-                            ":up": up,
-                            ":now": now.millis(),
-                            ":window": window.as_millis() as i64,
-                        },
-                        |r| r.get(0),
-                    )
+                // Other hosts fenced in the window, other hosts whose fences the guard
+                // refused in the window (a storm in progress keeps counting), and other hosts
+                // whose fences are announced and not yet begun (a burst of hooks is judged
+                // together, not first come, first powered off).
+                let fenced: Vec<String> = conn
+                    .prepare(&format!(
+                        "SELECT DISTINCT o.host FROM operations o
+                         WHERE o.operation = 'fence' AND o.host <> :host AND {}
+                           AND (o.verdict IS NULL OR o.verdict <> 'refused' OR o.storm_refused = 1)",
+                        within_window("o", "started", "owner_boot")
+                    ))
+                    .and_then(|mut st| {
+                        st.query_map(
+                            rusqlite::named_params! {
+                                ":host": claim.host,
+                                ":boot": boot,
+                                ":up": up,
+                                ":now": now.millis(),
+                                ":window": window.as_millis() as i64,
+                            },
+                            |r| r.get(0),
+                        )?
+                        .collect()
+                    })
                     .map_err(storage)?;
+                let pending: Vec<(String, String)> = conn
+                    .prepare("SELECT request_id, host FROM pending_fences WHERE host <> ?1")
+                    .and_then(|mut st| {
+                        st.query_map(params![claim.host], |r| Ok((r.get(0)?, r.get(1)?)))?
+                            .collect()
+                    })
+                    .map_err(storage)?;
+                let mut hosts: Vec<String> = fenced;
+                hosts.extend(
+                    pending
+                        .into_iter()
+                        .filter(|(id, _)| owners.status(id) == Owner::Alive)
+                        .map(|(_, h)| h),
+                );
+                hosts.sort_unstable();
+                hosts.dedup();
+                let others = hosts.len() as i64;
                 if others >= i64::from(limit) && confirms.is_some() {
                     read_only = Some(format!(
                         "storm guard: {others} other hosts were fenced in the last {}; this re-confirmation may only read, not power off (use --force if the cloud really lost that many hosts)",
@@ -771,7 +807,7 @@ impl Journal for SqliteJournal {
                     ));
                 } else if others >= i64::from(limit) {
                     let reason = format!(
-                        "storm guard: {others} other hosts were fenced in the last {}; refusing more than {limit} (use --force if the cloud really lost that many hosts)",
+                        "storm guard: {others} other hosts were fenced, refused as a storm or asked at the same time in the last {}; refusing more than {limit}: nothing was powered off. If the cloud really lost those hosts, fence them by hand: fencegate fence --force HOST…",
                         crate::time::format_duration(window)
                     );
                     let proof = Proof {
@@ -792,6 +828,11 @@ impl Journal for SqliteJournal {
                     };
                     let json = serde_json::to_string(&proof).map_err(storage)?;
                     insert(Some(Verdict::Refused.as_str()), Some(json))?;
+                    conn.execute(
+                        "UPDATE operations SET storm_refused = 1 WHERE request_id = ?1",
+                        params![claim.request_id],
+                    )
+                    .map_err(storage)?;
                     return Ok(Begin::Refused { reason });
                 }
             }
@@ -1120,6 +1161,25 @@ impl Journal for SqliteJournal {
                 }
             }
             Ok(out)
+        })
+    }
+
+    fn announce(&self, claim: &Claim) -> JournalFuture<'static, ()> {
+        let owners = Arc::clone(&self.owners);
+        let (id, host) = (claim.request_id.clone(), claim.host.clone());
+        // The announcement lives as long as its owner: a crashed announcer counts no more.
+        if let Err(e) = owners.claim(&id) {
+            return Box::pin(
+                async move { Err(storage(format!("cannot lock operation {id}: {e}"))) },
+            );
+        }
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT OR REPLACE INTO pending_fences (request_id, host) VALUES (?1, ?2)",
+                params![id, host],
+            )
+            .map_err(storage)?;
+            Ok(())
         })
     }
 

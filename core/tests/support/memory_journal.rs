@@ -359,6 +359,10 @@ impl Journal for MemoryJournal {
         ready(Ok(out))
     }
 
+    fn announce(&self, _claim: &Claim) -> JournalFuture<'static, ()> {
+        ready(Ok(()))
+    }
+
     fn lock_identities(
         &self,
         _request_id: &str,
