@@ -707,7 +707,13 @@ impl Engine {
     /// its verdict, or wait for it to end and start our own. The wait counts against this
     /// request's overall deadline.
     async fn single_flight(&self, host: Arc<Host>, op: Operation, request: Request) -> Outcome {
-        let overall = Instant::now() + host.policy.overall_timeout;
+        // A storm-guarded fence settles first; its overall budget starts after that.
+        let settle = if op == Operation::Fence && !request.force && host.policy.storm_limit > 0 {
+            host.policy.storm_settle
+        } else {
+            Duration::ZERO
+        };
+        let overall = Instant::now() + settle + host.policy.overall_timeout;
         let target = host.target_digest();
         loop {
             let (running, running_target, mut rx, leading) = {
