@@ -230,6 +230,7 @@ pub async fn unfence(global: &Global, hosts: &[String], why: &Why) -> Result<u8,
                         opennebula_id: None,
                         levels: Vec::new(),
                         policy: fencegate_core::Policy::default(),
+                        inventory: None,
                     })
                 });
             targets.push(host);

@@ -179,6 +179,7 @@ pub async fn run(global: &Global) -> Result<u8, SetupError> {
                 .map(|l| l.iter().map(|d| Arc::clone(&devices[*d])).collect())
                 .collect(),
             policy: policy.clone(),
+            inventory: None,
         })
     };
     let hosts = [

@@ -81,6 +81,7 @@ pub async fn fence_host(
         opennebula_id: host.opennebula_id,
         levels: host.levels.clone(),
         policy,
+        inventory: host.inventory.clone(),
     });
     let engine = setup::engine(global, Some(&inventory)).await?;
     crate::commands::stop_on_signals(&engine);

@@ -207,6 +207,7 @@ pub fn targets(
             opennebula_id: None,
             levels: vec![level],
             policy: with_deadlines(&base, deadlines)?,
+            inventory: None,
         })]);
     }
     if names.is_empty() {
@@ -235,6 +236,7 @@ pub fn targets(
                     opennebula_id: host.opennebula_id,
                     levels: host.levels.clone(),
                     policy,
+                    inventory: host.inventory.clone(),
                 })
             };
             if !out.iter().any(|h: &Arc<Host>| h.name == host.name) {

@@ -110,6 +110,7 @@ impl Inventory {
     /// relative secret files).
     pub fn parse(text: &str, path: &Path, registry: &Registry) -> Result<Inventory, ConfigError> {
         let loc = Locator { text, file: path };
+        let digest = crate::identity::digest(text);
         let raw: RawConfig = toml::from_str(text).map_err(|e| loc.toml_error(&e))?;
         let base = path.parent().map(Path::to_owned);
 
@@ -180,6 +181,7 @@ impl Inventory {
                     opennebula_id: raw_host.opennebula_id,
                     levels,
                     policy,
+                    inventory: Some(digest.clone()),
                 })),
             };
             hosts.insert(name.clone(), entry);

@@ -232,6 +232,10 @@ pub struct DeviceRecord {
     /// What kind of channel the device is.
     #[serde(default)]
     pub channel: Channel,
+    /// Whether the endpoint proved who it is (an authenticated identity fact): readings from
+    /// one that did not (SNMP v1/v2c, `insecure` TLS) could be forged on the path.
+    #[serde(default)]
+    pub readings_authenticated: bool,
     /// How long the confirming `Off` readings spanned (monotonic clock), when they proved it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub off_held_ms: Option<u64>,
@@ -309,6 +313,9 @@ pub struct Proof {
     /// proof-relevant policy): only requests for the same target share a verdict.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The digest of the inventory text the host came from (none for ad-hoc devices).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<String>,
 }
 
 impl Proof {
@@ -413,6 +420,7 @@ mod tests {
             reads_power_state: true,
             declared_reader: true,
             channel: Channel::Bmc,
+            readings_authenticated: false,
             off_held_ms: None,
             events: vec![
                 Event::Reading {
@@ -449,6 +457,7 @@ mod tests {
             duration_ms: 3,
             confirms: None,
             target: None,
+            inventory: None,
         }
     }
 

@@ -122,6 +122,9 @@ pub struct Host {
     pub levels: Vec<Vec<Arc<Device>>>,
     /// The effective policy (defaults with this host's overrides).
     pub policy: Policy,
+    /// The digest of the inventory text the host came from (`None` for ad-hoc devices):
+    /// every proof records it, so an audit knows which configuration decided the boxes.
+    pub inventory: Option<String>,
 }
 
 impl Host {

@@ -167,6 +167,7 @@ impl DeviceRun {
         let elapsed = self.started.elapsed().as_millis() as u64;
         let detail = detail.into();
         self.with_record(|r| {
+            r.readings_authenticated = identity.iter().any(|f| f.authenticated);
             r.identity = identity;
             r.channel = channel;
             r.outcome = outcome;
@@ -950,6 +951,7 @@ pub(crate) fn placeholder(meta: &DeviceMeta) -> DeviceRecord {
         reads_power_state: false,
         declared_reader: false,
         channel: Channel::Other,
+        readings_authenticated: false,
         off_held_ms: None,
         events: Vec::new(),
         outcome: DeviceOutcome::Failed,

@@ -384,6 +384,7 @@ impl Engine {
             duration_ms: t0.elapsed().as_millis() as u64,
             confirms: None,
             target: Some(host.target_digest()),
+            inventory: host.inventory.clone(),
         };
         journal.finish(&proof).await?;
         Ok(proof)
@@ -510,6 +511,7 @@ impl Engine {
             duration_ms: t0.elapsed().as_millis() as u64,
             confirms: None,
             target: Some(host.target_digest()),
+            inventory: host.inventory.clone(),
         };
         journal.finish(&proof).await?;
         Ok(proof)
@@ -633,6 +635,7 @@ impl Engine {
                 duration_ms: (finished.millis() - op.started_at.millis()).max(0) as u64,
                 confirms: None,
                 target: None,
+                inventory: None,
             };
             self.inner.journal.finish(&proof).await?;
             out.push(proof);
@@ -700,6 +703,7 @@ impl Engine {
             duration_ms: 0,
             confirms: None,
             target: Some(host.target_digest()),
+            inventory: host.inventory.clone(),
         }
     }
 
@@ -979,6 +983,7 @@ impl Engine {
             duration_ms: t0.elapsed().as_millis() as u64,
             confirms,
             target: Some(claim.target.clone()),
+            inventory: host.inventory.clone(),
         };
         // The boxes this fence's devices proved to be stay locked under their identity, so a
         // re-addressed BMC or another URL reaching one meets the lock after first contact.

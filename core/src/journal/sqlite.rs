@@ -825,6 +825,7 @@ impl Journal for SqliteJournal {
                         duration_ms: 0,
                         confirms: None,
                         target: Some(claim.target.clone()),
+                        inventory: None,
                     };
                     let json = serde_json::to_string(&proof).map_err(storage)?;
                     insert(Some(Verdict::Refused.as_str()), Some(json))?;

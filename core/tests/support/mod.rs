@@ -17,5 +17,6 @@ pub fn host(name: &str, levels: Vec<Vec<Arc<Device>>>, policy: Policy) -> Arc<Ho
         opennebula_id: None,
         levels,
         policy,
+        inventory: None,
     })
 }

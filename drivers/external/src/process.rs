@@ -39,6 +39,9 @@ pub(crate) struct ProcessGroup {
     pgid: Option<Pid>,
 }
 
+/// "Text file busy" (Linux `ETXTBSY`).
+const ETXTBSY: i32 = 26;
+
 impl ProcessGroup {
     /// Spawn `command` with piped stdio as the leader of a new process group.
     pub(crate) fn spawn(command: &mut Command) -> io::Result<ProcessGroup> {
@@ -49,7 +52,19 @@ impl ProcessGroup {
             .process_group(0)
             .kill_on_drop(true);
         die_with_owner(command);
-        let child = command.spawn()?;
+        // A program written a moment ago can still be open for writing in a child another
+        // thread forked meanwhile ("text file busy" until that child execs): a few short,
+        // bounded retries, never a loop.
+        let mut tries = 0;
+        let child = loop {
+            match command.spawn() {
+                Err(e) if e.raw_os_error() == Some(ETXTBSY) && tries < 5 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10 * tries));
+                }
+                other => break other?,
+            }
+        };
         let pgid = child
             .id()
             .and_then(|id| i32::try_from(id).ok())
