@@ -282,18 +282,12 @@ impl Engine {
                 )
                 .await;
         }
-        let Some((request_id, started)) = self
+        let (request_id, started) = match self
             .begin_unguarded(&host, Operation::Unfence, &request)
             .await?
-        else {
-            return self
-                .refuse(
-                    &host,
-                    Operation::Unfence,
-                    &request,
-                    "another operation is in progress on this host; unfence after it ends".into(),
-                )
-                .await;
+        {
+            Ok(begun) => begun,
+            Err(refusal) => return Ok(refusal),
         };
         let t0 = Instant::now();
         let lifted = journal.clear_power_locks(&host.name, only).await?;
@@ -399,18 +393,12 @@ impl Engine {
     /// really moved here (a re-addressed BMC); then the old address forgets it.
     pub async fn trust(&self, host: Arc<Host>, request: Request, moved: bool) -> Outcome {
         let journal = Arc::clone(&self.inner.journal);
-        let Some((request_id, started)) = self
+        let (request_id, started) = match self
             .begin_unguarded(&host, Operation::Trust, &request)
             .await?
-        else {
-            return self
-                .refuse(
-                    &host,
-                    Operation::Trust,
-                    &request,
-                    "another operation is in progress on this host; trust after it ends".into(),
-                )
-                .await;
+        {
+            Ok(begun) => begun,
+            Err(refusal) => return Ok(refusal),
         };
         let t0 = Instant::now();
         let ctx = self.context(&request_id, Operation::Trust, &host);
@@ -517,20 +505,26 @@ impl Engine {
         Ok(proof)
     }
 
-    /// Begin an operation that no guard but "one at a time per host" applies to. `None` when
-    /// another operation is in progress on the host.
+    /// Begin an operation that no guard but "one at a time per host" applies to: its id and
+    /// start, or the recorded refusal when another operation is in progress on the host.
     async fn begin_unguarded(
         &self,
         host: &Host,
         op: Operation,
         request: &Request,
-    ) -> Result<Option<(String, Timestamp)>, EngineError> {
+    ) -> Result<Result<(String, Timestamp), Proof>, EngineError> {
         let request_id = new_request_id();
         let started = Timestamp::now();
         let claim = self.claim(host, op, request, &request_id);
         match self.inner.journal.begin(claim).await? {
-            Begin::InFlight { .. } => Ok(None),
-            _ => Ok(Some((request_id, started))),
+            Begin::InFlight { .. } => {
+                let why = format!(
+                    "another operation is in progress on this host; {} after it ends",
+                    op.as_str()
+                );
+                Ok(Err(self.refuse(host, op, request, why).await?))
+            }
+            _ => Ok(Ok((request_id, started))),
         }
     }
 

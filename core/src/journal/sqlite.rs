@@ -563,6 +563,16 @@ fn decode_proof(request_id: &str, json: &str) -> Result<Proof, JournalError> {
         .map_err(|e| JournalError::Corrupt(request_id.to_owned(), e.to_string()))
 }
 
+/// A lock from a row of `request_id, locked_ms, door, requester`.
+fn lock_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PowerLock> {
+    Ok(PowerLock {
+        request_id: r.get(0)?,
+        locked_at: Timestamp(r.get(1)?),
+        door: crate::proof::Door::parse(&r.get::<_, String>(2)?),
+        requester: r.get(3)?,
+    })
+}
+
 /// A lock on the host by its name, or on any box it switches by whatever name it was fenced.
 fn lock_on(
     conn: &Connection,
@@ -584,14 +594,7 @@ fn box_locked(conn: &Connection, keys: &[String]) -> Result<Option<PowerLock>, J
                  FROM box_locks b JOIN host_locks h ON h.request_id = b.request_id
                  WHERE b.key = ?1 ORDER BY h.locked_ms LIMIT 1",
                 params![key],
-                |r| {
-                    Ok(PowerLock {
-                        request_id: r.get(0)?,
-                        locked_at: Timestamp(r.get(1)?),
-                        door: crate::proof::Door::parse(&r.get::<_, String>(2)?),
-                        requester: r.get(3)?,
-                    })
-                },
+                lock_row,
             )
             .optional()
             .map_err(storage)?;
@@ -608,17 +611,7 @@ fn read_power_locks(conn: &Connection, host: &str) -> Result<Vec<PowerLock>, Jou
         "SELECT request_id, locked_ms, door, requester FROM host_locks
          WHERE host = ?1 ORDER BY locked_ms, rowid",
     )
-    .and_then(|mut s| {
-        s.query_map(params![host], |r| {
-            Ok(PowerLock {
-                request_id: r.get(0)?,
-                locked_at: Timestamp(r.get(1)?),
-                door: crate::proof::Door::parse(&r.get::<_, String>(2)?),
-                requester: r.get(3)?,
-            })
-        })?
-        .collect()
-    })
+    .and_then(|mut s| s.query_map(params![host], lock_row)?.collect())
     .map_err(storage)
 }
 
@@ -1215,14 +1208,7 @@ impl Journal for SqliteJournal {
                          FROM identity_locks i JOIN host_locks h ON h.request_id = i.request_id
                          WHERE i.kind = ?1 AND i.value = ?2 ORDER BY h.locked_ms LIMIT 1",
                         params![f.kind, f.value],
-                        |r| {
-                            Ok(PowerLock {
-                                request_id: r.get(0)?,
-                                locked_at: Timestamp(r.get(1)?),
-                                door: crate::proof::Door::parse(&r.get::<_, String>(2)?),
-                                requester: r.get(3)?,
-                            })
-                        },
+                        lock_row,
                     )
                     .optional()
                     .map_err(storage)?;
