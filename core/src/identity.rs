@@ -153,11 +153,22 @@ pub fn placeholder(value: &str) -> Option<&'static str> {
     None
 }
 
-/// The authenticated facts of `facts` that can identify a box (placeholders left out).
+/// Whether a fact of this kind names one box (a GUID, an engine ID, a UUID, a serial: the
+/// kinds pins speak about) rather than describing it (a model's sysObjectID, a sysName, a
+/// certificate that may be rotated). Only these are compared, remembered and locked: two
+/// PDUs of one model share a sysObjectID and are still two boxes.
+pub fn identifying(kind: &str) -> bool {
+    PIN_OPTIONS
+        .iter()
+        .any(|o| kind.ends_with(&format!("-{}", o.replace('_', "-"))))
+}
+
+/// The authenticated facts of `facts` that identify a box (placeholders and descriptive
+/// kinds left out).
 pub fn usable(facts: &[IdentityFact]) -> Vec<IdentityFact> {
     let mut out: Vec<IdentityFact> = facts
         .iter()
-        .filter(|f| f.authenticated && placeholder(&f.value).is_none())
+        .filter(|f| f.authenticated && identifying(&f.kind) && placeholder(&f.value).is_none())
         .map(|f| IdentityFact {
             value: normalize(&f.value),
             ..f.clone()
@@ -263,17 +274,6 @@ impl Key {
         self.0.push_str(&format!("{}:{text};", text.len()));
         self
     }
-}
-
-/// The key under which the identity of the box behind a device's address is remembered:
-/// driver, address and path (a Redfish system), without options, so every outlet of one PDU
-/// shares its PDU's record and every name or URL reaching one BMC shares that BMC's.
-pub fn endpoint_key(spec: &DeviceSpec) -> String {
-    let mut key = Key::default();
-    key.part(&spec.driver)
-        .part(&spec.address)
-        .part(spec.path.as_deref().unwrap_or(""));
-    key.0
 }
 
 /// A short, stable digest (hex SHA-256, 16 bytes) of `text`, for keys stored and compared

@@ -19,9 +19,9 @@ pub struct Device {
     pub address: String,
     /// What the device reaches, whatever it is called (see [`identity::device_key`]).
     pub key: String,
-    /// What the device switches, whatever it is called (driver and [`PowerDriver::switched`]):
-    /// the key of the power-on locks a fence through it sets.
-    pub lock_key: String,
+    /// What the device switches, whatever it is called (driver and each key of
+    /// [`PowerDriver::switched`]): the keys of the power-on locks a fence through it sets.
+    pub lock_keys: Vec<String>,
     /// Where the identity of the box behind this device is remembered (see
     /// [`identity::endpoint_key`]).
     pub endpoint_key: String,
@@ -40,10 +40,14 @@ impl Device {
     pub fn new(name: &str, driver_name: &str, driver: Arc<dyn PowerDriver>) -> Self {
         let caps = driver.capabilities();
         Device {
-            lock_key: format!("{driver_name}|{}", driver.switched()),
+            lock_keys: driver
+                .switched()
+                .iter()
+                .map(|k| format!("{driver_name}|{k}"))
+                .collect(),
             address: driver.endpoint().to_owned(),
             key: format!("{driver_name}|{}", driver.endpoint()),
-            endpoint_key: format!("{driver_name}|{}", driver.endpoint()),
+            endpoint_key: format!("{driver_name}|{}", driver.identity_scope()),
             name: name.to_owned(),
             driver_name: driver_name.to_owned(),
             driver,
@@ -88,7 +92,7 @@ impl Device {
         Ok(Device {
             key,
             address: spec.address.clone(),
-            endpoint_key: identity::endpoint_key(&spec),
+            endpoint_key: format!("{}|{}", spec.driver, device.driver.identity_scope()),
             pins,
             declared_reader: device.declared_reader && !declared_blind,
             ..device

@@ -878,8 +878,13 @@ impl DeviceRun {
             if let Err(f) = self.check_identity().await {
                 return self.fail(f);
             }
-            // The same box fenced under another name or address is locked too.
-            let facts = identity::usable(&self.device.driver.identity());
+            // The same box fenced under another name or address is locked too (a whole-host
+            // channel; an outlet's identity is its PDU's, shared with other hosts).
+            let facts = if self.device.driver.capabilities().channel == Channel::Outlet {
+                Vec::new()
+            } else {
+                identity::usable(&self.device.driver.identity())
+            };
             match self.ctx.journal.identity_locked(&facts).await {
                 Ok(None) => {}
                 Ok(Some(lock)) => {

@@ -564,15 +564,39 @@ impl Engine {
         lookup: impl Fn(&str) -> Option<Arc<Host>>,
     ) -> Result<Vec<Proof>, EngineError> {
         let abandoned = self.inner.journal.take_abandoned().await?;
-        let mut out = Vec::new();
+        // Every abandoned operation is re-read at once, each within its host's attempt
+        // timeout, so a crash in a rack-wide fence costs the next command one attempt, not
+        // one per host.
+        let mut set = JoinSet::new();
         for op in abandoned {
+            let host = lookup(&op.host);
+            let engine = self.clone();
+            set.spawn(async move { engine.reconcile_one(op, host).await }.in_current_span());
+        }
+        let mut out = Vec::new();
+        while let Some(done) = set.join_next().await {
+            match done {
+                Ok(proof) => out.push(proof?),
+                Err(e) => return Err(EngineError::Internal(format!("reconciliation task: {e}"))),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Re-read one abandoned operation's devices and close it as failed.
+    async fn reconcile_one(
+        &self,
+        op: crate::journal::Abandoned,
+        host: Option<Arc<Host>>,
+    ) -> Result<Proof, EngineError> {
+        {
             // Rebuild what the dead process recorded.
             let mut levels: Vec<LevelRecord> = Vec::new();
             for (meta, event) in &op.events {
                 record_for(&mut levels, meta).events.push(event.clone());
             }
             let reread_at = Timestamp::now();
-            let (detail, levels) = match lookup(&op.host) {
+            let (detail, levels) = match host {
                 Some(host) => {
                     let ctx = Arc::new(OpContext {
                         journal: Arc::clone(&self.inner.journal),
@@ -632,9 +656,8 @@ impl Engine {
                 inventory: None,
             };
             self.inner.journal.finish(&proof).await?;
-            out.push(proof);
+            Ok(proof)
         }
-        Ok(out)
     }
 
     fn claim(&self, host: &Host, op: Operation, request: &Request, request_id: &str) -> Claim {
@@ -648,8 +671,11 @@ impl Engine {
             target: host.target_digest(),
             door: request.door,
             lock_keys: {
-                let mut keys: Vec<String> =
-                    host.devices().iter().map(|d| d.lock_key.clone()).collect();
+                let mut keys: Vec<String> = host
+                    .devices()
+                    .iter()
+                    .flat_map(|d| d.lock_keys.clone())
+                    .collect();
                 keys.sort_unstable();
                 keys.dedup();
                 keys
@@ -890,8 +916,8 @@ impl Engine {
                 }
                 Begin::Locked(lock) => {
                     return self.refuse(&host, op, &request, format!(
-                        "power-on lock: fenced by {} at {}; run `fencegate unfence {}` once its VMs run elsewhere",
-                        lock.request_id, lock.locked_at, host.name
+                        "power-on lock: fenced as {} by {} at {}; run `fencegate unfence {}` once its VMs run elsewhere",
+                        printable(&lock.host), lock.request_id, lock.locked_at, printable(&lock.host)
                     )).await;
                 }
                 Begin::InFlight {
@@ -908,7 +934,24 @@ impl Engine {
                         .join_other(&host, op, &request, running, overall)
                         .await?
                     {
-                        Joined::Verdict(proof) => return Ok(*proof),
+                        Joined::Verdict(proof) => {
+                            // A fence that takes another process's fence verdict keeps its
+                            // own door's lock.
+                            if op == Operation::Fence
+                                && proof.operation == Operation::Fence
+                                && proof.request_id == other
+                            {
+                                journal
+                                    .share_lock(
+                                        &host.name,
+                                        request.door,
+                                        &other,
+                                        &request.requester,
+                                    )
+                                    .await?;
+                            }
+                            return Ok(*proof);
+                        }
                         Joined::Ended => continue,
                     }
                 }
@@ -982,10 +1025,13 @@ impl Engine {
         // The boxes this fence's devices proved to be stay locked under their identity, so a
         // re-addressed BMC or another URL reaching one meets the lock after first contact.
         if op == Operation::Fence {
+            // An outlet's identity is its PDU's, which feeds other hosts too: outlets are
+            // locked by their keys, whole-host channels (BMCs) by identity as well.
             let facts: Vec<fencegate_driver::IdentityFact> = proof
                 .levels
                 .iter()
                 .flat_map(|l| &l.devices)
+                .filter(|d| d.channel != Channel::Outlet)
                 .flat_map(|d| crate::identity::usable(&d.identity))
                 .collect();
             if !facts.is_empty()
@@ -1406,7 +1452,17 @@ async fn read_with_gate(gate: &Arc<EndpointGate>, host: &Host) -> Vec<DeviceStat
             set.spawn(async move {
                 let mut reads_power_state = device.driver.capabilities().reads_power_state;
                 let reading = if reads_power_state {
-                    let r = read_once(&gate, &device, deadline).await;
+                    let mut r = read_once(&gate, &device, deadline).await;
+                    // A reading from another box than the pinned one is not this host's.
+                    if r.is_ok()
+                        && !device.pins.is_empty()
+                        && let crate::identity::PinCheck::Mismatch(why) =
+                            crate::identity::check_pins(&device.pins, &device.driver.identity())
+                    {
+                        r = Err(DriverError::auth(format!(
+                            "identity: {why}; this reading is not the host's"
+                        )));
+                    }
                     // Capabilities learned on first contact (an external program's hello)
                     // may say the driver cannot read after all.
                     reads_power_state = device.driver.capabilities().reads_power_state;

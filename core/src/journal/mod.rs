@@ -151,6 +151,8 @@ pub struct PowerLock {
     pub door: Option<Door>,
     /// Who asked for the fence.
     pub requester: String,
+    /// The host name the fence was asked for (what `fencegate unfence` takes).
+    pub host: String,
 }
 
 /// The identity the journal remembers for an endpoint.
@@ -268,6 +270,17 @@ pub trait Journal: Send + Sync {
 
     /// Every remembered identity by endpoint (for `check`).
     fn known_identities(&self) -> JournalFuture<'static, Vec<(String, KnownIdentity)>>;
+
+    /// Record that a fence through `door` took the verdict of fence `request_id` (running in
+    /// another process) as its own: the lock that fence set now counts as `door`'s too, so a
+    /// door that joined is not left without the lock it would have set.
+    fn share_lock(
+        &self,
+        host: &str,
+        door: Door,
+        request_id: &str,
+        requester: &str,
+    ) -> JournalFuture<'static, ()>;
 
     /// Announce a storm-guarded fence before it begins, for as long as its process lives:
     /// fences announced at the same time are judged together by the storm guard (a healed

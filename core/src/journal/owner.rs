@@ -107,13 +107,16 @@ impl Owners {
         self.claim(request_id).is_ok()
     }
 
-    /// Whether the owner of an open operation still runs.
-    pub(crate) fn status(&self, request_id: &str) -> Owner {
+    /// Whether the owner of an open operation still runs. `young` says the record is still
+    /// within its lease: a lock file missing then (someone deleted it while the owner ran)
+    /// proves nothing, so the owner counts as alive until the lease ends.
+    pub(crate) fn status(&self, request_id: &str, young: bool) -> Owner {
         if self.held().contains_key(request_id) {
             return Owner::Alive;
         }
         match File::open(self.path(request_id)) {
-            // No lock file: its owner never got as far as running it (or predates owners).
+            Err(e) if e.kind() == io::ErrorKind::NotFound && young => Owner::Alive,
+            // No lock file and past its lease: its owner is long gone (or predates owners).
             Err(e) if e.kind() == io::ErrorKind::NotFound => Owner::Gone,
             // A file we cannot open cannot be tested: never declare its owner dead.
             Err(_) => Owner::Alive,
@@ -121,6 +124,20 @@ impl Owners {
                 Ok(()) => Owner::Gone,
                 Err(_) => Owner::Alive,
             },
+        }
+    }
+
+    /// Remove the lock file of an announcement or operation whose owner is gone (nobody
+    /// holds its lock): nothing will ever release it otherwise.
+    pub(crate) fn forget(&self, request_id: &str) {
+        if self.held().contains_key(request_id) {
+            return;
+        }
+        let path = self.path(request_id);
+        if let Ok(file) = File::open(&path)
+            && file.try_lock().is_ok()
+        {
+            let _ = std::fs::remove_file(&path);
         }
     }
 
@@ -227,13 +244,18 @@ mod tests {
         let mine = Owners::new(dir.path(), 0o600, (0, 0));
         let other = Owners::new(dir.path(), 0o600, (0, 0));
         mine.claim("1-2-3").unwrap();
-        assert_eq!(other.status("1-2-3"), Owner::Alive);
+        assert_eq!(other.status("1-2-3", false), Owner::Alive);
         assert!(
             !other.take_over("1-2-3"),
             "a live owner's operation is not taken over"
         );
         mine.release("1-2-3");
-        assert_eq!(other.status("1-2-3"), Owner::Gone);
-        assert_eq!(other.status("never-claimed"), Owner::Gone);
+        assert_eq!(other.status("1-2-3", false), Owner::Gone);
+        assert_eq!(other.status("never-claimed", false), Owner::Gone);
+        assert_eq!(
+            other.status("never-claimed", true),
+            Owner::Alive,
+            "young: cannot tell"
+        );
     }
 }

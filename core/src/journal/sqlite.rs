@@ -118,6 +118,8 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("operations", "finished_boot", "TEXT NOT NULL DEFAULT ''"),
     // Refused by the storm guard: a storm in progress, which keeps counting.
     ("operations", "storm_refused", "INTEGER NOT NULL DEFAULT 0"),
+    // The earlier proof a fence re-confirmed: no new power-off, so no new storm count.
+    ("operations", "confirms", "TEXT NOT NULL DEFAULT ''"),
 ];
 
 fn migrate(conn: &Connection) -> Result<(), JournalError> {
@@ -563,13 +565,14 @@ fn decode_proof(request_id: &str, json: &str) -> Result<Proof, JournalError> {
         .map_err(|e| JournalError::Corrupt(request_id.to_owned(), e.to_string()))
 }
 
-/// A lock from a row of `request_id, locked_ms, door, requester`.
+/// A lock from a row of `request_id, locked_ms, door, requester, host`.
 fn lock_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PowerLock> {
     Ok(PowerLock {
         request_id: r.get(0)?,
         locked_at: Timestamp(r.get(1)?),
         door: crate::proof::Door::parse(&r.get::<_, String>(2)?),
         requester: r.get(3)?,
+        host: r.get(4)?,
     })
 }
 
@@ -590,7 +593,7 @@ fn box_locked(conn: &Connection, keys: &[String]) -> Result<Option<PowerLock>, J
     for key in keys {
         let lock = conn
             .query_row(
-                "SELECT h.request_id, h.locked_ms, h.door, h.requester
+                "SELECT h.request_id, h.locked_ms, h.door, h.requester, h.host
                  FROM box_locks b JOIN host_locks h ON h.request_id = b.request_id
                  WHERE b.key = ?1 ORDER BY h.locked_ms LIMIT 1",
                 params![key],
@@ -608,7 +611,7 @@ fn box_locked(conn: &Connection, keys: &[String]) -> Result<Option<PowerLock>, J
 /// The host's power-on locks, oldest first.
 fn read_power_locks(conn: &Connection, host: &str) -> Result<Vec<PowerLock>, JournalError> {
     conn.prepare(
-        "SELECT request_id, locked_ms, door, requester FROM host_locks
+        "SELECT request_id, locked_ms, door, requester, host FROM host_locks
          WHERE host = ?1 ORDER BY locked_ms, rowid",
     )
     .and_then(|mut s| s.query_map(params![host], lock_row)?.collect())
@@ -634,13 +637,18 @@ impl Journal for SqliteJournal {
             // reaches one of its boxes? Join it rather than race it.
             let mut open = conn
                 .prepare(
-                    "SELECT request_id, operation, target
+                    "SELECT request_id, operation, target, lease_until_ms >= ?2
                      FROM operations WHERE host = ?1 AND finished_ms IS NULL",
                 )
                 .map_err(storage)?;
             let mut rows = open
-                .query_map(params![claim.host], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                .query_map(params![claim.host, now.millis()], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, bool>(3)?,
+                    ))
                 })
                 .map_err(storage)?
                 .collect::<Result<Vec<_>, _>>()
@@ -648,15 +656,20 @@ impl Journal for SqliteJournal {
             for key in &claim.lock_keys {
                 let mut by_key = conn
                     .prepare(
-                        "SELECT o.request_id, o.operation, o.target FROM operations o
-                         JOIN op_keys k ON k.request_id = o.request_id
+                        "SELECT o.request_id, o.operation, o.target, o.lease_until_ms >= ?2
+                         FROM operations o JOIN op_keys k ON k.request_id = o.request_id
                          WHERE k.key = ?1 AND o.finished_ms IS NULL",
                     )
                     .map_err(storage)?;
                 rows.extend(
                     by_key
-                        .query_map(params![key], |r| {
-                            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                        .query_map(params![key, now.millis()], |r| {
+                            Ok((
+                                r.get::<_, String>(0)?,
+                                r.get::<_, String>(1)?,
+                                r.get::<_, String>(2)?,
+                                r.get::<_, bool>(3)?,
+                            ))
                         })
                         .map_err(storage)?
                         .collect::<Result<Vec<_>, _>>()
@@ -665,9 +678,9 @@ impl Journal for SqliteJournal {
             }
             // An open record whose owner holds its lock is running: join it rather than race
             // it. One whose owner is gone waits for reconciliation and blocks nothing.
-            if let Some((id, op, target)) = rows
+            if let Some((id, op, target, _)) = rows
                 .into_iter()
-                .find(|(id, ..)| owners.status(id) == Owner::Alive)
+                .find(|(id, _, _, young)| owners.status(id, *young) == Owner::Alive)
             {
                 let operation = Operation::parse(&op)
                     .ok_or_else(|| JournalError::Corrupt(id.clone(), format!("operation {op:?}")))?;
@@ -759,6 +772,7 @@ impl Journal for SqliteJournal {
                     .prepare(&format!(
                         "SELECT DISTINCT o.host FROM operations o
                          WHERE o.operation = 'fence' AND o.host <> :host AND {}
+                           AND o.confirms = ''
                            AND (o.verdict IS NULL OR o.verdict <> 'refused' OR o.storm_refused = 1)",
                         within_window("o", "started", "owner_boot")
                     ))
@@ -784,12 +798,19 @@ impl Journal for SqliteJournal {
                     })
                     .map_err(storage)?;
                 let mut hosts: Vec<String> = fenced;
-                hosts.extend(
-                    pending
-                        .into_iter()
-                        .filter(|(id, _)| owners.status(id) == Owner::Alive)
-                        .map(|(_, h)| h),
-                );
+                for (id, pending_host) in pending {
+                    if owners.status(&id, true) == Owner::Alive {
+                        hosts.push(pending_host);
+                    } else {
+                        // Its announcer died before it began: forget it, file and all.
+                        conn.execute(
+                            "DELETE FROM pending_fences WHERE request_id = ?1",
+                            params![id],
+                        )
+                        .map_err(storage)?;
+                        owners.forget(&id);
+                    }
+                }
                 hosts.sort_unstable();
                 hosts.dedup();
                 let others = hosts.len() as i64;
@@ -832,6 +853,13 @@ impl Journal for SqliteJournal {
             }
 
             insert(None, None)?;
+            if let Some(confirmed) = &confirms {
+                conn.execute(
+                    "UPDATE operations SET confirms = ?2 WHERE request_id = ?1",
+                    params![claim.request_id, confirmed],
+                )
+                .map_err(storage)?;
+            }
             for key in &claim.lock_keys {
                 conn.execute(
                     "INSERT OR IGNORE INTO op_keys (request_id, key) VALUES (?1, ?2)",
@@ -848,7 +876,33 @@ impl Journal for SqliteJournal {
                     .map_err(storage)?;
                 }
                 // One lock per door: a fence through one door never replaces (or lets its
-                // door lift) a lock another door set.
+                // door lift) a lock another door set. A door's new fence takes over its
+                // earlier one's box and identity locks: a failed re-fence must not unlock
+                // the boxes the first one proved.
+                let earlier: Option<String> = conn
+                    .query_row(
+                        "SELECT request_id FROM host_locks WHERE host = ?1 AND door = ?2",
+                        params![claim.host, claim.door.as_str()],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(storage)?;
+                if let Some(earlier) = earlier {
+                    for table in ["box_locks", "identity_locks"] {
+                        conn.execute(
+                            &format!(
+                                "UPDATE OR IGNORE {table} SET request_id = ?2 WHERE request_id = ?1"
+                            ),
+                            params![earlier, claim.request_id],
+                        )
+                        .map_err(storage)?;
+                        conn.execute(
+                            &format!("DELETE FROM {table} WHERE request_id = ?1"),
+                            params![earlier],
+                        )
+                        .map_err(storage)?;
+                    }
+                }
                 conn.execute(
                     "INSERT INTO host_locks (host, door, request_id, locked_ms, requester)
                      VALUES (?1, ?2, ?3, ?4, ?5)
@@ -1033,13 +1087,18 @@ impl Journal for SqliteJournal {
                 .collect();
             for l in &lifted {
                 conn.execute(
-                    "DELETE FROM host_locks WHERE host = ?1 AND request_id = ?2",
-                    params![host, l.request_id],
+                    "DELETE FROM host_locks WHERE host = ?1 AND door = ?2",
+                    params![host, l.door.map(crate::proof::Door::as_str).unwrap_or("")],
                 )
                 .map_err(storage)?;
+                // The fence's box and identity locks go with its last door's lock (another
+                // door that joined the same fence still holds them).
                 for table in ["box_locks", "identity_locks"] {
                     conn.execute(
-                        &format!("DELETE FROM {table} WHERE request_id = ?1"),
+                        &format!(
+                            "DELETE FROM {table} WHERE request_id = ?1
+                               AND NOT EXISTS (SELECT 1 FROM host_locks WHERE request_id = ?1)"
+                        ),
                         params![l.request_id],
                     )
                     .map_err(storage)?;
@@ -1158,6 +1217,26 @@ impl Journal for SqliteJournal {
         })
     }
 
+    fn share_lock(
+        &self,
+        host: &str,
+        door: crate::proof::Door,
+        request_id: &str,
+        requester: &str,
+    ) -> JournalFuture<'static, ()> {
+        let (host, request_id, requester) =
+            (host.to_owned(), request_id.to_owned(), requester.to_owned());
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT OR IGNORE INTO host_locks (host, door, request_id, locked_ms, requester)
+                 SELECT ?1, ?2, ?3, locked_ms, ?4 FROM host_locks WHERE request_id = ?3 LIMIT 1",
+                params![host, door.as_str(), request_id, requester],
+            )
+            .map_err(storage)?;
+            Ok(())
+        })
+    }
+
     fn announce(&self, claim: &Claim) -> JournalFuture<'static, ()> {
         let owners = Arc::clone(&self.owners);
         let (id, host) = (claim.request_id.clone(), claim.host.clone());
@@ -1204,7 +1283,7 @@ impl Journal for SqliteJournal {
             for f in &facts {
                 let lock = conn
                     .query_row(
-                        "SELECT h.request_id, h.locked_ms, h.door, h.requester
+                        "SELECT h.request_id, h.locked_ms, h.door, h.requester, h.host
                          FROM identity_locks i JOIN host_locks h ON h.request_id = i.request_id
                          WHERE i.kind = ?1 AND i.value = ?2 ORDER BY h.locked_ms LIMIT 1",
                         params![f.kind, f.value],
@@ -1225,12 +1304,13 @@ impl Journal for SqliteJournal {
         self.call(move |conn| {
             let mut stmt = conn
                 .prepare(
-                    "SELECT request_id, host, operation, requester, reason, started_ms
+                    "SELECT request_id, host, operation, requester, reason, started_ms,
+                            lease_until_ms >= ?1
                      FROM operations WHERE finished_ms IS NULL",
                 )
                 .map_err(storage)?;
             let open = stmt
-                .query_map([], |r| {
+                .query_map(params![Timestamp::now().millis()], |r| {
                     Ok((
                         r.get::<_, String>(0)?,
                         r.get::<_, String>(1)?,
@@ -1238,16 +1318,17 @@ impl Journal for SqliteJournal {
                         r.get::<_, String>(3)?,
                         r.get::<_, String>(4)?,
                         r.get::<_, i64>(5)?,
+                        r.get::<_, bool>(6)?,
                     ))
                 })
                 .map_err(storage)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(storage)?;
             let mut out = Vec::new();
-            for (id, host, op, requester, reason, started) in open {
+            for (id, host, op, requester, reason, started, young) in open {
                 // Only an operation whose owner's lock nobody holds is abandoned; taking its
                 // lock makes this process its reconciler, and no other.
-                if owners.status(&id) == Owner::Alive || !owners.take_over(&id) {
+                if owners.status(&id, young) == Owner::Alive || !owners.take_over(&id) {
                     continue;
                 }
                 let mut ev = conn

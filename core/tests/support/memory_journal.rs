@@ -166,6 +166,7 @@ impl Journal for MemoryJournal {
                     locked_at: now,
                     door: Some(claim.door),
                     requester: claim.requester.clone(),
+                    host: claim.host.clone(),
                 },
             );
         }
@@ -357,6 +358,16 @@ impl Journal for MemoryJournal {
         let mut out: Vec<_> = ids.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         ready(Ok(out))
+    }
+
+    fn share_lock(
+        &self,
+        _host: &str,
+        _door: Door,
+        _request_id: &str,
+        _requester: &str,
+    ) -> JournalFuture<'static, ()> {
+        ready(Ok(()))
     }
 
     fn announce(&self, _claim: &Claim) -> JournalFuture<'static, ()> {

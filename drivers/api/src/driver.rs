@@ -46,11 +46,20 @@ pub trait PowerDriver: Send + Sync {
     /// for it, so it must name the box, not the outlet.
     fn endpoint(&self) -> &str;
 
-    /// What exactly this driver switches, stable whatever the device is called: the
-    /// endpoint for a channel that powers the whole host (a BMC), the endpoint and its
-    /// outlets for a PDU device. The engine keys power-on locks by it, so any name or URL
-    /// reaching a locked box meets the lock. Cheap and without I/O.
-    fn switched(&self) -> String {
+    /// What exactly this driver switches, one key per thing switched, stable whatever the
+    /// device is called: the endpoint for a channel that powers the whole host (a BMC), one
+    /// key per outlet for a PDU device. The engine keys power-on locks by them, so any name
+    /// or URL reaching a locked box (or one outlet of it) meets the lock. Cheap and without
+    /// I/O; after the first call a driver may name the address it really reached (resolved),
+    /// which the engine checks again before a power-on.
+    fn switched(&self) -> Vec<String> {
+        vec![self.endpoint().to_owned()]
+    }
+
+    /// The scope of the identity this driver's endpoint proves: one record per scope is
+    /// remembered. The endpoint (the box answering: a BMC, a PDU's SNMP agent) by default;
+    /// a service fronting several systems (Redfish) names the system.
+    fn identity_scope(&self) -> String {
         self.endpoint().to_owned()
     }
 

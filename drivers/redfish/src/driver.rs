@@ -897,6 +897,19 @@ impl PowerDriver for RedfishDriver {
         &self.cfg.endpoint
     }
 
+    fn switched(&self) -> Vec<String> {
+        vec![self.identity_scope()]
+    }
+
+    fn identity_scope(&self) -> String {
+        // One service may front several systems (a chassis manager): each is its own box.
+        match &self.cfg.system {
+            crate::options::SystemRef::Only => self.cfg.endpoint.clone(),
+            crate::options::SystemRef::Id(id) => format!("{}/Systems/{id}", self.cfg.endpoint),
+            crate::options::SystemRef::Path(path) => format!("{}{path}", self.cfg.endpoint),
+        }
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             channel: Channel::Bmc,

@@ -356,17 +356,41 @@ fn shown(v: &Answer) -> String {
     }
 }
 
+/// A host written one way: lower case, IPv6 in brackets, the loopback names as addresses.
+fn canonical_host(host: &str) -> String {
+    let h = host
+        .trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    let h = match h.as_str() {
+        "localhost" | "localhost.localdomain" | "localhost4" => "127.0.0.1".to_owned(),
+        "ip6-localhost" | "localhost6" => "::1".to_owned(),
+        _ => h,
+    };
+    match h.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
+        Ok(ip) => ip.to_string(),
+        Err(_) => h,
+    }
+}
+
 impl PowerDriver for SnmpPduDriver {
     fn endpoint(&self) -> &str {
         &self.endpoint
     }
 
-    fn switched(&self) -> String {
-        // Outlets in order, so `4,5` and `5,4` are one thing switched.
-        let mut outlets = self.config.outlets.clone();
-        outlets.sort_unstable();
-        let list: Vec<String> = outlets.iter().map(u32::to_string).collect();
-        format!("{}/outlets/{}", self.endpoint, list.join(","))
+    fn switched(&self) -> Vec<String> {
+        // One key per outlet: a lock on a dual-PSU host's outlets 1 and 2 covers outlet 1
+        // reached alone. The host is written one way for every spelling this driver can
+        // tell apart without a lookup (case, brackets, the loopback names); v1/v2c have no
+        // identity to catch another DNS name for the same PDU.
+        let host = canonical_host(&self.config.host);
+        self.config
+            .outlets
+            .iter()
+            .map(|o| format!("snmp://{host}:{}/outlet/{o}", self.config.port))
+            .collect()
     }
 
     fn capabilities(&self) -> Capabilities {
