@@ -62,6 +62,10 @@ pub struct Deadlines {
     /// attempt deadline). Shorter holds prove less: an outlet's reboot action lasts 5 s.
     #[arg(long, value_name = "DURATION")]
     pub off_hold: Option<String>,
+    /// How long a storm-guarded fence waits, announced, before it begins, e.g. 3s (0s: judge
+    /// it on arrival). Fences asked for at the same time are judged together.
+    #[arg(long, value_name = "DURATION")]
+    pub storm_settle: Option<String>,
 }
 
 /// Who asks and why, recorded in the proof.

@@ -146,6 +146,10 @@ pub fn with_deadlines(policy: &Policy, d: &Deadlines) -> Result<Policy, SetupErr
         p.attempt_timeout =
             parse_duration(t).map_err(|e| SetupError::usage(format!("--attempt-timeout: {e}")))?;
     }
+    if let Some(t) = &d.storm_settle {
+        p.storm_settle =
+            parse_duration(t).map_err(|e| SetupError::usage(format!("--storm-settle: {e}")))?;
+    }
     if let Some(t) = &d.off_hold {
         p.off_hold =
             parse_duration(t).map_err(|e| SetupError::usage(format!("--off-hold: {e}")))?;

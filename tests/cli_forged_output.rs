@@ -26,7 +26,7 @@ impl Lab {
         ));
         let device = toml_str(&format!("bmc\n{FORGED_OK}\u{1b}[2K"));
         let config = format!(
-            "state_dir = \"state\"\n\n[policy]\nattempt_timeout = \"2s\"\noverall_timeout = \"4s\"\noff_hold = \"300ms\"\n\n\
+            "state_dir = \"state\"\n\n[policy]\nattempt_timeout = \"2s\"\noverall_timeout = \"4s\"\noff_hold = \"300ms\"\nstorm_settle = \"0s\"\n\n\
              [devices.{device}]\ndriver = \"external\"\naddress = {}\nstate_file = {}\nstuck = true\n\n\
              [hosts.{host}]\nlevels = [[{device}]]\naliases = [\"node1\"]\nopennebula_id = 100\n",
             toml_str(&scripted_driver().display().to_string()),

@@ -137,6 +137,14 @@ impl FencegateCall {
             .arg(&self.pw)
             .args(["--name", "sim-host"])
             .timeout(Duration::from_secs(60));
+        // A short hold and no storm settle keep these runs quick where neither is tested.
+        if args
+            .iter()
+            .any(|a| matches!(*a, "fence" | "off" | "on" | "reboot"))
+            && !args.contains(&"--off-hold")
+        {
+            c.args(["--off-hold", "300ms", "--storm-settle", "0s"]);
+        }
         c
     }
 }

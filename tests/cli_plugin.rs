@@ -73,7 +73,7 @@ fn a_host_fenced_through_a_plugin_is_verified_by_the_engine() {
     std::fs::write(
         &config,
         format!(
-            "state_dir = \"state\"\n[devices.acme]\ndriver = \"plugin\"\naddress = \"{}\"\ntarget = \"{}\"\ntoken_file = \"{}\"\n[hosts.n1]\nlevels = [[\"acme\"]]\n",
+            "state_dir = \"state\"\n[policy]\noff_hold = \"300ms\"\nstorm_settle = \"0s\"\n[devices.acme]\ndriver = \"plugin\"\naddress = \"{}\"\ntarget = \"{}\"\ntoken_file = \"{}\"\n[hosts.n1]\nlevels = [[\"acme\"]]\n",
             acme_plugin().display(),
             sim.addr(),
             token.display()

@@ -80,6 +80,10 @@ fn fence_and_read_back(url: &str, name: &str, quoted: &str) {
             name,
             "--state-dir",
             state_dir,
+            "--off-hold",
+            "300ms",
+            "--storm-settle",
+            "0s",
         ]);
         if json {
             cmd.arg("--json");
