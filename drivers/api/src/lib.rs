@@ -15,6 +15,7 @@ mod error;
 mod redact;
 mod spec;
 mod state;
+mod trust;
 
 pub use capabilities::{Capabilities, Channel, IdentityFact, RestorePolicy};
 pub use driver::{CommandReceipt, DriverFactory, DriverFuture, PowerDriver};
@@ -23,3 +24,4 @@ pub use redact::{MASK, MIN_PARTIAL, Redactor, secret_like};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use spec::{DeviceSpec, SpecError, split_host_port};
 pub use state::{Action, PowerState};
+pub use trust::{trusted, trusted_file};

@@ -23,7 +23,6 @@ mod process;
 pub mod protocol;
 mod session;
 mod tail;
-mod trust;
 
 pub use external::{DEFAULT_MAX_RESPAWNS, ExternalDriver, ExternalFactory, RESERVED_OPTIONS};
 pub use fence_agent::{
@@ -32,5 +31,5 @@ pub use fence_agent::{
     SECRET_PARAMETERS, SWITCHES_POWER_OPTION, agent_advice, agent_kind, resolve_agent,
     secret_parameter,
 };
+pub use fencegate_driver::{trusted, trusted_file};
 pub use process::INHERITED_ENV;
-pub use trust::{trusted, trusted_file};

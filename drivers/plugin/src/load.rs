@@ -141,7 +141,7 @@ fn cache() -> &'static Mutex<HashMap<PathBuf, Arc<LoadedPlugin>>> {
 /// resolves a relative `address` against its own directory first): the path is made
 /// canonical before the dynamic loader sees it, so the loader's search path never applies.
 /// A library that anyone but root or fencegate's user could replace is refused before it
-/// is opened, checked again on every load ([`fencegate_external::trusted`]).
+/// is opened, checked again on every load ([`fencegate_driver::trusted`]).
 pub fn load(path: &Path) -> Result<Arc<LoadedPlugin>, LoadError> {
     let refuse = |path: &Path, problem| LoadError {
         path: path.to_owned(),
@@ -155,7 +155,7 @@ pub fn load(path: &Path) -> Result<Arc<LoadedPlugin>, LoadError> {
             LoadProblem::Missing("not a regular file".into()),
         ));
     }
-    fencegate_external::trusted(path).map_err(|why| refuse(path, LoadProblem::Untrusted(why)))?;
+    fencegate_driver::trusted(path).map_err(|why| refuse(path, LoadProblem::Untrusted(why)))?;
     // Held across the load so that two devices naming one library load it once.
     let mut cache = cache()
         .lock()
