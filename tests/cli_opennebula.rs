@@ -167,7 +167,16 @@ fn sigterm_stops_cleanly_with_a_journal_entry() {
         let mut stdin = child.stdin.take().unwrap();
         stdin.write_all(input.as_bytes()).unwrap();
     }
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Signal once the fence is under way (its stuck relay was sent the power-off), not
+    // after a fixed sleep that a loaded machine may not honour.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !commands_sent(&lab, "node2").contains("off") {
+        assert!(
+            std::time::Instant::now() < until,
+            "the fence never sent its power-off"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let pid = child.id().to_string();
     std::process::Command::new("kill")
         .args(["-TERM", &pid])
