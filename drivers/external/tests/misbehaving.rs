@@ -98,8 +98,10 @@ async fn crashes_are_restarted_a_bounded_number_of_times() {
     let e = driver.status(deadline(5000)).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Unreachable, "{e}");
     assert!(e.detail.contains("failed 3 times in a row"), "{e}");
+    // Refused without starting the program again: far below the 5 s deadline, with room
+    // for a loaded machine.
     assert!(
-        refused_at.elapsed() < Duration::from_millis(100),
+        refused_at.elapsed() < Duration::from_millis(1000),
         "fails fast"
     );
     let count = || std::fs::read_to_string(&starts).unwrap().lines().count();
