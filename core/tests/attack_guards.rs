@@ -10,7 +10,7 @@ use fencegate_core::{Engine, Journal, Policy, Request, SqliteJournal, Verdict};
 use fencegate_driver::{Action, ErrorKind, IdentityFact, PowerState};
 use std::sync::Arc;
 use std::time::Duration;
-use support::scripted::{Logged, Scripted, Step, now};
+use support::scripted::{Scripted, Step, now};
 
 fn policy() -> Policy {
     Policy {
@@ -30,13 +30,6 @@ fn req(door: Door, force: bool) -> Request {
         force,
         door,
     }
-}
-
-fn ons(d: &Scripted) -> usize {
-    d.log()
-        .iter()
-        .filter(|l| **l == Logged::Command(Action::On))
-        .count()
 }
 
 fn guid() -> IdentityFact {
@@ -173,7 +166,7 @@ async fn a_failed_refence_does_not_unlock_the_box_the_first_fence_proved() {
     let adhoc = support::host("adhoc:bmc-new", vec![vec![other.device("x")]], policy());
     let on = engine.on(adhoc, req(Door::Cli, false)).await.unwrap();
     assert_eq!(
-        ons(&other),
+        other.accepted(Action::On),
         0,
         "the fenced box (GUID G, still locked by h's fence) was powered on: {} / {}",
         on.verdict,
@@ -216,7 +209,7 @@ async fn control_without_the_failed_refence_the_moved_box_stays_locked() {
     let adhoc = support::host("adhoc:bmc-new", vec![vec![other.device("x")]], policy());
     let on = engine.on(adhoc, req(Door::Cli, false)).await.unwrap();
     assert!(on.detail.contains("power-on lock"), "{}", on.detail);
-    assert_eq!(ons(&other), 0);
+    assert_eq!(other.accepted(Action::On), 0);
 }
 
 /// Two doors, one lock (issue 11.8), walked around through single-flight across processes:
@@ -266,7 +259,7 @@ async fn a_fence_joined_through_another_door_keeps_that_doors_lock() {
         .unwrap();
     let on = pacemaker.on(h, req(Door::Agent, false)).await.unwrap();
     assert_eq!(
-        ons(&bmc),
+        bmc.accepted(Action::On),
         0,
         "the agent door powered on a host OpenNebula fenced (and reported fenced): {} / {}",
         on.verdict,

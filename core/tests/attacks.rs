@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::memory_journal::MemoryJournal;
-use support::scripted::{Logged, Scripted, Step, now};
+use support::scripted::{KVM01, KVM02, KVM03, Logged, Scripted, Step, guid, now};
 use tokio::time::Instant;
 
 fn req() -> Request {
@@ -52,25 +52,6 @@ fn memory_engine() -> Engine {
     Engine::new(Arc::new(MemoryJournal::default()))
 }
 
-fn guid(v: &str) -> IdentityFact {
-    IdentityFact::authenticated("ipmi-guid", v)
-}
-
-const KVM01: &str = "4c4c4544004235108052b4c04f4e3201";
-const KVM02: &str = "4c4c4544004235108052b4c04f4e3202";
-const KVM03: &str = "4c4c4544004235108052b4c04f4e3203";
-
-fn bmc_presenting(endpoint: &str, facts: Vec<IdentityFact>) -> Arc<Scripted> {
-    let d = Scripted::new(
-        endpoint,
-        vec![now(PowerState::On), now(PowerState::Off)],
-        vec![now(())],
-    );
-    d.set_identity(facts);
-    d.set_channel(Channel::Bmc);
-    d
-}
-
 fn pinned(device: Arc<Device>, pin: &str) -> Arc<Device> {
     let mut d = Arc::try_unwrap(device).unwrap();
     d.pins = vec![Pin {
@@ -78,16 +59,6 @@ fn pinned(device: Arc<Device>, pin: &str) -> Arc<Device> {
         value: pin.into(),
     }];
     Arc::new(d)
-}
-
-fn outlet(endpoint: &str) -> Arc<Scripted> {
-    let d = Scripted::new(
-        endpoint,
-        vec![now(PowerState::On), now(PowerState::Off)],
-        vec![now(())],
-    );
-    d.set_channel(Channel::Outlet);
-    d
 }
 
 /// A BMC that reads but refuses the power command (an account without power rights), so
@@ -369,7 +340,7 @@ async fn no_command_after_the_identity_changed_during_the_hold() {
 async fn a_pinned_identity_is_not_claimable_by_a_second_address() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new(Arc::new(SqliteJournal::open(dir.path()).unwrap()));
-    let real = bmc_presenting("ipmi://10.0.0.1:623", vec![guid(KVM01)]);
+    let real = Scripted::bmc_presenting("ipmi://10.0.0.1:623", vec![guid(KVM01)]);
     let host = support::host(
         "kvm01",
         vec![vec![pinned(real.device("kvm01-bmc"), KVM01)]],
@@ -379,7 +350,7 @@ async fn a_pinned_identity_is_not_claimable_by_a_second_address() {
     assert_eq!(p.verdict, Verdict::PowerVerifiedOff, "{}", p.detail);
 
     // kvm09's BMC address is a relay to kvm01's BMC: it proves kvm01's GUID.
-    let relay = bmc_presenting("ipmi://10.0.0.9:623", vec![guid(KVM01)]);
+    let relay = Scripted::bmc_presenting("ipmi://10.0.0.9:623", vec![guid(KVM01)]);
     let host = support::host("kvm09", vec![vec![relay.device("kvm09-bmc")]], no_hold());
     let p = engine.off(host, req()).await.unwrap();
     assert_eq!(
@@ -403,7 +374,7 @@ async fn trusting_nothing_does_not_switch_off_the_identity_check() {
     let run = |facts: Vec<IdentityFact>| {
         let engine = engine.clone();
         async move {
-            let d = bmc_presenting(ep, facts);
+            let d = Scripted::bmc_presenting(ep, facts);
             let host = support::host("kvm01", vec![vec![d.device("kvm01-bmc")]], no_hold());
             let p = engine.off(host, req()).await.unwrap();
             (d, p)
@@ -415,7 +386,7 @@ async fn trusting_nothing_does_not_switch_off_the_identity_check() {
     let (forger, p) = run(vec![IdentityFact::new("ipmi-guid", KVM01)]).await;
     assert_eq!(forger.commands_accepted(), 0, "{}", p.detail);
     // The operator, told to, runs `trust` while the forger answers.
-    let d = bmc_presenting(ep, vec![IdentityFact::new("ipmi-guid", KVM01)]);
+    let d = Scripted::bmc_presenting(ep, vec![IdentityFact::new("ipmi-guid", KVM01)]);
     let host = support::host("kvm01", vec![vec![d.device("kvm01-bmc")]], no_hold());
     let t = engine.trust(host, req(), false).await.unwrap();
     // Whatever trust did, two different boxes must not both be accepted afterwards.
@@ -439,13 +410,13 @@ async fn trusting_nothing_does_not_switch_off_the_identity_check() {
 async fn trust_does_not_accept_a_box_remembered_at_another_address() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new(Arc::new(SqliteJournal::open(dir.path()).unwrap()));
-    let a = bmc_presenting("ipmi://10.0.0.1:623", vec![guid(KVM01)]);
+    let a = Scripted::bmc_presenting("ipmi://10.0.0.1:623", vec![guid(KVM01)]);
     let h1 = support::host("kvm01", vec![vec![a.device("kvm01-bmc")]], no_hold());
     assert_eq!(
         engine.off(h1, req()).await.unwrap().verdict,
         Verdict::PowerVerifiedOff
     );
-    let b = bmc_presenting("ipmi://10.0.0.2:623", vec![guid(KVM02)]);
+    let b = Scripted::bmc_presenting("ipmi://10.0.0.2:623", vec![guid(KVM02)]);
     let h2 = support::host("kvm02", vec![vec![b.device("kvm02-bmc")]], no_hold());
     assert_eq!(
         engine.off(h2, req()).await.unwrap().verdict,
@@ -481,7 +452,7 @@ async fn trust_does_not_accept_a_box_remembered_at_another_address() {
 /// another box, that box is set to power on when power returns.
 #[tokio::test(start_paused = true)]
 async fn unfence_checks_the_box_before_putting_the_restore_policy_back() {
-    let bmc = bmc_presenting("ipmi://10.0.0.1:623", vec![guid(KVM01)]);
+    let bmc = Scripted::bmc_presenting("ipmi://10.0.0.1:623", vec![guid(KVM01)]);
     bmc.set_restore(RestorePolicy::AlwaysOn);
     let host = support::host(
         "kvm01",
@@ -547,13 +518,13 @@ async fn a_blank_identity_is_a_placeholder() {
     let journal = Arc::new(SqliteJournal::open(dir.path()).unwrap());
     let engine = Engine::new(journal.clone());
     let blank = || vec![IdentityFact::authenticated("redfish-serial", " ")];
-    let a = bmc_presenting("redfish://10.0.0.1", blank());
+    let a = Scripted::bmc_presenting("redfish://10.0.0.1", blank());
     let host = support::host("a", vec![vec![a.device("a-bmc")]], no_hold());
     assert_eq!(
         engine.off(host, req()).await.unwrap().verdict,
         Verdict::PowerVerifiedOff
     );
-    let b = bmc_presenting("redfish://10.0.0.2", blank());
+    let b = Scripted::bmc_presenting("redfish://10.0.0.2", blank());
     let host = support::host("b", vec![vec![b.device("b-bmc")]], no_hold());
     let p = engine.off(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::PowerVerifiedOff, "{}", p.detail);
@@ -705,7 +676,10 @@ async fn an_isolation_channel_never_proves_power_off() {
 #[tokio::test(start_paused = true)]
 async fn an_in_band_companion_does_not_skip_the_standby_check() {
     let bmc = answering_bmc("ipmi://kvm01");
-    let (a, b) = (outlet("snmp://pdu-a"), outlet("snmp://pdu-b"));
+    let (a, b) = (
+        Scripted::outlet("snmp://pdu-a"),
+        Scripted::outlet("snmp://pdu-b"),
+    );
     let ssh = Scripted::blind("ssh://kvm01", vec![now(())]);
     ssh.set_channel(Channel::InBand);
     let host = support::host(
@@ -781,8 +755,8 @@ fn late(inner: Arc<Scripted>, channel: Channel, name: &str) -> Arc<Device> {
 #[tokio::test(start_paused = true)]
 async fn outlets_that_name_their_channel_late_still_get_the_standby_check() {
     let bmc = answering_bmc("ipmi://kvm01");
-    let a = late(outlet("ext://pdu-a"), Channel::Outlet, "pdu-a-7");
-    let b = late(outlet("ext://pdu-b"), Channel::Outlet, "pdu-b-7");
+    let a = late(Scripted::outlet("ext://pdu-a"), Channel::Outlet, "pdu-a-7");
+    let b = late(Scripted::outlet("ext://pdu-b"), Channel::Outlet, "pdu-b-7");
     let host = support::host(
         "kvm01",
         vec![vec![bmc.device("kvm01-bmc")], vec![a, b]],
@@ -797,7 +771,10 @@ async fn outlets_that_name_their_channel_late_still_get_the_standby_check() {
 #[tokio::test(start_paused = true)]
 async fn a_bmc_that_names_its_channel_late_is_still_probed() {
     let bmc = late(answering_bmc("ext://kvm01-bmc"), Channel::Bmc, "kvm01-bmc");
-    let (a, b) = (outlet("snmp://pdu-a"), outlet("snmp://pdu-b"));
+    let (a, b) = (
+        Scripted::outlet("snmp://pdu-a"),
+        Scripted::outlet("snmp://pdu-b"),
+    );
     let host = support::host(
         "kvm01",
         vec![vec![bmc], vec![a.device("pdu-a-7"), b.device("pdu-b-7")]],
@@ -907,7 +884,7 @@ async fn a_joiner_ends_by_its_own_deadline() {
 #[tokio::test(start_paused = true)]
 async fn a_huge_timeout_in_the_inventory_does_not_panic_the_engine() {
     // The inventory refuses such a timeout, naming the key, instead of panicking later.
-    let bmc = bmc_presenting("ipmi://kvm01", vec![]);
+    let bmc = Scripted::bmc_presenting("ipmi://kvm01", vec![]);
     let reg = registry(&[("kvm01", Arc::clone(&bmc) as Arc<dyn PowerDriver>)]);
     let err = Inventory::parse(
         "[policy]\nstorm_limit = 0\noff_hold = \"0ms\"\noverall_timeout = 9223372036854775807\n\
@@ -971,7 +948,7 @@ async fn held_a_transient_error_restarts_the_hold() {
 /// Two readers in one level: one that never reads Off fails the level.
 #[tokio::test(start_paused = true)]
 async fn held_every_declared_reader_of_a_level_must_verify() {
-    let a = outlet("snmp://pdu-a");
+    let a = Scripted::outlet("snmp://pdu-a");
     let b = Scripted::new("snmp://pdu-b", vec![now(PowerState::On)], vec![now(())]);
     b.set_channel(Channel::Outlet);
     let host = support::host(
@@ -990,14 +967,14 @@ async fn held_a_forged_fact_is_never_remembered() {
     let dir = tempfile::tempdir().unwrap();
     let journal = Arc::new(SqliteJournal::open(dir.path()).unwrap());
     let engine = Engine::new(journal.clone());
-    let forged = bmc_presenting(
+    let forged = Scripted::bmc_presenting(
         "ipmi://10.0.0.1:623",
         vec![IdentityFact::new("ipmi-guid", KVM01)],
     );
     let host = support::host("a", vec![vec![forged.device("a-bmc")]], no_hold());
     engine.off(host, req()).await.unwrap();
     assert!(journal.known_identities().await.unwrap().is_empty());
-    let real = bmc_presenting("ipmi://10.0.0.2:623", vec![guid(KVM01)]);
+    let real = Scripted::bmc_presenting("ipmi://10.0.0.2:623", vec![guid(KVM01)]);
     let host = support::host("b", vec![vec![real.device("b-bmc")]], no_hold());
     let p = engine.off(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::PowerVerifiedOff, "{}", p.detail);

@@ -15,7 +15,7 @@ use fencegate_driver::{
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::memory_journal::MemoryJournal;
-use support::scripted::{Logged, Scripted, Step, now};
+use support::scripted::{KVM01, KVM02, Logged, Scripted, Step, guid, now};
 use tokio::time::Instant;
 
 fn req() -> Request {
@@ -217,24 +217,6 @@ async fn already_off_must_hold_too_and_a_cycling_host_gets_the_command() {
 
 // --- Which box answered ----------------------------------------------------------------
 
-fn guid(v: &str) -> IdentityFact {
-    IdentityFact::authenticated("ipmi-guid", v)
-}
-
-const KVM01: &str = "4c4c4544004235108052b4c04f4e3201";
-const KVM02: &str = "4c4c4544004235108052b4c04f4e3202";
-
-fn bmc_presenting(endpoint: &str, facts: Vec<IdentityFact>) -> Arc<Scripted> {
-    let d = Scripted::new(
-        endpoint,
-        vec![now(PowerState::On), now(PowerState::Off)],
-        vec![now(())],
-    );
-    d.set_identity(facts);
-    d.set_channel(Channel::Bmc);
-    d
-}
-
 fn pinned(driver: &Arc<Scripted>, name: &str, pin: &str) -> Arc<Device> {
     let mut d = Arc::try_unwrap(driver.device(name)).unwrap();
     d.pins = vec![Pin {
@@ -247,7 +229,7 @@ fn pinned(driver: &Arc<Scripted>, name: &str, pin: &str) -> Arc<Device> {
 #[tokio::test(start_paused = true)]
 async fn a_pinned_device_answered_by_another_box_gets_no_command() {
     // A relay at kvm01's BMC address forwards to kvm02's BMC (same fleet password).
-    let relayed = bmc_presenting("ipmi://10.0.0.1:623", vec![guid(KVM02)]);
+    let relayed = Scripted::bmc_presenting("ipmi://10.0.0.1:623", vec![guid(KVM02)]);
     let host = support::host(
         "kvm01",
         vec![vec![pinned(&relayed, "kvm01-bmc", KVM01)]],
@@ -263,7 +245,7 @@ async fn a_pinned_device_answered_by_another_box_gets_no_command() {
     );
 
     // A forged (unauthenticated) fact with the right value satisfies no pin.
-    let forged = bmc_presenting(
+    let forged = Scripted::bmc_presenting(
         "ipmi://10.0.0.1:623",
         vec![IdentityFact::new("ipmi-guid", KVM01)],
     );
@@ -277,7 +259,7 @@ async fn a_pinned_device_answered_by_another_box_gets_no_command() {
     assert_eq!(forged.commands_accepted(), 0);
 
     // The right box passes, and the proof records what it proved.
-    let real = bmc_presenting("ipmi://10.0.0.1:623", vec![guid(KVM01)]);
+    let real = Scripted::bmc_presenting("ipmi://10.0.0.1:623", vec![guid(KVM01)]);
     let host = support::host(
         "kvm01",
         vec![vec![pinned(&real, "kvm01-bmc", KVM01)]],
@@ -290,7 +272,7 @@ async fn a_pinned_device_answered_by_another_box_gets_no_command() {
 
 #[tokio::test(start_paused = true)]
 async fn require_identity_refuses_an_unpinned_device() {
-    let bmc = bmc_presenting("ipmi://10.0.0.1:623", vec![guid(KVM01)]);
+    let bmc = Scripted::bmc_presenting("ipmi://10.0.0.1:623", vec![guid(KVM01)]);
     let host = support::host(
         "kvm01",
         vec![vec![bmc.device("kvm01-bmc")]],
@@ -312,14 +294,14 @@ async fn an_identity_seen_first_is_remembered_and_a_change_refuses_until_trusted
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new(Arc::new(SqliteJournal::open(dir.path()).unwrap()));
 
-    let first = bmc_presenting("ipmi://10.0.0.1:623", vec![guid(KVM01)]);
+    let first = Scripted::bmc_presenting("ipmi://10.0.0.1:623", vec![guid(KVM01)]);
     let host = support::host("kvm01", vec![vec![first.device("kvm01-bmc")]], no_hold());
     let p = engine.off(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::PowerVerifiedOff, "{}", p.detail);
 
     // Now kvm02's BMC answers at kvm01's address (a relay): refused before any command,
     // and the PDU level behind it is tried instead.
-    let relayed = bmc_presenting("ipmi://10.0.0.1:623", vec![guid(KVM02)]);
+    let relayed = Scripted::bmc_presenting("ipmi://10.0.0.1:623", vec![guid(KVM02)]);
     let pdu = Scripted::new("snmp://pdu", vec![now(PowerState::Off)], vec![now(())]);
     let host = support::host(
         "kvm01",
@@ -346,14 +328,14 @@ async fn an_identity_seen_first_is_remembered_and_a_change_refuses_until_trusted
     let t = engine.trust(Arc::clone(&host), req(), false).await.unwrap();
     assert!(t.success, "{}", t.detail);
     assert!(t.detail.contains(KVM02), "{}", t.detail);
-    let again = bmc_presenting("ipmi://10.0.0.1:623", vec![guid(KVM02)]);
+    let again = Scripted::bmc_presenting("ipmi://10.0.0.1:623", vec![guid(KVM02)]);
     let host = support::host("kvm01", vec![vec![again.device("kvm01-bmc")]], no_hold());
     let p = engine.off(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::PowerVerifiedOff, "{}", p.detail);
     assert_eq!(again.commands_accepted(), 1);
 
     // A second address presenting the box already remembered elsewhere is refused.
-    let twin = bmc_presenting("ipmi://10.0.0.9:623", vec![guid(KVM02)]);
+    let twin = Scripted::bmc_presenting("ipmi://10.0.0.9:623", vec![guid(KVM02)]);
     let host = support::host("kvm09", vec![vec![twin.device("kvm09-bmc")]], no_hold());
     let p = engine.off(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::Failed);
@@ -371,14 +353,14 @@ async fn placeholder_identities_are_flagged_and_never_remembered() {
     let journal = Arc::new(SqliteJournal::open(dir.path()).unwrap());
     let engine = Engine::new(journal.clone());
     let zero = "00000000000000000000000000000000";
-    let a = bmc_presenting("ipmi://10.0.0.1:623", vec![guid(zero)]);
+    let a = Scripted::bmc_presenting("ipmi://10.0.0.1:623", vec![guid(zero)]);
     let host = support::host("a", vec![vec![a.device("a-bmc")]], no_hold());
     let p = engine.off(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::PowerVerifiedOff);
     let notes = format!("{:?}", p.levels[0].devices[0].events);
     assert!(notes.contains("placeholder"), "{notes}");
     // A second box with the same placeholder is no "claimed elsewhere" conflict.
-    let b = bmc_presenting("ipmi://10.0.0.2:623", vec![guid(zero)]);
+    let b = Scripted::bmc_presenting("ipmi://10.0.0.2:623", vec![guid(zero)]);
     let host = support::host("b", vec![vec![b.device("b-bmc")]], no_hold());
     assert_eq!(
         engine.off(host, req()).await.unwrap().verdict,
@@ -550,7 +532,7 @@ async fn isolation_is_its_own_verdict_and_counts_only_where_accepted() {
 
 #[tokio::test(start_paused = true)]
 async fn a_fence_sets_the_restore_policy_to_stay_off_and_unfence_puts_it_back() {
-    let bmc = bmc_presenting("ipmi://10.0.0.1:623", vec![guid(KVM01)]);
+    let bmc = Scripted::bmc_presenting("ipmi://10.0.0.1:623", vec![guid(KVM01)]);
     bmc.set_restore(RestorePolicy::LastState);
     let host = support::host("kvm01", vec![vec![bmc.device("kvm01-bmc")]], no_hold());
     let engine = memory_engine();
@@ -590,21 +572,11 @@ async fn a_fence_sets_the_restore_policy_to_stay_off_and_unfence_puts_it_back() 
 
 #[tokio::test(start_paused = true)]
 async fn a_maintenance_off_leaves_the_restore_policy_alone() {
-    let bmc = bmc_presenting("ipmi://10.0.0.1:623", vec![]);
+    let bmc = Scripted::bmc_presenting("ipmi://10.0.0.1:623", vec![]);
     bmc.set_restore(RestorePolicy::AlwaysOn);
     let host = support::host("kvm01", vec![vec![bmc.device("kvm01-bmc")]], no_hold());
     memory_engine().off(host, req()).await.unwrap();
     assert_eq!(bmc.restore(), Some(RestorePolicy::AlwaysOn));
-}
-
-fn outlet(endpoint: &str) -> Arc<Scripted> {
-    let d = Scripted::new(
-        endpoint,
-        vec![now(PowerState::On), now(PowerState::Off)],
-        vec![now(())],
-    );
-    d.set_channel(Channel::Outlet);
-    d
 }
 
 #[tokio::test(start_paused = true)]
@@ -618,7 +590,10 @@ async fn outlets_off_while_the_bmc_still_answers_is_no_proof() {
         vec![Step::Fail(ErrorKind::Auth, Duration::ZERO)],
     );
     bmc.set_channel(Channel::Bmc);
-    let (a, b) = (outlet("snmp://pdu-a"), outlet("snmp://pdu-b"));
+    let (a, b) = (
+        Scripted::outlet("snmp://pdu-a"),
+        Scripted::outlet("snmp://pdu-b"),
+    );
     let host = support::host(
         "kvm01",
         vec![
@@ -644,7 +619,10 @@ async fn outlets_off_and_a_silent_bmc_is_proof() {
         vec![now(())],
     );
     bmc.set_channel(Channel::Bmc);
-    let (a, b) = (outlet("snmp://pdu-a"), outlet("snmp://pdu-b"));
+    let (a, b) = (
+        Scripted::outlet("snmp://pdu-a"),
+        Scripted::outlet("snmp://pdu-b"),
+    );
     let host = support::host(
         "kvm01",
         vec![
@@ -664,11 +642,11 @@ async fn outlets_off_and_a_silent_bmc_is_proof() {
 async fn a_box_that_moved_is_trusted_only_when_the_operator_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new(Arc::new(SqliteJournal::open(dir.path()).unwrap()));
-    let old = bmc_presenting("ipmi://10.0.0.1:623", vec![guid(KVM01)]);
+    let old = Scripted::bmc_presenting("ipmi://10.0.0.1:623", vec![guid(KVM01)]);
     let host = support::host("kvm01", vec![vec![old.device("kvm01-bmc")]], no_hold());
     assert!(engine.off(host, req()).await.unwrap().success);
 
-    let new = bmc_presenting("ipmi://10.0.0.99:623", vec![guid(KVM01)]);
+    let new = Scripted::bmc_presenting("ipmi://10.0.0.99:623", vec![guid(KVM01)]);
     let host = support::host("kvm01", vec![vec![new.device("kvm01-bmc")]], no_hold());
     let p = engine.off(Arc::clone(&host), req()).await.unwrap();
     assert!(
@@ -686,7 +664,7 @@ async fn a_box_that_moved_is_trusted_only_when_the_operator_says_so() {
 
     // The old address no longer holds the box: something answering there now is another
     // claim on it.
-    let back = bmc_presenting("ipmi://10.0.0.1:623", vec![guid(KVM01)]);
+    let back = Scripted::bmc_presenting("ipmi://10.0.0.1:623", vec![guid(KVM01)]);
     let host = support::host("kvm01", vec![vec![back.device("kvm01-bmc")]], no_hold());
     let p = engine.off(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::Failed, "{}", p.detail);

@@ -6,7 +6,7 @@ use fencegate_core::{Engine, Policy, Request, SqliteJournal, Verdict};
 use fencegate_driver::{Action, PowerState};
 use std::sync::Arc;
 use std::time::Duration;
-use support::scripted::{Logged, Scripted, now};
+use support::scripted::{Scripted, now};
 
 fn guarded() -> Policy {
     Policy {
@@ -26,13 +26,6 @@ fn req(force: bool) -> Request {
         force,
         door: Default::default(),
     }
-}
-
-fn offs(d: &Scripted) -> usize {
-    d.log()
-        .iter()
-        .filter(|l| **l == Logged::Command(Action::Off))
-        .count()
 }
 
 /// Fence A; fence B with --force; unfence B; power B on; fence B without --force. The last
@@ -79,12 +72,16 @@ async fn a_proof_followed_by_a_power_on_is_not_reconfirmed_past_the_storm_guard(
     );
     let on = engine.on(Arc::clone(&host_b), req(false)).await.unwrap();
     assert_eq!(on.verdict, Verdict::Done, "{}", on.detail);
-    assert_eq!(offs(&b), 1);
+    assert_eq!(b.accepted(Action::Off), 1);
 
     let again = engine.fence(host_b, req(false)).await.unwrap();
     assert_eq!(again.verdict, Verdict::Refused, "{}", again.detail);
     assert!(again.detail.contains("storm guard"), "{}", again.detail);
-    assert_eq!(offs(&b), 1, "no power-off may pass the storm guard");
+    assert_eq!(
+        b.accepted(Action::Off),
+        1,
+        "no power-off may pass the storm guard"
+    );
 }
 
 /// Within the tolerance window and past the storm limit, a re-confirmation of a host that
@@ -125,7 +122,7 @@ async fn a_reconfirmation_past_the_storm_limit_may_only_read() {
     let still = engine.fence(Arc::clone(&host_b), req(false)).await.unwrap();
     assert_eq!(still.verdict, Verdict::PowerVerifiedOff, "{}", still.detail);
     assert!(still.confirms.is_some());
-    assert_eq!(offs(&b), 1);
+    assert_eq!(b.accepted(Action::Off), 1);
 
     let back_on = engine.fence(host_b, req(false)).await.unwrap();
     assert_eq!(back_on.verdict, Verdict::Failed, "{}", back_on.detail);
@@ -135,7 +132,7 @@ async fn a_reconfirmation_past_the_storm_limit_may_only_read() {
         back_on.detail
     );
     assert_eq!(
-        offs(&b),
+        b.accepted(Action::Off),
         1,
         "a re-confirmation past the storm limit sends nothing"
     );
@@ -178,7 +175,7 @@ async fn a_burst_of_fences_is_judged_together() {
         assert!(p.detail.contains("fence --force"), "{}", p.detail);
     }
     assert!(
-        drivers.iter().all(|d| offs(d) == 0),
+        drivers.iter().all(|d| d.accepted(Action::Off) == 0),
         "no host of the burst was powered off"
     );
 
@@ -205,5 +202,5 @@ async fn a_burst_of_fences_is_judged_together() {
         "{}",
         forced.detail
     );
-    assert_eq!(offs(&late), 1);
+    assert_eq!(late.accepted(Action::Off), 1);
 }

@@ -303,3 +303,48 @@ impl PowerDriver for Scripted {
 pub fn now<T>(v: T) -> Step<T> {
     Step::Answer(v, Duration::ZERO)
 }
+
+impl Scripted {
+    /// How many `action` commands the driver accepted.
+    pub fn accepted(&self, action: Action) -> usize {
+        self.log()
+            .iter()
+            .filter(|l| **l == Logged::Command(action))
+            .count()
+    }
+
+    /// A BMC that reads On, then Off after the command, and presents `facts`.
+    pub fn bmc_presenting(endpoint: &str, facts: Vec<fencegate_driver::IdentityFact>) -> Arc<Self> {
+        let d = Self::new(
+            endpoint,
+            vec![now(PowerState::On), now(PowerState::Off)],
+            vec![now(())],
+        );
+        d.set_identity(facts);
+        d.set_channel(Channel::Bmc);
+        d
+    }
+
+    /// A PDU outlet that reads On, then Off after the command.
+    pub fn outlet(endpoint: &str) -> Arc<Self> {
+        let d = Self::new(
+            endpoint,
+            vec![now(PowerState::On), now(PowerState::Off)],
+            vec![now(())],
+        );
+        d.set_channel(Channel::Outlet);
+        d
+    }
+}
+
+/// An authenticated IPMI GUID fact.
+pub fn guid(v: &str) -> fencegate_driver::IdentityFact {
+    fencegate_driver::IdentityFact::authenticated("ipmi-guid", v)
+}
+
+/// Three boxes' GUIDs.
+pub const KVM01: &str = "4c4c4544004235108052b4c04f4e3201";
+/// See [`KVM01`].
+pub const KVM02: &str = "4c4c4544004235108052b4c04f4e3202";
+/// See [`KVM01`].
+pub const KVM03: &str = "4c4c4544004235108052b4c04f4e3203";
