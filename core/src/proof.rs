@@ -232,10 +232,6 @@ pub struct DeviceRecord {
     /// What kind of channel the device is.
     #[serde(default)]
     pub channel: Channel,
-    /// Whether the endpoint proved who it is (an authenticated identity fact): readings from
-    /// one that did not (SNMP v1/v2c, `insecure` TLS) could be forged on the path.
-    #[serde(default)]
-    pub readings_authenticated: bool,
     /// How long the confirming `Off` readings spanned (monotonic clock), when they proved it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub off_held_ms: Option<u64>,
@@ -420,7 +416,6 @@ mod tests {
             reads_power_state: true,
             declared_reader: true,
             channel: Channel::Bmc,
-            readings_authenticated: false,
             off_held_ms: None,
             events: vec![
                 Event::Reading {

@@ -167,7 +167,6 @@ impl DeviceRun {
         let elapsed = self.started.elapsed().as_millis() as u64;
         let detail = detail.into();
         self.with_record(|r| {
-            r.readings_authenticated = identity.iter().any(|f| f.authenticated);
             r.identity = identity;
             r.channel = channel;
             r.outcome = outcome;
@@ -426,6 +425,8 @@ impl DeviceRun {
         let mut last_off = first_off;
         let mut delay = policy.poll_initial;
         let mut last = String::from("no reading");
+        // The first read after the command goes out at once; later ones are paced.
+        let mut first_read = first_off.is_none();
         let span = |since: Option<Instant>, last_off: Option<Instant>| match (since, last_off) {
             (Some(t0), Some(t1)) => Some(t1.saturating_duration_since(t0)),
             _ => None,
@@ -466,7 +467,7 @@ impl DeviceRun {
                 Some(t0) => policy
                     .poll_max
                     .min((t0 + hold).saturating_duration_since(now)),
-                None if run == 0 && last == "no reading" => Duration::ZERO,
+                None if std::mem::take(&mut first_read) => Duration::ZERO,
                 None => {
                     let d = delay;
                     delay = (delay * 2).min(policy.poll_max);
@@ -956,7 +957,6 @@ pub(crate) fn placeholder(meta: &DeviceMeta) -> DeviceRecord {
         reads_power_state: false,
         declared_reader: false,
         channel: Channel::Other,
-        readings_authenticated: false,
         off_held_ms: None,
         events: Vec::new(),
         outcome: DeviceOutcome::Failed,
