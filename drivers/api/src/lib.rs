@@ -9,6 +9,10 @@
 //! This crate depends on nothing heavy (serde, thiserror, secrecy) so that driver crates,
 //! plugin SDKs and the engine can all share it without dragging each other in.
 
+// The contract is read by people writing drivers in other crates and other processes: every
+// public item says what it promises and why.
+#![deny(missing_docs)]
+
 mod capabilities;
 mod driver;
 mod error;

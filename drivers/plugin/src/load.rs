@@ -224,7 +224,7 @@ fn check_table(
     if header.struct_size < TABLE_SIZE_V1_0 as u64 {
         return Err(LoadProblem::TooShort(header.struct_size));
     }
-    // SAFETY (for each read below): `struct_size` says the plugin's table holds at least
+    // SAFETY: for each read below, `struct_size` says the plugin's table holds at least
     // all 1.0 fields, at the offsets `PluginTable` declares, in the aligned static the entry
     // function returned. Each field is read through a raw place, never through a reference
     // to the whole struct, so no byte beyond the fields 1.0 defines is ever read, whatever
