@@ -6,9 +6,14 @@
 //! [`Engine`]. The one promise: no operation reports a host fenced unless a power channel
 //! has just said `Off`, K times in a row, and that proof is durable in the journal.
 
+// Front doors, tests and reviewers read the engine through its public items: each says what
+// it promises and why.
+#![deny(missing_docs)]
+
 pub mod config;
 pub mod device_url;
 pub mod engine;
+pub mod guards;
 pub mod identity;
 pub mod journal;
 pub mod policy;

@@ -127,6 +127,20 @@ impl Verdict {
             Verdict::Refused => "refused",
         }
     }
+
+    /// Parse the name printed by [`Verdict::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Verdict::PowerVerifiedOff,
+            Verdict::LivenessLost,
+            Verdict::Isolated,
+            Verdict::Done,
+            Verdict::Failed,
+            Verdict::Refused,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
 }
 
 impl fmt::Display for Verdict {

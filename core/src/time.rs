@@ -138,6 +138,70 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
+/// A moment read off both clocks the guards use: the wall clock (what records show, shared
+/// across machines but stepped by NTP or an operator) and the boot clock (CLOCK_BOOTTIME:
+/// never stepped, shared by every process on this boot, meaningless on another boot).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moment {
+    /// The wall clock.
+    pub wall: Timestamp,
+    /// Which boot `up_ms` belongs to (the kernel's boot id; empty when unknown).
+    pub boot: String,
+    /// Milliseconds since that boot, or -1 when unknown.
+    pub up_ms: i64,
+}
+
+impl Moment {
+    /// Whether this moment lies within `window` before `now`: by the boot clock when both
+    /// were read on the same boot (no wall-clock step moves it), else by the wall clock,
+    /// where a moment in the future (the clock was stepped back since) counts as recent, so
+    /// a step can only make a guard stricter, never blind.
+    pub fn within(&self, now: &Moment, window: Duration) -> bool {
+        let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+        if !self.boot.is_empty() && self.boot == now.boot && self.up_ms >= 0 && now.up_ms >= 0 {
+            return self.up_ms >= now.up_ms.saturating_sub(window_ms);
+        }
+        self.wall.0 >= now.wall.0.saturating_sub(window_ms) || self.wall.0 > now.wall.0
+    }
+}
+
+/// Where the journal reads time from. Production uses [`SystemClock`]; the fault campaign
+/// substitutes a simulated clock so that wall-clock steps and reboots are part of a
+/// deterministic schedule.
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// Both clocks, now.
+    fn now(&self) -> Moment;
+}
+
+/// The machine's clocks: `SystemTime`, `/proc/sys/kernel/random/boot_id` and
+/// CLOCK_BOOTTIME (read through `/proc/uptime`, which every process shares).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Moment {
+        Moment {
+            wall: Timestamp::now(),
+            boot: this_boot(),
+            up_ms: uptime_ms(),
+        }
+    }
+}
+
+fn this_boot() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn uptime_ms() -> i64 {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map(|secs| (secs * 1000.0) as i64)
+        .unwrap_or(-1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,14 +5,16 @@
 //! thousand hosts fenced in one call cost a few dozen fsyncs, not thousands. Each job runs
 //! inside a savepoint, so one failing job never undoes another's work.
 
+mod begin;
+
 use super::owner::{self, Owner, Owners};
 use super::{
     Abandoned, Begin, Claim, DeviceMeta, IdentitySeen, Journal, JournalError, JournalFuture,
     KnownIdentity, PowerLock, Trusted,
 };
 use crate::identity;
-use crate::proof::{Event, Operation, Proof, Verdict};
-use crate::time::Timestamp;
+use crate::proof::{Event, Operation, Proof};
+use crate::time::{Clock, SystemClock, Timestamp};
 use fencegate_driver::IdentityFact;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
@@ -199,6 +201,7 @@ fn store_identity(
     endpoint: &str,
     facts: &[IdentityFact],
     by: Option<&str>,
+    since: Timestamp,
 ) -> Result<(), JournalError> {
     let json = serde_json::to_string(facts).map_err(storage)?;
     conn.execute(
@@ -213,7 +216,7 @@ fn store_identity(
     .map_err(storage)?;
     conn.execute(
         "INSERT INTO identities (endpoint, facts, since_ms, accepted_by) VALUES (?1, ?2, ?3, ?4)",
-        params![endpoint, json, Timestamp::now().millis(), by],
+        params![endpoint, json, since.millis(), by],
     )
     .map_err(storage)?;
     for f in facts {
@@ -337,8 +340,26 @@ fn retry_busy<T>(
 /// The default journal: one SQLite file.
 pub struct SqliteJournal {
     path: PathBuf,
-    jobs: mpsc::Sender<Job>,
+    writer: Writer,
     owners: Arc<Owners>,
+    clock: Arc<dyn Clock>,
+}
+
+/// Where a journal's statements run.
+enum Writer {
+    /// On the writer thread, with group commit (production).
+    Thread(mpsc::Sender<Job>),
+    /// On the caller's thread, one job per transaction, before the call returns: nothing
+    /// happens behind a simulated clock's back, so a schedule replays exactly.
+    Inline(std::sync::Mutex<Store>),
+}
+
+/// The connection and what the writer checks before every batch.
+struct Store {
+    conn: Connection,
+    path: PathBuf,
+    file: FileIdentity,
+    lost: bool,
 }
 
 impl std::fmt::Debug for SqliteJournal {
@@ -359,6 +380,22 @@ impl SqliteJournal {
 
     /// Open (or create) the journal in `state_dir`, creating the directory owner-only.
     pub fn open(state_dir: &Path) -> Result<Self, JournalError> {
+        Self::open_with(state_dir, Arc::new(SystemClock), false)
+    }
+
+    /// Open the journal for a deterministic simulation: time comes from `clock`, and every
+    /// call runs its statements on the caller's thread before it returns (one transaction
+    /// each, no writer thread), so a paused tokio clock never advances while a commit is
+    /// pending. Schema, pragmas, locking and guards are the production ones.
+    pub fn open_inline(state_dir: &Path, clock: Arc<dyn Clock>) -> Result<Self, JournalError> {
+        Self::open_with(state_dir, clock, true)
+    }
+
+    fn open_with(
+        state_dir: &Path,
+        clock: Arc<dyn Clock>,
+        inline: bool,
+    ) -> Result<Self, JournalError> {
         // A directory fencegate creates is owner-only; one it finds is left as it is (its
         // owner and group decide who shares the journal).
         if !state_dir.exists() {
@@ -404,14 +441,25 @@ impl SqliteJournal {
             let _ = conn.execute_batch("ROLLBACK");
             return Err(e);
         }
+        begin::register_window_function(&conn).map_err(storage)?;
         let file = FileIdentity::of(&path)
             .ok_or_else(|| storage(format!("cannot stat {}", path.display())))?;
-        let (tx, rx) = mpsc::channel::<Job>();
-        let watched = path.clone();
-        std::thread::Builder::new()
-            .name("fencegate-journal".into())
-            .spawn(move || writer(conn, rx, watched, file))
-            .map_err(storage)?;
+        let store = Store {
+            conn,
+            path: path.clone(),
+            file,
+            lost: false,
+        };
+        let writer = if inline {
+            Writer::Inline(std::sync::Mutex::new(store))
+        } else {
+            let (tx, rx) = mpsc::channel::<Job>();
+            std::thread::Builder::new()
+                .name("fencegate-journal".into())
+                .spawn(move || writer(store, rx))
+                .map_err(storage)?;
+            Writer::Thread(tx)
+        };
         let owners = {
             use std::os::unix::fs::MetadataExt;
             let m = std::fs::metadata(&path).map_err(storage)?;
@@ -419,8 +467,9 @@ impl SqliteJournal {
         };
         Ok(SqliteJournal {
             path,
-            jobs: tx,
+            writer,
             owners,
+            clock,
         })
     }
 
@@ -445,7 +494,16 @@ impl SqliteJournal {
                 });
             })
         });
-        let queued = self.jobs.send(job).map_err(|_| JournalError::Closed);
+        let queued = match &self.writer {
+            Writer::Thread(jobs) => jobs.send(job).map_err(|_| JournalError::Closed),
+            Writer::Inline(store) => {
+                store
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .commit(vec![job]);
+                Ok(())
+            }
+        };
         Box::pin(async move {
             queued?;
             rx.await.map_err(|_| JournalError::Closed)?
@@ -488,12 +546,9 @@ impl FileIdentity {
     }
 }
 
-/// The writer thread: take a job, open a transaction, take whatever else is queued, commit
-/// once, then tell every job's caller. Before each batch it checks that the journal's path
-/// still names the file it opened; once it does not, every job fails loudly. Ends when
-/// every sender is gone.
-fn writer(conn: Connection, jobs: mpsc::Receiver<Job>, path: PathBuf, file: FileIdentity) {
-    let mut lost = false;
+/// The writer thread: take a job, take whatever else is queued, commit them together.
+/// Ends when every sender is gone.
+fn writer(mut store: Store, jobs: mpsc::Receiver<Job>) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -502,25 +557,35 @@ fn writer(conn: Connection, jobs: mpsc::Receiver<Job>, path: PathBuf, file: File
                 Err(_) => break,
             }
         }
-        lost = lost || FileIdentity::of(&path) != Some(file);
-        if lost {
+        store.commit(batch);
+    }
+}
+
+impl Store {
+    /// Run a batch of jobs in one transaction, commit once, then tell every job's caller.
+    /// First check that the journal's path still names the file this store opened; once it
+    /// does not, every job fails loudly.
+    fn commit(&mut self, batch: Vec<Job>) {
+        self.lost = self.lost || FileIdentity::of(&self.path) != Some(self.file);
+        if self.lost {
             let err = storage(format!(
                 "the journal {} was deleted or replaced while fencegate was using it: its power-on locks and records are not where other processes look; nothing more is recorded (restart fencegate)",
-                path.display()
+                self.path.display()
             ));
             for job in batch {
                 job(Err(err.clone()))(None);
             }
-            continue;
+            return;
         }
+        let conn = &self.conn;
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             let err = storage(e);
             for job in batch {
                 job(Err(err.clone()))(None);
             }
-            continue;
+            return;
         }
-        let delivers: Vec<Deliver> = batch.into_iter().map(|job| job(Ok(&conn))).collect();
+        let delivers: Vec<Deliver> = batch.into_iter().map(|job| job(Ok(conn))).collect();
         let commit_error = conn.execute_batch("COMMIT").err().map(storage);
         if commit_error.is_some() {
             let _ = conn.execute_batch("ROLLBACK");
@@ -529,35 +594,6 @@ fn writer(conn: Connection, jobs: mpsc::Receiver<Job>, path: PathBuf, file: File
             deliver(commit_error.clone());
         }
     }
-}
-
-fn this_boot() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default()
-}
-
-/// Milliseconds since boot (CLOCK_BOOTTIME, shared by every process on the machine and
-/// never stepped), or -1 when unknown.
-fn uptime_ms() -> i64 {
-    std::fs::read_to_string("/proc/uptime")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
-        .map(|secs| (secs * 1000.0) as i64)
-        .unwrap_or(-1)
-}
-
-/// SQL deciding whether a row's time (`{t}_ms` wall clock, `{t}_up_ms` boot clock of boot
-/// `{boot}`) lies within a window ending now: on this boot by the boot clock, which no
-/// wall-clock step moves; else by the wall clock, where a time in the future (the clock
-/// stepped back) counts as recent. Named parameters: `:boot` this boot, `:up` uptime now,
-/// `:window` the window in ms, `:now` the wall clock now.
-fn within_window(alias: &str, t: &str, boot: &str) -> String {
-    format!(
-        "(({alias}.{boot} = :boot AND {alias}.{t}_up_ms >= 0 AND :up >= 0 AND {alias}.{t}_up_ms >= :up - :window)
-          OR (({alias}.{boot} <> :boot OR {alias}.{t}_up_ms < 0 OR :up < 0)
-              AND ({alias}.{t}_ms >= :now - :window OR {alias}.{t}_ms > :now)))"
-    )
 }
 
 fn decode_proof(request_id: &str, json: &str) -> Result<Proof, JournalError> {
@@ -630,296 +666,8 @@ impl Journal for SqliteJournal {
             );
         }
         let checker = Arc::clone(&owners);
-        let begun = self.call(move |conn| {
-            let owners = checker;
-            let now = Timestamp::now();
-            // Another live process working this host, under this name or any other that
-            // reaches one of its boxes? Join it rather than race it.
-            let mut open = conn
-                .prepare(
-                    "SELECT request_id, operation, target, lease_until_ms >= ?2
-                     FROM operations WHERE host = ?1 AND finished_ms IS NULL",
-                )
-                .map_err(storage)?;
-            let mut rows = open
-                .query_map(params![claim.host, now.millis()], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, bool>(3)?,
-                    ))
-                })
-                .map_err(storage)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(storage)?;
-            for key in &claim.lock_keys {
-                let mut by_key = conn
-                    .prepare(
-                        "SELECT o.request_id, o.operation, o.target, o.lease_until_ms >= ?2
-                         FROM operations o JOIN op_keys k ON k.request_id = o.request_id
-                         WHERE k.key = ?1 AND o.finished_ms IS NULL",
-                    )
-                    .map_err(storage)?;
-                rows.extend(
-                    by_key
-                        .query_map(params![key, now.millis()], |r| {
-                            Ok((
-                                r.get::<_, String>(0)?,
-                                r.get::<_, String>(1)?,
-                                r.get::<_, String>(2)?,
-                                r.get::<_, bool>(3)?,
-                            ))
-                        })
-                        .map_err(storage)?
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(storage)?,
-                );
-            }
-            // An open record whose owner holds its lock is running: join it rather than race
-            // it. One whose owner is gone waits for reconciliation and blocks nothing.
-            if let Some((id, op, target, _)) = rows
-                .into_iter()
-                .find(|(id, _, _, young)| owners.status(id, *young) == Owner::Alive)
-            {
-                let operation = Operation::parse(&op)
-                    .ok_or_else(|| JournalError::Corrupt(id.clone(), format!("operation {op:?}")))?;
-                return Ok(Begin::InFlight { request_id: id, operation, target });
-            }
-
-            if claim.blocked_by_lock
-                && let Some(lock) = lock_on(conn, &claim.host, &claim.lock_keys)?
-            {
-                return Ok(Begin::Locked(lock));
-            }
-
-            // A proof followed by anything that may have powered the host on (an `on`, a
-            // `reboot`, an `unfence`, refused ones aside) is no longer re-confirmable: the
-            // host is not "still off" by that proof. Ordered by row, not by clock.
-            let (boot, up) = (this_boot(), uptime_ms());
-            let confirms: Option<String> = conn
-                .query_row(
-                    &"SELECT p.request_id FROM operations p
-                     WHERE p.host = :host AND p.verdict = :verdict
-                       AND p.operation IN ('fence', 'off')
-                       AND WINDOW AND p.target = :target
-                       AND NOT EXISTS (
-                           SELECT 1 FROM operations later
-                           WHERE later.host = p.host AND later.rowid > p.rowid
-                             AND later.operation IN ('on', 'reboot', 'unfence')
-                             AND (later.verdict IS NULL OR later.verdict <> 'refused'))
-                     ORDER BY p.rowid DESC LIMIT 1"
-                        .replace("WINDOW", &within_window("p", "finished", "finished_boot")),
-                    rusqlite::named_params! {
-                        ":host": claim.host,
-                        ":verdict": Verdict::PowerVerifiedOff.as_str(),
-                        ":target": claim.target,
-                        ":boot": boot,
-                        ":up": up,
-                        ":now": now.millis(),
-                        ":window": claim.tolerance.as_millis() as i64,
-                    },
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(storage)?;
-
-            let insert = |verdict: Option<&str>, proof: Option<String>| {
-                conn.execute(
-                    "INSERT INTO operations (request_id, host, operation, requester, reason,
-                        started_ms, owner_pid, owner_boot, lease_until_ms, finished_ms, verdict,
-                        success, proof, target, started_up_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-                    params![
-                        claim.request_id,
-                        claim.host,
-                        claim.operation.as_str(),
-                        claim.requester,
-                        claim.reason,
-                        now.millis(),
-                        i64::from(std::process::id()),
-                        this_boot(),
-                        now.millis() + claim.lease.as_millis() as i64,
-                        verdict.map(|_| now.millis()),
-                        verdict,
-                        verdict.map(|_| 0),
-                        proof,
-                        claim.target,
-                        up,
-                    ],
-                )
-                .map_err(storage)
-            };
-
-            // The storm guard applies to every operation that may send a power-off. A
-            // re-confirmation within the tolerance window that the guard would refuse may
-            // still run, but only to read: it sends nothing (`read_only`).
-            let mut read_only = None;
-            // This request is no longer pending, whatever happens next.
-            conn.execute(
-                "DELETE FROM pending_fences WHERE request_id = ?1",
-                params![claim.request_id],
-            )
-            .map_err(storage)?;
-            if let Some((limit, window)) = claim.storm
-                && limit > 0
-            {
-                // Other hosts fenced in the window, other hosts whose fences the guard
-                // refused in the window (a storm in progress keeps counting), and other hosts
-                // whose fences are announced and not yet begun (a burst of hooks is judged
-                // together, not first come, first powered off).
-                let fenced: Vec<String> = conn
-                    .prepare(&format!(
-                        "SELECT DISTINCT o.host FROM operations o
-                         WHERE o.operation = 'fence' AND o.host <> :host AND {}
-                           AND o.confirms = ''
-                           AND (o.verdict IS NULL OR o.verdict <> 'refused' OR o.storm_refused = 1)",
-                        within_window("o", "started", "owner_boot")
-                    ))
-                    .and_then(|mut st| {
-                        st.query_map(
-                            rusqlite::named_params! {
-                                ":host": claim.host,
-                                ":boot": boot,
-                                ":up": up,
-                                ":now": now.millis(),
-                                ":window": window.as_millis() as i64,
-                            },
-                            |r| r.get(0),
-                        )?
-                        .collect()
-                    })
-                    .map_err(storage)?;
-                let pending: Vec<(String, String)> = conn
-                    .prepare("SELECT request_id, host FROM pending_fences WHERE host <> ?1")
-                    .and_then(|mut st| {
-                        st.query_map(params![claim.host], |r| Ok((r.get(0)?, r.get(1)?)))?
-                            .collect()
-                    })
-                    .map_err(storage)?;
-                let mut hosts: Vec<String> = fenced;
-                for (id, pending_host) in pending {
-                    if owners.status(&id, true) == Owner::Alive {
-                        hosts.push(pending_host);
-                    } else {
-                        // Its announcer died before it began: forget it, file and all.
-                        conn.execute(
-                            "DELETE FROM pending_fences WHERE request_id = ?1",
-                            params![id],
-                        )
-                        .map_err(storage)?;
-                        owners.forget(&id);
-                    }
-                }
-                hosts.sort_unstable();
-                hosts.dedup();
-                let others = hosts.len() as i64;
-                if others >= i64::from(limit) && confirms.is_some() {
-                    read_only = Some(format!(
-                        "storm guard: {others} other hosts were fenced in the last {}; this re-confirmation may only read, not power off (use --force if the cloud really lost that many hosts)",
-                        crate::time::format_duration(window)
-                    ));
-                } else if others >= i64::from(limit) {
-                    let reason = format!(
-                        "storm guard: {others} other hosts were fenced, refused as a storm or asked at the same time in the last {}; refusing more than {limit}: nothing was powered off. If the cloud really lost those hosts, fence them by hand: fencegate fence --force HOST…",
-                        crate::time::format_duration(window)
-                    );
-                    let proof = Proof {
-                        request_id: claim.request_id.clone(),
-                        host: claim.host.clone(),
-                        operation: claim.operation,
-                        requester: claim.requester.clone(),
-                        reason: claim.reason.clone(),
-                        started_at: now,
-                        finished_at: now,
-                        verdict: Verdict::Refused,
-                        success: false,
-                        detail: reason.clone(),
-                        levels: Vec::new(),
-                        duration_ms: 0,
-                        confirms: None,
-                        target: Some(claim.target.clone()),
-                        inventory: None,
-                    };
-                    let json = serde_json::to_string(&proof).map_err(storage)?;
-                    insert(Some(Verdict::Refused.as_str()), Some(json))?;
-                    conn.execute(
-                        "UPDATE operations SET storm_refused = 1 WHERE request_id = ?1",
-                        params![claim.request_id],
-                    )
-                    .map_err(storage)?;
-                    return Ok(Begin::Refused { reason });
-                }
-            }
-
-            insert(None, None)?;
-            if let Some(confirmed) = &confirms {
-                conn.execute(
-                    "UPDATE operations SET confirms = ?2 WHERE request_id = ?1",
-                    params![claim.request_id, confirmed],
-                )
-                .map_err(storage)?;
-            }
-            for key in &claim.lock_keys {
-                conn.execute(
-                    "INSERT OR IGNORE INTO op_keys (request_id, key) VALUES (?1, ?2)",
-                    params![claim.request_id, key],
-                )
-                .map_err(storage)?;
-            }
-            if claim.sets_lock {
-                for key in &claim.lock_keys {
-                    conn.execute(
-                        "INSERT OR IGNORE INTO box_locks (key, request_id) VALUES (?1, ?2)",
-                        params![key, claim.request_id],
-                    )
-                    .map_err(storage)?;
-                }
-                // One lock per door: a fence through one door never replaces (or lets its
-                // door lift) a lock another door set. A door's new fence takes over its
-                // earlier one's box and identity locks: a failed re-fence must not unlock
-                // the boxes the first one proved.
-                let earlier: Option<String> = conn
-                    .query_row(
-                        "SELECT request_id FROM host_locks WHERE host = ?1 AND door = ?2",
-                        params![claim.host, claim.door.as_str()],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(storage)?;
-                if let Some(earlier) = earlier {
-                    for table in ["box_locks", "identity_locks"] {
-                        conn.execute(
-                            &format!(
-                                "UPDATE OR IGNORE {table} SET request_id = ?2 WHERE request_id = ?1"
-                            ),
-                            params![earlier, claim.request_id],
-                        )
-                        .map_err(storage)?;
-                        conn.execute(
-                            &format!("DELETE FROM {table} WHERE request_id = ?1"),
-                            params![earlier],
-                        )
-                        .map_err(storage)?;
-                    }
-                }
-                conn.execute(
-                    "INSERT INTO host_locks (host, door, request_id, locked_ms, requester)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT(host, door) DO UPDATE SET request_id = excluded.request_id,
-                        locked_ms = excluded.locked_ms, requester = excluded.requester",
-                    params![
-                        claim.host,
-                        claim.door.as_str(),
-                        claim.request_id,
-                        now.millis(),
-                        claim.requester
-                    ],
-                )
-                .map_err(storage)?;
-            }
-            Ok(Begin::Started { confirms, read_only })
-        });
+        let clock = Arc::clone(&self.clock);
+        let begun = self.call(move |conn| begin::begin(conn, &checker, &claim, &clock.now()));
         Box::pin(async move {
             let begun = begun.await;
             if !matches!(begun, Ok(Begin::Started { .. })) {
@@ -960,6 +708,7 @@ impl Journal for SqliteJournal {
     fn refused(&self, proof: &Proof) -> JournalFuture<'static, ()> {
         let json = serde_json::to_string(proof);
         let p = proof.clone();
+        let clock = Arc::clone(&self.clock);
         self.call(move |conn| {
             let json = json.map_err(storage)?;
             conn.execute(
@@ -975,7 +724,7 @@ impl Journal for SqliteJournal {
                     p.reason,
                     p.started_at.millis(),
                     i64::from(std::process::id()),
-                    this_boot(),
+                    clock.now().boot,
                     p.finished_at.millis(),
                     p.verdict.as_str(),
                     json,
@@ -989,11 +738,15 @@ impl Journal for SqliteJournal {
     fn finish(&self, proof: &Proof) -> JournalFuture<'static, ()> {
         let json = serde_json::to_string(proof);
         let request_id = proof.request_id.clone();
-        let (finished, verdict, success) = (proof.finished_at, proof.verdict, proof.success);
+        let (verdict, success) = (proof.verdict, proof.success);
         let owners = Arc::clone(&self.owners);
+        let clock = Arc::clone(&self.clock);
         let id = request_id.clone();
         let finished_job = self.call(move |conn| {
             let json = json.map_err(storage)?;
+            // The journal's own clock dates the verdict: the guards' windows compare it with
+            // times this clock gave, never with another process's.
+            let now = clock.now();
             // Only an operation still open is closed: a verdict never overwrites another.
             let n = conn
                 .execute(
@@ -1002,12 +755,12 @@ impl Journal for SqliteJournal {
                      WHERE request_id = ?1 AND finished_ms IS NULL",
                     params![
                         request_id,
-                        finished.millis(),
+                        now.wall.millis(),
                         verdict.as_str(),
                         success as i64,
                         json,
-                        uptime_ms(),
-                        this_boot(),
+                        now.up_ms,
+                        now.boot,
                     ],
                 )
                 .map_err(storage)?;
@@ -1115,6 +868,7 @@ impl Journal for SqliteJournal {
     ) -> JournalFuture<'static, IdentitySeen> {
         let endpoint = endpoint.to_owned();
         let facts = facts.to_vec();
+        let clock = Arc::clone(&self.clock);
         self.call(move |conn| {
             let known = read_known(conn, &endpoint)?;
             if let Some(known) = &known
@@ -1136,7 +890,7 @@ impl Journal for SqliteJournal {
             if facts.is_empty() {
                 return Ok(IdentitySeen::FirstUse);
             }
-            store_identity(conn, &endpoint, &facts, None)?;
+            store_identity(conn, &endpoint, &facts, None, clock.now().wall)?;
             Ok(IdentitySeen::FirstUse)
         })
     }
@@ -1151,6 +905,7 @@ impl Journal for SqliteJournal {
         let endpoint = endpoint.to_owned();
         let facts = facts.to_vec();
         let by = by.to_owned();
+        let clock = Arc::clone(&self.clock);
         self.call(move |conn| {
             if facts.is_empty() {
                 return Ok(Trusted::Nothing);
@@ -1172,7 +927,7 @@ impl Journal for SqliteJournal {
                 });
             }
             let before = read_known(conn, &endpoint)?;
-            store_identity(conn, &endpoint, &facts, Some(&by))?;
+            store_identity(conn, &endpoint, &facts, Some(&by), clock.now().wall)?;
             Ok(Trusted::Accepted(before))
         })
     }
@@ -1180,6 +935,7 @@ impl Journal for SqliteJournal {
     fn pin_identity(&self, endpoint: &str, facts: &[IdentityFact]) -> JournalFuture<'static, ()> {
         let endpoint = endpoint.to_owned();
         let facts = facts.to_vec();
+        let clock = Arc::clone(&self.clock);
         self.call(move |conn| {
             if facts.is_empty() {
                 return Ok(());
@@ -1194,7 +950,13 @@ impl Journal for SqliteJournal {
                 params![endpoint],
             )
             .map_err(storage)?;
-            store_identity(conn, &endpoint, &facts, Some("pin in the configuration"))
+            store_identity(
+                conn,
+                &endpoint,
+                &facts,
+                Some("pin in the configuration"),
+                clock.now().wall,
+            )
         })
     }
 
@@ -1301,6 +1063,7 @@ impl Journal for SqliteJournal {
 
     fn take_abandoned(&self) -> JournalFuture<'static, Vec<Abandoned>> {
         let owners = Arc::clone(&self.owners);
+        let clock = Arc::clone(&self.clock);
         self.call(move |conn| {
             let mut stmt = conn
                 .prepare(
@@ -1310,7 +1073,7 @@ impl Journal for SqliteJournal {
                 )
                 .map_err(storage)?;
             let open = stmt
-                .query_map(params![Timestamp::now().millis()], |r| {
+                .query_map(params![clock.now().wall.millis()], |r| {
                     Ok((
                         r.get::<_, String>(0)?,
                         r.get::<_, String>(1)?,
