@@ -13,6 +13,7 @@
 pub mod config;
 pub mod device_url;
 pub mod engine;
+pub mod evidence;
 pub mod guards;
 pub mod identity;
 pub mod journal;

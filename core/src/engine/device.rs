@@ -1,6 +1,7 @@
 //! Working one device: reading, commanding and verifying, with every step recorded.
 
 use super::gate::EndpointGate;
+use crate::evidence::{Observation, ReadingRun, RunStep};
 use crate::identity::{self, PinCheck};
 use crate::journal::{DeviceMeta, IdentitySeen, Journal, JournalFuture};
 use crate::policy::Policy;
@@ -369,39 +370,41 @@ impl DeviceRun {
         deadline: Instant,
     ) -> Result<(), Failure> {
         let policy = &self.ctx.policy;
+        let mut run = ReadingRun::new(want.clone(), needed, Duration::ZERO);
         let mut delay = policy.poll_initial;
-        let mut run = 0;
         let mut last = String::from("no reading");
         loop {
             if Instant::now() >= deadline {
                 return Err((
                     ErrorKind::VerificationFailed,
                     format!(
-                        "{run} of {needed} consecutive {want} readings before the deadline; last: {last}"
+                        "{} of {} consecutive {want} readings before the deadline; last: {last}",
+                        run.readings(),
+                        run.needed()
                     ),
                 ));
             }
-            match self.read(deadline).await {
-                Ok(state) if &state == want => {
-                    run += 1;
-                    if run >= needed {
-                        return Ok(());
-                    }
-                    last = state.to_string();
-                    if !policy.confirm_interval.is_zero() {
-                        pause(policy.confirm_interval, deadline).await;
-                    }
-                    continue;
-                }
+            let asked = Instant::now();
+            let seen = match self.read(deadline).await {
                 Ok(state) => {
-                    run = 0;
                     last = state.to_string();
+                    Observation::Reading(state)
                 }
                 Err(e) if e.kind.is_transient() => {
-                    run = 0;
                     last = format!("{}: {}", e.kind, e.detail);
+                    Observation::NoReading
                 }
                 Err(e) => return Err((e.kind, e.detail)),
+            };
+            let wanted = seen == Observation::Reading(want.clone());
+            if let RunStep::Proven { .. } = run.observe(seen, asked, Instant::now()) {
+                return Ok(());
+            }
+            if wanted {
+                if !policy.confirm_interval.is_zero() {
+                    pause(policy.confirm_interval, deadline).await;
+                }
+                continue;
             }
             pause(delay, deadline).await;
             delay = (delay * 2).min(policy.poll_max);
@@ -418,55 +421,47 @@ impl DeviceRun {
     /// next `Off`. A reading from another box than the one checked ends it.
     async fn hold_off(&self, first_off: Option<Instant>, deadline: Instant) -> Hold {
         let policy = &self.ctx.policy;
-        let (k, hold) = (policy.confirmations, policy.off_hold);
-        let mut run: u32 = u32::from(first_off.is_some());
-        // When the run's first Off was answered, and when its latest Off was asked.
-        let mut since = first_off;
-        let mut last_off = first_off;
+        let mut run = ReadingRun::new(PowerState::Off, policy.confirmations, policy.off_hold);
+        if let Some(at) = first_off {
+            run = run.started_at(at);
+        }
         let mut delay = policy.poll_initial;
         let mut last = String::from("no reading");
         // The first read after the command goes out at once; later ones are paced.
         let mut first_read = first_off.is_none();
-        let span = |since: Option<Instant>, last_off: Option<Instant>| match (since, last_off) {
-            (Some(t0), Some(t1)) => Some(t1.saturating_duration_since(t0)),
-            _ => None,
-        };
         loop {
-            if let Some(held) = span(since, last_off)
-                && run >= k
-                && held >= hold
-            {
-                return Hold::Held {
-                    readings: run,
-                    span: held,
-                };
+            if let RunStep::Proven { readings, span } = run.proven() {
+                return Hold::Held { readings, span };
             }
             let now = Instant::now();
             if now >= deadline {
-                let held = span(since, last_off)
+                let held = run
+                    .span()
                     .map(|h| {
                         format!(
                             "; off held {} of the {} required",
                             crate::time::format_duration(h),
-                            crate::time::format_duration(hold)
+                            crate::time::format_duration(run.hold())
                         )
                     })
                     .unwrap_or_default();
                 return Hold::Failed((
                     ErrorKind::VerificationFailed,
                     format!(
-                        "{run} of {k} consecutive fresh off readings before the deadline{held}; last: {last}"
+                        "{} of {} consecutive fresh off readings before the deadline{held}; last: {last}",
+                        run.readings(),
+                        run.needed()
                     ),
                 ));
             }
             // Pace the next read: confirming reads come at `confirm_interval` until K are in,
             // then as often as polling allows until the hold is over, the last one asked no
             // earlier than the hold's end.
-            let wait = match since {
-                Some(_) if run < k => policy.confirm_interval,
+            let wait = match run.since() {
+                Some(_) if run.readings() < run.needed() => policy.confirm_interval,
                 Some(t0) => policy
                     .poll_max
-                    .min((t0 + hold).saturating_duration_since(now)),
+                    .min((t0 + run.hold()).saturating_duration_since(now)),
                 None if std::mem::take(&mut first_read) => Duration::ZERO,
                 None => {
                     let d = delay;
@@ -482,29 +477,22 @@ impl DeviceRun {
             if let Some(drift) = self.identity_drift() {
                 return Hold::Failed(drift);
             }
-            match reading {
-                Ok(PowerState::Off) => {
-                    since.get_or_insert_with(Instant::now);
-                    last_off = Some(asked);
-                    run += 1;
-                    last = PowerState::Off.to_string();
-                }
-                Ok(state @ (PowerState::On | PowerState::PoweringOn)) if since.is_some() => {
-                    let held = since.map(|t0| Instant::now() - t0).unwrap_or_default();
-                    return Hold::PowerBack(format!(
-                        "power came back: read off for {} and then {state}; an outlet's reboot action, a BMC cycle or reset, or someone powering it on: not a fence",
-                        crate::time::format_duration(held)
-                    ));
-                }
+            let seen = match reading {
                 Ok(state) => {
-                    (run, since, last_off) = (0, None, None);
                     last = state.to_string();
+                    Observation::Reading(state)
                 }
                 Err(e) if e.kind.is_transient() => {
-                    (run, since, last_off) = (0, None, None);
                     last = format!("{}: {}", e.kind, e.detail);
+                    Observation::NoReading
                 }
                 Err(e) => return Hold::Failed((e.kind, e.detail)),
+            };
+            if let RunStep::Reversed { state, after } = run.observe(seen, asked, Instant::now()) {
+                return Hold::PowerBack(format!(
+                    "power came back: read off for {} and then {state}; an outlet's reboot action, a BMC cycle or reset, or someone powering it on: not a fence",
+                    crate::time::format_duration(after)
+                ));
             }
         }
     }
@@ -929,21 +917,26 @@ impl DeviceRun {
         if !self.device.driver.capabilities().reads_power_state {
             return self.finish(DeviceOutcome::Failed, "this driver cannot read power state");
         }
+        // The reconcile read: K fresh readings, stopping at the first that is not off. No
+        // hold: it settles what a dead process left open, and never becomes a fence's proof.
         let k = self.ctx.policy.confirmations;
-        for i in 0..k {
+        let mut run = ReadingRun::new(PowerState::Off, k, Duration::ZERO);
+        loop {
+            let asked = Instant::now();
             match self.read_retrying(deadline).await {
-                Ok(PowerState::Off) if i + 1 == k => {
-                    return self.finish(
-                        DeviceOutcome::VerifiedOff,
-                        format!("{k} fresh off readings"),
-                    );
+                Ok(state) if state == PowerState::Off => {
+                    let step = run.observe(Observation::Reading(state), asked, Instant::now());
+                    if let RunStep::Proven { readings, .. } = step {
+                        return self.finish(
+                            DeviceOutcome::VerifiedOff,
+                            format!("{readings} fresh off readings"),
+                        );
+                    }
                 }
-                Ok(PowerState::Off) => continue,
                 Ok(other) => return self.finish(DeviceOutcome::Failed, format!("reads {other}")),
                 Err(f) => return self.fail(f),
             }
         }
-        self.finish(DeviceOutcome::Failed, "no reading")
     }
 }
 

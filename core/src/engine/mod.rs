@@ -10,6 +10,7 @@
 mod device;
 mod gate;
 
+use crate::evidence::{Judged, LevelVerdict, judge_level};
 use crate::journal::{Begin, Claim, DeviceMeta, Journal, JournalError, PowerLock, Trusted};
 use crate::proof::{
     DeviceOutcome, DeviceRecord, Door, Event, LevelRecord, Operation, Proof, Verdict, printable,
@@ -1171,7 +1172,8 @@ async fn verify_off_levels(
         while set.join_next().await.is_some() {}
         let level = ctx.snapshot().into_iter().nth(li);
         let records = level.map(|l| l.devices).unwrap_or_default();
-        let verdict = match judge_level(&records) {
+        let judged: Vec<Judged<'_>> = records.iter().map(Judged::from).collect();
+        let verdict = match judge_level(&judged) {
             LevelVerdict::VerifiedOff(by) => {
                 match standby_still_answers(ctx, host, li, &records, overall).await {
                     Some(why) => LevelVerdict::Failed(why),
@@ -1291,90 +1293,6 @@ async fn standby_still_answers(
             answering.join("; ")
         ))
     }
-}
-
-enum LevelVerdict {
-    VerifiedOff(String),
-    LivenessLost(String),
-    Isolated(String),
-    Failed(String),
-}
-
-/// A level proves power-off when every device declared a reader verified off and there is
-/// at least one such device; devices declared blind (SSH, isolation agents) do not count
-/// either way. A declared reader that turned out blind at first contact proves nothing: the
-/// level is then liveness lost at best, never verified (both outlets of a dual-PSU host must
-/// read off, not one). Without readers, the level is liveness lost or isolated when every
-/// device delivered.
-fn judge_level(records: &[DeviceRecord]) -> LevelVerdict {
-    let names = |rs: &[&DeviceRecord]| {
-        rs.iter()
-            .map(|r| r.device.as_str())
-            .collect::<Vec<_>>()
-            .join(" + ")
-    };
-    let why = |rs: &[&DeviceRecord]| {
-        rs.iter()
-            .map(|r| format!("{}: {}", r.device, r.detail))
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
-    // The standby check's BMC records are not devices of the level.
-    let records: Vec<&DeviceRecord> = records
-        .iter()
-        .filter(|r| r.outcome != DeviceOutcome::Done)
-        .collect();
-    let readers: Vec<&DeviceRecord> = records
-        .iter()
-        .copied()
-        .filter(|r| r.declared_reader)
-        .collect();
-    if !readers.is_empty() {
-        let failed: Vec<&DeviceRecord> = readers
-            .iter()
-            .copied()
-            .filter(|r| r.outcome != DeviceOutcome::VerifiedOff)
-            .collect();
-        if failed.is_empty() {
-            return LevelVerdict::VerifiedOff(names(&readers));
-        }
-        let turned_blind: Vec<&DeviceRecord> = failed
-            .iter()
-            .copied()
-            .filter(|r| !r.reads_power_state && r.outcome == DeviceOutcome::LivenessLost)
-            .collect();
-        if turned_blind.len() == failed.len() {
-            return LevelVerdict::LivenessLost(format!(
-                "{} (declared able to read power, found blind at first contact: nothing proven for {})",
-                names(&readers),
-                names(&turned_blind)
-            ));
-        }
-        return LevelVerdict::Failed(why(&failed));
-    }
-    if !records.is_empty()
-        && records
-            .iter()
-            .all(|r| r.outcome == DeviceOutcome::LivenessLost)
-    {
-        return LevelVerdict::LivenessLost(names(&records));
-    }
-    if !records.is_empty() && records.iter().all(|r| r.outcome == DeviceOutcome::Isolated) {
-        return LevelVerdict::Isolated(names(&records));
-    }
-    if records.iter().all(|r| {
-        matches!(
-            r.outcome,
-            DeviceOutcome::LivenessLost | DeviceOutcome::Isolated
-        )
-    }) && !records.is_empty()
-    {
-        return LevelVerdict::Failed(format!(
-            "{}: in-band and isolation devices together prove neither power-off nor a whole isolation",
-            names(&records)
-        ));
-    }
-    LevelVerdict::Failed(why(&records))
 }
 
 /// Power on, last level first (a PDU outlet must be on before the BMC can start the host).
