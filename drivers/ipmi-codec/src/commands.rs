@@ -253,12 +253,14 @@ pub fn parse_cipher_suite_records(records: &[u8]) -> Vec<u8> {
 pub const RESTORE_POLICY_UNKNOWN: u8 = 0x03;
 
 /// The 2-bit wire code of a power restore policy (Get Chassis Status bits 6:5, Set Power
-/// Restore Policy data bits 2:0): 00 always off, 01 previous state, 10 always on.
-pub fn restore_policy_code(policy: RestorePolicy) -> u8 {
+/// Restore Policy data bits 2:0): 00 always off, 01 previous state, 10 always on. `None`
+/// for a policy IPMI has no code for (the contract's list may grow beyond IPMI's three).
+pub fn restore_policy_code(policy: RestorePolicy) -> Option<u8> {
     match policy {
-        RestorePolicy::AlwaysOff => 0x00,
-        RestorePolicy::LastState => 0x01,
-        RestorePolicy::AlwaysOn => 0x02,
+        RestorePolicy::AlwaysOff => Some(0x00),
+        RestorePolicy::LastState => Some(0x01),
+        RestorePolicy::AlwaysOn => Some(0x02),
+        _ => None,
     }
 }
 
@@ -273,11 +275,13 @@ pub fn restore_policy_from_code(code: u8) -> Option<RestorePolicy> {
 }
 
 /// Response data of Set Power Restore Policy: the bitmap of supported policies (bit 0
-/// always off, bit 1 previous state, bit 2 always on).
+/// always off, bit 1 previous state, bit 2 always on). Policies without an IPMI code are
+/// left out: the bitmap has no bit for them.
 pub fn restore_policy_support(supported: &[RestorePolicy]) -> u8 {
     supported
         .iter()
-        .fold(0, |bits, p| bits | 1 << restore_policy_code(*p))
+        .filter_map(|p| restore_policy_code(*p))
+        .fold(0, |bits, code| bits | 1 << code)
 }
 
 /// What Get Chassis Status says about power.

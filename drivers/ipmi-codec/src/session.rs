@@ -186,6 +186,34 @@ impl ClientHandshake {
             && (console_sid == self.console_sid || (status != STATUS_OK && console_sid == 0))
     }
 
+    /// The checks every handshake reply goes through before its content is looked at: it
+    /// must answer our message ([`HandshakeError::NotOurs`] otherwise) and say OK
+    /// ([`HandshakeError::Status`] naming `step` otherwise).
+    fn answered(
+        &self,
+        step: &'static str,
+        sent_tag: u8,
+        tag: u8,
+        status: u8,
+        console_sid: u32,
+    ) -> Result<(), HandshakeError> {
+        if !self.ours(sent_tag, tag, status, console_sid) {
+            return Err(HandshakeError::NotOurs);
+        }
+        if status != STATUS_OK {
+            return Err(HandshakeError::Status { step, code: status });
+        }
+        Ok(())
+    }
+
+    /// The session keys (SIK, K1, K2) this handshake's values and the credentials give: the
+    /// one place the console derives them, for the session RAKP 4 confirms and for closing
+    /// one it does not.
+    fn derive_keys(&self, creds: &Credentials) -> SessionKeys {
+        self.handshake(creds)
+            .session_keys(&creds.password, creds.kg.as_ref())
+    }
+
     /// The Open Session Request packet, into `out`.
     pub fn open_session(&self, tag: u8, out: &mut Vec<u8>) -> Result<(), DecodeError> {
         let mut payload = Vec::with_capacity(32);
@@ -202,15 +230,7 @@ impl ClientHandshake {
     /// Accept the Open Session Response (payload) answering the request with `tag`.
     pub fn on_open_session(&mut self, tag: u8, payload: &[u8]) -> Result<(), HandshakeError> {
         let resp = OpenSessionResponse::decode(payload)?;
-        if !self.ours(tag, resp.tag, resp.status, resp.console_sid) {
-            return Err(HandshakeError::NotOurs);
-        }
-        if resp.status != STATUS_OK {
-            return Err(HandshakeError::Status {
-                step: "open session",
-                code: resp.status,
-            });
-        }
+        self.answered("open session", tag, resp.tag, resp.status, resp.console_sid)?;
         if resp.algorithms.and_then(|a| a.suite()) != Some(self.suite) {
             return Err(HandshakeError::SuiteMismatch);
         }
@@ -269,15 +289,7 @@ impl ClientHandshake {
         out: &mut Vec<u8>,
     ) -> Result<(), HandshakeError> {
         let msg = Rakp2::decode(payload)?;
-        if !self.ours(tag, msg.tag, msg.status, msg.console_sid) {
-            return Err(HandshakeError::NotOurs);
-        }
-        if msg.status != STATUS_OK {
-            return Err(HandshakeError::Status {
-                step: "RAKP 2",
-                code: msg.status,
-            });
-        }
+        self.answered("RAKP 2", tag, msg.tag, msg.status, msg.console_sid)?;
         self.bmc_random = msg.bmc_random;
         self.bmc_guid = msg.bmc_guid;
         self.rakp2_verified = false;
@@ -331,10 +343,12 @@ impl ClientHandshake {
         if !self.rakp2_verified {
             return None;
         }
-        let keys = self
-            .handshake(creds)
-            .session_keys(&creds.password, creds.kg.as_ref());
-        Some(Session::new(keys, self.console_sid, self.bmc_sid, true))
+        Some(Session::new(
+            self.derive_keys(creds),
+            self.console_sid,
+            self.bmc_sid,
+            true,
+        ))
     }
 
     /// Verify RAKP 4 (payload) answering RAKP 3 with `tag`; on success the session is up,
@@ -346,18 +360,8 @@ impl ClientHandshake {
         creds: &Credentials,
     ) -> Result<Session, HandshakeError> {
         let msg = Rakp4::decode(payload)?;
-        if !self.ours(tag, msg.tag, msg.status, msg.console_sid) {
-            return Err(HandshakeError::NotOurs);
-        }
-        if msg.status != STATUS_OK {
-            return Err(HandshakeError::Status {
-                step: "RAKP 4",
-                code: msg.status,
-            });
-        }
-        let keys = self
-            .handshake(creds)
-            .session_keys(&creds.password, creds.kg.as_ref());
+        self.answered("RAKP 4", tag, msg.tag, msg.status, msg.console_sid)?;
+        let keys = self.derive_keys(creds);
         if !keys
             .rakp4_icv(&self.console_random, self.bmc_sid, &self.bmc_guid)
             .matches(msg.icv)

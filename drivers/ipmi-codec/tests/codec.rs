@@ -1,14 +1,14 @@
 //! Property tests of the sans-IO codec: every encoder round-trips through its decoder, every
 //! decoder survives arbitrary bytes, and a sealed packet with any byte changed is refused.
 
-use fencegate_ipmi::commands::{self, AuthCapabilities, ChassisStatus};
-use fencegate_ipmi::crypto::{CipherSuite, SecretKey, SessionKeys};
-use fencegate_ipmi::message::{self, RequestHeader};
-use fencegate_ipmi::rakp::{
+use fencegate_ipmi_codec::commands::{self, AuthCapabilities, ChassisStatus};
+use fencegate_ipmi_codec::crypto::{CipherSuite, SecretKey, SessionKeys};
+use fencegate_ipmi_codec::message::{self, RequestHeader};
+use fencegate_ipmi_codec::rakp::{
     Algorithms, OpenSessionRequest, OpenSessionResponse, Rakp1, Rakp2, Rakp3, Rakp4,
 };
-use fencegate_ipmi::rmcp::{self, Packet, PayloadType};
-use fencegate_ipmi::session::Session;
+use fencegate_ipmi_codec::rmcp::{self, Packet, PayloadType};
+use fencegate_ipmi_codec::session::Session;
 use proptest::prelude::*;
 
 fn suite() -> impl Strategy<Value = CipherSuite> {
@@ -222,13 +222,16 @@ fn restore_policy_wire_codes() {
     assert_eq!(commands::restore_policy_from_code(st.restore_policy), None);
     assert_eq!(
         commands::restore_policy_code(RestorePolicy::AlwaysOff),
-        0x00
+        Some(0x00)
     );
     assert_eq!(
         commands::restore_policy_code(RestorePolicy::LastState),
-        0x01
+        Some(0x01)
     );
-    assert_eq!(commands::restore_policy_code(RestorePolicy::AlwaysOn), 0x02);
+    assert_eq!(
+        commands::restore_policy_code(RestorePolicy::AlwaysOn),
+        Some(0x02)
+    );
     assert_eq!(
         commands::restore_policy_support(&[
             RestorePolicy::AlwaysOff,

@@ -1,19 +1,19 @@
 //! The fencegate driver: device specification parsing and one RMCP+ session per call.
 
-use crate::commands::{
-    self, CMD_CHASSIS_CONTROL, CMD_GET_CHASSIS_STATUS, CMD_GET_SDR, CMD_GET_SDR_REPO_INFO,
-    CMD_SET_POWER_RESTORE_POLICY, ChassisControl, ChassisStatus, NETFN_CHASSIS, NETFN_STORAGE,
-    Privilege, SDR_FIRST, SDR_HEADER_LEN, SDR_LAST, SDR_SENSOR_PREFIX_LEN, SdrHeader, SdrRepoInfo,
-};
-use crate::crypto::{CipherSuite, GUID_LEN};
-use crate::message::completion_text;
-use crate::session::{Credentials, Session};
 use crate::transport::{Cmd, Conn, HandshakeFailure, Live, Retry, is_suite_refusal};
 use fencegate_driver::{
     Action, Capabilities, Channel, CommandReceipt, DeviceSpec, DriverError, DriverFactory,
     DriverFuture, ExposeSecret, IdentityFact, PowerDriver, PowerState, RestorePolicy, SpecError,
     split_host_port,
 };
+use fencegate_ipmi_codec::commands::{
+    self, CMD_CHASSIS_CONTROL, CMD_GET_CHASSIS_STATUS, CMD_GET_SDR, CMD_GET_SDR_REPO_INFO,
+    CMD_SET_POWER_RESTORE_POLICY, ChassisControl, ChassisStatus, NETFN_CHASSIS, NETFN_STORAGE,
+    Privilege, SDR_FIRST, SDR_HEADER_LEN, SDR_LAST, SDR_SENSOR_PREFIX_LEN, SdrHeader, SdrRepoInfo,
+};
+use fencegate_ipmi_codec::crypto::{CipherSuite, GUID_LEN};
+use fencegate_ipmi_codec::message::completion_text;
+use fencegate_ipmi_codec::session::{Credentials, Session};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -98,7 +98,7 @@ struct Kept {
     last_used: Instant,
 }
 
-/// The GUIDs BMCs proved in RAKP 2 (see [`crate::session::Session::peer_guid`]).
+/// The GUIDs BMCs proved in RAKP 2 (see [`Session::peer_guid`]).
 #[derive(Debug, Default)]
 struct Proved {
     /// The GUID the current operation started with; cleared by `release()`. Every session
@@ -654,7 +654,7 @@ impl IpmiDriver {
         deadline: Instant,
     ) -> Result<u32, DriverError> {
         let t = &self.target;
-        let bad = |what: &str, e: crate::error::DecodeError| {
+        let bad = |what: &str, e: fencegate_ipmi_codec::DecodeError| {
             DriverError::protocol(format!("{t}: {what} reply: {e}"))
         };
         let info = Cmd {
@@ -795,6 +795,13 @@ impl IpmiDriver {
             Action::On => ChassisControl::PowerUp,
             Action::Cycle => ChassisControl::PowerCycle,
             Action::GracefulOff => ChassisControl::SoftShutdown,
+            // An action added to the contract after this driver was written: send nothing.
+            other => {
+                return Err(DriverError::unsupported(format!(
+                    "{}: IPMI has no chassis control for {other}",
+                    self.target
+                )));
+            }
         };
         match self.with_session(deadline, Call::Control(ctl)).await? {
             Answer::Receipt(receipt) => Ok(receipt),
@@ -835,11 +842,16 @@ impl IpmiDriver {
                     })
             }
             Call::SetRestorePolicy(policy) => {
+                let code = commands::restore_policy_code(policy).ok_or_else(|| {
+                    DriverError::unsupported(format!(
+                        "{t}: IPMI has no power restore policy code for {policy}"
+                    ))
+                })?;
                 let cmd = Cmd {
                     what: "Set Power Restore Policy",
                     netfn: NETFN_CHASSIS,
                     cmd: CMD_SET_POWER_RESTORE_POLICY,
-                    data: &[commands::restore_policy_code(policy)],
+                    data: &[code],
                 };
                 let (cc, _) = conn.request(session, cmd, deadline, retry).await?;
                 check_completion(t, &format!("Set Power Restore Policy {policy}"), cc)?;

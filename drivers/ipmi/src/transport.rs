@@ -1,16 +1,18 @@
 //! One RMCP+ conversation over a connected UDP socket: bounded retransmission under a
 //! deadline, the handshake, in-session requests and a best-effort Close Session.
 
-use crate::commands::{
+use fencegate_driver::DriverError;
+use fencegate_ipmi_codec::commands::{
     self, AuthCapabilities, CMD_CLOSE_SESSION, CMD_GET_CHANNEL_AUTH_CAPS,
     CMD_GET_CHANNEL_CIPHER_SUITES, CMD_SET_SESSION_PRIVILEGE, NETFN_APP, Privilege,
 };
-use crate::crypto::CipherSuite;
-use crate::message::{self, RequestHeader, completion_text};
-use crate::rakp::{self, status_text};
-use crate::rmcp::{self, Packet, PayloadType};
-use crate::session::{ClientHandshake, Credentials, HandshakeError, RejectReason, Session};
-use fencegate_driver::DriverError;
+use fencegate_ipmi_codec::crypto::CipherSuite;
+use fencegate_ipmi_codec::message::{self, RequestHeader, completion_text};
+use fencegate_ipmi_codec::rakp::{self, status_text};
+use fencegate_ipmi_codec::rmcp::{self, Packet, PayloadType};
+use fencegate_ipmi_codec::session::{
+    ClientHandshake, Credentials, HandshakeError, RejectReason, Session,
+};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -349,6 +351,11 @@ impl Conn {
     /// confirm it with a fresh handshake before it counts. Whatever this handshake left at
     /// the BMC is released: a half-open session is aborted with RAKP 3, a session the BMC
     /// opened before an unverifiable RAKP 4 is closed.
+    ///
+    /// The steps are one function each ([`Conn::open_session`], [`Conn::rakp_1_2`],
+    /// [`Conn::rakp_3_4`]); the key derivation is the codec's
+    /// (`ClientHandshake::on_rakp4`), so that the console and the simulated BMC compute the
+    /// same keys with the same code.
     pub(crate) async fn handshake(
         &mut self,
         suite: CipherSuite,
@@ -358,114 +365,131 @@ impl Conn {
         deadline: Instant,
         retry: Retry,
     ) -> Result<Session, HandshakeFailure> {
-        let t = Arc::clone(&self.target);
-        let mut hs = ClientHandshake::new(suite, privilege).map_err(|e| {
-            HandshakeFailure::Failed(DriverError::protocol(format!(
-                "{t}: no randomness for the session: {e}"
-            )))
-        })?;
-        // Open Session. Each (re)transmission has its own tag; only the latest is accepted.
-        struct St<'h> {
-            hs: &'h mut ClientHandshake,
-            tag: u8,
-            rakp3: Vec<u8>,
-            retransmitted: bool,
-            /// Whether the exchange ended on a negative answer (rather than on silence).
-            refused: bool,
-        }
-        let mut st = St {
-            hs: &mut hs,
-            tag: 0,
-            rakp3: Vec::with_capacity(64),
-            retransmitted: false,
-            refused: false,
-        };
-        let step_error = |refused: &mut bool, e: HandshakeError, retransmitted: bool| match e {
-            HandshakeError::NotOurs => Accept::Ignore,
-            HandshakeError::Decode(_) => Accept::Malformed("malformed handshake reply"),
-            other => {
-                *refused = true;
-                Accept::Fail(handshake_error(&t, suite, other, kg_hint, retransmitted))
-            }
-        };
-        let classify = |refused: bool, e: DriverError| {
-            if refused {
-                HandshakeFailure::Refused(e)
-            } else {
-                HandshakeFailure::Failed(e)
-            }
-        };
-        self.exchange(
-            "Open Session",
+        let steps = Steps {
+            target: Arc::clone(&self.target),
+            suite,
+            creds,
+            kg_hint,
             deadline,
             retry,
-            &mut st,
-            |st, attempt, out| {
-                st.tag = attempt as u8;
-                st.hs.open_session(st.tag, out).map_err(encode_error(&t))
-            },
-            |st, pkt, _| match rmcpp_payload(pkt, PayloadType::OpenSessionResponse) {
-                Some(p) => match st.hs.on_open_session(st.tag, p) {
-                    Ok(()) => Accept::Done(()),
-                    Err(e) => step_error(&mut st.refused, e, false),
+        };
+        let mut hs = ClientHandshake::new(suite, privilege).map_err(|e| {
+            HandshakeFailure::Failed(DriverError::protocol(format!(
+                "{}: no randomness for the session: {e}",
+                steps.target
+            )))
+        })?;
+        self.open_session(&mut hs, &steps).await?;
+        let rakp3 = self.rakp_1_2(&mut hs, &steps).await?;
+        self.rakp_3_4(&hs, &steps, rakp3).await
+    }
+
+    /// Open Session Request → Response. Each (re)transmission has its own tag; only the
+    /// latest is accepted.
+    async fn open_session(
+        &mut self,
+        hs: &mut ClientHandshake,
+        steps: &Steps<'_>,
+    ) -> Result<(), HandshakeFailure> {
+        let mut st = Step::new(hs);
+        let res = self
+            .exchange(
+                "Open Session",
+                steps.deadline,
+                steps.retry,
+                &mut st,
+                |st, attempt, out| {
+                    st.tag = attempt as u8;
+                    st.hs
+                        .open_session(st.tag, out)
+                        .map_err(encode_error(&steps.target))
                 },
-                None => Accept::Ignore,
-            },
-        )
-        .await
-        .map_err(|e| classify(st.refused, e))?;
-        // RAKP 1 → 2. A RAKP 2 that fails (refused, unverifiable, or never came) leaves a
-        // half-open session at the BMC: abort it with a RAKP 3 error message.
+                |st, pkt, _| match rmcpp_payload(pkt, PayloadType::OpenSessionResponse) {
+                    Some(p) => match st.hs.on_open_session(st.tag, p) {
+                        Ok(()) => Accept::Done(()),
+                        Err(e) => steps.reject(&mut st.refused, e, false),
+                    },
+                    None => Accept::Ignore,
+                },
+            )
+            .await;
+        res.map_err(|e| classify(st.refused, e))
+    }
+
+    /// RAKP 1 → 2: the BMC proves it knows the password (and shows its GUID). A RAKP 2 that
+    /// fails (refused, unverifiable, or never came) leaves a half-open session at the BMC,
+    /// which is aborted with a RAKP 3 error message. On success, the RAKP 3 to send.
+    async fn rakp_1_2(
+        &mut self,
+        hs: &mut ClientHandshake,
+        steps: &Steps<'_>,
+    ) -> Result<Rakp3Ready, HandshakeFailure> {
+        let mut st = Step::new(hs);
+        let mut rakp3 = Vec::with_capacity(64);
         let res = self
             .exchange(
                 "RAKP 1",
-                deadline,
-                retry,
+                steps.deadline,
+                steps.retry,
                 &mut st,
                 |st, attempt, out| {
                     st.tag = attempt as u8;
                     st.retransmitted |= attempt > 0;
-                    st.hs.rakp1(st.tag, creds, out).map_err(encode_error(&t))
+                    st.hs
+                        .rakp1(st.tag, steps.creds, out)
+                        .map_err(encode_error(&steps.target))
                 },
                 |st, pkt, _| match rmcpp_payload(pkt, PayloadType::Rakp2) {
-                    Some(p) => match st.hs.on_rakp2(st.tag, p, creds, &mut st.rakp3) {
+                    Some(p) => match st.hs.on_rakp2(st.tag, p, steps.creds, &mut rakp3) {
                         Ok(()) => Accept::Done(()),
-                        Err(e) => step_error(&mut st.refused, e, false),
+                        Err(e) => steps.reject(&mut st.refused, e, false),
                     },
                     None => Accept::Ignore,
                 },
             )
             .await;
         if let Err(e) = res {
-            if st.hs.abort(st.tag, &mut st.rakp3).is_ok() && !st.rakp3.is_empty() {
-                let abort = std::mem::take(&mut st.rakp3);
-                self.fire(&abort);
+            if st.hs.abort(st.tag, &mut rakp3).is_ok() && !rakp3.is_empty() {
+                self.fire(&rakp3);
             }
             return Err(classify(st.refused, e));
         }
-        // RAKP 3 → 4. RAKP 3 is resent as is: the BMC answers duplicates from its state.
-        let rakp3 = std::mem::take(&mut st.rakp3);
-        let rakp3_tag = st.tag;
-        let retransmitted = st.retransmitted;
+        Ok(Rakp3Ready {
+            packet: rakp3,
+            tag: st.tag,
+            rakp1_retransmitted: st.retransmitted,
+        })
+    }
+
+    /// RAKP 3 → 4: the console proves it knows the password, and the BMC's RAKP 4 check
+    /// value proves both sides derived the same keys. RAKP 3 is resent as is: the BMC answers
+    /// duplicates from its state. If no RAKP 4 verifies, the session the BMC may hold since it
+    /// accepted RAKP 3 is closed.
+    async fn rakp_3_4(
+        &mut self,
+        hs: &ClientHandshake,
+        steps: &Steps<'_>,
+        rakp3: Rakp3Ready,
+    ) -> Result<Session, HandshakeFailure> {
         let mut r4: (Option<Session>, bool) = (None, false);
         let res = self
             .exchange(
                 "RAKP 3",
-                deadline,
-                retry,
+                steps.deadline,
+                steps.retry,
                 &mut r4,
                 |_, _, out| {
                     out.clear();
-                    out.extend_from_slice(&rakp3);
+                    out.extend_from_slice(&rakp3.packet);
                     Ok(())
                 },
                 |(session, refused), pkt, _| match rmcpp_payload(pkt, PayloadType::Rakp4) {
-                    Some(p) => match hs.on_rakp4(rakp3_tag, p, creds) {
+                    Some(p) => match hs.on_rakp4(rakp3.tag, p, steps.creds) {
                         Ok(s) => {
                             *session = Some(s);
                             Accept::Done(())
                         }
-                        Err(e) => step_error(refused, e, retransmitted),
+                        Err(e) => steps.reject(refused, e, rakp3.rakp1_retransmitted),
                     },
                     None => Accept::Ignore,
                 },
@@ -475,14 +499,14 @@ impl Conn {
         match (res, session) {
             (Ok(()), Some(session)) => Ok(session),
             (res, _) => {
-                // The BMC may hold the session since it accepted RAKP 3: close it with the
-                // keys it would have (best effort; wrong keys are simply ignored by it).
-                if let Some(mut abandoned) = hs.abandoned_session(creds) {
+                // Close it with the keys it would have (best effort; wrong keys are simply
+                // ignored by the BMC).
+                if let Some(mut abandoned) = hs.abandoned_session(steps.creds) {
                     self.close_now(&mut abandoned);
                 }
-                let e = res
-                    .err()
-                    .unwrap_or_else(|| DriverError::protocol(format!("{t}: RAKP 4 lost")));
+                let e = res.err().unwrap_or_else(|| {
+                    DriverError::protocol(format!("{}: RAKP 4 lost", steps.target))
+                });
                 Err(classify(refused, e))
             }
         }
@@ -599,7 +623,81 @@ pub(crate) enum HandshakeFailure {
     Failed(DriverError),
 }
 
-fn encode_error(target: &str) -> impl Fn(crate::DecodeError) -> DriverError + '_ {
+/// What every step of one handshake needs: where to, what to propose, under which bounds.
+struct Steps<'c> {
+    target: Arc<str>,
+    suite: CipherSuite,
+    creds: &'c Credentials,
+    /// Whether the BMC reports a Kg is set (for the message of a failed RAKP 4 check).
+    kg_hint: bool,
+    deadline: Instant,
+    retry: Retry,
+}
+
+impl Steps<'_> {
+    /// What a step does with a reply the handshake did not accept: someone else's reply is
+    /// ignored, an undecodable one dropped, and anything else (a status code, a proof that
+    /// does not verify) ends the step as a refusal, noted in `refused`.
+    fn reject<T>(&self, refused: &mut bool, e: HandshakeError, retransmitted: bool) -> Accept<T> {
+        match e {
+            HandshakeError::NotOurs => Accept::Ignore,
+            HandshakeError::Decode(_) => Accept::Malformed("malformed handshake reply"),
+            other => {
+                *refused = true;
+                Accept::Fail(handshake_error(
+                    &self.target,
+                    self.suite,
+                    other,
+                    self.kg_hint,
+                    retransmitted,
+                ))
+            }
+        }
+    }
+}
+
+/// The state of one request/response step of the handshake across its retransmissions.
+struct Step<'h> {
+    hs: &'h mut ClientHandshake,
+    /// The tag of the latest transmission, the only one whose answer is accepted.
+    tag: u8,
+    /// Whether the request was sent more than once.
+    retransmitted: bool,
+    /// Whether the step ended on a negative answer (rather than on silence).
+    refused: bool,
+}
+
+impl<'h> Step<'h> {
+    fn new(hs: &'h mut ClientHandshake) -> Self {
+        Step {
+            hs,
+            tag: 0,
+            retransmitted: false,
+            refused: false,
+        }
+    }
+}
+
+/// A verified RAKP 2's outcome: the RAKP 3 to send and what its answer is judged by.
+struct Rakp3Ready {
+    packet: Vec<u8>,
+    /// The tag RAKP 3 (and so RAKP 4) carries: the one of the RAKP 1 that was answered.
+    tag: u8,
+    /// Whether RAKP 1 went out more than once: an "invalid integrity check value" in RAKP 4
+    /// may then answer a stale RAKP 1, not a wrong password.
+    rakp1_retransmitted: bool,
+}
+
+/// A failed step's error, as a refusal to confirm or a plain failure.
+fn classify(refused: bool, e: DriverError) -> HandshakeFailure {
+    if refused {
+        HandshakeFailure::Refused(e)
+    } else {
+        HandshakeFailure::Failed(e)
+    }
+}
+
+fn encode_error(target: &str) -> impl Fn(fencegate_ipmi_codec::DecodeError) -> DriverError + '_ {
     move |e| DriverError::protocol(format!("{target}: cannot encode request: {e}"))
 }
 

@@ -332,7 +332,7 @@ fn sdr_line(record: &[u8]) -> String {
 /// reads ipmi_sim's own Get SDR answers and counts two.
 #[tokio::test]
 async fn ipmi_sim_power_supplies_from_its_sdr() {
-    use fencegate_ipmi::commands::{
+    use fencegate_ipmi_codec::commands::{
         ENTITY_POWER_SUPPLY, READING_TYPE_REDUNDANCY, READING_TYPE_SENSOR_SPECIFIC,
         SENSOR_TYPE_POWER_SUPPLY, sensor_record,
     };

@@ -326,7 +326,7 @@ async fn slow_replies_still_work() {
 #[tokio::test]
 async fn operator_privilege_is_enough_and_user_is_not() {
     let mut cfg = BmcConfig::new("admin", "password");
-    cfg.max_privilege = fencegate_ipmi::commands::Privilege::Operator;
+    cfg.max_privilege = fencegate_ipmi_codec::commands::Privilege::Operator;
     let lab = lab(cfg).await;
     let op = driver(lab.addr(0), "admin", "password", &[]);
     op.set_power(Action::Off, soon(2000)).await.unwrap();
@@ -770,7 +770,7 @@ async fn an_sdr_without_supply_sensors_is_unsupported() {
 
 #[tokio::test]
 async fn a_malformed_sdr_is_a_protocol_error() {
-    use fencegate_ipmi::commands::{
+    use fencegate_ipmi_codec::commands::{
         ENTITY_POWER_SUPPLY, READING_TYPE_SENSOR_SPECIFIC, SENSOR_TYPE_POWER_SUPPLY,
         mc_locator_record, sensor_record,
     };

@@ -11,13 +11,16 @@ use fencegate_driver::{
     Action, DeviceSpec, DriverFactory, ErrorKind, IdentityFact, PowerDriver, PowerState,
     SecretString,
 };
-use fencegate_ipmi::commands::{
+use fencegate_ipmi::IpmiFactory;
+use fencegate_ipmi_codec::commands::{
     self, AuthCapabilities, CMD_GET_CHANNEL_AUTH_CAPS, CMD_GET_CHANNEL_CIPHER_SUITES, NETFN_APP,
 };
-use fencegate_ipmi::rakp::{self, OpenSessionRequest, OpenSessionResponse, Rakp1, Rakp2, Rakp3};
-use fencegate_ipmi::rakp::{Algorithms, Rakp4};
-use fencegate_ipmi::rmcp::{self, Packet, PayloadType};
-use fencegate_ipmi::{CipherSuite, IpmiFactory, message};
+use fencegate_ipmi_codec::rakp::{
+    self, OpenSessionRequest, OpenSessionResponse, Rakp1, Rakp2, Rakp3,
+};
+use fencegate_ipmi_codec::rakp::{Algorithms, Rakp4};
+use fencegate_ipmi_codec::rmcp::{self, Packet, PayloadType};
+use fencegate_ipmi_codec::{CipherSuite, message};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -4,9 +4,9 @@
 //! emulator-side truth about the power, with a configurable off delay) and a
 //! [`faults::FaultProfile`] (stuck relay, dropped packets, slow or dead endpoint, session
 //! limit). Protocol front ends read and drive that shared model; [`ipmi`] is the IPMI 2.0
-//! (RMCP+) one, built on the same codec as the `fencegate-ipmi` driver. Its behaviour is
-//! checked from outside by ipmitool and FreeIPMI's ipmipower (suites 3 and 17) in
-//! `tests/interop.rs`.
+//! (RMCP+) one, built on `fencegate-ipmi-codec`, the codec the `fencegate-ipmi` driver
+//! speaks. Its behaviour is checked from outside by ipmitool and FreeIPMI's ipmipower
+//! (suites 3 and 17) in `tests/interop.rs`.
 //!
 //! In-process use (tests, `fencegate demo`): [`ipmi::IpmiLab::start`] with one
 //! [`ipmi::BmcConfig`] per BMC, then `addr(i)`, `power_on(i)`, `set_power(i, on)`,

@@ -39,7 +39,7 @@ use fencegate_bmcsim::FaultProfile;
 use fencegate_bmcsim::ipmi::{BmcConfig, IpmiLab};
 use fencegate_bmcsim::redfish::{Profile, RedfishConfig, RedfishLab};
 use fencegate_bmcsim::snmp::{PduConfig, PduLab};
-use fencegate_ipmi::commands::Privilege;
+use fencegate_ipmi_codec::commands::Privilege;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::path::PathBuf;

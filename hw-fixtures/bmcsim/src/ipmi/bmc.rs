@@ -8,7 +8,7 @@
 use crate::faults::FaultProfile;
 use crate::power::{CommandOutcome, CommandRecord, PowerCommand, PowerModel};
 use fencegate_driver::RestorePolicy;
-use fencegate_ipmi::commands::{
+use fencegate_ipmi_codec::commands::{
     self, AuthCapabilities, CC_BAD_LENGTH, CC_INSUFFICIENT_PRIVILEGE, CC_INVALID_COMMAND,
     CC_INVALID_DATA, CC_PRIVILEGE_EXCEEDS_LIMIT, CMD_CHASSIS_CONTROL, CMD_CLOSE_SESSION,
     CMD_GET_CHANNEL_AUTH_CAPS, CMD_GET_CHANNEL_CIPHER_SUITES, CMD_GET_CHASSIS_STATUS,
@@ -16,13 +16,13 @@ use fencegate_ipmi::commands::{
     CMD_RESERVE_SDR_REPO, CMD_SET_POWER_RESTORE_POLICY, CMD_SET_SESSION_PRIVILEGE, ChassisControl,
     ChassisStatus, NETFN_APP, NETFN_CHASSIS, NETFN_STORAGE, Privilege, RESTORE_POLICY_UNKNOWN,
 };
-use fencegate_ipmi::crypto::{CipherSuite, GUID_LEN, Handshake, Identity, Mac32, RANDOM_LEN};
-use fencegate_ipmi::message::{self, RequestHeader};
-use fencegate_ipmi::rakp::{
+use fencegate_ipmi_codec::crypto::{CipherSuite, GUID_LEN, Handshake, Identity, Mac32, RANDOM_LEN};
+use fencegate_ipmi_codec::message::{self, RequestHeader};
+use fencegate_ipmi_codec::rakp::{
     self, Algorithms, OpenSessionRequest, OpenSessionResponse, Rakp1, Rakp2, Rakp3, Rakp4,
 };
-use fencegate_ipmi::rmcp::{self, Packet, PayloadType};
-use fencegate_ipmi::session::{Credentials, Session};
+use fencegate_ipmi_codec::rmcp::{self, Packet, PayloadType};
+use fencegate_ipmi_codec::session::{Credentials, Session};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -371,7 +371,7 @@ impl IpmiBmc {
                         }
                         _ => {
                             let mut rc = [0u8; RANDOM_LEN];
-                            if fencegate_ipmi::crypto::random_bytes(&mut rc).is_err() {
+                            if fencegate_ipmi_codec::crypto::random_bytes(&mut rc).is_err() {
                                 return false;
                             }
                             rc
@@ -565,7 +565,8 @@ impl IpmiBmc {
                     control_fault: false,
                     restore_policy: state
                         .restore_policy
-                        .map_or(RESTORE_POLICY_UNKNOWN, commands::restore_policy_code),
+                        .and_then(commands::restore_policy_code)
+                        .unwrap_or(RESTORE_POLICY_UNKNOWN),
                 };
                 (0, status.encode().to_vec())
             }
