@@ -31,6 +31,13 @@ pub struct Registry {
     factories: BTreeMap<&'static str, Arc<dyn DriverFactory>>,
 }
 
+/// Names the registered drivers only: a factory is code, not data worth printing.
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.factories.keys()).finish()
+    }
+}
+
 impl Registry {
     /// An empty registry.
     pub fn new() -> Self {
@@ -115,5 +122,24 @@ mod tests {
         assert!(e.message.contains("not built into this fencegate"), "{e}");
         let e = registry.build(&spec("warp")).err().unwrap();
         assert!(e.message.starts_with("unknown driver `warp`"), "{e}");
+    }
+
+    #[test]
+    fn debug_names_the_drivers_only() {
+        struct Warp;
+        impl DriverFactory for Warp {
+            fn name(&self) -> &'static str {
+                "warp"
+            }
+            fn summary(&self) -> &'static str {
+                "a factory that builds nothing"
+            }
+            fn build(&self, _: &DeviceSpec) -> Result<Arc<dyn PowerDriver>, SpecError> {
+                Err(SpecError::new("builds nothing"))
+            }
+        }
+        let mut registry = Registry::new();
+        registry.register(Arc::new(Warp));
+        assert_eq!(format!("{registry:?}"), r#"{"warp"}"#);
     }
 }
