@@ -1,0 +1,377 @@
+//! The deterministic fault campaign: randomized schedules through the real engine and the
+//! real SQLite journal code, under a simulated clock, deterministic for a seed.
+//!
+//! Each schedule draws a world (boxes; the names, aliases, ad-hoc URLs and relays that
+//! reach them; two or three fencegate processes sharing one journal file) and timed steps
+//! (fence/off/on/unfence/reboot through the three front doors, device faults, wall-clock
+//! steps, a reboot, a kill -9 of a process and its restart), runs them on a paused
+//! current-thread runtime, and checks the invariants of `campaign/check.rs` against the
+//! boxes' truth and the journal. A failing schedule is shrunk by dropping steps while it
+//! still fails, and printed with its seed and index.
+//!
+//! `scripts/campaign --schedules N --seed S [--jobs J]` runs it at scale (release build);
+//! a plain `cargo test` runs a small campaign. Settings come from the environment:
+//! `FENCEGATE_CAMPAIGN_SCHEDULES`, `FENCEGATE_CAMPAIGN_SEED`, `FENCEGATE_CAMPAIGN_JOBS`,
+//! `FENCEGATE_CAMPAIGN_ONLY` (one schedule index, with its trace). See docs/RELIABILITY.md.
+
+mod campaign {
+    pub mod check;
+    pub mod observed;
+    pub mod rng;
+    pub mod run;
+    pub mod schedule;
+    pub mod sim;
+}
+
+use campaign::rng::{Rng, mix};
+use campaign::run::{Report, run};
+use campaign::schedule::{self, Action, Op, Reach, Step, World};
+use campaign::sim::{CallFault, Fault};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The seed a plain `cargo test` uses.
+const DEFAULT_SEED: u64 = 13;
+/// How many schedules a plain `cargo test` runs (a debug build; CI runs 10,000 in release).
+const DEFAULT_SCHEDULES: u64 = 40;
+
+/// Where journals go: tmpfs when there is one (the settings stay the production ones).
+fn journal_base() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    let writable = shm.is_dir()
+        && tempfile::Builder::new()
+            .prefix("campaign-probe-")
+            .tempdir_in(shm)
+            .is_ok();
+    if writable {
+        shm.to_owned()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    let v = std::env::var(name).ok()?;
+    let v = v.trim();
+    match v.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => v.parse().ok(),
+    }
+    .or_else(|| panic!("{name}={v:?} is not a number"))
+}
+
+/// Schedule `index` of the campaign seeded `seed`.
+fn schedule_of(seed: u64, index: u64) -> (World, Vec<Step>) {
+    let mut rng = Rng::for_schedule(seed, index);
+    let world = schedule::world(&mut rng);
+    let steps = schedule::steps(&mut rng, &world);
+    (world, steps)
+}
+
+/// Drop steps while the schedule still fails: what is left is a minimal reproduction.
+fn shrink(world: &World, mut steps: Vec<Step>, base: &Path) -> Vec<Step> {
+    loop {
+        let mut changed = false;
+        let mut i = 0;
+        while i < steps.len() {
+            let mut candidate = steps.clone();
+            candidate.remove(i);
+            if !run(world, &candidate, base).violations.is_empty() {
+                steps = candidate;
+                changed = true;
+            } else {
+                i += 1;
+            }
+        }
+        if !changed {
+            return steps;
+        }
+    }
+}
+
+fn describe_world(world: &World) -> String {
+    let mut out = format!(
+        "  world: {} processes; policy confirmations={} off_hold={}s storm_limit={} storm_settle={}s retries={}\n",
+        world.engines,
+        world.policy.confirmations,
+        world.policy.off_hold.as_secs(),
+        world.policy.storm_limit,
+        world.policy.storm_settle.as_secs(),
+        world.policy.retries
+    );
+    for (i, b) in world.boxes.iter().enumerate() {
+        out.push_str(&format!("  box {i}: {b:?}\n"));
+    }
+    for (i, h) in world.hosts.iter().enumerate() {
+        out.push_str(&format!(
+            "  host#{i} {:?} {:?} -> box {} via {:?}\n",
+            h.name, h.reach, h.target, h.levels
+        ));
+    }
+    out
+}
+
+/// A campaign's result.
+struct Summary {
+    schedules: u64,
+    failures: Vec<String>,
+    digest: u64,
+    elapsed: Duration,
+}
+
+/// Run schedules `0..n` of `seed` on `jobs` threads; each schedule is independent of the
+/// others and of the thread that runs it.
+fn campaign(seed: u64, n: u64, jobs: usize, base: &Path) -> Summary {
+    let started = Instant::now();
+    let done = AtomicU64::new(0);
+    let mut results: Vec<(u64, Report)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..jobs as u64)
+            .map(|w| {
+                let done = &done;
+                s.spawn(move || {
+                    let mut out = Vec::new();
+                    let mut i = w;
+                    while i < n {
+                        let (world, steps) = schedule_of(seed, i);
+                        let report = run(&world, &steps, base);
+                        let mut report = report;
+                        if report.violations.is_empty() {
+                            // Only a failing schedule's trace is kept.
+                            report.trace = Vec::new();
+                        }
+                        out.push((i, report));
+                        let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+                        if d.is_multiple_of(10_000) {
+                            let secs = started.elapsed().as_secs_f64();
+                            eprintln!(
+                                "campaign: {d} of {n} schedules in {secs:.0}s ({:.0}/s)",
+                                d as f64 / secs
+                            );
+                        }
+                        i += jobs as u64;
+                    }
+                    out
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a campaign worker panicked"))
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    let mut digest = 0u64;
+    let mut failures = Vec::new();
+    for (i, report) in results {
+        digest = mix(digest ^ report.digest);
+        if report.violations.is_empty() {
+            continue;
+        }
+        let (world, steps) = schedule_of(seed, i);
+        let minimal = shrink(&world, steps, base);
+        let again = run(&world, &minimal, base);
+        let mut text = format!(
+            "VIOLATION seed {seed} schedule {i}:\n  {}\n",
+            report.violations.join("\n  ")
+        );
+        text.push_str(&describe_world(&world));
+        text.push_str(&format!(
+            "  minimal reproduction ({} steps; FENCEGATE_CAMPAIGN_SEED={seed} FENCEGATE_CAMPAIGN_ONLY={i} replays the whole schedule):\n",
+            minimal.len()
+        ));
+        for s in &minimal {
+            text.push_str(&format!("    {s}\n"));
+        }
+        text.push_str(&format!(
+            "  which still breaks: {}\n  its trace:\n",
+            again.violations.join("; ")
+        ));
+        for l in &again.trace {
+            text.push_str(&format!("    {l}\n"));
+        }
+        failures.push(text);
+    }
+    Summary {
+        schedules: n,
+        failures,
+        digest,
+        elapsed: started.elapsed(),
+    }
+}
+
+#[test]
+fn campaign_of_random_schedules_breaks_no_invariant() {
+    let seed = env_u64("FENCEGATE_CAMPAIGN_SEED").unwrap_or(DEFAULT_SEED);
+    let base = journal_base();
+    if let Some(i) = env_u64("FENCEGATE_CAMPAIGN_ONLY") {
+        let (world, steps) = schedule_of(seed, i);
+        let report = run(&world, &steps, &base);
+        println!("seed {seed} schedule {i}\n{}", describe_world(&world));
+        for s in &steps {
+            println!("  {s}");
+        }
+        for l in &report.trace {
+            println!("  {l}");
+        }
+        println!("digest {:016x}", report.digest);
+        assert!(
+            report.violations.is_empty(),
+            "{}",
+            report.violations.join("\n")
+        );
+        return;
+    }
+    let n = env_u64("FENCEGATE_CAMPAIGN_SCHEDULES").unwrap_or(DEFAULT_SCHEDULES);
+    let jobs = env_u64("FENCEGATE_CAMPAIGN_JOBS").unwrap_or(1).max(1) as usize;
+    let summary = campaign(seed, n, jobs, &base);
+    for f in &summary.failures {
+        println!("{f}");
+    }
+    let secs = summary.elapsed.as_secs_f64();
+    println!(
+        "seed {seed}, {jobs} job(s), journals in {}: {:.1}s, {:.0} schedules/s, digest {:016x}",
+        base.display(),
+        secs,
+        summary.schedules as f64 / secs,
+        summary.digest
+    );
+    println!(
+        "{} schedules, {} violations",
+        summary.schedules,
+        summary.failures.len()
+    );
+    assert!(
+        summary.failures.is_empty(),
+        "{} of {} schedules broke an invariant (seed {seed}); see above",
+        summary.failures.len(),
+        summary.schedules
+    );
+}
+
+#[test]
+fn a_seed_replays_exactly() {
+    let base = journal_base();
+    let mut digests = Vec::new();
+    for i in 0..12 {
+        let (world, steps) = schedule_of(7, i);
+        let first = run(&world, &steps, &base);
+        let second = run(&world, &steps, &base);
+        assert_eq!(
+            first.trace, second.trace,
+            "schedule {i} of seed 7 ran differently twice"
+        );
+        assert_eq!(first.digest, second.digest);
+        digests.push(first.digest);
+    }
+    // Different schedules do different things: the digest is not a constant.
+    digests.sort_unstable();
+    digests.dedup();
+    assert!(digests.len() > 6, "schedules hardly differ: {digests:x?}");
+    // And the multi-threaded campaign gives the same digest as one thread.
+    assert_eq!(
+        campaign(7, 6, 1, &base).digest,
+        campaign(7, 6, 2, &base).digest
+    );
+}
+
+/// A world of one box behind one inventory name, for the checker's own tests.
+fn small_world() -> World {
+    let mut rng = Rng::for_schedule(1, 1);
+    let mut world = schedule::world(&mut rng);
+    world.boxes.truncate(2);
+    for b in &mut world.boxes {
+        b.on = true;
+        b.conflict_if_already = false;
+    }
+    world.hosts = vec![
+        schedule::HostSpec {
+            name: "kvm00".into(),
+            target: 0,
+            reach: Reach::Inventory,
+            levels: vec![vec![schedule::bmc(0)]],
+        },
+        schedule::HostSpec {
+            name: "kvm01".into(),
+            target: 1,
+            reach: Reach::Inventory,
+            levels: vec![vec![schedule::bmc(1)]],
+        },
+    ];
+    world.engines = 2;
+    world.policy.confirmations = 2;
+    world.policy.off_hold = Duration::from_secs(2);
+    world
+}
+
+fn fence(at_ms: u64, host: usize) -> Step {
+    Step {
+        at_ms,
+        action: Action::Op {
+            engine: 0,
+            host,
+            op: Op::Fence,
+            door: fencegate_core::proof::Door::Cli,
+            force: true,
+        },
+    }
+}
+
+/// The checker is not blind: a BMC that lies "off" for longer than any hold (which the
+/// engine cannot tell from a real off) is reported as a false proof, and the schedule
+/// shrinks to the lie and the fence.
+#[test]
+fn a_lie_longer_than_the_hold_is_caught_and_shrunk() {
+    let base = journal_base();
+    let world = small_world();
+    let steps = vec![
+        Step {
+            at_ms: 0,
+            action: Action::Fault {
+                target: 0,
+                fault: Fault::LyingOff(60_000),
+            },
+        },
+        Step {
+            at_ms: 10,
+            action: Action::ClockStep(-5_000),
+        },
+        Step {
+            at_ms: 20,
+            action: Action::Fault {
+                target: 1,
+                fault: Fault::Calls(CallFault::Busy, 2),
+            },
+        },
+        fence(100, 0),
+        fence(200, 1),
+    ];
+    let report = run(&world, &steps, &base);
+    assert!(
+        report
+            .violations
+            .iter()
+            .any(|v| v.starts_with("verified-off:")),
+        "a lie past the hold went unnoticed: {:?}",
+        report.violations
+    );
+    let minimal = shrink(&world, steps.clone(), &base);
+    assert_eq!(minimal, vec![steps[0].clone(), steps[3].clone()]);
+}
+
+/// Without the lie, the same schedule is clean: the violation above is the lie's.
+#[test]
+fn the_same_schedule_without_the_lie_is_clean() {
+    let base = journal_base();
+    let world = small_world();
+    let report = run(&world, &[fence(100, 0), fence(200, 1)], &base);
+    assert!(report.violations.is_empty(), "{:?}", report.violations);
+    assert!(
+        report
+            .trace
+            .iter()
+            .any(|l| l.contains("verdict power_verified_off")),
+        "the fence should have been proven: {:#?}",
+        report.trace
+    );
+}
