@@ -4,88 +4,24 @@
 use predicates::prelude::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// ipmi_sim from the test kit, with what these tests add: secret files and calls of the
+/// binary against it.
 struct IpmiSim {
-    child: Child,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Drop for IpmiSim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    sim: fencegate_test_kit::ipmi_sim::IpmiSim,
 }
 
 impl IpmiSim {
+    /// The test kit's ipmi_sim: started, and holding its port, when this returns.
     fn start() -> IpmiSim {
-        let bin = ["/usr/bin/ipmi_sim", "/usr/sbin/ipmi_sim"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect("ipmi_sim is missing: install the Debian package `openipmi`");
-        let dir = tempfile::tempdir().unwrap();
-        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("hw-fixtures/ipmi_sim");
-        for f in ["fencebmc.emu", "chassis_control.sh"] {
-            std::fs::copy(fixtures.join(f), dir.path().join(f)).unwrap();
+        IpmiSim {
+            sim: fencegate_test_kit::ipmi_sim::IpmiSim::start(),
         }
-        std::fs::set_permissions(
-            dir.path().join("chassis_control.sh"),
-            std::fs::Permissions::from_mode(0o755),
-        )
-        .unwrap();
-        let port = free_udp_port();
-        let conf = std::fs::read_to_string(fixtures.join("lan.conf"))
-            .unwrap()
-            .replace("addr 127.0.0.1 9623", &format!("addr 127.0.0.1 {port}"));
-        assert!(
-            conf.contains(&format!("addr 127.0.0.1 {port}")),
-            "lan.conf has no addr line to rewrite"
-        );
-        std::fs::write(dir.path().join("lan.conf"), conf).unwrap();
-        std::fs::create_dir(dir.path().join("state")).unwrap();
-        let child = Command::new(bin)
-            .args([
-                "-c",
-                "lan.conf",
-                "-f",
-                "fencebmc.emu",
-                "-s",
-                "./state",
-                "-n",
-            ])
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let sim = IpmiSim { child, dir, port };
-        let pw = sim.password_file();
-        let t0 = Instant::now();
-        while !sim
-            .fencegate(&pw)
-            .args(&["status"])
-            .ok()
-            .is_ok_and(|o| o.status.success())
-        {
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "ipmi_sim did not come up on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        sim
+    }
+
+    fn dir(&self) -> &Path {
+        self.sim.dir()
     }
 
     fn password_file(&self) -> PathBuf {
@@ -93,7 +29,7 @@ impl IpmiSim {
     }
 
     fn secret(&self, name: &str, value: &str) -> PathBuf {
-        let p = self.dir.path().join(name);
+        let p = self.dir().join(name);
         std::fs::write(&p, format!("{value}\n")).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         p
@@ -103,21 +39,19 @@ impl IpmiSim {
     /// the subcommand's other arguments added by the caller before `.args(...)` is run.
     fn fencegate(&self, password_file: &Path) -> FencegateCall {
         FencegateCall {
-            sim_dir: self.dir.path().to_owned(),
-            url: format!("ipmi://admin@127.0.0.1:{}?cipher=3", self.port),
+            sim_dir: self.dir().to_owned(),
+            url: format!("ipmi://admin@127.0.0.1:{}?cipher=3", self.sim.port()),
             pw: password_file.to_owned(),
         }
     }
 
     /// The emulator-side truth: ipmi_sim's power file (1 = on, created as on).
     fn power(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("power.0x20"))
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_else(|_| "1".into())
+        self.sim.power()
     }
 
     fn knob(&self, name: &str, content: &str) {
-        std::fs::write(self.dir.path().join(format!("power.0x20.{name}")), content).unwrap();
+        self.sim.knob(name, content);
     }
 }
 
@@ -186,7 +120,7 @@ fn status_off_already_off_and_on() {
     let mut unfence = assert_cmd::Command::cargo_bin("fencegate").unwrap();
     unfence
         .env_remove("FENCEGATE_CONFIG")
-        .env("FENCEGATE_STATE_DIR", sim.dir.path().join("journal"))
+        .env("FENCEGATE_STATE_DIR", sim.dir().join("journal"))
         .args(["unfence", "sim-host"])
         .assert()
         .code(0)

@@ -42,9 +42,9 @@ fn build(spec: &DeviceSpec) -> Arc<dyn PowerDriver> {
     FenceAgentFactory::new().build(spec).expect("valid spec")
 }
 
-fn ipmilan(sim: &Emulator, password: &str, extra: &[(&str, &str)]) -> Arc<dyn PowerDriver> {
-    require_tool("fence_ipmilan", "fence-agents");
-    let port = sim.port.to_string();
+fn ipmilan(sim: &IpmiSim, password: &str, extra: &[(&str, &str)]) -> Arc<dyn PowerDriver> {
+    fencegate_test_kit::tools::require("fence_ipmilan");
+    let port = sim.port().to_string();
     let mut options = vec![
         ("ip", "127.0.0.1"),
         ("ipport", port.as_str()),
@@ -67,7 +67,7 @@ async fn fence_ipmilan_status_off_on_against_ipmi_sim() {
     let driver = ipmilan(&sim, "password", &[]);
     assert_eq!(
         driver.endpoint(),
-        format!("fence_ipmilan://127.0.0.1:{}", sim.port)
+        format!("fence_ipmilan://127.0.0.1:{}", sim.port())
     );
 
     assert_eq!(
@@ -102,7 +102,7 @@ async fn fence_ipmilan_status_off_on_against_ipmi_sim() {
         .set_power(Action::Cycle, deadline(CALL_MS))
         .await
         .unwrap();
-    let log_path = sim.dir.path().join("power.0x20.log");
+    let log_path = sim.dir().join("power.0x20.log");
     let sets = || -> Vec<String> {
         std::fs::read_to_string(&log_path)
             .unwrap_or_default()
@@ -141,9 +141,11 @@ async fn fence_ipmilan_wrong_password_is_an_error_without_the_password() {
 
 #[tokio::test]
 async fn fence_ipmilan_past_its_deadline_is_killed_with_its_ipmitool() {
-    // Nothing listens on this port: fence_ipmilan would retry for about 20 s.
-    let port = free_udp_port().to_string();
-    require_tool("fence_ipmilan", "fence-agents");
+    // Nothing answers on this port (held by a socket that never reads, so no other test can
+    // take it): fence_ipmilan would retry for about 20 s.
+    let silent = fencegate_test_kit::ports::udp_socket();
+    let port = silent.local_addr().unwrap().port().to_string();
+    fencegate_test_kit::tools::require("fence_ipmilan");
     let driver = build(&agent_spec(
         "fence_ipmilan",
         Some("admin"),
@@ -226,7 +228,7 @@ async fn a_hanging_agent_is_killed_at_the_deadline_and_its_words_are_redacted() 
 
 #[tokio::test]
 async fn unknown_options_are_refused_by_name_from_the_agents_metadata() {
-    require_tool("fence_apc_snmp", "fence-agents");
+    fencegate_test_kit::tools::require("fence_apc_snmp");
     let driver = build(&agent_spec(
         "fence_apc_snmp",
         None,
@@ -252,9 +254,9 @@ async fn unknown_options_are_refused_by_name_from_the_agents_metadata() {
     assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
 }
 
-fn apc_v3(pdu: &Emulator, auth_password: &str) -> Arc<dyn PowerDriver> {
-    require_tool("fence_apc_snmp", "fence-agents");
-    let port = pdu.port.to_string();
+fn apc_v3(pdu: &Daemon, auth_password: &str) -> Arc<dyn PowerDriver> {
+    fencegate_test_kit::tools::require("fence_apc_snmp");
+    let port = pdu.port().to_string();
     build(&agent_spec(
         "/usr/sbin/fence_apc_snmp",
         Some("fenceuser"),
@@ -328,7 +330,7 @@ async fn fence_apc_snmp_wrong_password_is_auth() {
 #[tokio::test]
 async fn fence_apc_snmp_v2c_with_the_community_as_a_secret() {
     let pdu = snmpd_apc();
-    let port = pdu.port.to_string();
+    let port = pdu.port().to_string();
     let driver = build(&agent_spec(
         "fence_apc_snmp",
         None,

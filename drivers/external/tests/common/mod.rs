@@ -1,4 +1,5 @@
-//! Helpers shared by the integration tests: specs, deadlines, required tools, process checks.
+//! Helpers shared by the integration tests: specs, deadlines, process checks. (Required
+//! tools are found by `fencegate_test_kit::tools`.)
 #![allow(dead_code)]
 
 use fencegate_driver::{DeviceSpec, DriverFactory, PowerDriver, SecretString};
@@ -22,21 +23,6 @@ pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
-}
-
-/// Find `tool` in PATH or the usual sbin directories, or fail the test naming the Debian
-/// package that provides it (a missing emulator must never pass silently).
-pub fn require_tool(tool: &str, package: &str) -> PathBuf {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    dirs.extend(["/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(PathBuf::from));
-    dirs.into_iter()
-        .map(|d| d.join(tool))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("`{tool}` is required for this test: install the Debian package `{package}`")
-        })
 }
 
 /// A deadline `ms` milliseconds from now.
@@ -75,7 +61,7 @@ pub fn scripted(
     initial: &str,
     options: &[(&str, &str)],
 ) -> (Arc<dyn PowerDriver>, PathBuf) {
-    require_tool("python3", "python3");
+    fencegate_test_kit::tools::require("python3");
     let state = dir.join("power");
     std::fs::write(&state, format!("{initial}\n")).expect("write state file");
     let state_str = state.to_string_lossy().into_owned();
