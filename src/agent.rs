@@ -4,27 +4,16 @@
 //!
 //! Exit codes are the agents' own: 0 success, 1 failure, 2 "status: off".
 
-use crate::cli::Global;
-use crate::setup::{self, SetupError};
+use crate::cli::{AgentArgs, Global};
+use crate::error::CommandError;
+use crate::setup::{self, Signals};
 use fencegate_core::proof::printable;
-use fencegate_core::{Request, Verdict};
+use fencegate_core::{DeviceStatus, Engine, EngineError, Host, Inventory, Proof, Request, Verdict};
+use fencegate_driver::PowerState;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
-
-/// Command-line form of the agent options (stdin is read when none is given).
-#[derive(Debug, clap::Args)]
-pub struct AgentArgs {
-    /// Action: on, off, reboot, status, monitor, list, metadata, validate-all.
-    #[arg(short = 'o', long)]
-    pub action: Option<String>,
-    /// The host to act on (inventory name or alias).
-    #[arg(short = 'n', long, alias = "port")]
-    pub plug: Option<String>,
-    /// The cluster node name (used when no plug is given).
-    #[arg(long)]
-    pub nodename: Option<String>,
-}
+use std::sync::Arc;
 
 const SUCCESS: u8 = 0;
 /// The agents' failure code; every error of this door exits with it.
@@ -56,15 +45,48 @@ pub fn parse_stdin(text: &str) -> BTreeMap<String, String> {
     out
 }
 
-/// Run the agent.
-pub async fn run(global: &Global, args: &AgentArgs) -> Result<u8, SetupError> {
+/// What the caller asked for, from the command line or from stdin.
+struct Asked {
+    /// The action (`reboot` when none is named, as fence-agents do).
+    action: String,
+    /// The host named by plug=, port= or nodename=.
+    target: Option<String>,
+    /// The global options with stdin's `config=` and `state_dir=` applied.
+    global: Global,
+}
+
+/// Run the agent: read what is asked, then do it.
+pub async fn run(global: &Global, args: &AgentArgs) -> Result<u8, CommandError> {
+    let asked = read_asked(global, args)?;
+    match asked.action.as_str() {
+        "metadata" | "meta-data" => {
+            print!("{}", metadata());
+            Ok(SUCCESS)
+        }
+        "validate-all" => Ok(match load_inventory(&asked.global) {
+            Some(_) => SUCCESS,
+            None => FAILURE,
+        }),
+        "list" => Ok(list(&asked.global)),
+        "monitor" => Ok(monitor(&asked.global)),
+        "on" | "off" | "reboot" | "status" => act(&asked).await,
+        other => {
+            eprintln!("fencegate agent: unknown action {other:?}");
+            Ok(FAILURE)
+        }
+    }
+}
+
+/// The options: the command line's when it names an action or a host, else stdin's (when
+/// stdin is not a terminal). Unknown stdin options are named on stderr and ignored.
+fn read_asked(global: &Global, args: &AgentArgs) -> Result<Asked, CommandError> {
     let mut opts = BTreeMap::new();
     if args.action.is_none() && args.plug.is_none() && !std::io::stdin().is_terminal() {
         let mut text = String::new();
         std::io::stdin()
             .take(MAX_INPUT)
             .read_to_string(&mut text)
-            .map_err(|e| SetupError::usage(format!("stdin: {e}")))?;
+            .map_err(|e| CommandError::input(format!("stdin: {e}")))?;
         opts = parse_stdin(&text);
     }
     let pick = |cli: &Option<String>, keys: &[&str]| {
@@ -91,58 +113,56 @@ pub async fn run(global: &Global, args: &AgentArgs) -> Result<u8, SetupError> {
             eprintln!("fencegate agent: ignoring unknown option {k:?}");
         }
     }
+    Ok(Asked {
+        action,
+        target,
+        global,
+    })
+}
 
-    match action.as_str() {
-        "metadata" | "meta-data" => {
-            print!("{}", metadata());
-            return Ok(SUCCESS);
-        }
-        "validate-all" => {
-            return Ok(match load_inventory(&global) {
-                Some(_) => SUCCESS,
-                None => FAILURE,
-            });
-        }
-        "monitor" | "list" => {
-            let Some(inventory) = load_inventory(&global) else {
-                return Ok(FAILURE);
-            };
-            if action == "list" {
-                for (name, host) in &inventory.hosts {
-                    let alias = host
-                        .as_ref()
-                        .ok()
-                        .and_then(|h| h.aliases.first().cloned())
-                        .unwrap_or_default();
-                    println!("{},{}", printable(name), printable(&alias));
-                }
-                return Ok(SUCCESS);
-            }
-            let problems = inventory.problems();
-            for p in &problems {
-                eprintln!("fencegate agent: {}", printable(&p.to_string()));
-            }
-            return Ok(if problems.is_empty() {
-                SUCCESS
-            } else {
-                FAILURE
-            });
-        }
-        "on" | "off" | "reboot" | "status" => {}
-        other => {
-            eprintln!("fencegate agent: unknown action {other:?}");
-            return Ok(FAILURE);
-        }
+/// `list`: one `name,alias` line per inventory host.
+fn list(global: &Global) -> u8 {
+    let Some(inventory) = load_inventory(global) else {
+        return FAILURE;
+    };
+    for (name, host) in &inventory.hosts {
+        let alias = host
+            .as_ref()
+            .ok()
+            .and_then(|h| h.aliases.first().cloned())
+            .unwrap_or_default();
+        println!("{},{}", printable(name), printable(&alias));
     }
+    SUCCESS
+}
 
-    let Some(target) = target else {
+/// `monitor`: the inventory loads and has no problems (each is named on stderr).
+fn monitor(global: &Global) -> u8 {
+    let Some(inventory) = load_inventory(global) else {
+        return FAILURE;
+    };
+    let problems = inventory.problems();
+    for p in &problems {
+        eprintln!("fencegate agent: {}", printable(&p.to_string()));
+    }
+    if problems.is_empty() {
+        SUCCESS
+    } else {
+        FAILURE
+    }
+}
+
+/// `on`, `off`, `reboot` and `status` on the host asked for.
+async fn act(asked: &Asked) -> Result<u8, CommandError> {
+    let action = asked.action.as_str();
+    let Some(target) = &asked.target else {
         eprintln!("fencegate agent: action {action} needs plug= (or port=/nodename=)");
         return Ok(FAILURE);
     };
-    let Some(inventory) = load_inventory(&global) else {
+    let Some(inventory) = load_inventory(&asked.global) else {
         return Ok(FAILURE);
     };
-    let host = match inventory.host(&target) {
+    let host = match inventory.host(target) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("fencegate agent: {}", printable(&e.to_string()));
@@ -150,128 +170,145 @@ pub async fn run(global: &Global, args: &AgentArgs) -> Result<u8, SetupError> {
         }
     };
     if action == "status" {
-        let rows = fencegate_core::engine::read_devices(&host).await;
-        // Off when some level's devices that can read all read off (and none failed).
-        let mut off_level = false;
-        for level in 1..=host.levels.len() {
-            let readers: Vec<_> = rows
-                .iter()
-                .filter(|r| r.level == level && r.reads_power_state)
-                .collect();
-            if !readers.is_empty()
-                && readers
-                    .iter()
-                    .all(|r| matches!(r.reading, Ok(fencegate_driver::PowerState::Off)))
-            {
-                off_level = true;
-            }
-        }
-        if off_level {
-            println!("Status: OFF");
-            return Ok(STATUS_OFF);
-        }
-        if rows
-            .iter()
-            .any(|r| matches!(r.reading, Ok(fencegate_driver::PowerState::On)))
-        {
-            println!("Status: ON");
-            return Ok(SUCCESS);
-        }
-        for r in rows.iter().filter(|r| r.failed()) {
-            if let Err(e) = &r.reading {
-                eprintln!(
-                    "fencegate agent: {}: {}",
-                    printable(&r.device),
-                    printable(&e.to_string())
-                );
-            }
-        }
-        return Ok(FAILURE);
+        return Ok(status(&host).await);
     }
-    let engine = setup::engine(&global, Some(&inventory)).await?;
-    crate::commands::stop_on_signals(&engine);
+    let engine = setup::engine(&asked.global, Some(&inventory), Signals::StopOperations).await?;
     let request = Request {
         requester: setup::requester(None, "fence-agents protocol"),
         reason: format!("agent action {action} for {target}"),
         force: false,
         door: fencegate_core::proof::Door::Agent,
     };
-    let say = |p: &fencegate_core::Proof| eprintln!("{}", p.one_line());
-    let failed = |e: fencegate_core::EngineError| {
-        eprintln!("fencegate agent: {}", printable(&e.to_string()));
-        Ok(FAILURE)
-    };
-    match action.as_str() {
-        // A fence: verified off (with the hold), storm guard, a power-on lock of this door.
-        "off" => match engine.fence(host, request).await {
-            Ok(p) => {
-                say(&p);
-                Ok(if p.success { SUCCESS } else { FAILURE })
-            }
-            Err(e) => failed(e),
-        },
-        // The cluster manager decides when its node returns: it lifts the lock its own door
-        // set (never another door's), then powers on.
-        "on" => {
-            match engine.unfence(host.clone(), request.clone()).await {
-                Ok(u) if !u.success => {
-                    say(&u);
-                    return Ok(FAILURE);
-                }
-                Ok(_) => {}
-                Err(e) => return failed(e),
-            }
-            match engine.on(host, request).await {
-                Ok(p) => {
-                    say(&p);
-                    Ok(if p.success { SUCCESS } else { FAILURE })
-                }
-                Err(e) => failed(e),
-            }
+    Ok(match action {
+        "off" => off(&engine, host, request).await,
+        "on" => on(&engine, host, request).await,
+        _ => reboot(&engine, host, request).await,
+    })
+}
+
+/// `status`: read every device once. Off (2) when a level proves it; On (0) when any device
+/// reads on; otherwise a failure, naming each device that could not be read.
+async fn status(host: &Host) -> u8 {
+    let rows = fencegate_core::engine::read_devices(host).await;
+    if reads_off(host, &rows) {
+        println!("Status: OFF");
+        return STATUS_OFF;
+    }
+    if rows.iter().any(|r| matches!(r.reading, Ok(PowerState::On))) {
+        println!("Status: ON");
+        return SUCCESS;
+    }
+    for r in rows.iter().filter(|r| r.failed()) {
+        if let Err(e) = &r.reading {
+            eprintln!(
+                "fencegate agent: {}: {}",
+                printable(&r.device),
+                printable(&e.to_string())
+            );
         }
-        // As fence-agents do: a verified off, then on; once the off is verified the reboot
-        // has fenced the node, so a failed power-on is a warning, not a failure.
-        _ => {
-            let off = match engine.fence(host.clone(), request.clone()).await {
-                Ok(p) => p,
-                Err(e) => return failed(e),
-            };
-            say(&off);
-            if !off.success || off.verdict != Verdict::PowerVerifiedOff {
-                return Ok(FAILURE);
-            }
-            let on = match engine.unfence(host.clone(), request.clone()).await {
-                Ok(u) if !u.success => Ok(u),
-                Ok(_) => engine.on(host, request).await,
-                Err(e) => Err(e),
-            };
-            match on {
-                Ok(p) if p.success => say(&p),
-                Ok(p) => eprintln!(
-                    "fencegate agent: warning: the node was verified off but not powered on again: {}",
-                    printable(&p.detail)
-                ),
-                Err(e) => eprintln!(
-                    "fencegate agent: warning: the node was verified off but not powered on again: {}",
-                    printable(&e.to_string())
-                ),
-            }
-            Ok(SUCCESS)
-        }
+    }
+    FAILURE
+}
+
+/// The level rule for one round of readings: the host reads off when some level has devices
+/// that can read power state, and every one of them read Off.
+fn reads_off(host: &Host, rows: &[DeviceStatus]) -> bool {
+    (1..=host.levels.len()).any(|level| {
+        let readers: Vec<_> = rows
+            .iter()
+            .filter(|r| r.level == level && r.reads_power_state)
+            .collect();
+        !readers.is_empty()
+            && readers
+                .iter()
+                .all(|r| matches!(r.reading, Ok(PowerState::Off)))
+    })
+}
+
+/// `off` is a fence: verified off (with the hold), storm guard, a power-on lock of this door.
+async fn off(engine: &Engine, host: Arc<Host>, request: Request) -> u8 {
+    match engine.fence(host, request).await {
+        Ok(p) => said(&p),
+        Err(e) => failed(e),
     }
 }
 
+/// `on`: the cluster manager decides when its node returns: it lifts the lock its own door
+/// set (never another door's), then powers on.
+async fn on(engine: &Engine, host: Arc<Host>, request: Request) -> u8 {
+    match engine.unfence(host.clone(), request.clone()).await {
+        Ok(u) if !u.success => {
+            say(&u);
+            return FAILURE;
+        }
+        Ok(_) => {}
+        Err(e) => return failed(e),
+    }
+    match engine.on(host, request).await {
+        Ok(p) => said(&p),
+        Err(e) => failed(e),
+    }
+}
+
+/// `reboot`, as fence-agents do: a verified off, then on. Once the off is verified the
+/// reboot has fenced the node, so a failed power-on is a warning, not a failure.
+async fn reboot(engine: &Engine, host: Arc<Host>, request: Request) -> u8 {
+    let off = match engine.fence(host.clone(), request.clone()).await {
+        Ok(p) => p,
+        Err(e) => return failed(e),
+    };
+    say(&off);
+    if !off.success || off.verdict != Verdict::PowerVerifiedOff {
+        return FAILURE;
+    }
+    let on = match engine.unfence(host.clone(), request.clone()).await {
+        Ok(u) if !u.success => Ok(u),
+        Ok(_) => engine.on(host, request).await,
+        Err(e) => Err(e),
+    };
+    match on {
+        Ok(p) if p.success => say(&p),
+        Ok(p) => eprintln!(
+            "fencegate agent: warning: the node was verified off but not powered on again: {}",
+            printable(&p.detail)
+        ),
+        Err(e) => eprintln!(
+            "fencegate agent: warning: the node was verified off but not powered on again: {}",
+            printable(&e.to_string())
+        ),
+    }
+    SUCCESS
+}
+
+/// The proof's line on stderr (stdout is for `Status:` and `list`).
+fn say(p: &Proof) {
+    eprintln!("{}", p.one_line());
+}
+
+/// The proof's line, and the agents' code for it.
+fn said(p: &Proof) -> u8 {
+    say(p);
+    if p.success { SUCCESS } else { FAILURE }
+}
+
+/// The engine could not run the operation: say why; the agents' failure.
+fn failed(e: EngineError) -> u8 {
+    eprintln!("fencegate agent: {}", printable(&e.to_string()));
+    FAILURE
+}
+
 /// The inventory, or `None` after saying on stderr why not (agents report by exit code).
-fn load_inventory(global: &Global) -> Option<fencegate_core::Inventory> {
+fn load_inventory(global: &Global) -> Option<Inventory> {
     match setup::inventory(global, &setup::registry(), true) {
         Ok(inventory) => inventory,
         Err(e) => {
-            eprintln!("fencegate agent: {}", printable(&e.message));
+            eprintln!("fencegate agent: {}", printable(&e.to_string()));
             None
         }
     }
 }
 
+/// The stdin options this door reads; others are named and ignored.
 const KNOWN: &[&str] = &[
     "action",
     "option",

@@ -1,4 +1,7 @@
-//! Command-line interface definitions.
+//! Command-line interface definitions: what a person or a script can say, and nothing
+//! about what it means. This module depends on clap and std alone, so it can be read, tested
+//! and documented without the engine; turning these arguments into the engine's settings is
+//! the job of setup.
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -7,8 +10,10 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "fencegate", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
+    /// Options every command takes.
     #[command(flatten)]
     pub global: Global,
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -84,10 +89,13 @@ pub struct Why {
 pub struct Targets {
     /// Hosts from the inventory; hostranges like node[001-100] are expanded.
     pub hosts: Vec<String>,
+    /// Devices named on the command line instead of inventory hosts.
     #[command(flatten)]
     pub adhoc: AdHoc,
+    /// Overrides of the policy's deadlines.
     #[command(flatten)]
     pub deadlines: Deadlines,
+    /// Who asks and why.
     #[command(flatten)]
     pub why: Why,
 }
@@ -97,6 +105,7 @@ pub struct Targets {
 pub enum Command {
     /// Fence hosts: hard power-off, verified by fresh Off readings, then a power-on lock.
     Fence {
+        /// What to fence, with deadlines and reasons.
         #[command(flatten)]
         targets: Targets,
         /// Bypass the storm guard (the cloud really lost that many hosts).
@@ -116,6 +125,7 @@ pub enum Command {
     Status {
         /// Hosts (hostranges expanded).
         hosts: Vec<String>,
+        /// Devices named on the command line instead of inventory hosts.
         #[command(flatten)]
         adhoc: AdHoc,
     },
@@ -123,6 +133,7 @@ pub enum Command {
     Unfence {
         /// Hosts (hostranges expanded).
         hosts: Vec<String>,
+        /// Who asks and why.
         #[command(flatten)]
         why: Why,
     },
@@ -135,6 +146,7 @@ pub enum Command {
         /// old address remembered is taken over instead of refused.
         #[arg(long)]
         moved: bool,
+        /// Who asks and why.
         #[command(flatten)]
         why: Why,
     },
@@ -170,7 +182,7 @@ pub enum Command {
     #[command(subcommand)]
     Opennebula(Opennebula),
     /// Speak the fence-agents stdin protocol (for Pacemaker and fence-agents tooling).
-    Agent(crate::agent::AgentArgs),
+    Agent(AgentArgs),
 }
 
 /// OpenNebula front doors.
@@ -178,6 +190,7 @@ pub enum Command {
 pub enum Opennebula {
     /// The fence_host.sh contract: base64 host XML on stdin; exit 0 only after verified off.
     FenceHost {
+        /// Overrides of the policy's deadlines.
         #[command(flatten)]
         deadlines: Deadlines,
         /// Fence even when the host XML says the host is not in ERROR (manual use).
@@ -211,4 +224,18 @@ pub enum Plugin {
         #[arg(long, default_value = "10s", value_name = "DURATION")]
         timeout: String,
     },
+}
+
+/// Command-line form of the fence-agents options (stdin is read when none is given).
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Action: on, off, reboot, status, monitor, list, metadata, validate-all.
+    #[arg(short = 'o', long)]
+    pub action: Option<String>,
+    /// The host to act on (inventory name or alias).
+    #[arg(short = 'n', long, alias = "port")]
+    pub plug: Option<String>,
+    /// The cluster node name (used when no plug is given).
+    #[arg(long)]
+    pub nodename: Option<String>,
 }

@@ -2,35 +2,16 @@
 //! Each is a thin layer: resolve targets, call the engine, render, pick the exit code.
 
 use crate::cli::{AdHoc, Deadlines, Global, Targets, Why};
+use crate::error::CommandError;
 use crate::exit;
 use crate::output;
-use crate::setup::{self, SetupError};
+use crate::setup::{self, Signals};
 use fencegate_core::proof::printable;
 use fencegate_core::{Engine, Host, Operation, Proof, Request};
 use std::io::IsTerminal;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-
-/// Stop running operations cleanly on SIGTERM or SIGINT (they record an interrupted verdict).
-pub fn stop_on_signals(engine: &Engine) {
-    let shutdown = engine.shutdown();
-    tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        eprintln!("fencegate: stopping: recording interrupted operations");
-        shutdown.trigger();
-    });
-}
 
 /// Run a power operation on every target, `fanout` at a time.
 pub async fn power(
@@ -39,7 +20,7 @@ pub async fn power(
     targets: &Targets,
     force: bool,
     fanout: u32,
-) -> Result<u8, SetupError> {
+) -> Result<u8, CommandError> {
     let Targets {
         hosts,
         adhoc,
@@ -49,14 +30,8 @@ pub async fn power(
     let registry = setup::registry();
     let inventory = setup::inventory(global, &registry, adhoc.devices.is_empty())?;
     let targets = setup::targets(hosts, adhoc, deadlines, inventory.as_ref(), &registry)?;
-    let engine = setup::engine(global, inventory.as_ref()).await?;
-    stop_on_signals(&engine);
-    let request = Request {
-        requester: setup::requester(why.requester.as_deref(), "cli"),
-        reason: why.reason.clone(),
-        force,
-        door: fencegate_core::proof::Door::Cli,
-    };
+    let engine = setup::engine(global, inventory.as_ref(), Signals::StopOperations).await?;
+    let request = setup::request(why, force);
     let proofs = run_all(&engine, op, targets, request, fanout as usize, !global.json).await?;
     if global.json {
         output::print_json(&proofs);
@@ -87,7 +62,7 @@ async fn run_all(
     request: Request,
     fanout: usize,
     progress: bool,
-) -> Result<Vec<Proof>, SetupError> {
+) -> Result<Vec<Proof>, CommandError> {
     let total = targets.len();
     let show = progress && total > 1 && std::io::stderr().is_terminal();
     let gate = Arc::new(Semaphore::new(fanout.max(1)));
@@ -111,9 +86,9 @@ async fn run_all(
     let mut done = 0;
     while let Some(joined) = set.join_next().await {
         let (i, r) =
-            joined.map_err(|e| SetupError::internal(format!("operation task failed: {e}")))?;
+            joined.map_err(|e| CommandError::internal(format!("operation task failed: {e}")))?;
         let proof =
-            r.map_err(|e| SetupError::internal(format!("{e}; nothing is reported fenced")))?;
+            r.map_err(|e| CommandError::internal(format!("{e}; nothing is reported fenced")))?;
         done += 1;
         if show {
             eprintln!(
@@ -135,37 +110,32 @@ pub async fn trust(
     hosts: &[String],
     why: &Why,
     moved: bool,
-) -> Result<u8, SetupError> {
+) -> Result<u8, CommandError> {
     if hosts.is_empty() {
-        return Err(SetupError::usage("name at least one host to trust"));
+        return Err(CommandError::usage("name at least one host to trust"));
     }
     let registry = setup::registry();
     let inventory = setup::inventory(global, &registry, true)?
-        .ok_or_else(|| SetupError::usage("no inventory"))?;
+        .ok_or_else(|| CommandError::config("no inventory"))?;
     let mut targets: Vec<Arc<Host>> = Vec::new();
     for pattern in hosts {
-        for name in crate::hostrange::expand(pattern).map_err(SetupError::usage)? {
+        for name in crate::hostrange::expand(pattern).map_err(CommandError::usage)? {
             targets.push(
                 inventory
                     .host(&name)
-                    .map_err(|e| SetupError::usage(e.to_string()))?,
+                    .map_err(|e| CommandError::config(e.to_string()))?,
             );
         }
     }
-    let engine = setup::engine(global, Some(&inventory)).await?;
-    let request = Request {
-        requester: setup::requester(why.requester.as_deref(), "cli"),
-        reason: why.reason.clone(),
-        force: false,
-        door: fencegate_core::proof::Door::Cli,
-    };
+    let engine = setup::engine(global, Some(&inventory), Signals::Default).await?;
+    let request = setup::request(why, false);
     let mut proofs = Vec::new();
     for host in targets {
         proofs.push(
             engine
                 .trust(host, request.clone(), moved)
                 .await
-                .map_err(|e| SetupError::internal(e.to_string()))?,
+                .map_err(|e| CommandError::internal(e.to_string()))?,
         );
     }
     if global.json {
@@ -179,7 +149,7 @@ pub async fn trust(
 }
 
 /// Read every device of the targets once.
-pub async fn status(global: &Global, hosts: &[String], adhoc: &AdHoc) -> Result<u8, SetupError> {
+pub async fn status(global: &Global, hosts: &[String], adhoc: &AdHoc) -> Result<u8, CommandError> {
     let registry = setup::registry();
     let inventory = setup::inventory(global, &registry, adhoc.devices.is_empty())?;
     let targets = setup::targets(
@@ -211,15 +181,15 @@ pub async fn status(global: &Global, hosts: &[String], adhoc: &AdHoc) -> Result<
 /// Lift power-on locks. Only the host's name matters (the lock is in the journal), so an
 /// ad-hoc target fenced with `--device … --name NAME` is unfenced by that name, with or
 /// without an inventory.
-pub async fn unfence(global: &Global, hosts: &[String], why: &Why) -> Result<u8, SetupError> {
+pub async fn unfence(global: &Global, hosts: &[String], why: &Why) -> Result<u8, CommandError> {
     if hosts.is_empty() {
-        return Err(SetupError::usage("name at least one host to unfence"));
+        return Err(CommandError::usage("name at least one host to unfence"));
     }
     let registry = setup::registry();
     let inventory = setup::inventory(global, &registry, false)?;
     let mut targets: Vec<Arc<Host>> = Vec::new();
     for pattern in hosts {
-        for name in crate::hostrange::expand(pattern).map_err(SetupError::usage)? {
+        for name in crate::hostrange::expand(pattern).map_err(CommandError::usage)? {
             let host = inventory
                 .as_ref()
                 .and_then(|i| i.host(&name).ok())
@@ -236,13 +206,8 @@ pub async fn unfence(global: &Global, hosts: &[String], why: &Why) -> Result<u8,
             targets.push(host);
         }
     }
-    let engine = setup::engine(global, inventory.as_ref()).await?;
-    let request = Request {
-        requester: setup::requester(why.requester.as_deref(), "cli"),
-        reason: why.reason.clone(),
-        force: false,
-        door: fencegate_core::proof::Door::Cli,
-    };
+    let engine = setup::engine(global, inventory.as_ref(), Signals::Default).await?;
+    let request = setup::request(why, false);
     let proofs = run_all(&engine, Operation::Unfence, targets, request, 16, false).await?;
     if global.json {
         output::print_json(&proofs);
@@ -260,14 +225,14 @@ pub async fn history(
     host: Option<&str>,
     limit: usize,
     details: bool,
-) -> Result<u8, SetupError> {
+) -> Result<u8, CommandError> {
     let registry = setup::registry();
     let inventory = setup::inventory(global, &registry, false)?;
-    let engine = setup::engine(global, inventory.as_ref()).await?;
+    let engine = setup::engine(global, inventory.as_ref(), Signals::Default).await?;
     let records = engine
         .history(host, limit)
         .await
-        .map_err(|e| SetupError::internal(e.to_string()))?;
+        .map_err(|e| CommandError::internal(e.to_string()))?;
     if global.json {
         output::print_json(&records);
     } else if records.is_empty() {
@@ -284,10 +249,10 @@ pub async fn history(
 }
 
 /// Validate the inventory, and with `probe` read every device.
-pub async fn check(global: &Global, probe: bool) -> Result<u8, SetupError> {
+pub async fn check(global: &Global, probe: bool) -> Result<u8, CommandError> {
     let registry = setup::registry();
     let inventory = setup::inventory(global, &registry, true)?
-        .ok_or_else(|| SetupError::usage("no inventory"))?;
+        .ok_or_else(|| CommandError::config("no inventory"))?;
     let problems: Vec<String> = inventory.problems().iter().map(|e| e.to_string()).collect();
     let mut readings = Vec::new();
     let mut unreadable = 0;
@@ -485,7 +450,7 @@ fn probe_findings(
 }
 
 /// List hosts with their levels, or the drivers of this build.
-pub async fn list(global: &Global, drivers: bool) -> Result<u8, SetupError> {
+pub async fn list(global: &Global, drivers: bool) -> Result<u8, CommandError> {
     let registry = setup::registry();
     if drivers {
         let built = registry.drivers();
@@ -504,7 +469,7 @@ pub async fn list(global: &Global, drivers: bool) -> Result<u8, SetupError> {
         return Ok(exit::OK);
     }
     let inventory = setup::inventory(global, &registry, true)?
-        .ok_or_else(|| SetupError::usage("no inventory"))?;
+        .ok_or_else(|| CommandError::config("no inventory"))?;
     let mut json = Vec::new();
     for (name, host) in &inventory.hosts {
         match host {

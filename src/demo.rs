@@ -7,9 +7,10 @@
 //! proof, checks every simulator's own power state, and shows the guards at work.
 
 use crate::cli::Global;
+use crate::error::CommandError;
 use crate::exit;
 use crate::output;
-use crate::setup::SetupError;
+use crate::setup::{self, Signals};
 use fencegate_bmcsim::FaultProfile;
 use fencegate_bmcsim::ipmi::{BmcConfig, IpmiLab};
 use fencegate_bmcsim::redfish::{Profile, RedfishConfig, RedfishLab};
@@ -31,9 +32,9 @@ struct Lab {
 const NODE4_OUTLET: u32 = 4;
 
 impl Lab {
-    async fn start(password: &str) -> Result<Lab, SetupError> {
+    async fn start(password: &str) -> Result<Lab, CommandError> {
         let fail = |what: &str, e: std::io::Error| {
-            SetupError::internal(format!(
+            CommandError::internal(format!(
                 "cannot start the simulated {what} on 127.0.0.1: {e}"
             ))
         };
@@ -112,13 +113,13 @@ impl Lab {
 /// fences use (they would count against the storm guard and leave power-on locks): an
 /// inherited `FENCEGATE_STATE_DIR` is ignored, and an explicit `--state-dir` is taken only
 /// when it holds no journal yet. Otherwise a fresh private directory, removed at the end.
-fn demo_state_dir(global: &Global) -> Result<(std::path::PathBuf, bool), SetupError> {
+fn demo_state_dir(global: &Global) -> Result<(std::path::PathBuf, bool), CommandError> {
     let inherited = std::env::var_os("FENCEGATE_STATE_DIR").map(std::path::PathBuf::from);
     match &global.state_dir {
         Some(d) if inherited.as_ref() != Some(d) => {
             let journal = d.join(SqliteJournal::FILE_NAME);
             if journal.exists() {
-                return Err(SetupError::usage(format!(
+                return Err(CommandError::usage(format!(
                     "--state-dir {}: it already holds a journal; the demo writes only to a journal it creates (give a new directory, or none)",
                     d.display()
                 )));
@@ -138,101 +139,176 @@ fn demo_state_dir(global: &Global) -> Result<(std::path::PathBuf, bool), SetupEr
                 .mode(0o700)
                 .create(&dir)
                 .map_err(|e| {
-                    SetupError::internal(format!("cannot create {}: {e}", dir.display()))
+                    CommandError::internal(format!("cannot create {}: {e}", dir.display()))
                 })?;
             Ok((dir, true))
         }
     }
 }
 
-/// Run the demo; exit 0 only if every failed host was proven off, the simulators agree, and
-/// nothing else was touched.
-pub async fn run(global: &Global) -> Result<u8, SetupError> {
-    let (state_dir, temporary) = demo_state_dir(global)?;
-    let password = demo_password();
-    let lab = Lab::start(&password).await?;
-    let registry = crate::setup::registry();
-    let mut devices = BTreeMap::new();
-    for spec in lab.devices(&password) {
-        let name = spec.name.clone();
-        let device = Device::from_spec(spec, &registry)
-            .map_err(|e| SetupError::internal(format!("demo device {name}: {e}")))?;
-        devices.insert(name, Arc::new(device));
+/// The simulated hosts, as an inventory would give them: node1..node3 behind one IPMI BMC
+/// each, node4 behind its (dead) BMC and then both PDU outlets of its two supplies, node5
+/// behind its Redfish BMC.
+struct Hosts([Arc<Host>; 5]);
+
+impl Hosts {
+    fn build(lab: &Lab, password: &str) -> Result<Hosts, CommandError> {
+        let registry = setup::registry();
+        let mut devices = BTreeMap::new();
+        for spec in lab.devices(password) {
+            let name = spec.name.clone();
+            let device = Device::from_spec(spec, &registry)
+                .map_err(|e| CommandError::internal(format!("demo device {name}: {e}")))?;
+            devices.insert(name, Arc::new(device));
+        }
+        let policy = Policy {
+            // Room for node3's slow relay (1.5 s) plus the hold.
+            attempt_timeout: Duration::from_secs(5),
+            // Long enough to show the hold in every timeline, short enough for a demo.
+            off_hold: Duration::from_secs(1),
+            // Fences of a burst are judged together; the demo's come one by one.
+            storm_settle: Duration::from_millis(300),
+            overall_timeout: Duration::from_secs(12),
+            ..Policy::default()
+        };
+        let host = |name: &str, levels: &[&[&str]]| {
+            Arc::new(Host {
+                name: name.to_owned(),
+                aliases: Vec::new(),
+                opennebula_id: None,
+                levels: levels
+                    .iter()
+                    .map(|l| l.iter().map(|d| Arc::clone(&devices[*d])).collect())
+                    .collect(),
+                policy: policy.clone(),
+                inventory: None,
+            })
+        };
+        Ok(Hosts([
+            host("node1", &[&["node1-bmc"]]),
+            host("node2", &[&["node2-bmc"]]),
+            host("node3", &[&["node3-bmc"]]),
+            host("node4", &[&["node4-bmc"], &["pdu-a-4", "pdu-b-4"]]),
+            host("node5", &[&["node5-idrac"]]),
+        ]))
     }
-    let policy = Policy {
-        // Room for node3's slow relay (1.5 s) plus the hold.
-        attempt_timeout: Duration::from_secs(5),
-        // Long enough to show the hold in every timeline, short enough for a demo.
-        off_hold: Duration::from_secs(1),
-        // Fences of a burst are judged together; the demo's come one by one.
-        storm_settle: Duration::from_millis(300),
-        overall_timeout: Duration::from_secs(12),
-        ..Policy::default()
-    };
-    let host = |name: &str, levels: &[&[&str]]| {
-        Arc::new(Host {
-            name: name.to_owned(),
-            aliases: Vec::new(),
-            opennebula_id: None,
-            levels: levels
-                .iter()
-                .map(|l| l.iter().map(|d| Arc::clone(&devices[*d])).collect())
-                .collect(),
-            policy: policy.clone(),
-            inventory: None,
-        })
-    };
-    let hosts = [
-        host("node1", &[&["node1-bmc"]]),
-        host("node2", &[&["node2-bmc"]]),
-        host("node3", &[&["node3-bmc"]]),
-        host("node4", &[&["node4-bmc"], &["pdu-a-4", "pdu-b-4"]]),
-        host("node5", &[&["node5-idrac"]]),
-    ];
+}
 
-    let journal =
-        SqliteJournal::open(&state_dir).map_err(|e| SetupError::internal(e.to_string()))?;
-    let journal_path = journal.path().to_owned();
-    let engine = Engine::new(Arc::new(journal));
-    crate::commands::stop_on_signals(&engine);
+/// Prints the story for a person; says nothing when the output is JSON.
+#[derive(Clone, Copy)]
+struct Narrator {
+    human: bool,
+}
 
-    let human = !global.json;
-    let say = |s: &str| {
-        if human {
+impl Narrator {
+    fn say(self, s: &str) {
+        if self.human {
             println!("{s}");
         }
-    };
-    say("fencegate demo: a simulated lab on 127.0.0.1; nothing outside this process is touched");
-    say(
-        "  node1..node4: IPMI 2.0 BMCs (RMCP+, cipher suite 17); node3's power takes 1.5 s to drop;",
-    );
-    say("  node4's BMC is dead, its two power supplies hang off outlet 4 of two SNMP PDUs;");
-    say(
-        "  node5: an iDRAC-like Redfish BMC over HTTPS, certificate pinned, PoweringOff for 0.6 s.",
-    );
-    say(&format!("  journal: {}\n", journal_path.display()));
-
-    say("1. Every device, read once:");
-    for h in &hosts {
-        let rows = engine.status(h).await;
-        if human {
-            print!("{}", output::status(&h.name, &rows));
-        }
     }
+}
 
-    let request = |why: &str| Request {
+/// The request of every demo operation: the demo plays OpenNebula's hook.
+fn request(why: &str) -> Request {
+    Request {
         requester: "demo (as OpenNebula's host_error hook)".into(),
         reason: why.to_owned(),
         force: false,
         door: fencegate_core::proof::Door::Demo,
+    }
+}
+
+/// Fence one host for the scenario; an engine error ends the demo.
+async fn fence(engine: &Engine, host: &Arc<Host>, why: &str) -> Result<Proof, CommandError> {
+    engine
+        .fence(Arc::clone(host), request(why))
+        .await
+        .map_err(|e| CommandError::internal(e.to_string()))
+}
+
+/// Run the demo; exit 0 only if every failed host was proven off, the simulators agree, and
+/// nothing else was touched.
+pub async fn run(global: &Global) -> Result<u8, CommandError> {
+    let (state_dir, temporary) = demo_state_dir(global)?;
+    let password = demo_password();
+    let lab = Lab::start(&password).await?;
+    let hosts = Hosts::build(&lab, &password)?;
+    let journal =
+        SqliteJournal::open(&state_dir).map_err(|e| CommandError::internal(e.to_string()))?;
+    let journal_path = journal.path().to_owned();
+    let engine = setup::engine_over(journal, Signals::StopOperations);
+    let tell = Narrator {
+        human: !global.json,
     };
-    let fence = async |h: &Arc<Host>, why: &str| -> Result<Proof, SetupError> {
-        engine
-            .fence(Arc::clone(h), request(why))
-            .await
-            .map_err(|e| SetupError::internal(e.to_string()))
-    };
-    let mut proofs = Vec::new();
+
+    introduce(tell, &journal_path);
+    read_every_device(tell, &engine, &hosts).await;
+    let mut proofs = fence_failed_hosts(tell, &engine, &hosts).await?;
+    let truth = Truth::of(&lab);
+    truth.tell(tell);
+    let guards = Guards::try_them(tell, &engine, &hosts).await?;
+
+    let ok = proofs
+        .iter()
+        .all(|p| p.success && p.verdict == Verdict::PowerVerifiedOff)
+        && truth.held()
+        && lab.ipmi.power_on(0)
+        && guards.held();
+    if global.json {
+        proofs.extend([guards.on, guards.storm, guards.again]);
+        output::print_json(&proofs);
+    }
+    tell.say(&format!(
+        "\n{}",
+        if ok {
+            "demo: every failed host was proven off before any VM moved; the guards held; nothing else was touched."
+        } else {
+            "demo: FAILED: the scenario did not end as it must (see above)."
+        }
+    ));
+    if temporary {
+        let _ = std::fs::remove_dir_all(&state_dir);
+    } else {
+        tell.say(&format!(
+            "   The proofs stay in the journal: fencegate --state-dir {} history --details",
+            state_dir.display()
+        ));
+    }
+    Ok(if ok { exit::OK } else { exit::FAILED })
+}
+
+/// What the lab is and where the journal is.
+fn introduce(tell: Narrator, journal: &std::path::Path) {
+    tell.say(
+        "fencegate demo: a simulated lab on 127.0.0.1; nothing outside this process is touched",
+    );
+    tell.say(
+        "  node1..node4: IPMI 2.0 BMCs (RMCP+, cipher suite 17); node3's power takes 1.5 s to drop;",
+    );
+    tell.say("  node4's BMC is dead, its two power supplies hang off outlet 4 of two SNMP PDUs;");
+    tell.say(
+        "  node5: an iDRAC-like Redfish BMC over HTTPS, certificate pinned, PoweringOff for 0.6 s.",
+    );
+    tell.say(&format!("  journal: {}\n", journal.display()));
+}
+
+/// Step 1: every device read once, before anything fails.
+async fn read_every_device(tell: Narrator, engine: &Engine, hosts: &Hosts) {
+    tell.say("1. Every device, read once:");
+    for h in &hosts.0 {
+        let rows = engine.status(h).await;
+        if tell.human {
+            print!("{}", output::status(&h.name, &rows));
+        }
+    }
+}
+
+/// Steps 2 to 4: the three failed hosts fenced as the hook would, each with its timeline.
+async fn fence_failed_hosts(
+    tell: Narrator,
+    engine: &Engine,
+    hosts: &Hosts,
+) -> Result<Vec<Proof>, CommandError> {
     let steps: [(usize, &str); 3] = [
         (
             2,
@@ -247,93 +323,112 @@ pub async fn run(global: &Global) -> Result<u8, SetupError> {
             "node5 stops answering; its Redfish BMC reports PoweringOff before Off.",
         ),
     ];
+    let mut proofs = Vec::new();
     for (n, (i, story)) in steps.iter().enumerate() {
-        say(&format!("\n{}. {story}", n + 2));
-        let p = fence(&hosts[*i], "in ERROR").await?;
-        if human {
+        tell.say(&format!("\n{}. {story}", n + 2));
+        let p = fence(engine, &hosts.0[*i], "in ERROR").await?;
+        if tell.human {
             timeline(&p);
         }
         proofs.push(p);
     }
+    Ok(proofs)
+}
 
-    let truth = [
-        ("node3", !lab.ipmi.power_on(2)),
-        (
-            "node4 (both outlets)",
-            !lab.pdus.outlet_on(0, NODE4_OUTLET) && !lab.pdus.outlet_on(1, NODE4_OUTLET),
-        ),
-        ("node5", !lab.redfish.power_on(0)),
-    ];
-    let untouched = lab.ipmi.power_on(0)
-        && lab.ipmi.power_on(1)
-        && (1..=8)
-            .all(|o| o == NODE4_OUTLET || (lab.pdus.outlet_on(0, o) && lab.pdus.outlet_on(1, o)));
-    say("\n5. The simulators' own state:");
-    for (name, off) in &truth {
-        say(&format!(
-            "   {name}: {}",
-            if *off { "off" } else { "STILL ON" }
+/// Step 5: the simulators' own power state, which no proof can talk its way around.
+struct Truth {
+    /// Each fenced host, and whether its simulator is off.
+    fenced: [(&'static str, bool); 3],
+    /// node1, node2 and every outlet but node4's are still on.
+    untouched: bool,
+}
+
+impl Truth {
+    fn of(lab: &Lab) -> Truth {
+        let fenced = [
+            ("node3", !lab.ipmi.power_on(2)),
+            (
+                "node4 (both outlets)",
+                !lab.pdus.outlet_on(0, NODE4_OUTLET) && !lab.pdus.outlet_on(1, NODE4_OUTLET),
+            ),
+            ("node5", !lab.redfish.power_on(0)),
+        ];
+        let untouched = lab.ipmi.power_on(0)
+            && lab.ipmi.power_on(1)
+            && (1..=8).all(|o| {
+                o == NODE4_OUTLET || (lab.pdus.outlet_on(0, o) && lab.pdus.outlet_on(1, o))
+            });
+        Truth { fenced, untouched }
+    }
+
+    fn tell(&self, tell: Narrator) {
+        tell.say("\n5. The simulators' own state:");
+        for (name, off) in &self.fenced {
+            tell.say(&format!(
+                "   {name}: {}",
+                if *off { "off" } else { "STILL ON" }
+            ));
+        }
+        tell.say(&format!(
+            "   node1, node2 and every other outlet: {}",
+            if self.untouched {
+                "untouched, on"
+            } else {
+                "NOT untouched"
+            }
         ));
     }
-    say(&format!(
-        "   node1, node2 and every other outlet: {}",
-        if untouched {
-            "untouched, on"
-        } else {
-            "NOT untouched"
-        }
-    ));
 
-    say("\n6. Guards.");
-    let on = engine
-        .on(
-            Arc::clone(&hosts[2]),
-            request("someone powers node3 back on"),
-        )
-        .await
-        .map_err(|e| SetupError::internal(e.to_string()))?;
-    say(&format!("   power on node3: {}: {}", on.verdict, on.detail));
-    let storm = fence(&hosts[0], "a fourth host in ERROR within minutes").await?;
-    say(&format!(
-        "   fence node1 too: {}: {}",
-        storm.verdict, storm.detail
-    ));
-    let again = fence(&hosts[2], "the hook fires again").await?;
-    say(&format!(
-        "   the hook fires again for node3: {}",
-        again.one_line()
-    ));
-
-    let ok = proofs
-        .iter()
-        .all(|p| p.success && p.verdict == Verdict::PowerVerifiedOff)
-        && truth.iter().all(|(_, off)| *off)
-        && untouched
-        && lab.ipmi.power_on(0)
-        && on.verdict == Verdict::Refused
-        && storm.verdict == Verdict::Refused
-        && again.success;
-    if global.json {
-        proofs.extend([on, storm, again]);
-        output::print_json(&proofs);
+    /// Every fenced host is off and nothing else was touched.
+    fn held(&self) -> bool {
+        self.fenced.iter().all(|(_, off)| *off) && self.untouched
     }
-    say(&format!(
-        "\n{}",
-        if ok {
-            "demo: every failed host was proven off before any VM moved; the guards held; nothing else was touched."
-        } else {
-            "demo: FAILED: the scenario did not end as it must (see above)."
-        }
-    ));
-    if temporary {
-        let _ = std::fs::remove_dir_all(&state_dir);
-    } else {
-        say(&format!(
-            "   The proofs stay in the journal: fencegate --state-dir {} history --details",
-            state_dir.display()
+}
+
+/// Step 6: the guards at work, each answer kept for the verdict and the JSON output.
+struct Guards {
+    /// Powering on a fenced host (the power-on lock refuses).
+    on: Proof,
+    /// A fourth fence within minutes (the storm guard refuses).
+    storm: Proof,
+    /// The hook firing again for a fenced host (re-confirmed, not fenced twice).
+    again: Proof,
+}
+
+impl Guards {
+    async fn try_them(
+        tell: Narrator,
+        engine: &Engine,
+        hosts: &Hosts,
+    ) -> Result<Guards, CommandError> {
+        tell.say("\n6. Guards.");
+        let on = engine
+            .on(
+                Arc::clone(&hosts.0[2]),
+                request("someone powers node3 back on"),
+            )
+            .await
+            .map_err(|e| CommandError::internal(e.to_string()))?;
+        tell.say(&format!("   power on node3: {}: {}", on.verdict, on.detail));
+        let storm = fence(engine, &hosts.0[0], "a fourth host in ERROR within minutes").await?;
+        tell.say(&format!(
+            "   fence node1 too: {}: {}",
+            storm.verdict, storm.detail
         ));
+        let again = fence(engine, &hosts.0[2], "the hook fires again").await?;
+        tell.say(&format!(
+            "   the hook fires again for node3: {}",
+            again.one_line()
+        ));
+        Ok(Guards { on, storm, again })
     }
-    Ok(if ok { exit::OK } else { exit::FAILED })
+
+    /// The lock and the storm guard refused; the repeated fence succeeded.
+    fn held(&self) -> bool {
+        self.on.verdict == Verdict::Refused
+            && self.storm.verdict == Verdict::Refused
+            && self.again.success
+    }
 }
 
 /// Print one fence's timeline and proof record, indented under its step.

@@ -7,8 +7,9 @@
 //! host_error.log, so the verdict is one line.
 
 use crate::cli::{Deadlines, Global};
+use crate::error::CommandError;
 use crate::exit;
-use crate::setup::{self, SetupError};
+use crate::setup::{self, Signals};
 use fencegate_core::Request;
 use fencegate_core::config::OpenNebulaFields;
 // Text from the document (a tag name, a parser message quoting it) is printed unquoted
@@ -42,19 +43,8 @@ pub async fn fence_host(
     global: &Global,
     deadlines: &Deadlines,
     any_state: bool,
-) -> Result<u8, SetupError> {
-    let mut raw = Vec::new();
-    std::io::stdin()
-        .take(MAX_INPUT + 1)
-        .read_to_end(&mut raw)
-        .map_err(|e| SetupError::usage(format!("stdin: cannot read: {e}")))?;
-    if raw.len() as u64 > MAX_INPUT {
-        return Err(SetupError::usage(
-            "stdin: more than 16 MiB; expected base64 host XML",
-        ));
-    }
-    let info = parse_input(&raw)
-        .map_err(|e| SetupError::usage(format!("stdin: {e}; nothing was powered off")))?;
+) -> Result<u8, CommandError> {
+    let info = read_stdin()?;
     if !ERROR_STATES.contains(&info.state) && !any_state {
         println!(
             "fencegate: host {} (ID {}) is in state {}, not ERROR: not fencing it (nothing was powered off)",
@@ -66,25 +56,16 @@ pub async fn fence_host(
     }
     let registry = setup::registry();
     let inventory = setup::inventory(global, &registry, true)?
-        .ok_or_else(|| SetupError::usage("no inventory"))?;
+        .ok_or_else(|| CommandError::config("no inventory"))?;
     let host = inventory
         .host_for_opennebula(OpenNebulaFields {
             id: info.id,
             name: &info.name,
             mapped: info.mapped.as_deref(),
         })
-        .map_err(|e| SetupError::usage(format!("refused: {e}; nothing was powered off")))?;
-    let policy = setup::with_deadlines(&host.policy, deadlines)?;
-    let host = std::sync::Arc::new(fencegate_core::Host {
-        name: host.name.clone(),
-        aliases: host.aliases.clone(),
-        opennebula_id: host.opennebula_id,
-        levels: host.levels.clone(),
-        policy,
-        inventory: host.inventory.clone(),
-    });
-    let engine = setup::engine(global, Some(&inventory)).await?;
-    crate::commands::stop_on_signals(&engine);
+        .map_err(|e| CommandError::input(format!("refused: {e}; nothing was powered off")))?;
+    let host = setup::with_host_deadlines(host, deadlines)?;
+    let engine = setup::engine(global, Some(&inventory), Signals::StopOperations).await?;
     let request = Request {
         requester: setup::requester(None, "opennebula host_error hook"),
         reason: format!(
@@ -99,13 +80,29 @@ pub async fn fence_host(
     let proof = engine
         .fence(host, request)
         .await
-        .map_err(|e| SetupError::internal(format!("{e}; the host is NOT reported fenced")))?;
+        .map_err(|e| CommandError::internal(format!("{e}; the host is NOT reported fenced")))?;
     if global.json {
         crate::output::print_json(&proof);
     } else {
         println!("{}", proof.one_line());
     }
     Ok(exit::for_proof(&proof))
+}
+
+/// Read and decode what the hook sent on stdin, bounded by [`MAX_INPUT`].
+fn read_stdin() -> Result<HostInfo, CommandError> {
+    let mut raw = Vec::new();
+    std::io::stdin()
+        .take(MAX_INPUT + 1)
+        .read_to_end(&mut raw)
+        .map_err(|e| CommandError::input(format!("stdin: cannot read: {e}")))?;
+    if raw.len() as u64 > MAX_INPUT {
+        return Err(CommandError::input(
+            "stdin: more than 16 MiB; expected base64 host XML",
+        ));
+    }
+    parse_input(&raw)
+        .map_err(|e| CommandError::input(format!("stdin: {e}; nothing was powered off")))
 }
 
 /// Decode stdin: exactly one strict base64 word (surrounding whitespace tolerated) holding

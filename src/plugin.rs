@@ -1,8 +1,8 @@
 //! `fencegate plugin check PATH`: load a plugin and run the contract's non-destructive checks.
 
 use crate::cli::Global;
+use crate::error::CommandError;
 use crate::exit;
-use crate::setup::SetupError;
 use fencegate_core::secrets::{SecretRef, is_secret_role};
 use fencegate_core::time::parse_duration;
 use fencegate_driver::DeviceSpec;
@@ -18,9 +18,9 @@ pub async fn check(
     secret_envs: &[String],
     user: Option<&str>,
     timeout: &str,
-) -> Result<u8, SetupError> {
+) -> Result<u8, CommandError> {
     let timeout =
-        parse_duration(timeout).map_err(|e| SetupError::usage(format!("--timeout: {e}")))?;
+        parse_duration(timeout).map_err(|e| CommandError::usage(format!("--timeout: {e}")))?;
     let mut spec = DeviceSpec {
         name: path.display().to_string(),
         driver: "plugin".into(),
@@ -31,7 +31,7 @@ pub async fn check(
     for o in options {
         let (k, v) = split(o, "--option")?;
         if is_secret_role(k) {
-            return Err(SetupError::usage(format!(
+            return Err(CommandError::usage(format!(
                 "--option {k}: secrets never go on the command line; use --secret-file {k}=FILE or --secret-env {k}=VAR"
             )));
         }
@@ -49,12 +49,12 @@ pub async fn check(
         let (role, reference) = reference?;
         let secret = reference
             .resolve(None)
-            .map_err(|e| SetupError::usage(format!("secret {role}: {e}")))?;
+            .map_err(|e| CommandError::usage(format!("secret {role}: {e}")))?;
         spec.secrets.insert(role.to_owned(), secret);
     }
     let report = fencegate_plugin::check(path, &spec, timeout)
         .await
-        .map_err(|e| SetupError::usage(e.to_string()))?;
+        .map_err(|e| CommandError::usage(e.to_string()))?;
     if global.json {
         crate::output::print_json(&report);
     } else {
@@ -67,8 +67,8 @@ pub async fn check(
     })
 }
 
-fn split<'a>(s: &'a str, flag: &str) -> Result<(&'a str, &'a str), SetupError> {
+fn split<'a>(s: &'a str, flag: &str) -> Result<(&'a str, &'a str), CommandError> {
     s.split_once('=')
         .filter(|(k, _)| !k.is_empty())
-        .ok_or_else(|| SetupError::usage(format!("{flag} {s:?}: expected KEY=VALUE")))
+        .ok_or_else(|| CommandError::usage(format!("{flag} {s:?}: expected KEY=VALUE")))
 }
