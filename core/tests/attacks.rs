@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::memory_journal::MemoryJournal;
+use support::journal::inline_engine;
 use support::scripted::{KVM01, KVM02, KVM03, Logged, Scripted, Step, guid, now};
 use tokio::time::Instant;
 
@@ -46,10 +46,6 @@ fn no_hold() -> Policy {
         off_hold: Duration::ZERO,
         ..policy()
     }
-}
-
-fn memory_engine() -> Engine {
-    Engine::new(Arc::new(MemoryJournal::default()))
 }
 
 fn pinned(device: Arc<Device>, pin: &str) -> Arc<Device> {
@@ -187,7 +183,7 @@ async fn a_late_answer_does_not_stretch_the_hold() {
         Arc::clone(&outlet) as Arc<dyn PowerDriver>,
     ));
     let host = support::host("n1", vec![vec![device]], policy());
-    let p = memory_engine().fence(host, req()).await.unwrap();
+    let p = inline_engine().fence(host, req()).await.unwrap();
     let samples = outlet.truth.lock().unwrap().samples.clone();
     let on_at_the_end = SlowOutlet::power_now(&mut outlet.truth.lock().unwrap());
     let t0 = samples[0].0;
@@ -322,7 +318,7 @@ async fn no_command_after_the_identity_changed_during_the_hold() {
         KVM01,
     );
     let host = support::host("kvm01", vec![vec![device]], policy());
-    let p = memory_engine().fence(host, req()).await.unwrap();
+    let p = inline_engine().fence(host, req()).await.unwrap();
     assert_eq!(
         relay.commands_to(1),
         Vec::<Action>::new(),
@@ -459,7 +455,7 @@ async fn unfence_checks_the_box_before_putting_the_restore_policy_back() {
         vec![vec![pinned(bmc.device("kvm01-bmc"), KVM01)]],
         no_hold(),
     );
-    let engine = memory_engine();
+    let engine = inline_engine();
     let p = engine.fence(Arc::clone(&host), req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::PowerVerifiedOff, "{}", p.detail);
     assert_eq!(bmc.restore(), Some(RestorePolicy::AlwaysOff));
@@ -495,7 +491,7 @@ async fn a_blind_device_that_proves_another_box_earns_no_credit() {
             ..no_hold()
         },
     );
-    let p = memory_engine().fence(host, req()).await.unwrap();
+    let p = inline_engine().fence(host, req()).await.unwrap();
     assert!(
         !p.success,
         "the command reached a box proving {KVM02}, pinned {KVM01}, and the fence counts: {} {}",
@@ -605,7 +601,7 @@ async fn a_device_declared_blind_makes_another_target() {
     };
     let relaxed = inventory(&text(true), &reg).host("kvm01").unwrap();
     let strict = inventory(&text(false), &reg).host("kvm01").unwrap();
-    let engine = memory_engine();
+    let engine = inline_engine();
     let e2 = engine.clone();
     let first = tokio::spawn(async move { e2.fence(relaxed, req()).await });
     tokio::task::yield_now().await;
@@ -661,7 +657,7 @@ async fn an_isolation_channel_never_proves_power_off() {
     );
     agent.set_channel(Channel::Isolation);
     let host = support::host("n1", vec![vec![agent.device("scsi")]], no_hold());
-    let p = memory_engine().fence(host, req()).await.unwrap();
+    let p = inline_engine().fence(host, req()).await.unwrap();
     assert!(
         p.verdict != Verdict::PowerVerifiedOff && !p.success,
         "{} {}",
@@ -690,7 +686,7 @@ async fn an_in_band_companion_does_not_skip_the_standby_check() {
         ],
         no_hold(),
     );
-    let p = memory_engine().fence(host, req()).await.unwrap();
+    let p = inline_engine().fence(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::Failed, "{}", p.detail);
 }
 
@@ -762,7 +758,7 @@ async fn outlets_that_name_their_channel_late_still_get_the_standby_check() {
         vec![vec![bmc.device("kvm01-bmc")], vec![a, b]],
         no_hold(),
     );
-    let p = memory_engine().fence(host, req()).await.unwrap();
+    let p = inline_engine().fence(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::Failed, "{}", p.detail);
 }
 
@@ -780,7 +776,7 @@ async fn a_bmc_that_names_its_channel_late_is_still_probed() {
         vec![vec![bmc], vec![a.device("pdu-a-7"), b.device("pdu-b-7")]],
         no_hold(),
     );
-    let p = memory_engine().fence(host, req()).await.unwrap();
+    let p = inline_engine().fence(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::Failed, "{}", p.detail);
 }
 
@@ -819,7 +815,7 @@ async fn the_standby_probe_ends_by_the_overall_deadline() {
         },
     );
     let t0 = Instant::now();
-    let p = memory_engine().fence(host, req()).await.unwrap();
+    let p = inline_engine().fence(host, req()).await.unwrap();
     let took = t0.elapsed();
     assert!(
         took <= overall + Duration::from_millis(1),
@@ -862,7 +858,7 @@ async fn a_joiner_ends_by_its_own_deadline() {
             ..no_hold()
         },
     );
-    let engine = memory_engine();
+    let engine = inline_engine();
     let e2 = engine.clone();
     let first = tokio::spawn(async move { e2.fence(long, req()).await });
     tokio::task::yield_now().await;
@@ -921,7 +917,7 @@ async fn held_a_409_is_read_again_with_the_hold() {
         ],
     );
     let host = support::host("kvm01", vec![vec![bmc.device("kvm01-bmc")]], policy());
-    let p = memory_engine().fence(host, req()).await.unwrap();
+    let p = inline_engine().fence(host, req()).await.unwrap();
     assert_ne!(p.verdict, Verdict::PowerVerifiedOff, "{}", p.detail);
 }
 
@@ -941,7 +937,7 @@ async fn held_a_transient_error_restarts_the_hold() {
         vec![now(())],
     );
     let host = support::host("kvm01", vec![vec![bmc.device("kvm01-bmc")]], policy());
-    let p = memory_engine().fence(host, req()).await.unwrap();
+    let p = inline_engine().fence(host, req()).await.unwrap();
     assert_ne!(p.verdict, Verdict::PowerVerifiedOff, "{}", p.detail);
 }
 
@@ -956,7 +952,7 @@ async fn held_every_declared_reader_of_a_level_must_verify() {
         vec![vec![a.device("pdu-a-7"), b.device("pdu-b-7")]],
         no_hold(),
     );
-    let p = memory_engine().fence(host, req()).await.unwrap();
+    let p = inline_engine().fence(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::Failed, "{}", p.detail);
     assert_eq!(p.levels[0].devices[1].outcome, DeviceOutcome::Failed);
 }

@@ -14,7 +14,7 @@ use fencegate_driver::{
 };
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::memory_journal::MemoryJournal;
+use support::journal::inline_engine;
 use support::scripted::{KVM01, KVM02, Logged, Scripted, Step, guid, now};
 use tokio::time::Instant;
 
@@ -142,10 +142,6 @@ impl PowerDriver for Timed {
     }
 }
 
-fn memory_engine() -> Engine {
-    Engine::new(Arc::new(MemoryJournal::default()))
-}
-
 // --- An Off that does not last ---------------------------------------------------------
 
 #[tokio::test(start_paused = true)]
@@ -154,7 +150,7 @@ async fn an_off_that_turns_back_on_within_the_hold_is_no_proof() {
     // Back-to-back confirmations read Off twice within milliseconds and called it fenced.
     let outlet = Timed::new(true, Some(Duration::from_secs(3)));
     let host = support::host("n1", vec![vec![outlet.device("pdu-7")]], policy());
-    let p = memory_engine().fence(host, req()).await.unwrap();
+    let p = inline_engine().fence(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::Failed, "{}", p.detail);
     assert!(p.detail.contains("power came back"), "{}", p.detail);
     // The device's own log: it really read off and then on.
@@ -167,7 +163,7 @@ async fn an_off_that_turns_back_on_within_the_hold_is_no_proof() {
 async fn an_off_that_holds_is_proven_and_the_proof_says_how_long() {
     let outlet = Timed::new(true, None);
     let host = support::host("n1", vec![vec![outlet.device("pdu-7")]], policy());
-    let p = memory_engine().fence(host, req()).await.unwrap();
+    let p = inline_engine().fence(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::PowerVerifiedOff, "{}", p.detail);
     let rec = &p.levels[0].devices[0];
     let held = rec.off_held_ms.expect("the proof states the hold");
@@ -194,7 +190,7 @@ async fn already_off_must_hold_too_and_a_cycling_host_gets_the_command() {
     // off, no command needed" shortcut must not take it.
     let bmc = Timed::new(false, Some(Duration::from_secs(2)));
     let host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
-    let p = memory_engine().fence(host, req()).await.unwrap();
+    let p = inline_engine().fence(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::PowerVerifiedOff, "{}", p.detail);
     assert_eq!(
         bmc.commands(),
@@ -235,7 +231,7 @@ async fn a_pinned_device_answered_by_another_box_gets_no_command() {
         vec![vec![pinned(&relayed, "kvm01-bmc", KVM01)]],
         no_hold(),
     );
-    let p = memory_engine().fence(host, req()).await.unwrap();
+    let p = inline_engine().fence(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::Failed);
     assert!(p.detail.contains("another box"), "{}", p.detail);
     assert_eq!(
@@ -254,7 +250,7 @@ async fn a_pinned_device_answered_by_another_box_gets_no_command() {
         vec![vec![pinned(&forged, "kvm01-bmc", KVM01)]],
         no_hold(),
     );
-    let p = memory_engine().fence(host, req()).await.unwrap();
+    let p = inline_engine().fence(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::Failed);
     assert_eq!(forged.commands_accepted(), 0);
 
@@ -265,7 +261,7 @@ async fn a_pinned_device_answered_by_another_box_gets_no_command() {
         vec![vec![pinned(&real, "kvm01-bmc", KVM01)]],
         no_hold(),
     );
-    let p = memory_engine().fence(host, req()).await.unwrap();
+    let p = inline_engine().fence(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::PowerVerifiedOff, "{}", p.detail);
     assert!(p.levels[0].devices[0].identity.contains(&guid(KVM01)));
 }
@@ -281,7 +277,7 @@ async fn require_identity_refuses_an_unpinned_device() {
             ..no_hold()
         },
     );
-    let p = memory_engine().fence(host, req()).await.unwrap();
+    let p = inline_engine().fence(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::Failed);
     assert!(p.detail.contains("require_identity"), "{}", p.detail);
     assert_eq!(bmc.commands_accepted(), 0);
@@ -389,7 +385,7 @@ async fn an_identity_that_changes_during_the_operation_is_no_proof() {
         vec![vec![pinned(&bmc, "kvm01-bmc", KVM01)]],
         no_hold(),
     );
-    let engine = memory_engine();
+    let engine = inline_engine();
     let fence = tokio::spawn(async move { engine.fence(host, req()).await });
     tokio::time::sleep(Duration::from_millis(500)).await;
     switcher.set_identity(vec![guid(KVM02)]);
@@ -419,7 +415,7 @@ async fn a_fence_on_other_devices_under_the_same_name_is_not_joined() {
     );
     let adhoc = support::host("kvm01", vec![vec![other.device("adhoc")]], no_hold());
     let inventory = support::host("kvm01", vec![vec![real.device("kvm01-bmc")]], no_hold());
-    let engine = memory_engine();
+    let engine = inline_engine();
     let e2 = engine.clone();
     let first = tokio::spawn(async move { e2.fence(adhoc, req()).await });
     tokio::task::yield_now().await;
@@ -494,7 +490,7 @@ fn isolation(endpoint: &str) -> Arc<Scripted> {
 async fn isolation_is_its_own_verdict_and_counts_only_where_accepted() {
     let scsi = isolation("fence_scsi");
     let host = support::host("n1", vec![vec![scsi.device("scsi")]], no_hold());
-    let p = memory_engine().fence(host, req()).await.unwrap();
+    let p = inline_engine().fence(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::Isolated);
     assert!(
         !p.success,
@@ -511,7 +507,7 @@ async fn isolation_is_its_own_verdict_and_counts_only_where_accepted() {
             ..no_hold()
         },
     );
-    let p = memory_engine().fence(host, req()).await.unwrap();
+    let p = inline_engine().fence(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::Isolated);
     assert!(p.success);
     assert!(p.detail.contains("isolat"), "{}", p.detail);
@@ -525,7 +521,7 @@ async fn isolation_is_its_own_verdict_and_counts_only_where_accepted() {
             ..no_hold()
         },
     );
-    assert!(!memory_engine().fence(host, req()).await.unwrap().success);
+    assert!(!inline_engine().fence(host, req()).await.unwrap().success);
 }
 
 // --- Power that comes back later -------------------------------------------------------
@@ -535,7 +531,7 @@ async fn a_fence_sets_the_restore_policy_to_stay_off_and_unfence_puts_it_back() 
     let bmc = Scripted::bmc_presenting("ipmi://10.0.0.1:623", vec![guid(KVM01)]);
     bmc.set_restore(RestorePolicy::LastState);
     let host = support::host("kvm01", vec![vec![bmc.device("kvm01-bmc")]], no_hold());
-    let engine = memory_engine();
+    let engine = inline_engine();
     let p = engine.fence(Arc::clone(&host), req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::PowerVerifiedOff);
     assert_eq!(bmc.restore(), Some(RestorePolicy::AlwaysOff));
@@ -575,7 +571,7 @@ async fn a_maintenance_off_leaves_the_restore_policy_alone() {
     let bmc = Scripted::bmc_presenting("ipmi://10.0.0.1:623", vec![]);
     bmc.set_restore(RestorePolicy::AlwaysOn);
     let host = support::host("kvm01", vec![vec![bmc.device("kvm01-bmc")]], no_hold());
-    memory_engine().off(host, req()).await.unwrap();
+    inline_engine().off(host, req()).await.unwrap();
     assert_eq!(bmc.restore(), Some(RestorePolicy::AlwaysOn));
 }
 
@@ -602,7 +598,7 @@ async fn outlets_off_while_the_bmc_still_answers_is_no_proof() {
         ],
         no_hold(),
     );
-    let p = memory_engine().fence(host, req()).await.unwrap();
+    let p = inline_engine().fence(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::Failed, "{}", p.detail);
     assert!(
         p.detail.contains("standby power is present"),
@@ -631,7 +627,7 @@ async fn outlets_off_and_a_silent_bmc_is_proof() {
         ],
         no_hold(),
     );
-    let p = memory_engine().fence(host, req()).await.unwrap();
+    let p = inline_engine().fence(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::PowerVerifiedOff, "{}", p.detail);
     assert!(p.detail.contains("pdu-a-7 + pdu-b-7"), "{}", p.detail);
 }

@@ -3,12 +3,12 @@
 mod support;
 
 use fencegate_core::{
-    DeviceOutcome, Engine, Host, Operation, Policy, Proof, Request, SqliteJournal, Verdict,
+    DeviceOutcome, Engine, Event, Host, Operation, Policy, Proof, Request, SqliteJournal, Verdict,
 };
 use fencegate_driver::{ErrorKind, PowerState};
 use std::sync::Arc;
 use std::time::Duration;
-use support::memory_journal::MemoryJournal;
+use support::journal::inline_engine;
 use support::scripted::{Logged, Scripted, Step, now};
 use tokio::task::JoinHandle;
 
@@ -33,16 +33,11 @@ fn req() -> Request {
     }
 }
 
-fn memory_engine() -> (Engine, Arc<MemoryJournal>) {
-    let j = Arc::new(MemoryJournal::default());
-    (Engine::new(j.clone()), j)
-}
-
 #[tokio::test(start_paused = true)]
 async fn already_off_needs_no_command() {
     let bmc = Scripted::new("bmc", vec![now(PowerState::Off)], vec![now(())]);
     let host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
-    let (engine, _) = memory_engine();
+    let engine = inline_engine();
     let p = engine.fence(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::PowerVerifiedOff);
     assert_eq!(bmc.commands_accepted(), 0);
@@ -62,7 +57,7 @@ async fn powering_off_then_off_is_verified_only_after_k_offs() {
         vec![now(())],
     );
     let host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
-    let (engine, _) = memory_engine();
+    let engine = inline_engine();
     let p = engine.fence(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::PowerVerifiedOff);
     let reads: Vec<_> = p.levels[0].devices[0].readings().cloned().collect();
@@ -91,7 +86,7 @@ async fn drivers_are_released_after_every_operation() {
         vec![vec![dead.device("dead")], vec![bmc.device("bmc")]],
         policy(),
     );
-    let (engine, _) = memory_engine();
+    let engine = inline_engine();
     assert!(
         engine
             .fence(Arc::clone(&host), req())
@@ -108,7 +103,7 @@ async fn drivers_are_released_after_every_operation() {
 async fn stuck_relay_fails_within_the_deadline() {
     let bmc = Scripted::new("bmc", vec![now(PowerState::On)], vec![now(())]);
     let host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
-    let (engine, _) = memory_engine();
+    let engine = inline_engine();
     let t0 = tokio::time::Instant::now();
     let p = engine.fence(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::Failed);
@@ -125,7 +120,7 @@ async fn conflict_409_is_not_proof_but_a_fresh_read_is() {
         vec![Step::Fail(ErrorKind::StateConflict, Duration::ZERO)],
     );
     let host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
-    let (engine, _) = memory_engine();
+    let engine = inline_engine();
     let p = engine.fence(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::PowerVerifiedOff);
     // The 409 came first, the two Off readings after it.
@@ -161,7 +156,7 @@ async fn dead_bmc_falls_through_to_both_pdu_outlets() {
         ],
         policy(),
     );
-    let (engine, _) = memory_engine();
+    let engine = inline_engine();
     let p = engine.fence(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::PowerVerifiedOff);
     assert_eq!(p.levels[0].devices[0].outcome, DeviceOutcome::Failed);
@@ -178,7 +173,7 @@ async fn one_stuck_outlet_fails_the_dual_psu_level() {
     );
     let b = Scripted::new("pdu-b", vec![now(PowerState::On)], vec![now(())]);
     let host = support::host("n1", vec![vec![a.device("a"), b.device("b")]], policy());
-    let (engine, _) = memory_engine();
+    let engine = inline_engine();
     let p = engine.fence(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::Failed);
 }
@@ -187,7 +182,7 @@ async fn one_stuck_outlet_fails_the_dual_psu_level() {
 async fn ssh_alone_is_liveness_lost_and_not_success_by_default() {
     let ssh = Scripted::blind("ssh", vec![now(())]);
     let host = support::host("n1", vec![vec![ssh.device("ssh")]], policy());
-    let (engine, _) = memory_engine();
+    let engine = inline_engine();
     let p = engine.fence(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::LivenessLost);
     assert!(!p.success);
@@ -220,7 +215,7 @@ async fn ssh_beside_a_bmc_does_not_count_but_does_not_block() {
         vec![vec![ssh.device("ssh"), bmc.device("bmc")]],
         policy(),
     );
-    let (engine, _) = memory_engine();
+    let engine = inline_engine();
     let p = engine.fence(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::PowerVerifiedOff);
 }
@@ -240,7 +235,7 @@ async fn a_declared_reader_found_blind_fails_its_level_beside_a_reader() {
         vec![vec![outlet_a.device("pdu-a-7"), outlet_b.device("pdu-b-7")]],
         policy(),
     );
-    let (engine, _) = memory_engine();
+    let engine = inline_engine();
     let p = engine.fence(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::LivenessLost, "{}", p.detail);
     assert!(!p.success, "one reading must not prove a two-outlet level");
@@ -292,7 +287,7 @@ async fn busy_is_retried_a_bounded_number_of_times() {
             ..policy()
         },
     );
-    let (engine, _) = memory_engine();
+    let engine = inline_engine();
     let p = engine.fence(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::Failed);
     let tries = bmc
@@ -311,7 +306,7 @@ async fn auth_failure_is_not_retried() {
         vec![now(())],
     );
     let host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
-    let (engine, _) = memory_engine();
+    let engine = inline_engine();
     let p = engine.fence(host, req()).await.unwrap();
     assert_eq!(p.verdict, Verdict::Failed);
     assert_eq!(bmc.log().len(), 1);
@@ -322,7 +317,7 @@ async fn auth_failure_is_not_retried() {
 async fn shutdown_records_an_interrupted_verdict() {
     let bmc = Scripted::new("bmc", vec![now(PowerState::On)], vec![now(())]);
     let host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
-    let (engine, journal) = memory_engine();
+    let engine = inline_engine();
     let stop = engine.shutdown();
     let run = tokio::spawn({
         let engine = engine.clone();
@@ -334,9 +329,17 @@ async fn shutdown_records_an_interrupted_verdict() {
     assert_eq!(p.verdict, Verdict::Failed);
     assert!(p.detail.contains("SIGTERM"));
     // The record is in the journal, with the readings taken before the stop.
-    let h = journal.history_sync("n1");
+    let h = engine.history("n1").await;
     assert_eq!(h[0].request_id, p.request_id);
-    assert!(p.levels[0].devices[0].readings().count() >= 1);
+    assert_eq!(h[0].verdict, Verdict::Failed);
+    assert!(h[0].levels[0].devices[0].readings().count() >= 1);
+    assert!(
+        engine
+            .events_of(&p.request_id)
+            .iter()
+            .any(|e| matches!(e, Event::Reading { .. })),
+        "the readings' events are durable too"
+    );
 }
 
 // --- with the real SQLite journal (real time, short deadlines) ---
@@ -501,16 +504,15 @@ async fn started(engine: &Engine, host: &Arc<Host>, op: Operation) -> JoinHandle
     task
 }
 
-async fn locked(journal: &MemoryJournal, host: &str) -> bool {
-    use fencegate_core::journal::Journal;
-    !journal.power_locks(host).await.unwrap().is_empty()
+async fn locked(engine: &Engine, host: &str) -> bool {
+    !engine.journal().power_locks(host).await.unwrap().is_empty()
 }
 
 #[tokio::test(start_paused = true)]
 async fn an_off_shares_a_running_fence() {
     let bmc = slow_first_read();
     let host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
-    let (engine, _) = memory_engine();
+    let engine = inline_engine();
     let fence = started(&engine, &host, Operation::Fence).await;
     let off = engine.off(host, req()).await.unwrap();
     let fence = fence.await.unwrap();
@@ -523,7 +525,7 @@ async fn an_off_shares_a_running_fence() {
 async fn a_fence_never_takes_an_offs_verdict_for_its_own() {
     let bmc = slow_first_read();
     let host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
-    let (engine, journal) = memory_engine();
+    let engine = inline_engine();
     let off = started(&engine, &host, Operation::Off).await;
     let fence = engine.fence(host, req()).await.unwrap();
     let off = off.await.unwrap();
@@ -532,7 +534,7 @@ async fn a_fence_never_takes_an_offs_verdict_for_its_own() {
     assert_eq!(fence.verdict, Verdict::PowerVerifiedOff, "{}", fence.detail);
     assert!(fence.started_at >= off.finished_at, "it waited for the off");
     assert!(
-        locked(&journal, "n1").await,
+        locked(&engine, "n1").await,
         "the fence left its power-on lock"
     );
 }
@@ -549,7 +551,7 @@ async fn a_fence_waits_for_a_running_power_on_then_fences() {
         vec![Step::Answer((), Duration::from_millis(200)), now(())],
     );
     let host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
-    let (engine, journal) = memory_engine();
+    let engine = inline_engine();
     let on = started(&engine, &host, Operation::On).await;
     let fence = engine.fence(host, req()).await.unwrap();
     let on = on.await.unwrap();
@@ -557,14 +559,14 @@ async fn a_fence_waits_for_a_running_power_on_then_fences() {
     assert_eq!(fence.operation, Operation::Fence);
     assert_eq!(fence.verdict, Verdict::PowerVerifiedOff, "{}", fence.detail);
     assert!(fence.success);
-    assert!(locked(&journal, "n1").await);
+    assert!(locked(&engine, "n1").await);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_power_on_waiting_for_a_fence_is_refused_by_its_lock() {
     let bmc = slow_first_read();
     let host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
-    let (engine, _) = memory_engine();
+    let engine = inline_engine();
     let fence = started(&engine, &host, Operation::Fence).await;
     let on = engine.on(host, req()).await.unwrap();
     assert!(fence.await.unwrap().success);
@@ -592,7 +594,7 @@ async fn waiting_for_another_operation_counts_against_the_deadline() {
     };
     let on_host = support::host("n1", vec![vec![bmc.device("bmc")]], slow_on);
     let fence_host = support::host("n1", vec![vec![bmc.device("bmc")]], policy());
-    let (engine, _) = memory_engine();
+    let engine = inline_engine();
     let on = started(&engine, &on_host, Operation::On).await;
     let t0 = tokio::time::Instant::now();
     let fence = engine.fence(fence_host, req()).await.unwrap();

@@ -6,12 +6,12 @@
 
 mod support;
 
-use fencegate_core::{Engine, Policy, Request, Verdict};
+use fencegate_core::{Policy, Request, Verdict};
 use fencegate_driver::{ErrorKind, PowerState};
 use proptest::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
-use support::memory_journal::MemoryJournal;
+use support::journal::inline_engine;
 use support::scripted::{Logged, Scripted, Step};
 
 fn delay() -> impl Strategy<Value = Duration> {
@@ -177,8 +177,7 @@ fn run(s: Scenario) -> Result<(), TestCaseError> {
             levels.push(devs);
         }
         let host = support::host("node1", levels, policy.clone());
-        let journal = Arc::new(MemoryJournal::default());
-        let engine = Engine::new(journal.clone());
+        let engine = inline_engine();
         let t0 = tokio::time::Instant::now();
         let mut calls = Vec::new();
         for _ in 0..s.callers {
@@ -208,7 +207,7 @@ fn run(s: Scenario) -> Result<(), TestCaseError> {
             "took {elapsed:?}"
         );
         // Concurrent callers share one operation and its result.
-        prop_assert_eq!(journal.operations_for("node1"), 1);
+        prop_assert_eq!(engine.operations_for("node1"), 1);
         for p in &proofs {
             prop_assert_eq!(&p.request_id, &proofs[0].request_id);
         }

@@ -1,9 +1,11 @@
-//! Test support for the engine: a scriptable in-memory driver and an in-memory journal.
-//! Lives only in tests; production code never sees either.
+//! Test support for the engine: a scriptable in-memory driver, clocks a test controls, and
+//! the real SQLite journal opened inline. Lives only in tests; production code never sees
+//! any of it.
 
 #![allow(dead_code)]
 
-pub mod memory_journal;
+pub mod clock;
+pub mod journal;
 pub mod scripted;
 
 use fencegate_core::{Device, Host, Policy};
