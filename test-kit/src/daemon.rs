@@ -84,6 +84,32 @@ impl Daemon {
         unreachable!("the last attempt returns or panics")
     }
 
+    /// Stop the program and start `command` in its place, on the same port and directory (a
+    /// device's reboot). The port was ours a moment ago but is free while nothing holds it,
+    /// so the test fails, with the log, if the new process does not get it back.
+    pub fn restart(&mut self, mut command: Command, proto: Proto) {
+        self.stop();
+        let log = fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(self.log_path())
+            .expect("open the log file");
+        let log_err = log.try_clone().expect("clone the log file handle");
+        self.child = command
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot restart {}: {e}", self.name));
+        if let Err(log) = self.wait_bound(proto) {
+            panic!(
+                "{} did not serve again on 127.0.0.1:{}:\n{log}",
+                self.name, self.port
+            );
+        }
+    }
+
     /// The port it serves on, on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port

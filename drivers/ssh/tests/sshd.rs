@@ -8,30 +8,14 @@
 
 use fencegate_driver::{Action, DeviceSpec, DriverFactory, ErrorKind, PowerDriver, SecretString};
 use fencegate_ssh::SshFactory;
+use fencegate_test_kit::daemon::{Daemon, Proto};
+use fencegate_test_kit::ports::ClosedTcpPort;
+use fencegate_test_kit::tools;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn find_program(name: &str, package: &str) -> PathBuf {
-    for dir in [
-        "/usr/sbin",
-        "/usr/bin",
-        "/sbin",
-        "/bin",
-        "/usr/local/sbin",
-        "/usr/local/bin",
-    ] {
-        let p = Path::new(dir).join(name);
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!(
-        "`{name}` not found: install the Debian package `{package}` (apt-get install -y {package})"
-    );
-}
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().expect("run a helper program");
@@ -60,7 +44,7 @@ fn account() -> (String, u32, u32, bool) {
             .is_ok_and(|o| o.status.success())
     };
     if !exists("fencehost") {
-        let useradd = find_program("useradd", "passwd");
+        let useradd = tools::require("useradd");
         let _ = Command::new(useradd)
             .args(["--system", "--no-create-home", "--home-dir", "/nonexistent"])
             .args(["--shell", "/bin/sh", "fencehost"])
@@ -76,13 +60,8 @@ fn account() -> (String, u32, u32, bool) {
     ("fencehost".to_owned(), uid, gid, true)
 }
 
-fn free_tcp_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
 fn keygen(path: &Path) {
-    let keygen = find_program("ssh-keygen", "openssh-client");
+    let keygen = tools::require("ssh-keygen");
     run(Command::new(keygen)
         .args([
             "-q",
@@ -105,22 +84,20 @@ fn pub_key(path: &Path) -> String {
         .join(" ")
 }
 
-/// A private sshd on a free port with its own keys; killed on drop.
+/// A private sshd on a loopback port with its own keys (started by the test kit, which
+/// checks sshd itself listens there); killed on drop.
 struct Sshd {
-    child: Child,
-    dir: tempfile::TempDir,
-    port: u16,
+    daemon: Daemon,
     user: String,
 }
 
 impl Sshd {
     fn start(mode: &str) -> Sshd {
-        let sshd = find_program("sshd", "openssh-server");
+        let sshd = tools::require("sshd");
         let (user, uid, gid, switch) = account();
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../hw-fixtures/sshd");
         let dir = tempfile::tempdir().expect("temp dir");
         let d = dir.path();
-        let port = free_tcp_port();
         std::fs::copy(
             fixtures.join("fake_poweroff.sh"),
             d.join("fake_poweroff.sh"),
@@ -130,7 +107,7 @@ impl Sshd {
         keygen(&d.join("id_fence"));
         keygen(&d.join("id_other"));
         keygen(&d.join("other_host_key"));
-        let keygen_rsa = find_program("ssh-keygen", "openssh-client");
+        let keygen_rsa = tools::require("ssh-keygen");
         run(Command::new(keygen_rsa)
             .args([
                 "-q",
@@ -158,52 +135,33 @@ impl Sshd {
             ),
         )
         .expect("authorized_keys");
-        let conf = std::fs::read_to_string(fixtures.join("sshd_config.in"))
-            .expect("template")
-            .replace("@DIR@", &d.display().to_string())
-            .replace("@PORT@", &port.to_string())
-            .replace("@USER@", &user);
-        std::fs::write(d.join("sshd_config"), conf).expect("sshd_config");
         std::fs::write(d.join("poweroff.mode"), mode).expect("mode");
         std::fs::write(d.join("poweroff.hang_secs"), "5").expect("hang time");
-        if switch {
-            run(Command::new("chown")
-                .arg("-R")
-                .arg(format!("{uid}:{gid}"))
-                .arg(d));
-        }
-        let log = std::fs::File::create(d.join("sshd.log")).expect("log");
-        let mut cmd = Command::new(sshd);
-        cmd.arg("-D")
-            .arg("-e")
-            .arg("-f")
-            .arg(d.join("sshd_config"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
-        if switch {
-            cmd.uid(uid).gid(gid);
-        }
-        let child = cmd.spawn().expect("start sshd");
-        let until = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < until,
-                "sshd did not listen: {}",
-                std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Sshd {
-            child,
-            dir,
-            port,
-            user,
-        }
+        let template = std::fs::read_to_string(fixtures.join("sshd_config.in")).expect("template");
+        let daemon = Daemon::start("sshd", Proto::Tcp, dir, |d, port| {
+            let conf = template
+                .replace("@DIR@", &d.display().to_string())
+                .replace("@PORT@", &port.to_string())
+                .replace("@USER@", &user);
+            std::fs::write(d.join("sshd_config"), conf).expect("sshd_config");
+            if switch {
+                run(Command::new("chown")
+                    .arg("-R")
+                    .arg(format!("{uid}:{gid}"))
+                    .arg(d));
+            }
+            let mut cmd = Command::new(&sshd);
+            cmd.arg("-D").arg("-e").arg("-f").arg(d.join("sshd_config"));
+            if switch {
+                cmd.uid(uid).gid(gid);
+            }
+            cmd
+        });
+        Sshd { daemon, user }
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.daemon.dir().join(name)
     }
 
     fn known_hosts(&self, host_key: &str) -> PathBuf {
@@ -212,7 +170,7 @@ impl Sshd {
             &p,
             format!(
                 "[127.0.0.1]:{} {}\n",
-                self.port,
+                self.daemon.port(),
                 pub_key(&self.path(host_key))
             ),
         )
@@ -228,7 +186,7 @@ impl Sshd {
         let mut s = DeviceSpec {
             name: "host-under-test".into(),
             driver: "ssh".into(),
-            address: format!("127.0.0.1:{}", self.port),
+            address: format!("127.0.0.1:{}", self.daemon.port()),
             user: Some(self.user.clone()),
             ..Default::default()
         };
@@ -253,13 +211,6 @@ impl Sshd {
     }
 }
 
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn in_secs(s: u64) -> Instant {
     Instant::now() + Duration::from_secs(s)
 }
@@ -268,7 +219,7 @@ fn in_secs(s: u64) -> Instant {
 async fn drop_mode_is_delivered_and_liveness_lost() {
     let sshd = Sshd::start("drop");
     // Pin the fingerprint this time, as `ssh-keygen -lf` prints it.
-    let keygen = find_program("ssh-keygen", "openssh-client");
+    let keygen = tools::require("ssh-keygen");
     let lf = run(Command::new(keygen)
         .arg("-lf")
         .arg(sshd.path("ssh_host_ed25519_key.pub")));
@@ -360,7 +311,7 @@ async fn wrong_host_key_is_refused_before_anything_is_sent() {
     assert_eq!(sshd.marker(), "", "the command must not have run");
     assert!(d.identity().is_empty());
     assert!(
-        std::net::TcpStream::connect(("127.0.0.1", sshd.port)).is_ok(),
+        std::net::TcpStream::connect(("127.0.0.1", sshd.daemon.port())).is_ok(),
         "host untouched"
     );
 }
@@ -379,7 +330,8 @@ async fn wrong_user_key_is_auth() {
 async fn refused_connection_is_unreachable_and_nothing_sent() {
     let sshd = Sshd::start("drop");
     let mut spec = sshd.spec("id_fence", "ssh_host_ed25519_key", &[]);
-    spec.address = format!("127.0.0.1:{}", free_tcp_port());
+    let closed = ClosedTcpPort::new();
+    spec.address = closed.addr().to_string();
     let d = SshFactory.build(&spec).unwrap();
     let t0 = Instant::now();
     let e = d.set_power(Action::Off, in_secs(10)).await.unwrap_err();
@@ -462,7 +414,7 @@ async fn rsa_key_and_hashed_known_hosts_from_openssh() {
     // A copy of the known_hosts entry that OpenSSH hashes, as `HashKnownHosts yes` does.
     let kh = sshd.path("known_hosts.hashed");
     std::fs::copy(sshd.known_hosts("ssh_host_ed25519_key"), &kh).unwrap();
-    let keygen = find_program("ssh-keygen", "openssh-client");
+    let keygen = tools::require("ssh-keygen");
     run(Command::new(keygen).arg("-H").arg("-f").arg(&kh));
     let hashed = std::fs::read_to_string(&kh).unwrap();
     assert!(
@@ -481,7 +433,7 @@ async fn rsa_key_and_hashed_known_hosts_from_openssh() {
 /// `passphrase` (and converted to `-m FORMAT` when given); the public key is unchanged.
 fn encrypted_copy(sshd: &Sshd, from: &str, to: &str, passphrase: &str, format: Option<&str>) {
     std::fs::copy(sshd.path(from), sshd.path(to)).expect("copy key");
-    let keygen = find_program("ssh-keygen", "openssh-client");
+    let keygen = tools::require("ssh-keygen");
     let mut cmd = Command::new(keygen);
     cmd.args(["-q", "-p", "-P", "", "-N", passphrase]);
     if let Some(format) = format {

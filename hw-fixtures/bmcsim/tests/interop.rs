@@ -11,17 +11,6 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-fn require(tool: &str, package: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "`{tool}` is not installed: install the Debian package `{package}` \
-         (apt-get install {package}) to run the interoperability tests"
-    );
-}
-
 async fn run(mut cmd: tokio::process::Command) -> Output {
     cmd.kill_on_drop(true);
     tokio::time::timeout(Duration::from_secs(30), cmd.output())
@@ -42,9 +31,8 @@ async fn ipmitool_kg(
     kg: Option<&str>,
     args: &[&str],
 ) -> Output {
-    require("ipmitool", "ipmitool");
     let addr = lab.addr(0);
-    let mut cmd = tokio::process::Command::new("ipmitool");
+    let mut cmd = tokio::process::Command::new(fencegate_test_kit::tools::require("ipmitool"));
     if let Some(kg) = kg {
         cmd.env("IPMI_KGKEY", kg).arg("-K");
     }
@@ -128,7 +116,7 @@ async fn ipmipower_kg(
     kg: Option<&str>,
     op: &str,
 ) -> Output {
-    require("ipmipower", "freeipmi-tools");
+    let ipmipower = fencegate_test_kit::tools::require("ipmipower");
     let conf = dir.join(format!("freeipmi-{suite}-{password}-{}.conf", kg.is_some()));
     let kg_line = kg.map(|k| format!("k_g {k}\n")).unwrap_or_default();
     std::fs::write(
@@ -136,7 +124,7 @@ async fn ipmipower_kg(
         format!("username admin\npassword {password}\n{kg_line}"),
     )
     .unwrap();
-    let mut cmd = tokio::process::Command::new("ipmipower");
+    let mut cmd = tokio::process::Command::new(ipmipower);
     cmd.args([
         "-D",
         "LAN_2_0",

@@ -10,18 +10,14 @@ use fencegate_bmcsim::snmp::{PduConfig, PduLab, V3User};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 const CTL: &str = ".1.3.6.1.4.1.318.1.1.4.4.2.1.3";
 
+/// A net-snmp tool (package `snmp`), or a failure naming the package.
 fn tool(name: &str) -> PathBuf {
-    let p = Path::new("/usr/bin").join(name);
-    assert!(
-        p.is_file(),
-        "`{name}` not found: install the Debian package `snmp` (apt-get install -y snmp)"
-    );
-    p
+    fencegate_test_kit::tools::require(name)
 }
 
 /// Run a net-snmp tool without blocking the runtime that serves the PDUs.
