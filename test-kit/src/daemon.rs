@@ -339,6 +339,28 @@ mod tests {
     }
 
     #[test]
+    fn a_restart_serves_again_on_the_same_port() {
+        let python = crate::tools::require("python3");
+        let command = |port: u16| {
+            let mut c = Command::new(&python);
+            c.args(["-c", BIND_AND_WAIT, &port.to_string()]);
+            c
+        };
+        let mut daemon = Daemon::start(
+            "udp-echo",
+            Proto::Udp,
+            tempfile::tempdir().unwrap(),
+            |_, port| command(port),
+        );
+        let (port, first) = (daemon.port(), daemon.pid());
+        daemon.restart(command(port), Proto::Udp);
+        assert_ne!(daemon.pid(), first, "a new process");
+        assert_eq!(daemon.port(), port);
+        assert!(holds_port(daemon.pid(), Proto::Udp, port));
+        assert!(!daemon.exited());
+    }
+
+    #[test]
     fn a_program_that_fails_otherwise_fails_the_test_with_its_log() {
         let err = std::panic::catch_unwind(|| {
             Daemon::start(

@@ -367,10 +367,11 @@ async fn many_bmcs_in_parallel() {
 
 #[tokio::test]
 async fn closed_port_is_unreachable_at_once() {
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let port: std::net::SocketAddr = (
+        std::net::Ipv4Addr::LOCALHOST,
+        fencegate_test_kit::ports::unused_udp_port(),
+    )
+        .into();
     let d = driver(port, "admin", "password", &[]);
     let t0 = Instant::now();
     let e = d.status(soon(3000)).await.unwrap_err();
