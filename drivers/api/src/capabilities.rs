@@ -57,8 +57,12 @@ impl Capabilities {
 }
 
 /// What a power channel switches. The engine treats an `Off` from each differently.
+///
+/// Non-exhaustive: a later contract may name more kinds of channel. Code outside this crate
+/// treats a kind it does not know like [`Channel::Other`]: never more trusted than that.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Channel {
     /// A baseboard management controller (IPMI, Redfish): its `Off` is the host's main
     /// power; the BMC itself lives on standby power and keeps answering.
@@ -136,8 +140,14 @@ impl IdentityFact {
 /// What a host does with its power when AC returns (IPMI power restore policy, Redfish
 /// `PowerRestorePolicy`). A fenced host set to come back on would undo the fence when an
 /// outlet or the mains returns, so fencing sets it to stay off and `unfence` restores it.
+///
+/// Non-exhaustive: devices know more policies than these three. Code outside this crate
+/// treats a policy it does not know as one that may power the host on (anything but
+/// [`RestorePolicy::AlwaysOff`]), and a driver asked to set one answers
+/// [`crate::ErrorKind::Unsupported`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum RestorePolicy {
     /// Stay off when power returns.
     AlwaysOff,
@@ -179,5 +189,19 @@ mod tests {
         assert!(!caps.authenticated_identity);
         let fact: IdentityFact = serde_json::from_str(r#"{"kind":"k","value":"v"}"#).unwrap();
         assert!(!fact.authenticated, "a fact is unauthenticated unless said");
+    }
+
+    #[test]
+    fn a_channel_or_policy_this_build_does_not_know_is_refused_not_guessed() {
+        // A plugin declaring a kind of channel this build does not know is refused at its
+        // hello rather than trusted as a BMC; an unknown policy is never read as always-off.
+        for wire in [r#""pdu""#, r#""Bmc""#, r#""bmc-v2""#] {
+            let parsed = serde_json::from_str::<Channel>(wire);
+            assert!(parsed.is_err(), "{wire} read as {parsed:?}");
+        }
+        for wire in [r#""off""#, r#""AlwaysOff""#, r#""always-off-unless-ups""#] {
+            let parsed = serde_json::from_str::<RestorePolicy>(wire);
+            assert!(parsed.is_err(), "{wire} read as {parsed:?}");
+        }
     }
 }

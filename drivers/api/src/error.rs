@@ -5,8 +5,13 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// The class of a driver failure. The engine decides what to do from the class alone.
+///
+/// Non-exhaustive: a later contract may split a class. Code outside this crate treats a
+/// class it does not know as a failure that is not retried ([`ErrorKind::is_transient`] is
+/// false) and never as success or as a state reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// Credentials were refused. Retrying only locks accounts: never retried.
     Auth,
@@ -138,6 +143,16 @@ mod tests {
             transient,
             [ErrorKind::Unreachable, ErrorKind::Busy, ErrorKind::Timeout]
         );
+    }
+
+    #[test]
+    fn an_error_class_this_build_does_not_know_is_refused_not_guessed() {
+        // A newer peer's class is not read as any known one (least of all a transient one
+        // that would be retried): the reply carrying it is a protocol error.
+        for wire in [r#""quota""#, r#""Busy""#, r#""timed-out""#, r#""""#] {
+            let parsed = serde_json::from_str::<ErrorKind>(wire);
+            assert!(parsed.is_err(), "{wire} read as {parsed:?}");
+        }
     }
 
     #[test]

@@ -16,6 +16,8 @@
 mod capabilities;
 mod driver;
 mod error;
+#[cfg(doctest)]
+mod growth;
 mod redact;
 mod spec;
 mod state;

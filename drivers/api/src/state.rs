@@ -8,7 +8,12 @@ use std::fmt;
 /// Only [`PowerState::Off`] is ever proof that a host is fenced. Transitional and unknown states
 /// are kept distinct (rather than folded into on/off) so the evidence record shows exactly what
 /// the device answered; peers that read `PoweringOff` as off have caused split brain.
+///
+/// Non-exhaustive: a later contract may name more states. Code outside this crate must
+/// treat a state it does not know as *not off* (ask [`PowerState::is_off`] rather than
+/// matching), so a new state can never become proof by accident.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum PowerState {
     /// The device reports the power as on.
     On,
@@ -45,8 +50,12 @@ impl fmt::Display for PowerState {
 ///
 /// `Off` is the hard, immediate power-off used for fencing. `GracefulOff` exists for operators
 /// and is never used by the fencing engine: it needs the (possibly hung) OS to cooperate.
+///
+/// Non-exhaustive: a later contract may add actions. A driver asked for an action it does
+/// not know answers [`crate::ErrorKind::Unsupported`] and sends nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Action {
     /// Hard power off (IPMI power down, Redfish ForceOff, outlet off, `poweroff -f`).
     Off,
@@ -93,6 +102,32 @@ mod tests {
             PowerState::Unknown("Off".into()),
         ] {
             assert!(!s.is_off(), "{s} must not count as off");
+        }
+    }
+
+    #[test]
+    fn a_state_or_action_this_build_does_not_know_is_refused_not_guessed() {
+        // What a newer plugin or external driver might send. Refused whole (the reply is a
+        // protocol error), never folded into a known state, least of all `Off`.
+        for wire in [
+            r#""Standby""#,
+            r#""off""#,
+            r#""OFF""#,
+            r#""PoweredOff""#,
+            r#"{"Off":"yes"}"#,
+            r#"{"Off":null,"On":null}"#,
+        ] {
+            let parsed = serde_json::from_str::<PowerState>(wire);
+            assert!(parsed.is_err(), "{wire} read as {parsed:?}");
+        }
+        let verbatim: PowerState = serde_json::from_str(r#"{"Unknown":"Off"}"#).unwrap();
+        assert!(
+            !verbatim.is_off(),
+            "an unknown reading that says Off is not Off"
+        );
+        for wire in [r#""hard_off""#, r#""Off""#, r#""power_off""#] {
+            let parsed = serde_json::from_str::<Action>(wire);
+            assert!(parsed.is_err(), "{wire} read as {parsed:?}");
         }
     }
 }

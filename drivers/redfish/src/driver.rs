@@ -443,7 +443,12 @@ impl RedfishDriver {
             .system
             .clone()
             .ok_or_else(|| DriverError::protocol(format!("{}: no system resolved", self.ep())))?;
-        let word = model::restore_word(policy);
+        let word = model::restore_word(policy).ok_or_else(|| {
+            DriverError::unsupported(format!(
+                "{}: no Redfish word for restore policy {policy}",
+                self.ep()
+            ))
+        })?;
         let body = json!({ "PowerRestorePolicy": word });
         let headers: Vec<(&'static str, &str)> =
             etag.map(|t| ("If-Match", t)).into_iter().collect();

@@ -107,12 +107,14 @@ pub fn restore_setting(system: &Value) -> RestoreSetting {
     }
 }
 
-/// The schema's word for a restore policy, as PATCHed.
-pub fn restore_word(policy: RestorePolicy) -> &'static str {
+/// The schema's word for a restore policy, as PATCHed; `None` for a policy this driver has
+/// no word for (the contract's list may grow), which must never be PATCHed as another.
+pub fn restore_word(policy: RestorePolicy) -> Option<&'static str> {
     match policy {
-        RestorePolicy::AlwaysOn => "AlwaysOn",
-        RestorePolicy::AlwaysOff => "AlwaysOff",
-        RestorePolicy::LastState => "LastState",
+        RestorePolicy::AlwaysOn => Some("AlwaysOn"),
+        RestorePolicy::AlwaysOff => Some("AlwaysOff"),
+        RestorePolicy::LastState => Some("LastState"),
+        _ => None,
     }
 }
 
@@ -299,6 +301,8 @@ pub fn choose_reset_type(
         Action::On => &["On", "ForceOn"],
         Action::Cycle => &["PowerCycle", "ForceRestart"],
         Action::GracefulOff => &["GracefulShutdown"],
+        // An action this driver does not know has no ResetType: nothing is sent.
+        _ => return Err(format!("this driver knows no ResetType for {action}")),
     };
     let Some(allowed) = allowed else {
         return Ok(preferences[0]);
@@ -368,7 +372,8 @@ pub fn says_already_in_state(message: &str, action: Action) -> bool {
     let target = match action {
         Action::Off | Action::GracefulOff => "off",
         Action::On => "on",
-        Action::Cycle => return false,
+        // A cycle (or an action this driver does not know) has no state to be "already" in.
+        _ => return false,
     };
     m.contains(&format!("power is {target}"))
         || m.contains(&format!("already {target}"))
@@ -418,7 +423,10 @@ mod tests {
             RestorePolicy::AlwaysOff,
             RestorePolicy::LastState,
         ] {
-            assert_eq!(rs(json!(restore_word(p))), RestoreSetting::Known(p));
+            assert_eq!(
+                rs(json!(restore_word(p).unwrap())),
+                RestoreSetting::Known(p)
+            );
         }
         assert_eq!(rs(Value::Null), RestoreSetting::Absent);
         assert_eq!(restore_setting(&json!({})), RestoreSetting::Absent);

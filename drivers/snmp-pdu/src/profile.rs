@@ -208,7 +208,8 @@ impl Profile {
             Action::Off => Some(&self.off),
             Action::On => Some(&self.on),
             Action::Cycle => self.cycle.as_ref(),
-            Action::GracefulOff => None,
+            // An outlet has no graceful off, nor any action this profile does not know.
+            _ => None,
         }
     }
 

@@ -200,6 +200,13 @@ impl Plugin for AcmePowerCtl {
                     self.endpoint
                 )));
             }
+            // An action added to the contract after this plugin was written: send nothing.
+            other => {
+                return Err(DriverError::unsupported(format!(
+                    "{}: ACME PowerCtl knows no action {other}",
+                    self.endpoint
+                )));
+            }
         };
         let body = format!("{{\"state\":\"{state}\"}}");
         let response = self.send("POST", Some(body.as_bytes()), deadline)?;

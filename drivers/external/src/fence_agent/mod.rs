@@ -417,6 +417,13 @@ impl FenceAgentDriver {
                     self.label
                 )));
             }
+            // An action added to the contract after this driver was written: run nothing.
+            other => {
+                return Err(DriverError::unsupported(format!(
+                    "{}: fence agents have no action {other}",
+                    self.label
+                )));
+            }
         };
         if output.status.success() {
             let said = outcome::success_detail(&output);
