@@ -1006,15 +1006,20 @@ async fn a_wall_clock_step_back_never_opens_the_storm_window(s: Store) {
         Begin::Refused { .. }
     ));
 
-    // Controls, so the guard above is seen to close at all: on this boot, eleven minutes
-    // ago by the boot clock (an hour ahead by the wall clock) is outside the window; on
-    // another boot, an hour ago by the wall clock is too.
+    // Controls, so the guard above is seen to close at all, with a two-second window: on
+    // this boot, five seconds ago by the boot clock (an hour ahead by the wall clock) is
+    // outside it; on another boot, an hour ago by the wall clock is too. (Seconds, not
+    // minutes: the system clock's boot may be young.)
     let old = Store::new(s.backend);
-    let before = old.at(&old.clock_at(60 * MINUTE, -11 * MINUTE, None));
+    let before = old.at(&old.clock_at(60 * MINUTE, -5_000, None));
     fenced(&*before, "step-8", "h8", Verdict::PowerVerifiedOff).await;
     let rebooted = old.at(&old.clock_at(-60 * MINUTE, 5_000, Some("earlier-boot")));
     fenced(&*rebooted, "step-9", "h9", Verdict::PowerVerifiedOff).await;
-    start(&*old.journal(), &guarded("step-10", "h10", 1)).await;
+    let short = Claim {
+        storm: Some((1, Duration::from_secs(2))),
+        ..claim("step-10", "h10", Operation::Fence)
+    };
+    start(&*old.journal(), &short).await;
 }
 
 /// Every contract test, for one backend.
