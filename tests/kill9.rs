@@ -48,6 +48,9 @@ const CONFIRMATIONS: usize = 2;
 const OFF_HOLD_MS: u64 = 200;
 /// Slack for comparing the journal's millisecond timestamps with the test's samples.
 const SLACK_US: i64 = 5_000;
+/// How long a device's log must stay still after a kill before the run's commands are
+/// counted: datagrams and requests a process sent just before SIGKILL are still delivered.
+const STRAGGLERS: Duration = Duration::from_millis(100);
 /// The simulators' password (a test secret, in a 0600 file).
 const PASSWORD: &str = "kill9-password";
 
@@ -498,6 +501,7 @@ impl Series {
                     child.kill().unwrap();
                     child.wait().unwrap();
                     self.kills += 1;
+                    self.let_stragglers_land(kind);
                     break None;
                 }
                 _ => {}
@@ -536,6 +540,21 @@ impl Series {
             samples,
         });
         self.steps += 1;
+    }
+
+    /// What a killed process sent just before it died may still wait in the simulator's
+    /// socket: wait until the device's log has been still for [`STRAGGLERS`], so a command
+    /// is counted in the run that sent it, not in the next start.
+    fn let_stragglers_land(&self, kind: Kind) {
+        let mut seen = self.sim.commands(kind).len();
+        let mut still = Instant::now();
+        while still.elapsed() < STRAGGLERS {
+            std::thread::sleep(Duration::from_millis(5));
+            let now = self.sim.commands(kind).len();
+            if now != seen {
+                (seen, still) = (now, Instant::now());
+            }
+        }
     }
 
     /// The next start: `fencegate --json history` reconciles what killed runs left open and
