@@ -11,8 +11,9 @@
 //!   free a moment ago, so no other test can take the port in between.
 //! * [`daemon::Daemon`] starts a program that must bind a port itself, checks that *it* holds
 //!   the port (not another test's server that took it first), and starts it again on another
-//!   port when the one it was given was taken. [`ipmi_sim::IpmiSim`] is OpenIPMI's `ipmi_sim`
-//!   from the repository's fixture on top of it.
+//!   port when the one it was given was taken. [`ipmi_sim::IpmiSim`] (OpenIPMI's `ipmi_sim`)
+//!   and [`snmpd::ApcPdu`] (net-snmp's `snmpd` as an APC PDU) start the repository's
+//!   fixtures on top of it.
 //!
 //! Everything here talks only to 127.0.0.1 and panics with a message that says what to do,
 //! because a helper's failure is the test's failure.
@@ -22,6 +23,7 @@
 pub mod daemon;
 pub mod ipmi_sim;
 pub mod ports;
+pub mod snmpd;
 pub mod tools;
 
 use std::path::{Path, PathBuf};

@@ -2,15 +2,20 @@
 //! `hw-fixtures/snmpd` pass_persist handler, whose `apc_state.json` is the truth.
 //!
 //! Needs the Debian packages `snmpd` (the agent) and `python3`; a missing one fails the
-//! test with the package name instead of skipping it.
+//! test with the package name instead of skipping it (the test kit's rule).
+//!
+//! The drivers here wait generously for each answer ([`ATTEMPT_MS`]): opening an SNMPv3
+//! session localizes two keys, a megabyte of hashing each, which an unoptimized test build
+//! on a loaded machine needs hundreds of milliseconds for, and the agent's outlet handler
+//! is a Python process. A test whose subject is silence (a secret the agent ignores) sets
+//! its own, shorter wait.
 
 use fencegate_driver::{
     Action, Channel, DeviceSpec, DriverFactory, ErrorKind, IdentityFact, PowerDriver, PowerState,
     SecretString,
 };
 use fencegate_snmp_pdu::SnmpPduFactory;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use fencegate_test_kit::snmpd::{ApcPdu, Options};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,105 +25,41 @@ const V3_PRIV: &str = "privpass123";
 /// The engine ID snmpd is given (`exactEngineID`): enterprise 8072 (net-snmp), text format,
 /// "pdu-test".
 const ENGINE_ID: &str = "80001f88047064752d74657374";
+/// The driver's wait per attempt, unless a test is about the wait: long enough for a v3
+/// session's key localization in a debug build on a loaded machine, and only ever waited
+/// out in full when something is broken.
+const ATTEMPT_MS: &str = "5000";
+/// The wait per attempt of the tests whose agent stays silent on purpose (a wrong secret):
+/// every attempt is waited out, so it is shorter, yet still several times what a v1/v2c
+/// answer or a v3 session with SHA-1 keys takes on a loaded machine.
+const SILENCE_MS: &str = "1000";
 
-fn find_program(name: &str, package: &str) -> PathBuf {
-    for dir in [
-        "/usr/sbin",
-        "/usr/bin",
-        "/sbin",
-        "/bin",
-        "/usr/local/sbin",
-        "/usr/local/bin",
-    ] {
-        let p = Path::new(dir).join(name);
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!(
-        "`{name}` not found: install the Debian package `{package}` (apt-get install -y {package})"
-    );
-}
+/// How long the agent keeps an outlet off for a cycle: long enough that the read right after
+/// the cycle command sees it off even on a loaded machine.
+const REBOOT_SECS: u32 = 2;
 
-fn spawn(snmpd: &Path, dir: &Path) -> Child {
-    Command::new(snmpd)
-        .args(["-f", "-Lo", "-C", "-c", "./snmpd.conf", "-p", "./snmpd.pid"])
-        .current_dir(dir)
-        .env("SNMP_PERSISTENT_DIR", dir.join("persist"))
-        .env("MIBS", "")
-        .env("MIBDIRS", "/nonexistent")
-        .env("APC_STATE", dir.join("apc_state.json"))
-        .env("APC_REBOOT_SECS", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start snmpd")
-}
-
-fn free_udp_port() -> u16 {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a UDP socket");
-    s.local_addr().expect("local addr").port()
-}
-
-/// A private snmpd on a free port in a temporary directory; killed on drop.
+/// A private snmpd (the test kit's APC PDU, with our engine ID and short reboots).
 struct Snmpd {
-    child: Child,
-    dir: tempfile::TempDir,
-    port: u16,
+    pdu: ApcPdu,
 }
 
 impl Snmpd {
     fn start() -> Snmpd {
-        let snmpd = find_program("snmpd", "snmpd");
-        find_program("python3", "python3");
-        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../hw-fixtures/snmpd");
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_udp_port();
-        let conf = std::fs::read_to_string(fixtures.join("snmpd.conf")).expect("snmpd.conf");
-        let conf: String = conf
-            .lines()
-            .map(|l| {
-                if l.starts_with("agentAddress") {
-                    format!("agentAddress udp:127.0.0.1:{port}\nexactEngineID 0x{ENGINE_ID}\n")
-                } else {
-                    format!("{l}\n")
-                }
-            })
-            .collect();
-        std::fs::write(dir.path().join("snmpd.conf"), conf).expect("write conf");
-        std::fs::copy(
-            fixtures.join("apc_pdu_pass.py"),
-            dir.path().join("apc_pdu_pass.py"),
-        )
-        .expect("copy handler");
-        let outlets: serde_json::Map<String, serde_json::Value> = (1..=8)
-            .map(|i| {
-                (
-                    i.to_string(),
-                    serde_json::json!({"name": format!("node{i}"), "state": 1, "stuck": false}),
-                )
-            })
-            .collect();
-        std::fs::write(
-            dir.path().join("apc_state.json"),
-            serde_json::json!({ "outlets": outlets }).to_string(),
-        )
-        .expect("write state");
-        let child = spawn(&snmpd, dir.path());
-        Snmpd { child, dir, port }
+        let pdu = ApcPdu::start_with(Options {
+            engine_id: Some(ENGINE_ID.into()),
+            reboot_secs: Some(REBOOT_SECS),
+        });
+        Snmpd { pdu }
     }
 
     /// Stop snmpd and start it again on the same port and persistent directory (same
     /// engine ID, engine boots + 1), as a PDU's management card reboot would.
     fn restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.child = spawn(&find_program("snmpd", "snmpd"), self.dir.path());
+        self.pdu.restart();
     }
 
     fn state(&self) -> serde_json::Value {
-        let text = std::fs::read_to_string(self.dir.path().join("apc_state.json")).expect("state");
+        let text = std::fs::read_to_string(self.pdu.state_file()).expect("state");
         serde_json::from_str(&text).expect("state json")
     }
 
@@ -132,17 +73,16 @@ impl Snmpd {
     fn edit_outlet(&self, n: u32, key: &str, value: serde_json::Value) {
         let mut st = self.state();
         st["outlets"][n.to_string()][key] = value;
-        let path = self.dir.path().join("apc_state.json");
-        let tmp = self.dir.path().join("apc_state.json.edit");
+        let tmp = self.pdu.dir().join("apc_state.json.edit");
         std::fs::write(&tmp, st.to_string()).expect("write state");
-        std::fs::rename(tmp, path).expect("replace state");
+        std::fs::rename(tmp, self.pdu.state_file()).expect("replace state");
     }
 
     fn spec(&self, path: &str, opts: &[(&str, &str)], secrets: &[(&str, &str)]) -> DeviceSpec {
         let mut s = DeviceSpec {
             name: "pdu-test".into(),
             driver: "snmp".into(),
-            address: format!("127.0.0.1:{}", self.port),
+            address: format!("127.0.0.1:{}", self.pdu.port()),
             path: Some(path.into()),
             ..Default::default()
         };
@@ -154,7 +94,7 @@ impl Snmpd {
         }
         s.options
             .entry("timeout_ms".into())
-            .or_insert_with(|| "300".into());
+            .or_insert_with(|| ATTEMPT_MS.into());
         s
     }
 
@@ -174,29 +114,24 @@ impl Snmpd {
             .expect("v2c spec")
     }
 
-    /// Wait until the agent answers (snmpd and its handler take a moment to start).
+    /// Wait until the agent answers for an outlet: snmpd holds its port already, but starts
+    /// the outlet handler only at the first request for it.
     async fn ready(self) -> Snmpd {
         let d = self.v2c("/outlet/1", "public");
-        let until = Instant::now() + Duration::from_secs(15);
-        loop {
-            match d.status(Instant::now() + Duration::from_secs(1)).await {
-                Ok(_) => return self,
-                Err(e) if Instant::now() > until => panic!("snmpd never answered: {e}"),
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
+        if let Err(e) = d.status(Instant::now() + Duration::from_secs(30)).await {
+            panic!(
+                "snmpd never answered for an outlet: {e}\n{}",
+                self.pdu.log()
+            );
         }
+        self
     }
 }
 
-impl Drop for Snmpd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// The deadline of a call that is expected to succeed: generous, as it is only reached when
+/// something is broken.
 fn soon() -> Instant {
-    Instant::now() + Duration::from_secs(5)
+    Instant::now() + Duration::from_secs(30)
 }
 
 async fn fence_and_read(d: &Arc<dyn PowerDriver>) -> PowerState {
@@ -437,16 +372,20 @@ async fn wrong_community_is_auth_because_the_agent_answers_discovery() {
         &[("retries", "1")],
         &[("community", "nope-sekrit")],
     );
-    s.options.insert("timeout_ms".into(), "200".into());
+    s.options.insert("timeout_ms".into(), SILENCE_MS.into());
     let d = SnmpPduFactory.build(&s).unwrap();
     let t0 = Instant::now();
-    let e = d.status(soon()).await.unwrap_err();
+    let deadline = Duration::from_secs(30);
+    let e = d.status(t0 + deadline).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Auth, "{e}");
     assert!(e.detail.contains("community is wrong"), "{e}");
     assert!(!e.detail.contains("sekrit"), "{e}");
+    // Two silent attempts and the diagnosis take about 2 s; retrying until the deadline
+    // would take all 30.
     assert!(
-        t0.elapsed() < Duration::from_secs(2),
-        "retries must be bounded"
+        t0.elapsed() < deadline / 2,
+        "retries must be bounded, not repeated until the deadline: {:?}",
+        t0.elapsed()
     );
 }
 
@@ -462,7 +401,7 @@ async fn v3_wrong_priv_password_is_auth_not_a_dead_agent() {
         ],
     );
     s.user = Some(V3_USER.into());
-    s.options.insert("timeout_ms".into(), "200".into());
+    s.options.insert("timeout_ms".into(), SILENCE_MS.into());
     let d = SnmpPduFactory.build(&s).unwrap();
     let e = d.status(soon()).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Auth, "{e}");
@@ -472,14 +411,15 @@ async fn v3_wrong_priv_password_is_auth_not_a_dead_agent() {
 
 #[tokio::test]
 async fn nothing_listening_is_unreachable_not_auth() {
+    let port = fencegate_test_kit::ports::unused_udp_port();
     let mut s = DeviceSpec {
         name: "pdu-test".into(),
         driver: "snmp".into(),
-        address: format!("127.0.0.1:{}", free_udp_port()),
+        address: format!("127.0.0.1:{port}"),
         path: Some("/outlet/1".into()),
         ..Default::default()
     };
-    s.options.insert("timeout_ms".into(), "200".into());
+    s.options.insert("timeout_ms".into(), SILENCE_MS.into());
     s.secrets
         .insert("community".into(), SecretString::from("private"));
     let e = SnmpPduFactory
@@ -488,7 +428,13 @@ async fn nothing_listening_is_unreachable_not_auth() {
         .status(soon())
         .await
         .unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Unreachable, "{e}");
+    // The port was free a moment ago; it cannot be held without a socket swallowing the
+    // datagrams, so an answer means another test's server picked it meanwhile.
+    assert_eq!(
+        e.kind,
+        ErrorKind::Unreachable,
+        "{e} (unless something else came to listen on port {port})"
+    );
     assert!(e.detail.contains("dead or unreachable"), "{e}");
 }
 
