@@ -9,14 +9,7 @@ use std::time::Duration;
 
 /// The example plugin's library, built into the same target directory as this test.
 fn acme_plugin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let name = "libfencegate_acme_plugin.so";
-    exe.ancestors()
-        .skip(1)
-        .take(2)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{name} not built: run `cargo test --workspace`"))
+    fencegate_test_kit::built_library("fencegate_acme_plugin", "fencegate-acme-plugin")
 }
 
 fn token_file(dir: &std::path::Path) -> PathBuf {

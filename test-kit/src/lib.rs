@@ -41,3 +41,49 @@ pub fn repo_root() -> PathBuf {
 pub fn fixture_dir(name: &str) -> PathBuf {
     repo_root().join("hw-fixtures").join(name)
 }
+
+/// The shared library `lib<name>.so` that the workspace member `package` builds as a
+/// `cdylib`, from the target directory the running test was built into (a test runs from
+/// `target/<profile>/deps/`; cargo leaves the library there and in `target/<profile>/`). A
+/// library built by another profile or checkout is never picked up. Fails the test, saying
+/// how to build it, when it is not there.
+pub fn built_library(name: &str, package: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let file = format!("lib{name}.so");
+    let candidates: Vec<PathBuf> = exe
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .map(|dir| dir.join(&file))
+        .collect();
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "{file} was not found (looked at {candidates:?}): build it first (`cargo build \
+                 -p {package}`, or `cargo test --workspace`, which builds it as a cdylib)"
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_library_not_built_fails_naming_how_to_build_it() {
+        let err = std::panic::catch_unwind(|| built_library("no_such_plugin", "no-such-crate"))
+            .expect_err("nothing builds it");
+        let msg = err.downcast_ref::<String>().expect("message");
+        assert!(msg.contains("libno_such_plugin.so"), "{msg}");
+        assert!(msg.contains("cargo build -p no-such-crate"), "{msg}");
+    }
+
+    #[test]
+    fn the_fixtures_are_found_from_the_repository_root() {
+        assert!(fixture_dir("snmpd").join("snmpd.conf").is_file());
+        assert!(repo_root().join("Cargo.toml").is_file());
+    }
+}

@@ -33,6 +33,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("python3", "Debian package `python3`"),
     ("openssl", "Debian package `openssl`"),
     ("gcc", "Debian package `gcc`"),
+    ("cc", "Debian package `gcc`"),
     (
         "sushy-emulator",
         "Python package `sushy-tools==2.2.0` (`python3 -m venv VENV && VENV/bin/pip install \
@@ -73,6 +74,57 @@ pub fn require(tool: &str) -> PathBuf {
             SYSTEM_DIRS.join(", ")
         )
     })
+}
+
+/// The Python interpreter that runs `tool`, a console script installed by pip (its `#!`
+/// line), checked to import each of `modules`: the one a test must use for the tool's own
+/// modules (a fixture that wraps the tool, a helper that needs one of its dependencies).
+/// Fails the test like [`require`], naming what provides the tool, if the tool is missing,
+/// is not a Python script, or its Python lacks a module.
+pub fn require_python_of(tool: &str, modules: &[&str]) -> PathBuf {
+    let script = require(tool);
+    let package = package_for(tool).unwrap_or("package that provides it");
+    python_of(&script, package, modules)
+}
+
+/// [`require_python_of`] for the script at `script`, provided by `package`.
+fn python_of(script: &Path, package: &str, modules: &[&str]) -> PathBuf {
+    let text =
+        std::fs::read(script).unwrap_or_else(|e| panic!("cannot read `{}`: {e}", script.display()));
+    let first_line = text.split(|&b| b == b'\n').next().unwrap_or_default();
+    let first_line = String::from_utf8_lossy(first_line);
+    let Some(shebang) = first_line.strip_prefix("#!") else {
+        panic!(
+            "`{}` is not a script with a `#!` line: reinstall the {package}",
+            script.display()
+        );
+    };
+    let mut words = shebang.split_whitespace();
+    let mut python = PathBuf::from(words.next().unwrap_or_default());
+    // `#!/usr/bin/env python3`: the interpreter is the word after `env`, found like a tool.
+    if python.file_name().is_some_and(|name| name == "env") {
+        let name = words.next().unwrap_or_default();
+        python = find(name).unwrap_or_else(|| {
+            panic!(
+                "`{name}`, the interpreter of `{}`, is not in PATH",
+                script.display()
+            )
+        });
+    }
+    // `sys` first: with no modules asked for, the interpreter is still shown to run.
+    let imports = format!("import {}", [&["sys"], modules].concat().join(", "));
+    let output = std::process::Command::new(&python)
+        .args(["-c", &imports])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `{}`: {e}", python.display()));
+    assert!(
+        output.status.success(),
+        "`{}`, the Python of `{}`, cannot `{imports}`: install the {package}\n{}",
+        python.display(),
+        script.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    python
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -117,6 +169,34 @@ mod tests {
         );
         assert_eq!(package_for("snmpget"), Some("Debian package `snmp`"));
         assert_eq!(package_for("no-such-tool"), None);
+    }
+
+    #[test]
+    fn the_python_of_a_script_is_read_from_its_first_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let python = find("python3").expect("python3 is on this system");
+        for (name, shebang) in [
+            ("direct", format!("#!{}", python.display())),
+            ("env", "#!/usr/bin/env python3".to_owned()),
+        ] {
+            let script = dir.path().join(name);
+            std::fs::write(&script, format!("{shebang}\nprint('hi')\n")).unwrap();
+            assert_eq!(python_of(&script, "P", &["json"]), python, "{name}");
+            // A module its Python lacks is a failure that names the import and the package.
+            let err = std::panic::catch_unwind(|| {
+                python_of(&script, "package P", &["json", "no_such_module_here"])
+            })
+            .expect_err("a missing module must fail the test");
+            let msg = err.downcast_ref::<String>().expect("message");
+            assert!(msg.contains("no_such_module_here"), "{msg}");
+            assert!(msg.contains("install the package P"), "{msg}");
+        }
+        let binary = dir.path().join("binary");
+        std::fs::write(&binary, b"\x7fELF\x02").unwrap();
+        let err = std::panic::catch_unwind(|| python_of(&binary, "package P", &[]))
+            .expect_err("not a script");
+        let msg = err.downcast_ref::<String>().expect("message");
+        assert!(msg.contains("not a script"), "{msg}");
     }
 
     /// `find` for a tool outside the table (the table is for failure messages only).

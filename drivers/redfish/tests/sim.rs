@@ -954,11 +954,9 @@ async fn an_expired_session_is_renewed_once_while_counting() {
 #[tokio::test]
 async fn a_dead_proxy_is_unreachable_and_named() {
     let lab = start(vec![cfg(Profile::Generic)]).await;
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
-    let proxy = format!("http://{closed}");
+    // Held closed for the whole test, so no other test's server can appear there.
+    let closed = fencegate_test_kit::ports::ClosedTcpPort::new();
+    let proxy = format!("http://{}", closed.addr());
     let d = driver(&lab, 0, &[("proxy", &proxy)]);
     let e = d.status(deadline(3000)).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Unreachable, "{e}");

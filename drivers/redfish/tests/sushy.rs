@@ -1,145 +1,73 @@
 //! Interoperability with OpenStack's sushy-emulator (fake systems driver), a Redfish service
 //! written by others: TLS 1.2 only, basic authentication only, name aliases that redirect.
 //!
-//! Needs a Python on `PATH` that imports `sushy_tools` and `bcrypt` (a venv with
-//! `pip install sushy-tools==2.2.0`, its `bin` first on `PATH`) and `openssl`. Without them
-//! the tests fail and say so: an interop test that skips proves nothing.
+//! Needs `sushy-emulator` on `PATH` whose Python imports `sushy_tools` and `bcrypt` (a venv
+//! with `pip install sushy-tools==2.2.0`, its `bin` first on `PATH`) and `openssl`. Without
+//! them the tests fail and say what to install (the test kit's rule): an interop test that
+//! skips proves nothing.
 
 use fencegate_driver::{
     Action, DeviceSpec, ErrorKind, IdentityFact, PowerDriver, PowerState, RestorePolicy,
     SecretString,
 };
 use fencegate_redfish::RedfishDriver;
-use std::io::Read;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use fencegate_test_kit::daemon::{Daemon, Proto};
+use fencegate_test_kit::tools;
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "sushy-pw-42";
 const NODE1_UUID: &str = "27946b59-9e44-4fa7-8e91-f3527a1ef094";
-const INSTALL: &str = "sushy-emulator is needed for the Redfish interop tests: \
-    `python3 -m venv VENV && VENV/bin/pip install sushy-tools==2.2.0`, then put VENV/bin first \
-    on PATH (openssl must be installed too)";
 
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../hw-fixtures/sushy")
-}
-
-/// A Python that imports sushy_tools and bcrypt: the interpreter of `sushy-emulator` on PATH,
-/// else `python3`/`python` on PATH.
-fn sushy_python() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut candidates = Vec::new();
-    for dir in std::env::split_paths(&path) {
-        let emulator = dir.join("sushy-emulator");
-        if let Ok(text) = std::fs::read_to_string(&emulator)
-            && let Some(interp) = text.lines().next().and_then(|l| l.strip_prefix("#!"))
-        {
-            candidates.push(PathBuf::from(interp.trim()));
-        }
-    }
-    for dir in std::env::split_paths(&path) {
-        candidates.push(dir.join("python3"));
-        candidates.push(dir.join("python"));
-    }
-    candidates
-        .into_iter()
-        .find(|py| {
-            Command::new(py)
-                .args(["-c", "import sushy_tools, bcrypt"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-        .unwrap_or_else(|| panic!("{INSTALL}"))
-}
-
-/// One private sushy-emulator process; killed and its directory removed on drop.
+/// One private sushy-emulator process (the kit's [`Daemon`]: it holds its port when
+/// started); killed and its directory removed on drop.
 struct Sushy {
-    child: Child,
-    addr: SocketAddr,
+    daemon: Daemon,
     pin: String,
-    dir: tempfile::TempDir,
 }
 
 impl Sushy {
     fn start(env: &[(&str, &str)]) -> Sushy {
-        let python = sushy_python();
+        // The fixture wraps the emulator's modules, so it runs under the emulator's own
+        // Python, which prepare.sh also uses to hash the password (bcrypt).
+        let python = tools::require_python_of("sushy-emulator", &["sushy_tools", "bcrypt"]);
+        tools::require("openssl");
+        let fixture = fencegate_test_kit::fixture_dir("sushy");
         let dir = tempfile::tempdir().unwrap();
-        let pw_file = dir.path().join("password");
-        std::fs::write(&pw_file, format!("{PASSWORD}\n")).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let out = Command::new("sh")
-            .arg(fixture_dir().join("prepare.sh"))
-            .arg(dir.path())
-            .arg(port.to_string())
-            .arg(&pw_file)
-            .arg(&python)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run prepare.sh: {e}; {INSTALL}"));
-        assert!(
-            out.status.success(),
-            "prepare.sh failed: {}; {INSTALL}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let pin = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        let log = std::fs::File::create(dir.path().join("sushy.log")).unwrap();
-        let mut cmd = Command::new(&python);
-        cmd.arg(fixture_dir().join("sushy_fast.py"))
-            .arg("--config")
-            .arg(dir.path().join("sushy.conf"))
-            .current_dir(dir.path())
-            .env("SUSHY_FAKE_DELAY", "0")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start sushy: {e}"));
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let mut s = Sushy {
-            child,
-            addr,
-            pin,
-            dir,
-        };
-        let t0 = Instant::now();
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            if let Ok(Some(status)) = s.child.try_wait() {
-                panic!("sushy-emulator exited ({status}): {}", s.log());
+        let mut pin = String::new();
+        let daemon = Daemon::start("sushy", Proto::Tcp, dir, |dir, port| {
+            // A fresh certificate and configuration for each port tried.
+            let pw_file = dir.join("password");
+            std::fs::write(&pw_file, format!("{PASSWORD}\n")).unwrap();
+            pin = prepare(&fixture, dir, port, &pw_file, &python);
+            let mut cmd = Command::new(&python);
+            cmd.arg(fixture.join("sushy_fast.py"))
+                .arg("--config")
+                .arg(dir.join("sushy.conf"))
+                .env("SUSHY_FAKE_DELAY", "0");
+            for (k, v) in env {
+                cmd.env(k, v);
             }
-            assert!(
-                t0.elapsed() < Duration::from_secs(30),
-                "sushy-emulator did not listen within 30 s: {}",
-                s.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        s
+            cmd
+        });
+        Sushy { daemon, pin }
     }
 
+    /// What it logged so far: one line per HTTP request it served.
     fn log(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut f) = std::fs::File::open(self.dir.path().join("sushy.log")) {
-            let _ = f.read_to_string(&mut text);
-        }
-        text
+        self.daemon.log()
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.daemon.port())
     }
 
     fn spec(&self, options: &[(&str, &str)]) -> DeviceSpec {
         let mut s = DeviceSpec {
             name: "sushy".into(),
             driver: "redfish".into(),
-            address: self.addr.to_string(),
+            address: self.addr(),
             user: Some("admin".into()),
             ..Default::default()
         };
@@ -158,11 +86,23 @@ impl Sushy {
     }
 }
 
-impl Drop for Sushy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Run the fixture's `prepare.sh` for `port` in `dir` (certificate, password file, the
+/// emulator's configuration) and return the certificate's pin.
+fn prepare(fixture: &Path, dir: &Path, port: u16, pw_file: &Path, python: &Path) -> String {
+    let out = Command::new("sh")
+        .arg(fixture.join("prepare.sh"))
+        .arg(dir)
+        .arg(port.to_string())
+        .arg(pw_file)
+        .arg(python)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run prepare.sh: {e}"));
+    assert!(
+        out.status.success(),
+        "prepare.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 fn deadline(ms: u64) -> Instant {

@@ -26,7 +26,8 @@ pub struct CPlugin {
 }
 
 /// Compile `source` with `cc -shared -fPIC` and the given `-D` defines into a fresh
-/// temporary directory. A missing compiler fails the test, naming the package to install.
+/// temporary directory. A missing compiler fails the test, naming the package to install
+/// (the test kit's rule).
 pub fn compile_c(source: &Path, defines: &[&str]) -> CPlugin {
     let dir = tempfile::Builder::new()
         .prefix("fencegate-plugin-")
@@ -40,20 +41,16 @@ pub fn compile_c(source: &Path, defines: &[&str]) -> CPlugin {
         "lib{stem}{}.so",
         defines.concat().to_lowercase().replace('-', "_")
     ));
-    let mut cmd = Command::new("cc");
+    let mut cmd = Command::new(fencegate_test_kit::tools::require("cc"));
     cmd.args(["-shared", "-fPIC", "-Wall", "-O0", "-I"])
         .arg(include_dir())
         .args(defines)
         .arg("-o")
         .arg(&path)
         .arg(source);
-    let output = match cmd.output() {
-        Ok(output) => output,
-        Err(e) => panic!(
-            "cannot run the C compiler `cc` ({e}): these tests build C plugins; \
-             install the Debian package `gcc`"
-        ),
-    };
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the C compiler `cc`: {e}"));
     assert!(
         output.status.success(),
         "cc failed for {}: {}",
@@ -77,27 +74,9 @@ pub fn state_file_plugin() -> CPlugin {
 }
 
 /// The example Rust plugin's shared library, built as a workspace member into the same
-/// target directory as this test (which runs from `target/<profile>/deps/`).
+/// target directory as this test.
 pub fn acme_plugin() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    let name = "libfencegate_acme_plugin.so";
-    let candidates: Vec<PathBuf> = exe
-        .ancestors()
-        .skip(1)
-        .take(2)
-        .map(|dir| dir.join(name))
-        .collect();
-    candidates
-        .iter()
-        .find(|p| p.is_file())
-        .cloned()
-        .unwrap_or_else(|| {
-            panic!(
-                "the example plugin {name} was not found (looked at {candidates:?}); build the \
-                 workspace first (`cargo build --workspace` or `cargo test --workspace`), which \
-                 builds `fencegate-acme-plugin` as a cdylib"
-            )
-        })
+    fencegate_test_kit::built_library("fencegate_acme_plugin", "fencegate-acme-plugin")
 }
 
 /// A `plugin` device for the library at `path` with these options.
