@@ -100,29 +100,40 @@ pub async fn watch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fencegate_test_kit::ports::{ClosedTcpPort, tcp_listener};
 
     #[tokio::test]
     async fn a_listening_port_is_never_quiet() {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // Listening is enough: the kernel completes the handshake without an accept.
+        let l = tcp_listener();
         let port = l.local_addr().unwrap().port();
         let t0 = Instant::now();
+        let deadline = Duration::from_millis(300);
+        let ports = [port];
         let r = watch(
             "127.0.0.1",
-            &[port],
+            &ports,
             Duration::from_millis(100),
             Duration::from_millis(20),
-            t0 + Duration::from_millis(300),
-        )
-        .await;
+            t0 + deadline,
+        );
+        // Without its deadline the watch would go on for ever: bound the test, not the code.
+        let r = tokio::time::timeout(Duration::from_secs(30), r)
+            .await
+            .expect("the watch ignored its deadline");
         assert_eq!(r.unwrap_err().port, port);
-        assert!(t0.elapsed() < Duration::from_millis(600));
+        assert!(
+            t0.elapsed() < deadline + Duration::from_secs(2),
+            "gave up {:?} after a deadline of {deadline:?}",
+            t0.elapsed()
+        );
     }
 
     #[tokio::test]
     async fn the_deadline_cutting_a_probe_short_is_not_quiet() {
         // With no hold at all, the only thing between a live host and "quiet" is the rule
         // that a probe cut short by the deadline proves nothing.
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let l = tcp_listener();
         let port = l.local_addr().unwrap().port();
         for deadline_ms in [0, 10, 260, 300, 700] {
             let r = watch(
@@ -142,36 +153,37 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_port_is_quiet_after_the_hold() {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+        // Held closed for the whole test: no other test's server can appear on it.
+        let closed = ClosedTcpPort::new();
         let t0 = Instant::now();
+        let deadline = Duration::from_secs(10);
         let q = watch(
             "127.0.0.1",
-            &[port],
+            &[closed.port()],
             Duration::from_millis(150),
             Duration::from_millis(20),
-            t0 + Duration::from_secs(5),
+            t0 + deadline,
         )
         .await
         .unwrap();
         assert!(q.quiet_for >= Duration::from_millis(150));
         assert!(t0.elapsed() >= Duration::from_millis(150));
-        assert!(t0.elapsed() < Duration::from_secs(2));
+        // Quiet once the hold is over, not only when the deadline comes.
+        assert!(
+            t0.elapsed() < deadline / 2,
+            "quiet only after {:?}",
+            t0.elapsed()
+        );
     }
 
     #[tokio::test]
     async fn one_live_port_of_two_keeps_the_host_alive() {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let l = tcp_listener();
         let live = l.local_addr().unwrap().port();
-        let dead = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+        let dead = ClosedTcpPort::new();
         let r = watch(
             "127.0.0.1",
-            &[dead, live],
+            &[dead.port(), live],
             Duration::from_millis(50),
             Duration::from_millis(20),
             Instant::now() + Duration::from_millis(800),

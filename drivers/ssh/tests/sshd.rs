@@ -267,8 +267,9 @@ async fn exit0_with_the_listener_up_is_not_quiet() {
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::VerificationFailed, "{e}");
     assert!(e.detail.contains("still answers on port"), "{e}");
+    // Given up at the deadline (2.5 s), with room for a loaded machine.
     assert!(
-        t0.elapsed() < Duration::from_millis(3500),
+        t0.elapsed() < Duration::from_millis(4500),
         "{:?}",
         t0.elapsed()
     );
@@ -287,7 +288,8 @@ async fn hang_ends_at_the_deadline() {
     let took = t0.elapsed();
     assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
     assert!(took >= Duration::from_millis(1900), "{took:?}");
-    assert!(took < Duration::from_millis(3000), "{took:?}");
+    // The command never returns: ended by the deadline, with room for a loaded machine.
+    assert!(took < Duration::from_millis(4000), "{took:?}");
     assert_eq!(sshd.marker().lines().count(), 1);
 }
 
@@ -334,10 +336,16 @@ async fn refused_connection_is_unreachable_and_nothing_sent() {
     spec.address = closed.addr().to_string();
     let d = SshFactory.build(&spec).unwrap();
     let t0 = Instant::now();
-    let e = d.set_power(Action::Off, in_secs(10)).await.unwrap_err();
+    let deadline = Duration::from_secs(10);
+    let e = d.set_power(Action::Off, t0 + deadline).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Unreachable, "{e}");
     assert!(e.detail.contains("nothing was sent"), "{e}");
-    assert!(t0.elapsed() < Duration::from_secs(1));
+    // A refusal is final at once, not retried until the deadline.
+    assert!(
+        t0.elapsed() < deadline / 2,
+        "refused, yet returned only after {:?}",
+        t0.elapsed()
+    );
 }
 
 #[test]
