@@ -98,11 +98,12 @@ async fn crashes_are_restarted_a_bounded_number_of_times() {
     let e = driver.status(deadline(5000)).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Unreachable, "{e}");
     assert!(e.detail.contains("failed 3 times in a row"), "{e}");
-    // Refused without starting the program again: far below the 5 s deadline, with room
-    // for a loaded machine.
+    // Refused without starting the program again (the count below says so from the
+    // program's side): well before the 5 s deadline.
     assert!(
-        refused_at.elapsed() < Duration::from_millis(1000),
-        "fails fast"
+        refused_at.elapsed() < Duration::from_millis(2500),
+        "fails fast, not at the deadline: {:?}",
+        refused_at.elapsed()
     );
     let count = || std::fs::read_to_string(&starts).unwrap().lines().count();
     assert_eq!(count(), 3, "one start and two re-spawns");
@@ -125,9 +126,12 @@ async fn garbage_instead_of_hello_or_answer_is_a_protocol_error() {
             !e.detail.contains("html") && !e.detail.contains("friendly"),
             "{e}"
         );
+        // The program sleeps 5 s after its garbage and the deadline is 5 s: an error well
+        // before either was not waiting for them.
         assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "no waiting for the sleep"
+            started.elapsed() < Duration::from_millis(2500),
+            "no waiting for the sleep: {:?}",
+            started.elapsed()
         );
     }
     assert_fencegate_still_works().await;
