@@ -473,12 +473,15 @@ async fn the_confirmation_stays_within_the_deadline() {
     // round trips would end at about 300 ms.
     let t0 = Instant::now();
     let e = d.status(soon(250)).await.unwrap_err();
+    // A confirmation run to its end would answer `auth` at about 300 ms: the kind tells it
+    // apart. The clock only guards against running far past the deadline, with room for a
+    // loaded machine.
+    assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
     assert!(
-        t0.elapsed() < Duration::from_millis(450),
+        t0.elapsed() < Duration::from_millis(250 + 1000),
         "{:?}",
         t0.elapsed()
     );
-    assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
     // With time enough, the same refusal is confirmed.
     let e = d.status(soon(3000)).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Auth, "{e}");
