@@ -254,7 +254,7 @@ async fn unknown_options_are_refused_by_name_from_the_agents_metadata() {
     assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
 }
 
-fn apc_v3(pdu: &Daemon, auth_password: &str) -> Arc<dyn PowerDriver> {
+fn apc_v3(pdu: &ApcPdu, auth_password: &str) -> Arc<dyn PowerDriver> {
     fencegate_test_kit::tools::require("fence_apc_snmp");
     let port = pdu.port().to_string();
     build(&agent_spec(
