@@ -74,6 +74,18 @@ pub fn parse_device_url(
     if path.is_some_and(|p| p.contains('@')) {
         return Err(password_refused());
     }
+    // A second `?` would start options inside an option's value (`?a=1?password=…`).
+    if query.is_some_and(|q| q.contains('?')) {
+        return Err(bad(
+            "a `?` inside the options is percent-encoded (%3F); options are joined by `&`".into(),
+        ));
+    }
+    // Options after a forgotten `?` (`…/outlet/1&password=…`) must not become the path.
+    if path.is_some_and(|p| p.contains(['&', '='])) {
+        return Err(bad(
+            "`&` and `=` in a path are percent-encoded (%26, %3D); options follow a `?`".into(),
+        ));
+    }
     check_host(host).map_err(|why| bad(why.into()))?;
     let mut spec = DeviceSpec {
         driver: scheme.to_owned(),
@@ -100,9 +112,10 @@ pub fn parse_device_url(
     {
         let (k, v) = pair.split_once('=').unwrap_or((pair, "true"));
         let k = percent_decode(k).map_err(bad)?;
-        if !k
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        if k.is_empty()
+            || !k
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
         {
             // Also what is left of a password holding `?`: `admin:12?34@host`.
             return Err(bad(
@@ -151,17 +164,36 @@ pub fn parse_device_url(
 }
 
 /// A host is a name or address with an optional numeric port (`[v6]:port` for IPv6), so
-/// that what is left of a mangled user part (`admin:pa` of `admin:pa/ss@h`) is refused.
-/// The error does not quote the host: it may be that user part.
+/// that what is left of a mangled user part (`admin:pa` of `admin:pa/ss@h`) is refused, and
+/// so is anything else a name cannot hold (`h&password=…`, a `?` forgotten before the
+/// options). The error does not quote the host: it may be that user part.
 fn check_host(host: &str) -> Result<(), &'static str> {
+    let name_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
     let port = if let Some(v6) = host.strip_prefix('[') {
         match v6.split_once(']') {
-            Some((_, "")) => None,
-            Some((_, after)) => Some(after.strip_prefix(':').ok_or("malformed host")?),
+            Some((inner, rest)) => {
+                if !inner
+                    .chars()
+                    .all(|c| name_char(c) || matches!(c, ':' | '%'))
+                {
+                    return Err("malformed IPv6 host");
+                }
+                match rest {
+                    "" => None,
+                    after => Some(after.strip_prefix(':').ok_or("malformed host")?),
+                }
+            }
             None => return Err("malformed IPv6 host (missing `]`)"),
         }
     } else {
-        host.split_once(':').map(|(_, port)| port)
+        let (name, port) = match host.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (host, None),
+        };
+        if !name.chars().all(name_char) {
+            return Err("a host is a name or an address (letters, digits, `.`, `-`, `_`)");
+        }
+        port
     };
     match port {
         Some(p) if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) => {
@@ -191,19 +223,26 @@ fn shown(url: &str) -> String {
         }
         _ => rest.to_owned(),
     };
-    let shown_rest = match rest.split_once('?') {
-        Some((before, query)) => {
-            let pairs: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((k, _)) if hides_value(k) => format!("{k}={HIDDEN}"),
-                    _ => pair.to_owned(),
-                })
-                .collect();
-            format!("{before}?{}", pairs.join("&"))
+    // Every `KEY=VALUE` piece between `?` and `&` separators, wherever it is: a malformed
+    // URL may carry its options after a second `?`, or after a `&` with no `?` at all.
+    let mut shown_rest = String::with_capacity(rest.len());
+    let mut start = 0;
+    let ends = rest
+        .match_indices(['?', '&'])
+        .chain(std::iter::once((rest.len(), "")));
+    for (end, sep) in ends {
+        let piece = &rest[start..end];
+        match piece.split_once('=') {
+            Some((k, _)) if hides_value(k) => {
+                shown_rest.push_str(k);
+                shown_rest.push('=');
+                shown_rest.push_str(HIDDEN);
+            }
+            _ => shown_rest.push_str(piece),
         }
-        None => rest,
-    };
+        shown_rest.push_str(sep);
+        start = end + sep.len();
+    }
     format!("{prefix}{shown_rest}")
 }
 
@@ -328,6 +367,26 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("community_file"), "{e}");
+    }
+
+    /// Found by the `device_url` fuzz target: options after a forgotten `?` were taken into
+    /// the host, and options after a second `?` were shown whole in the error.
+    #[test]
+    fn options_outside_the_query_are_refused_without_echo() {
+        for url in [
+            "ipmi://127.0.0.1&password=hunter2",
+            "ipmi://bmc1&cipher=3&password=hunter2",
+            "&password=hunter2",
+            "ipmi://127.0.0.1?x=%?password=hunter2",
+            "ipmi://[::1&password=hunter2]",
+            "snmp://127.0.0.1/outlet/1&password=hunter2",
+            "snmp://127.0.0.1/outlet/1?=x?password=hunter2",
+            "snmp://127.0.0.1/outlet/1?version=2c?password=hunter2",
+        ] {
+            refused_without_echo(url, "hunter2");
+        }
+        let e = parse_device_url("ipmi://bmc1&cipher=3", None, &registry(&[])).unwrap_err();
+        assert!(e.contains("a host is a name or an address"), "{e}");
     }
 
     /// The parse fails, and the error shows no part of `secret`.

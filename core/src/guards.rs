@@ -224,6 +224,7 @@ mod tests {
             target: "t1".into(),
             door: Door::Cli,
             lock_keys: vec!["k1".into()],
+            identity_endpoints: Vec::new(),
             storm: (op == Operation::Fence).then_some((2, Duration::from_secs(600))),
             tolerance: Duration::from_secs(60),
             lease: Duration::from_secs(120),

@@ -46,6 +46,7 @@ fn claim(id: &str, host: &str) -> Claim {
         target: "t".into(),
         door: Door::Cli,
         lock_keys: vec![format!("scripted|{host}")],
+        identity_endpoints: Vec::new(),
         storm: Some((3, Duration::from_secs(600))),
         tolerance: Duration::ZERO,
         lease: Duration::from_secs(30),

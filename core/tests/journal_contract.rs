@@ -147,6 +147,7 @@ fn claim(id: &str, host: &str, operation: Operation) -> Claim {
         target: format!("target-of-{host}"),
         door: Door::Cli,
         lock_keys: vec![format!("box-of-{host}")],
+        identity_endpoints: Vec::new(),
         storm: None,
         tolerance: Duration::ZERO,
         lease: Duration::from_secs(600),

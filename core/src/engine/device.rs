@@ -594,6 +594,7 @@ impl DeviceRun {
             ));
         }
         let facts = identity::usable(&presented);
+        self.lock_while_fencing(&facts).await;
         let refuse = |detail: String| (ErrorKind::Auth, format!("identity: {detail}"));
         let journal_failed = |e: crate::journal::JournalError| {
             (
@@ -658,6 +659,27 @@ impl DeviceRun {
         }
         self.keep_checked(facts);
         Ok(())
+    }
+
+    /// A fence locks every box its whole-host devices reach, by identity, at first contact:
+    /// whatever the checks below decide, no other name or address may power that box on
+    /// while the fence runs (the fence's begin locked only the identities remembered before).
+    /// Locking a box too many only blocks a power-on until `unfence`; too few powers one on.
+    async fn lock_while_fencing(&self, facts: &[IdentityFact]) {
+        if self.ctx.operation != Operation::Fence
+            || self.device.channel == Channel::Outlet
+            || facts.is_empty()
+        {
+            return;
+        }
+        if let Err(e) = self
+            .ctx
+            .journal
+            .lock_identities(&self.ctx.request_id, facts)
+            .await
+        {
+            tracing::warn!("the fenced box's identity could not be locked: {e}");
+        }
     }
 
     fn keep_checked(&self, facts: Vec<IdentityFact>) {

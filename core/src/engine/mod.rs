@@ -681,6 +681,17 @@ impl Engine {
                 keys.dedup();
                 keys
             },
+            identity_endpoints: {
+                let mut endpoints: Vec<String> = host
+                    .devices()
+                    .iter()
+                    .filter(|d| d.channel != Channel::Outlet)
+                    .map(|d| d.endpoint_key.clone())
+                    .collect();
+                endpoints.sort_unstable();
+                endpoints.dedup();
+                endpoints
+            },
             storm: (op == Operation::Fence && !request.force)
                 .then_some((p.storm_limit, p.storm_window)),
             tolerance: if matches!(op, Operation::Fence | Operation::Off) {
@@ -1301,6 +1312,9 @@ async fn power_on_levels(
     host: &Arc<Host>,
     overall: Instant,
 ) -> (Verdict, String) {
+    if let Some(why) = locked_box(ctx, host).await {
+        return (Verdict::Failed, why);
+    }
     let base = ctx.snapshot().len();
     let mut failed = false;
     for (step, devices) in host.levels.iter().rev().enumerate() {
@@ -1330,6 +1344,62 @@ async fn power_on_levels(
             format!("power-on failed: {}", why.join("; ")),
         )
     }
+}
+
+/// Why no level may be powered on, if a box behind a whole-host device of a level powered
+/// on later is locked by a fence under another name. Power-on goes last level first, so
+/// without this the per-device check of the first level (a BMC) would come only after the
+/// last level (another channel to the same box) had switched it on; the last level's devices
+/// check themselves before their own `On`. A device that answers is judged by the identity it
+/// presents now; one that cannot (a BMC without power behind its outlets) by the identity the
+/// journal remembers for it.
+async fn locked_box(ctx: &OpContext, host: &Host) -> Option<String> {
+    if host.levels.len() < 2 {
+        return None;
+    }
+    let unchecked = |e: JournalError| {
+        Some(format!(
+            "the journal could not check the power-on locks ({e}); nothing was sent"
+        ))
+    };
+    let known = match ctx.journal.known_identities().await {
+        Ok(known) => known,
+        Err(e) => return unchecked(e),
+    };
+    let last = host.levels.len();
+    let rows = read_with_gate(&ctx.gate, host).await;
+    for row in rows
+        .iter()
+        .filter(|r| r.level < last && r.channel != Channel::Outlet)
+    {
+        let mut facts = if row.reading.is_ok() {
+            crate::identity::usable(&row.identity)
+        } else {
+            Vec::new()
+        };
+        facts.extend(
+            known
+                .iter()
+                .filter(|(endpoint, _)| *endpoint == row.endpoint_key)
+                .flat_map(|(_, k)| k.facts.iter().cloned()),
+        );
+        match ctx.journal.identity_locked(&facts).await {
+            Ok(None) => {}
+            Ok(Some(lock)) => {
+                return Some(format!(
+                    "power-on lock: {} reaches a box ({}) that {} fenced at {} as host {}; nothing was sent; run `fencegate unfence {}` once its VMs run elsewhere",
+                    crate::proof::printable(&row.device),
+                    crate::identity::describe(&facts),
+                    lock.request_id,
+                    lock.locked_at,
+                    crate::proof::printable(&lock.host),
+                    crate::proof::printable(&lock.host),
+                ));
+            }
+            Err(e) => return unchecked(e),
+        }
+    }
+    None
 }
 
 /// How long releasing a host's drivers (logging out of sessions) may take.

@@ -62,6 +62,11 @@ pub struct Claim {
     /// What the host's devices switch ([`crate::Device::lock_key`]): a lock set through any
     /// name covers them all, and an operation on any of them is the one in flight.
     pub lock_keys: Vec<String>,
+    /// Where the identities of the host's whole-host devices (BMCs) are remembered
+    /// ([`crate::Device::endpoint_key`]). A fence locks the identities remembered there as it
+    /// begins, so a relay or another address reaching one of those boxes meets the lock while
+    /// the fence still runs, not only after its verdict.
+    pub identity_endpoints: Vec<String>,
     /// Storm guard to apply: refuse when this many *other* hosts were fenced within the
     /// window. `None` skips the guard (forced, or not a fence).
     pub storm: Option<(u32, Duration)>,

@@ -382,6 +382,16 @@ fn set_locks(conn: &Connection, claim: &Claim, now: &Moment) -> Result<(), Journ
         )
         .map_err(storage)?;
     }
+    // The boxes known behind the host's BMCs are locked by identity from the start: a relay
+    // reaching one of them must not power it on while this fence still runs.
+    for endpoint in &claim.identity_endpoints {
+        conn.execute(
+            "INSERT OR IGNORE INTO identity_locks (kind, value, request_id)
+             SELECT kind, value, ?2 FROM identity_facts WHERE endpoint = ?1",
+            params![endpoint, claim.request_id],
+        )
+        .map_err(storage)?;
+    }
     // One lock per door: a fence through one door never replaces (or lets its door lift) a
     // lock another door set. A door's new fence takes over its earlier one's box and
     // identity locks: a failed re-fence must not unlock the boxes the first one proved.
