@@ -1,0 +1,158 @@
+//! Attacks on the power-on lock found by the fault campaign (docs/RELIABILITY.md): a box
+//! fenced under one name, powered on under another. Each test failed before its fix and
+//! counts the commands the "devices" accepted, not what the engine claims.
+
+mod support;
+
+use fencegate_core::{Policy, Request, Verdict};
+use fencegate_driver::{Action, Channel, IdentityFact, PowerState};
+use std::sync::Arc;
+use std::time::Duration;
+use support::journal::inline_engine;
+use support::scripted::{KVM01, KVM02, Scripted, Step, guid, now};
+
+fn req() -> Request {
+    Request {
+        requester: "campaign".into(),
+        reason: "attack".into(),
+        force: false,
+        door: Default::default(),
+    }
+}
+
+fn policy() -> Policy {
+    Policy {
+        attempt_timeout: Duration::from_secs(20),
+        overall_timeout: Duration::from_secs(60),
+        off_hold: Duration::ZERO,
+        storm_limit: 0,
+        ..Policy::default()
+    }
+}
+
+/// A BMC at `endpoint` proving `facts`, whose reads follow `reads`.
+fn bmc(endpoint: &str, facts: Vec<IdentityFact>, reads: Vec<Step<PowerState>>) -> Arc<Scripted> {
+    let d = Scripted::new(endpoint, reads, vec![now(())]);
+    d.set_identity(facts);
+    d.set_channel(Channel::Bmc);
+    d
+}
+
+/// Campaign seed 1, schedule 1908: a relay address to kvm01's BMC is seen first (its `off`
+/// remembers the box there); kvm01's fence then reaches the box through its own address (the
+/// box is "claimed elsewhere", so that device fails) and goes on to its slow second level.
+/// While the fence still runs, `on relay01` must not power the box on: the fence met that box
+/// and locked it by identity, not only once its verdict was in.
+#[tokio::test(start_paused = true)]
+async fn a_relay_cannot_power_on_a_box_whose_fence_is_running() {
+    let engine = inline_engine();
+    let kvm01_bmc = bmc(
+        "ipmi://10.0.0.1:623",
+        vec![guid(KVM01)],
+        vec![Step::Answer(PowerState::On, Duration::from_secs(2))],
+    );
+    // The second level answers only after 10 s: the fence is still running at 3 s.
+    let outlet = Scripted::new(
+        "apc://10.0.0.100/1",
+        vec![
+            Step::Answer(PowerState::On, Duration::from_secs(10)),
+            now(PowerState::Off),
+        ],
+        vec![now(())],
+    );
+    outlet.set_channel(Channel::Outlet);
+    let relay = bmc(
+        "ipmi://10.0.0.9:623",
+        vec![guid(KVM01)],
+        vec![now(PowerState::Off)],
+    );
+    let kvm01 = support::host(
+        "kvm01",
+        vec![
+            vec![kvm01_bmc.device("kvm01-bmc")],
+            vec![outlet.device("kvm01-pdu")],
+        ],
+        policy(),
+    );
+    let relay01 = support::host("relay01", vec![vec![relay.device("relay01-bmc")]], policy());
+
+    let fence = tokio::spawn({
+        let engine = engine.clone();
+        let kvm01 = Arc::clone(&kvm01);
+        async move { engine.fence(kvm01, req()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let off = engine.off(Arc::clone(&relay01), req()).await.unwrap();
+    assert_eq!(off.verdict, Verdict::PowerVerifiedOff, "{}", off.detail);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(!fence.is_finished(), "the fence must still be running");
+
+    let on = engine.on(relay01, req()).await.unwrap();
+    assert_eq!(
+        relay.accepted(Action::On),
+        0,
+        "the relay powered on the box a running fence had reached: {}",
+        on.detail
+    );
+    assert!(!on.success, "{}", on.detail);
+    assert!(on.detail.contains("power-on lock"), "{}", on.detail);
+    fence.await.unwrap().unwrap();
+}
+
+/// Campaign seed 1, schedule 496: kvm02's box was fenced through a relay address (its GUID is
+/// locked). `on kvm02` powers on last level first: its Redfish channel presents another kind
+/// of identity (a UUID, not locked) and was switched on before the BMC of the first level
+/// was read and found to be the locked box. Every level is checked before the first `On`.
+#[tokio::test(start_paused = true)]
+async fn power_on_checks_every_level_before_the_first_on() {
+    let engine = inline_engine();
+    let relay = bmc(
+        "ipmi://10.0.0.9:623",
+        vec![guid(KVM02)],
+        vec![now(PowerState::On), now(PowerState::Off)],
+    );
+    let relay02 = support::host("relay02", vec![vec![relay.device("relay02-bmc")]], policy());
+    let fenced = engine.fence(relay02, req()).await.unwrap();
+    assert_eq!(
+        fenced.verdict,
+        Verdict::PowerVerifiedOff,
+        "{}",
+        fenced.detail
+    );
+
+    let kvm02_bmc = bmc(
+        "ipmi://10.0.0.2:623",
+        vec![guid(KVM02)],
+        vec![now(PowerState::Off)],
+    );
+    let redfish = bmc(
+        "redfish://10.0.0.22",
+        vec![IdentityFact::authenticated(
+            "redfish-uuid",
+            "8d2c6a1e-5b7f-4c3d-9e0a-1f2b3c4d5e6f",
+        )],
+        vec![now(PowerState::Off)],
+    );
+    let kvm02 = support::host(
+        "kvm02",
+        vec![
+            vec![kvm02_bmc.device("kvm02-bmc")],
+            vec![redfish.device("kvm02-redfish")],
+        ],
+        policy(),
+    );
+    let on = engine.on(kvm02, req()).await.unwrap();
+    assert_eq!(
+        redfish.accepted(Action::On) + kvm02_bmc.accepted(Action::On),
+        0,
+        "a level was powered on before the locked box was found: {}",
+        on.detail
+    );
+    assert!(!on.success);
+    assert!(on.detail.contains("power-on lock"), "{}", on.detail);
+    assert!(
+        on.detail.contains("relay02"),
+        "names the fenced host: {}",
+        on.detail
+    );
+}
