@@ -31,5 +31,7 @@ pub use fence_agent::{
     SECRET_PARAMETERS, SWITCHES_POWER_OPTION, agent_advice, agent_kind, resolve_agent,
     secret_parameter,
 };
+#[doc(hidden)]
+pub use fence_agent::{FuzzedRun, fuzz_agent_run};
 pub use fencegate_driver::{trusted, trusted_file};
 pub use process::INHERITED_ENV;

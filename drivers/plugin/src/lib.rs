@@ -22,3 +22,5 @@ mod reply;
 pub use check::{AbiReport, CheckStep, Outcome, PluginReport, check};
 pub use driver::{CONFIGURE_TIMEOUT, PluginDriver, PluginFactory, RESERVED_OPTIONS};
 pub use load::{LoadError, LoadProblem, LoadedPlugin, load};
+#[doc(hidden)]
+pub use reply::{FuzzedReply, fuzz_reply};

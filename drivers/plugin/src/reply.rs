@@ -116,6 +116,51 @@ impl Context<'_> {
     }
 }
 
+/// Everything the driver would make of one reply, through each of its checks.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct FuzzedReply {
+    /// The reply read as the answer to `status`.
+    pub reading: Result<PowerState, DriverError>,
+    /// The reply read as the answer to `set_power`.
+    pub receipt: Result<CommandReceipt, DriverError>,
+    /// The reply read as the answer to `configure`.
+    pub configured: Result<(), DriverError>,
+    /// The identity facts kept from it, when it decodes.
+    pub identity: Vec<IdentityFact>,
+}
+
+/// Run `bytes` through every check the driver applies to a reply to request `id`, with
+/// `secret` as the device's only secret. The reply checks are private, since a plugin's words
+/// reach the engine only through the driver; this is their one outside door, for the fuzz
+/// targets (`fuzz/` at the repository's root). Not part of the driver's API.
+#[doc(hidden)]
+pub fn fuzz_reply(
+    bytes: &[u8],
+    id: u64,
+    secret: &str,
+    authenticated_identity: bool,
+) -> FuzzedReply {
+    let redactor = Redactor::new([&fencegate_driver::SecretString::from(secret)]);
+    let context = Context {
+        label: "plugin `fuzz` for device `d`",
+        redactor: &redactor,
+        authenticated_identity,
+    };
+    let identity = context
+        .response(bytes, id)
+        .map(|r| context.identity(&r))
+        .unwrap_or_default();
+    FuzzedReply {
+        reading: context.response(bytes, id).and_then(|r| context.reading(r)),
+        receipt: context.response(bytes, id).and_then(|r| context.receipt(r)),
+        configured: context
+            .response(bytes, id)
+            .and_then(|r| context.configured(r)),
+        identity,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,11 @@ use tokio::time::{Instant, timeout_at};
 /// before we stop reading them.
 const PIPE_GRACE: Duration = Duration::from_millis(300);
 
+/// The longest stdout line kept, in bytes; longer lines are cut (and masked at the cut).
+pub(crate) const STDOUT_LINE_MAX: usize = 2000;
+/// The longest stderr line kept, in bytes.
+pub(crate) const STDERR_LINE_MAX: usize = 500;
+
 /// How much output to keep: enough for a metadata document, bounded for a flood.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Keep {
@@ -117,12 +122,12 @@ pub(crate) async fn run(
     })?;
     let stdout: SharedTail = Arc::new(Mutex::new(Tail::new(
         keep.stdout_lines,
-        2000,
+        STDOUT_LINE_MAX,
         redactor.clone(),
     )));
     let stderr: SharedTail = Arc::new(Mutex::new(Tail::new(
         keep.stderr_lines,
-        500,
+        STDERR_LINE_MAX,
         redactor.clone(),
     )));
     let mut drains = Vec::new();

@@ -7,6 +7,8 @@ mod kinds;
 mod metadata;
 mod names;
 mod outcome;
+#[doc(hidden)]
+pub use outcome::{FuzzedRun, fuzz_agent_run};
 
 pub use kinds::{
     AgentKind, ISOLATION_AGENTS, LEFT_OUT, NOT_FENCING_AGENTS, POWER_AGENTS, SWITCHES_POWER_OPTION,

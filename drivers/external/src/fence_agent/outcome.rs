@@ -172,6 +172,48 @@ fn message(output: &Output) -> String {
     picked.join(" | ")
 }
 
+/// Everything the driver would make of one agent run.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct FuzzedRun {
+    /// The run read as `status`.
+    pub reading: Result<PowerState, (ErrorKind, String)>,
+    /// The run read as a failed power command.
+    pub failure: (ErrorKind, String),
+    /// The run read as an accepted power command.
+    pub success: String,
+}
+
+/// Read one agent run as the driver does: `stdout` and `stderr` go through the same bounded,
+/// masking tails as a real agent's pipes (with `secret` as the agent's only secret), and the
+/// result through every reading of an outcome. The readers are private, since an agent's
+/// words reach the engine only through the driver; this is their one outside door, for the
+/// fuzz targets (`fuzz/` at the repository's root). Not part of the driver's API.
+#[doc(hidden)]
+pub fn fuzz_agent_run(wait_status: i32, stdout: &[u8], stderr: &[u8], secret: &str) -> FuzzedRun {
+    use super::invocation::{Keep, STDERR_LINE_MAX, STDOUT_LINE_MAX};
+    use crate::tail::Tail;
+    use std::os::unix::process::ExitStatusExt;
+
+    let redactor = fencegate_driver::Redactor::new([&fencegate_driver::SecretString::from(secret)]);
+    let lines = |bytes: &[u8], keep: usize, max: usize| {
+        let mut tail = Tail::new(keep, max, redactor.clone());
+        tail.push(bytes);
+        tail.lines()
+    };
+    let output = Output {
+        status: std::process::ExitStatus::from_raw(wait_status),
+        stdout: lines(stdout, Keep::ACTION.stdout_lines, STDOUT_LINE_MAX),
+        stderr: lines(stderr, Keep::ACTION.stderr_lines, STDERR_LINE_MAX),
+        redactor: redactor.clone(),
+    };
+    FuzzedRun {
+        reading: status_reading(&output),
+        failure: failure(&output),
+        success: success_detail(&output),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
