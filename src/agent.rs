@@ -7,8 +7,11 @@
 use crate::cli::{AgentArgs, Global};
 use crate::error::CommandError;
 use crate::setup::{self, Signals};
+use fencegate_core::evidence::{Judged, LevelVerdict, judge_level};
 use fencegate_core::proof::printable;
-use fencegate_core::{DeviceStatus, Engine, EngineError, Host, Inventory, Proof, Request, Verdict};
+use fencegate_core::{
+    DeviceOutcome, DeviceStatus, Engine, EngineError, Host, Inventory, Proof, Request, Verdict,
+};
 use fencegate_driver::PowerState;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read};
@@ -190,7 +193,7 @@ async fn act(asked: &Asked) -> Result<u8, CommandError> {
 /// reads on; otherwise a failure, naming each device that could not be read.
 async fn status(host: &Host) -> u8 {
     let rows = fencegate_core::engine::read_devices(host).await;
-    if reads_off(host, &rows) {
+    if reads_off(&rows) {
         println!("Status: OFF");
         return STATUS_OFF;
     }
@@ -210,18 +213,30 @@ async fn status(host: &Host) -> u8 {
     FAILURE
 }
 
-/// The level rule for one round of readings: the host reads off when some level has devices
-/// that can read power state, and every one of them read Off.
-fn reads_off(host: &Host, rows: &[DeviceStatus]) -> bool {
-    (1..=host.levels.len()).any(|level| {
-        let readers: Vec<_> = rows
+/// The engine's level rule ([`judge_level`]) over one round of readings: the host reads
+/// off when some level proves it, every declared reader of that level reading `Off`. A single
+/// round is not a fence's proof (no K readings, no hold): `status` reports, `off` proves.
+fn reads_off(rows: &[DeviceStatus]) -> bool {
+    let mut levels: Vec<usize> = rows.iter().map(|r| r.level).collect();
+    levels.dedup();
+    levels.into_iter().any(|level| {
+        let judged: Vec<Judged<'_>> = rows
             .iter()
-            .filter(|r| r.level == level && r.reads_power_state)
+            .filter(|r| r.level == level)
+            .map(|r| Judged {
+                device: &r.device,
+                declared_reader: r.declared_reader,
+                reads_power_state: r.reads_power_state,
+                outcome: match &r.reading {
+                    Ok(state) if state.is_off() => DeviceOutcome::VerifiedOff,
+                    // Found blind: liveness at best, never proof.
+                    _ if !r.reads_power_state => DeviceOutcome::LivenessLost,
+                    _ => DeviceOutcome::Failed,
+                },
+                detail: "",
+            })
             .collect();
-        !readers.is_empty()
-            && readers
-                .iter()
-                .all(|r| matches!(r.reading, Ok(PowerState::Off)))
+        matches!(judge_level(&judged), LevelVerdict::VerifiedOff(_))
     })
 }
 
@@ -375,6 +390,65 @@ pub fn metadata() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fencegate_driver::{Channel, DriverError};
+
+    fn row(
+        device: &str,
+        level: usize,
+        declared: bool,
+        reading: Option<PowerState>,
+    ) -> DeviceStatus {
+        DeviceStatus {
+            device: device.into(),
+            level,
+            driver: "scripted".into(),
+            endpoint: format!("scripted://{device}"),
+            reads_power_state: reading.is_some(),
+            reading: reading.ok_or_else(|| DriverError::unsupported("blind")),
+            identity: Vec::new(),
+            declared_reader: declared,
+            channel: Channel::Outlet,
+            authenticated_identity: false,
+            endpoint_key: device.into(),
+            pins: Vec::new(),
+        }
+    }
+
+    /// Both outlets of a dual-PSU host are declared readers; one turned out blind. One outlet
+    /// reading off is not the host off: the engine's level rule says so, and so must status.
+    #[test]
+    fn status_applies_the_engines_level_rule() {
+        let off = Some(PowerState::Off);
+        let dual = [
+            row("psu-a", 1, true, off.clone()),
+            row("psu-b", 1, true, None),
+        ];
+        assert!(
+            !reads_off(&dual),
+            "a declared reader found blind proves nothing"
+        );
+        let both = [
+            row("psu-a", 1, true, off.clone()),
+            row("psu-b", 1, true, off.clone()),
+        ];
+        assert!(reads_off(&both));
+        let one_on = [
+            row("psu-a", 1, true, off.clone()),
+            row("psu-b", 1, true, Some(PowerState::On)),
+        ];
+        assert!(!reads_off(&one_on));
+        // Some level proving off is enough; an in-band device does not count either way.
+        let levels = [
+            row("bmc", 1, true, Some(PowerState::On)),
+            row("psu-a", 2, true, off.clone()),
+            row("ssh", 2, false, None),
+        ];
+        assert!(reads_off(&levels));
+        assert!(
+            !reads_off(&[row("ssh", 1, false, None)]),
+            "no reader, no proof"
+        );
+    }
 
     #[test]
     fn stdin_protocol() {
