@@ -535,10 +535,10 @@ mod tests {
         };
         spec.secrets
             .insert("community".into(), SecretString::from("private"));
-        spec.options.insert("timeout_ms".into(), "300".into());
+        spec.options.insert("timeout_ms".into(), "1000".into());
         spec.options.insert("retries".into(), "0".into());
         let d = SnmpPduFactory.build(&spec).unwrap();
-        d.status(Instant::now() + Duration::from_secs(3)).await
+        d.status(Instant::now() + Duration::from_secs(10)).await
     }
 
     async fn read_with(varbinds: Vec<RawVarbind>) -> Result<PowerState, DriverError> {
@@ -700,7 +700,9 @@ mod tests {
         for (k, v) in [
             ("version", "3"),
             ("security_level", "authNoPriv"),
-            ("timeout_ms", "200"),
+            // Room for the user key's localisation (a megabyte of hashing, slow in a debug
+            // build on a loaded machine), which runs inside each attempt's wait.
+            ("timeout_ms", "1000"),
             ("retries", "0"),
         ] {
             spec.options.insert(k.into(), v.into());
@@ -716,7 +718,7 @@ mod tests {
         assert_eq!(caps.channel, Channel::Outlet);
         assert!(d.identity().is_empty(), "nothing is known before a call");
         assert_eq!(
-            d.status(Instant::now() + Duration::from_secs(3)).await,
+            d.status(Instant::now() + Duration::from_secs(10)).await,
             Ok(PowerState::Off)
         );
         let engine = IdentityFact::authenticated("snmp-engine-id", hex(ENGINE));
@@ -729,7 +731,7 @@ mod tests {
         // The discovery reply names the engine; the answer after it carries a forged MAC.
         let d = v3_driver(v3_agent(true).await);
         let e = d
-            .status(Instant::now() + Duration::from_secs(3))
+            .status(Instant::now() + Duration::from_secs(10))
             .await
             .unwrap_err();
         assert!(e.kind.is_transient(), "{e}");
