@@ -7,11 +7,12 @@
 //!
 //! A session that ended a call with every request answered has nothing in flight, so the
 //! driver keeps it for the next call ([`Conversation::into_session`]): that saves the v3
-//! engine discovery and key localization on every poll of the verification loop.
+//! engine discovery and key localization on every poll of the verification loop. The v3
+//! password keys themselves come derived ([`Secrets`]): a fresh session only localizes them.
 
-use crate::config::{Credentials, PduConfig};
+use crate::config::PduConfig;
 use crate::message::Value;
-use crate::session::{self, Report, Session, SnmpError};
+use crate::session::{self, Report, Secrets, Session, SnmpError};
 use fencegate_driver::{DriverError, ErrorKind};
 use std::time::{Duration, Instant};
 
@@ -66,6 +67,8 @@ pub struct Conversation<'a> {
     config: &'a PduConfig,
     endpoint: &'a str,
     deadline: Instant,
+    /// What every session of this conversation (and its probes) authenticates with.
+    secrets: Secrets<'a>,
     session: Option<Session>,
     /// The engine ID proven by the session that gave the latest answer (SNMPv3 only).
     engine_id: Option<Vec<u8>>,
@@ -81,17 +84,19 @@ enum Failure {
 
 impl<'a> Conversation<'a> {
     /// A conversation that continues on `session` (one with nothing in flight, kept from
-    /// an earlier call) or opens its first session lazily.
+    /// an earlier call) or opens its first session lazily with `secrets`.
     pub fn resume(
         config: &'a PduConfig,
         endpoint: &'a str,
         deadline: Instant,
+        secrets: Secrets<'a>,
         session: Option<Session>,
     ) -> Self {
         Conversation {
             config,
             endpoint,
             deadline,
+            secrets,
             session,
             engine_id: None,
         }
@@ -186,32 +191,19 @@ impl<'a> Conversation<'a> {
         let (own, without_secret) = if budget.is_zero() {
             (false, None)
         } else {
-            let own = probe(self.config, &self.config.credentials, budget);
+            let own = probe(self.config, self.secrets, budget);
             let without_secret = async {
-                match &self.config.credentials {
-                    Credentials::Community { .. } => Some(discovery(self.config, budget).await),
-                    Credentials::V3 {
-                        user,
-                        auth_protocol,
-                        auth_password,
-                        privacy: Some(_),
-                        context,
-                    } => {
-                        let no_priv = Credentials::V3 {
-                            user: user.clone(),
-                            auth_protocol: *auth_protocol,
-                            auth_password: auth_password.clone(),
-                            privacy: None,
-                            context: context.clone(),
-                        };
-                        Some(probe(self.config, &no_priv, budget).await)
-                    }
-                    Credentials::V3 { privacy: None, .. } => None,
+                if self.secrets.is_community() {
+                    Some(discovery(self.config, budget).await)
+                } else if let Some(no_priv) = self.secrets.without_privacy() {
+                    Some(probe(self.config, no_priv, budget).await)
+                } else {
+                    None
                 }
             };
             tokio::join!(own, without_secret)
         };
-        let v1_v2c = matches!(self.config.credentials, Credentials::Community { .. });
+        let v1_v2c = self.secrets.is_community();
         let (kind, why) = explain(v1_v2c, own, without_secret);
         DriverError::new(kind, format!("{}: {failed}; {why}", self.endpoint))
     }
@@ -240,15 +232,12 @@ impl<'a> Conversation<'a> {
         })
     }
 
-    /// Open a session; for v3 this includes engine discovery (one extra round trip).
+    /// Open a session; for v3 this includes engine discovery (one extra round trip) and
+    /// localizing the keys to the engine (one short hash each).
     async fn open(&self) -> Result<Session, Failure> {
-        Session::open(
-            &self.config.host,
-            self.config.port,
-            &self.config.credentials,
-        )
-        .await
-        .map_err(|e| self.classify(e))
+        Session::open(&self.config.host, self.config.port, self.secrets)
+            .await
+            .map_err(|e| self.classify(e))
     }
 
     /// Sort session errors into retry-worthy ones and final ones.
@@ -335,10 +324,10 @@ fn explain(v1_v2c: bool, own: bool, without_secret: Option<bool>) -> (ErrorKind,
 const SYS_UP_TIME: &[u64] = &[1, 3, 6, 1, 2, 1, 1, 3, 0];
 
 /// Whether the agent answers anything (value, error status or report) to a GET of
-/// `sysUpTime.0` with `credentials` within `budget`.
-async fn probe(config: &PduConfig, credentials: &Credentials, budget: Duration) -> bool {
+/// `sysUpTime.0` with `secrets` within `budget`.
+async fn probe(config: &PduConfig, secrets: Secrets<'_>, budget: Duration) -> bool {
     let attempt = async {
-        let mut session = match Session::open(&config.host, config.port, credentials).await {
+        let mut session = match Session::open(&config.host, config.port, secrets).await {
             Ok(s) => s,
             Err(e) => return e.answered(),
         };

@@ -3,6 +3,7 @@
 use crate::ber;
 use crate::client::{Answer, Conversation, Reply, Request};
 use crate::config::{Credentials, PduConfig};
+use crate::keys::DriverSecrets;
 use crate::profile::{self, OutletState};
 use crate::session::Session;
 use fencegate_driver::{
@@ -67,6 +68,9 @@ impl DriverFactory for SnmpPduFactory {
 pub struct SnmpPduDriver {
     config: PduConfig,
     endpoint: String,
+    /// The community or the SNMPv3 keys, derived once (at the first call) for every
+    /// session, retry and probe of this driver.
+    secrets: DriverSecrets,
     identity: Mutex<Learned>,
     /// A session left idle by the previous call (nothing in flight), reused by the next.
     idle: Mutex<Option<Session>>,
@@ -106,6 +110,7 @@ impl SnmpPduDriver {
         };
         let endpoint = format!("snmp://{host}:{}", config.port);
         SnmpPduDriver {
+            secrets: DriverSecrets::new(&config.credentials),
             config,
             endpoint,
             identity: Mutex::new(Learned::default()),
@@ -113,9 +118,18 @@ impl SnmpPduDriver {
         }
     }
 
-    fn conversation(&self, deadline: Instant) -> Conversation<'_> {
+    /// A conversation on the idle session, if any. The first SNMPv3 call derives the keys
+    /// here, before any attempt's wait starts.
+    async fn conversation(&self, deadline: Instant) -> Result<Conversation<'_>, DriverError> {
+        let secrets = self.secrets.get(&self.endpoint, deadline).await?;
         let idle = lock(&self.idle).take();
-        Conversation::resume(&self.config, &self.endpoint, deadline, idle)
+        Ok(Conversation::resume(
+            &self.config,
+            &self.endpoint,
+            deadline,
+            secrets,
+            idle,
+        ))
     }
 
     fn keep(&self, conv: Conversation<'_>) {
@@ -408,7 +422,7 @@ impl PowerDriver for SnmpPduDriver {
 
     fn status(&self, deadline: Instant) -> DriverFuture<'_, PowerState> {
         Box::pin(async move {
-            let mut conv = self.conversation(deadline);
+            let mut conv = self.conversation(deadline).await?;
             let mut readings = Vec::with_capacity(self.config.outlets.len());
             for &outlet in &self.config.outlets {
                 readings.push((outlet, self.read_outlet(&mut conv, outlet).await?));
@@ -428,7 +442,7 @@ impl PowerDriver for SnmpPduDriver {
                     self.endpoint
                 )));
             }
-            let mut conv = self.conversation(deadline);
+            let mut conv = self.conversation(deadline).await?;
             for &outlet in &self.config.outlets {
                 self.switch_outlet(&mut conv, action, outlet).await?;
             }
@@ -615,13 +629,28 @@ mod tests {
     const ENGINE: &[u8] = b"\x80\x00\x1f\x88\x04fake-pdu";
     const AUTH_PASSWORD: &str = "authpass-fake";
 
-    /// A v3 agent on 127.0.0.1 that answers discovery with [`ENGINE`] and every request
-    /// with outlet 4 off, signed with the right key (`forge` false) or a made-up MAC.
-    async fn v3_agent(forge: bool) -> std::net::SocketAddr {
+    /// How the fake v3 agent answers requests after discovery.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Agent {
+        /// Outlet 4 off, signed with the key of the password it was given.
+        Signs,
+        /// Outlet 4 off, with a made-up MAC.
+        Forges,
+        /// Not at all (it answers only discovery, as an agent does that cannot decrypt).
+        Silent,
+    }
+
+    /// A v3 agent on 127.0.0.1 that answers discovery with [`ENGINE`] and every request as
+    /// `mode` says, as the SHA-1 user with `password`.
+    async fn v3_agent(password: &str, mode: Agent) -> std::net::SocketAddr {
         use crate::message::{Pdu, UsmParams, V3Out, flags, pdu_tag};
         use crate::usm::AuthAlg;
-        let ku = AuthAlg::Sha1.password_key(AUTH_PASSWORD.as_bytes());
-        let key = AuthAlg::Sha1.localize(&ku, ENGINE);
+        let key = if mode == Agent::Signs {
+            let ku = AuthAlg::Sha1.password_key(password.as_bytes());
+            AuthAlg::Sha1.localize(&ku, ENGINE)
+        } else {
+            zeroize::Zeroizing::new(Vec::new())
+        };
         let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = socket.local_addr().unwrap();
         tokio::spawn(async move {
@@ -634,6 +663,9 @@ mod tests {
                     continue;
                 };
                 let discovery = req.usm.engine_id.is_empty();
+                if !discovery && mode == Agent::Silent {
+                    continue;
+                }
                 let pdu = if discovery {
                     Pdu {
                         tag: pdu_tag::REPORT,
@@ -673,7 +705,7 @@ mod tests {
                     data: &data,
                 });
                 if !discovery {
-                    let mac = if forge {
+                    let mac = if mode == Agent::Forges {
                         vec![0x5a; 12]
                     } else {
                         AuthAlg::Sha1.sign(&key, &datagram).to_vec()
@@ -686,7 +718,13 @@ mod tests {
         addr
     }
 
-    fn v3_driver(addr: std::net::SocketAddr) -> Arc<dyn PowerDriver> {
+    /// An authNoPriv SHA-1 driver for outlet 4 of the agent at `addr`, with `password` and a
+    /// single attempt of a generous wait unless `options` say otherwise.
+    fn v3_driver(
+        addr: std::net::SocketAddr,
+        password: &str,
+        options: &[(&str, &str)],
+    ) -> Arc<dyn PowerDriver> {
         let mut spec = DeviceSpec {
             name: "pdu".into(),
             driver: "snmp".into(),
@@ -696,23 +734,28 @@ mod tests {
             ..Default::default()
         };
         spec.secrets
-            .insert("auth_password".into(), SecretString::from(AUTH_PASSWORD));
+            .insert("auth_password".into(), SecretString::from(password));
         for (k, v) in [
             ("version", "3"),
             ("security_level", "authNoPriv"),
-            // Room for the user key's localisation (a megabyte of hashing, slow in a debug
-            // build on a loaded machine), which runs inside each attempt's wait.
             ("timeout_ms", "1000"),
             ("retries", "0"),
-        ] {
-            spec.options.insert(k.into(), v.into());
+        ]
+        .iter()
+        .chain(options)
+        {
+            spec.options.insert((*k).into(), (*v).into());
         }
         SnmpPduFactory.build(&spec).unwrap()
     }
 
     #[tokio::test]
     async fn a_verified_v3_answer_proves_the_engine_id() {
-        let d = v3_driver(v3_agent(false).await);
+        let d = v3_driver(
+            v3_agent(AUTH_PASSWORD, Agent::Signs).await,
+            AUTH_PASSWORD,
+            &[],
+        );
         let caps = d.capabilities();
         assert!(caps.authenticated_identity);
         assert_eq!(caps.channel, Channel::Outlet);
@@ -729,7 +772,11 @@ mod tests {
     #[tokio::test]
     async fn an_engine_id_seen_only_in_discovery_is_never_authenticated() {
         // The discovery reply names the engine; the answer after it carries a forged MAC.
-        let d = v3_driver(v3_agent(true).await);
+        let d = v3_driver(
+            v3_agent(AUTH_PASSWORD, Agent::Forges).await,
+            AUTH_PASSWORD,
+            &[],
+        );
         let e = d
             .status(Instant::now() + Duration::from_secs(10))
             .await
@@ -742,6 +789,80 @@ mod tests {
                 .all(|f| !f.authenticated && f.kind != "snmp-engine-id"),
             "{facts:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_driver_derives_its_password_key_once_not_per_session() {
+        use crate::usm::derivations;
+        const PASSWORD: &str = "authpass-once-per-driver";
+        let addr = v3_agent(PASSWORD, Agent::Signs).await;
+        // The agent derived its own copy of the key.
+        let before = derivations::of(PASSWORD.as_bytes());
+        let d = v3_driver(addr, PASSWORD, &[]);
+        assert_eq!(
+            derivations::of(PASSWORD.as_bytes()),
+            before,
+            "built without hashing"
+        );
+        for _ in 0..3 {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            assert_eq!(d.status(deadline).await, Ok(PowerState::Off));
+            // The engine releases the driver after every operation, so the next one opens a
+            // fresh session: new discovery, new localization, the same password key.
+            d.release(deadline).await.unwrap();
+        }
+        assert_eq!(derivations::of(PASSWORD.as_bytes()) - before, 1);
+    }
+
+    #[tokio::test]
+    async fn a_call_out_of_time_for_the_keys_times_out_and_the_keys_are_kept() {
+        use crate::usm::derivations;
+        const PASSWORD: &str = "authpass-out-of-time";
+        let addr = v3_agent(PASSWORD, Agent::Signs).await;
+        let before = derivations::of(PASSWORD.as_bytes());
+        let d = v3_driver(addr, PASSWORD, &[]);
+        // No time at all: the call waits neither for the keys nor for the agent.
+        let e = d.status(Instant::now()).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
+        // The derivation it started finishes on its own and serves the next call, which
+        // waits for it rather than deriving again.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        assert_eq!(d.status(deadline).await, Ok(PowerState::Off));
+        assert_eq!(derivations::of(PASSWORD.as_bytes()) - before, 1);
+    }
+
+    #[tokio::test]
+    async fn retries_and_probes_derive_no_key_again() {
+        use crate::usm::derivations;
+        const AUTH: &str = "authpass-retries-and-probes";
+        const PRIV: &str = "privpass-retries-and-probes";
+        let addr = v3_agent(AUTH, Agent::Silent).await;
+        let mut spec = DeviceSpec {
+            name: "pdu".into(),
+            driver: "snmp".into(),
+            address: addr.to_string(),
+            path: Some("/outlet/4".into()),
+            user: Some("fenceuser".into()),
+            ..Default::default()
+        };
+        spec.secrets
+            .insert("auth_password".into(), SecretString::from(AUTH));
+        spec.secrets
+            .insert("priv_password".into(), SecretString::from(PRIV));
+        // authPriv: three attempts, then the two probes (our own credentials, and the user
+        // without privacy), each on a fresh session.
+        for (k, v) in [("version", "3"), ("timeout_ms", "200"), ("retries", "2")] {
+            spec.options.insert(k.into(), v.into());
+        }
+        let d = SnmpPduFactory.build(&spec).unwrap();
+        let e = d
+            .status(Instant::now() + Duration::from_secs(10))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unreachable, "{e}");
+        assert!(e.detail.contains("3 attempt(s) failed"), "{e}");
+        assert_eq!(derivations::of(AUTH.as_bytes()), 1, "authentication key");
+        assert_eq!(derivations::of(PRIV.as_bytes()), 1, "privacy key");
     }
 
     #[tokio::test]

@@ -52,6 +52,7 @@ mod ber;
 mod client;
 mod config;
 mod driver;
+mod keys;
 mod message;
 pub mod profile;
 mod session;

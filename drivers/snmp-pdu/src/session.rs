@@ -7,10 +7,9 @@
 //! response failing its authentication check) are skipped, never taken for the answer.
 //! An unauthenticated answer to an authenticated request can only ever be an error.
 
-use crate::config::{AuthProtocol, Credentials, PrivProtocol};
 use crate::message::{self, CommunityMessage, Pdu, UsmParams, V3Out, flags, pdu_tag, version};
-use crate::usm::{AuthAlg, PrivAlg, aes_cfb, aes_iv};
-use fencegate_driver::ExposeSecret;
+use crate::usm::{AuthAlg, PrivAlg, UserKeys, aes_cfb, aes_iv};
+use fencegate_driver::{ExposeSecret, SecretString};
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
@@ -162,19 +161,55 @@ pub struct Session {
     buf: Vec<u8>,
 }
 
-fn auth_alg(p: AuthProtocol) -> AuthAlg {
-    match p {
-        AuthProtocol::Md5 => AuthAlg::Md5,
-        AuthProtocol::Sha => AuthAlg::Sha1,
-        AuthProtocol::Sha256 => AuthAlg::Sha256,
-        AuthProtocol::Sha512 => AuthAlg::Sha512,
-    }
+/// What a session authenticates with, borrowed from its driver: a community, or an SNMPv3
+/// user with its password keys. The keys come already derived (a megabyte of hashing each,
+/// done once per driver); a session only localizes them to the engine it discovers.
+#[derive(Clone, Copy)]
+pub enum Secrets<'a> {
+    /// SNMPv1 (`v1`) or v2c with a community.
+    Community {
+        /// `true` for v1, `false` for v2c.
+        v1: bool,
+        /// The community.
+        community: &'a SecretString,
+    },
+    /// SNMPv3 USM.
+    Usm {
+        /// The USM user name.
+        user: &'a str,
+        /// The context name.
+        context: &'a str,
+        /// The user's password keys.
+        keys: &'a UserKeys,
+        /// Whether requests are encrypted (authPriv); `false` also when `keys` have a
+        /// privacy key, for the probe that asks without it.
+        privacy: bool,
+    },
 }
 
-fn priv_alg(p: PrivProtocol) -> PrivAlg {
-    match p {
-        PrivProtocol::Aes128 => PrivAlg::Aes128,
-        PrivProtocol::Aes256 => PrivAlg::Aes256,
+impl<'a> Secrets<'a> {
+    /// The same user without privacy, when these secrets use it: an agent that ignores
+    /// every encrypted request but answers this proves only the privacy key wrong.
+    pub fn without_privacy(self) -> Option<Secrets<'a>> {
+        match self {
+            Secrets::Usm {
+                user,
+                context,
+                keys,
+                privacy: true,
+            } => Some(Secrets::Usm {
+                user,
+                context,
+                keys,
+                privacy: false,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Whether these are a v1/v2c community (no authenticated identity, no privacy).
+    pub fn is_community(&self) -> bool {
+        matches!(self, Secrets::Community { .. })
     }
 }
 
@@ -267,38 +302,30 @@ pub async fn discover(host: &str, port: u16) -> Result<(), SnmpError> {
 }
 
 impl Session {
-    /// Open a session: a socket, and for v3 engine discovery and key localization.
-    /// Unbounded: the caller times it out.
-    pub async fn open(
-        host: &str,
-        port: u16,
-        credentials: &Credentials,
-    ) -> Result<Session, SnmpError> {
+    /// Open a session: a socket, and for v3 engine discovery and key localization (one
+    /// short hash per key: the password keys come derived). Unbounded: the caller times it
+    /// out.
+    pub async fn open(host: &str, port: u16, secrets: Secrets<'_>) -> Result<Session, SnmpError> {
         let socket = connect(host, port).await?;
         let mut ids = Ids::new();
         let mut buf = vec![0u8; 65_536];
-        let security = match credentials {
-            Credentials::Community { v1, community } => Security::Community {
-                version: if *v1 { version::V1 } else { version::V2C },
+        let security = match secrets {
+            Secrets::Community { v1, community } => Security::Community {
+                version: if v1 { version::V1 } else { version::V2C },
                 community: Zeroizing::new(community.expose_secret().as_bytes().to_vec()),
             },
-            Credentials::V3 {
+            Secrets::Usm {
                 user,
-                auth_protocol,
-                auth_password,
-                privacy,
                 context,
+                keys,
+                privacy,
             } => {
                 let engine = discover_on(&socket, &mut ids, &mut buf).await?;
-                let auth = auth_alg(*auth_protocol);
-                let ku = auth.password_key(auth_password.expose_secret().as_bytes());
-                let auth_key = auth.localize(&ku, &engine.id);
-                let privacy = match privacy {
+                let auth = keys.auth();
+                let auth_key = keys.auth_key(&engine.id);
+                let privacy = match privacy.then(|| keys.priv_key(&engine.id)).flatten() {
                     None => None,
-                    Some((p, password)) => {
-                        let alg = priv_alg(*p);
-                        let ku = auth.password_key(password.expose_secret().as_bytes());
-                        let mut key = auth.localize(&ku, &engine.id);
+                    Some((alg, mut key)) => {
                         if key.len() < alg.key_len() {
                             return Err(SnmpError::Unsupported(format!(
                                 "{alg:?} needs a {}-byte key but {auth:?} localizes only {} \
@@ -569,19 +596,22 @@ pub fn fuzz_one(data: &[u8]) {
 mod tests {
     use super::*;
     use crate::message::Value;
-    use fencegate_driver::SecretString;
+    use std::sync::LazyLock;
     use std::time::Duration;
 
     const ENGINE: &[u8] = b"\x80\x00\x1f\x88\x04fake";
     const PASSWORD: &str = "authpass-fake";
 
-    fn credentials() -> Credentials {
-        Credentials::V3 {
-            user: "fenceuser".into(),
-            auth_protocol: AuthProtocol::Sha,
-            auth_password: SecretString::from(PASSWORD),
-            privacy: None,
-            context: String::new(),
+    /// The user's password key (a megabyte of hashing: derived once for all tests).
+    static USER_KEYS: LazyLock<UserKeys> =
+        LazyLock::new(|| UserKeys::derive(AuthAlg::Sha1, PASSWORD.as_bytes(), None));
+
+    fn secrets() -> Secrets<'static> {
+        Secrets::Usm {
+            user: "fenceuser",
+            context: "",
+            keys: &USER_KEYS,
+            privacy: false,
         }
     }
 
@@ -650,13 +680,9 @@ mod tests {
         }
     }
 
-    /// The fake agent's localized key (a megabyte of hashing: computed once).
+    /// The fake agent's localized key.
     fn key() -> Zeroizing<Vec<u8>> {
-        static KEY: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
-            let ku = AuthAlg::Sha1.password_key(PASSWORD.as_bytes());
-            AuthAlg::Sha1.localize(&ku, ENGINE).to_vec()
-        });
-        Zeroizing::new(KEY.clone())
+        USER_KEYS.auth_key(ENGINE)
     }
 
     async fn get_through(replies: Vec<fn(i64, i32) -> Vec<u8>>) -> Option<Result<Pdu, SnmpError>> {
@@ -668,7 +694,7 @@ mod tests {
         replies: Vec<fn(i64, i32) -> Vec<u8>>,
     ) -> (Option<Result<Pdu, SnmpError>>, Session) {
         let (addr, agent) = fake_agent(replies).await;
-        let mut session = Session::open("127.0.0.1", addr.port(), &credentials())
+        let mut session = Session::open("127.0.0.1", addr.port(), secrets())
             .await
             .unwrap();
         let got = tokio::time::timeout(

@@ -1,11 +1,13 @@
 //! The User-based Security Model's cryptography (RFC 3414, RFC 7860, RFC 3826): key
 //! localization, message authentication and AES-CFB privacy, sans IO.
 //!
-//! Every key lives in a [`Zeroizing`] buffer and is wiped when dropped.
+//! Every key lives in a [`Zeroizing`] buffer or a [`SecretSlice`] and is wiped when
+//! dropped; the long-lived password keys ([`UserKeys`]) are never shown by `Debug`.
 
 use aes::cipher::{Array, BlockCipherEncrypt, KeyInit};
 use aes::{Aes128, Aes256};
 use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretSlice};
 use sha2::Digest;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -46,6 +48,8 @@ impl PrivAlg {
 /// Password-to-key (RFC 3414 §A.2): hash the password repeated over 1 MiB.
 fn password_to_key<D: Digest>(password: &[u8]) -> Zeroizing<Vec<u8>> {
     const TOTAL: usize = 1_048_576;
+    #[cfg(test)]
+    derivations::note(password);
     let mut hasher = D::new();
     let mut chunk = Zeroizing::new([0u8; 64]);
     let mut index = 0;
@@ -57,6 +61,33 @@ fn password_to_key<D: Digest>(password: &[u8]) -> Zeroizing<Vec<u8>> {
         hasher.update(&chunk[..]);
     }
     Zeroizing::new(hasher.finalize().to_vec())
+}
+
+/// Test builds count password-to-key derivations per password, so that a test can prove
+/// the megabyte of hashing is paid once per driver rather than per session, retry or probe.
+/// Per password, because tests run in parallel: each test counts its own password.
+#[cfg(test)]
+pub(crate) mod derivations {
+    use std::sync::Mutex;
+
+    static SEEN: Mutex<Vec<(Vec<u8>, usize)>> = Mutex::new(Vec::new());
+
+    /// Count one derivation from `password`.
+    pub(crate) fn note(password: &[u8]) {
+        let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+        match seen.iter_mut().find(|(p, _)| p == password) {
+            Some((_, n)) => *n += 1,
+            None => seen.push((password.to_vec(), 1)),
+        }
+    }
+
+    /// How many times a key was derived from `password` so far.
+    pub(crate) fn of(password: &[u8]) -> usize {
+        let seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+        seen.iter()
+            .find(|(p, _)| p == password)
+            .map_or(0, |(_, n)| *n)
+    }
 }
 
 /// Key localization (RFC 3414 §2.6): `H(Ku || engineID || Ku)`.
@@ -128,6 +159,66 @@ impl AuthAlg {
     pub fn verify(self, key: &[u8], message: &[u8], mac: &[u8]) -> bool {
         let want = self.sign(key, message);
         want.len() == mac.len() && bool::from(want.ct_eq(mac))
+    }
+}
+
+/// An SNMPv3 user's password keys (`Ku`, RFC 3414 §A.2), not yet localized to any engine.
+///
+/// Turning a password into `Ku` costs a megabyte of hashing; localizing `Ku` to an engine
+/// (`Kul`, RFC 3414 §2.6) costs one short hash. A driver derives these once and localizes
+/// them for every session, so the megabyte is paid once per driver rather than on every
+/// session, retry and probe. The keys are wiped when dropped and `Debug` redacts them.
+#[derive(Debug)]
+pub struct UserKeys {
+    auth: AuthAlg,
+    auth_ku: SecretSlice<u8>,
+    /// The privacy protocol and the privacy password's `Ku`, hashed with the
+    /// authentication protocol's hash as RFC 3826 §1.2 and RFC 3414 §2.6 prescribe.
+    privacy: Option<(PrivAlg, SecretSlice<u8>)>,
+}
+
+/// Copy a key into a secret box of exactly its length (so that nothing is reallocated and
+/// left behind unwiped).
+fn secret_key(key: &[u8]) -> SecretSlice<u8> {
+    SecretSlice::from(key.to_vec())
+}
+
+impl UserKeys {
+    /// Derive the keys from the passwords: the expensive step, a megabyte of hashing per
+    /// password. Callers on an async runtime run it on the blocking pool.
+    pub fn derive(
+        auth: AuthAlg,
+        auth_password: &[u8],
+        privacy: Option<(PrivAlg, &[u8])>,
+    ) -> UserKeys {
+        UserKeys {
+            auth,
+            auth_ku: secret_key(&auth.password_key(auth_password)),
+            privacy: privacy.map(|(alg, password)| (alg, secret_key(&auth.password_key(password)))),
+        }
+    }
+
+    /// The authentication protocol the keys were derived for.
+    pub fn auth(&self) -> AuthAlg {
+        self.auth
+    }
+
+    /// Whether there is a privacy key (authPriv), or only authentication (authNoPriv).
+    pub fn has_privacy(&self) -> bool {
+        self.privacy.is_some()
+    }
+
+    /// The authentication key localized to `engine_id`.
+    pub fn auth_key(&self, engine_id: &[u8]) -> Zeroizing<Vec<u8>> {
+        self.auth.localize(self.auth_ku.expose_secret(), engine_id)
+    }
+
+    /// The privacy protocol and the privacy key localized to `engine_id`, at the hash's full
+    /// length (the caller cuts it to the cipher's), or `None` without privacy.
+    pub fn priv_key(&self, engine_id: &[u8]) -> Option<(PrivAlg, Zeroizing<Vec<u8>>)> {
+        self.privacy
+            .as_ref()
+            .map(|(alg, ku)| (*alg, self.auth.localize(ku.expose_secret(), engine_id)))
     }
 }
 
@@ -206,6 +297,57 @@ mod tests {
         assert_eq!(*ku, hex("9fb5cc0381497b3793528939ff788d5d79145211"));
         let kul = AuthAlg::Sha1.localize(&ku, &hex(ENGINE));
         assert_eq!(*kul, hex("6695febc9288e36282235fc7151f128497b38f3f"));
+    }
+
+    /// RFC 3414 Appendix A.3 again, from the `Ku` the RFC prints rather than from the
+    /// password: what a session does with a driver's kept keys.
+    #[test]
+    fn rfc3414_a3_localization_from_kept_keys() {
+        for (alg, ku, kul) in [
+            (
+                AuthAlg::Md5,
+                "9faf3283884e92834ebc9847d8edd963",
+                "526f5eed9fcce26f8964c2930787d82b",
+            ),
+            (
+                AuthAlg::Sha1,
+                "9fb5cc0381497b3793528939ff788d5d79145211",
+                "6695febc9288e36282235fc7151f128497b38f3f",
+            ),
+        ] {
+            let keys = UserKeys {
+                auth: alg,
+                auth_ku: secret_key(&hex(ku)),
+                privacy: Some((PrivAlg::Aes128, secret_key(&hex(ku)))),
+            };
+            assert_eq!(*keys.auth_key(&hex(ENGINE)), hex(kul), "{alg:?}");
+            // The privacy key is localized with the authentication hash (RFC 3826 §1.2).
+            let (priv_alg, key) = keys.priv_key(&hex(ENGINE)).unwrap();
+            assert_eq!((priv_alg, &*key), (PrivAlg::Aes128, &hex(kul)), "{alg:?}");
+        }
+    }
+
+    #[test]
+    fn derived_keys_are_the_password_keys_and_never_shown() {
+        let keys = UserKeys::derive(
+            AuthAlg::Sha1,
+            b"maplesyrup",
+            Some((PrivAlg::Aes128, b"maplesyrup")),
+        );
+        assert_eq!(
+            *keys.auth_key(&hex(ENGINE)),
+            hex("6695febc9288e36282235fc7151f128497b38f3f")
+        );
+        assert!(keys.has_privacy());
+        let shown = format!("{keys:?}");
+        assert!(shown.contains("REDACTED"), "{shown}");
+        // Neither Ku nor any byte of it in hex or decimal.
+        for needle in ["9fb5cc", "9FB5CC", "159, 181"] {
+            assert!(!shown.contains(needle), "{shown}");
+        }
+        let without = UserKeys::derive(AuthAlg::Sha1, b"maplesyrup", None);
+        assert!(!without.has_privacy());
+        assert!(without.priv_key(&hex(ENGINE)).is_none());
     }
 
     #[test]
