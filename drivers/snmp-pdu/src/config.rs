@@ -45,7 +45,8 @@ pub enum AuthProtocol {
 pub enum PrivProtocol {
     /// AES-128 CFB (RFC 3826), the default.
     Aes128,
-    /// AES-256 CFB with Blumenthal key extension.
+    /// AES-256 CFB, keyed from the first 32 bytes of the localized key: needs
+    /// `auth_protocol` `sha256` or `sha512`, as no key extension is done.
     Aes256,
 }
 

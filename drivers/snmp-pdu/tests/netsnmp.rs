@@ -4,11 +4,11 @@
 //! Needs the Debian packages `snmpd` (the agent) and `python3`; a missing one fails the
 //! test with the package name instead of skipping it (the test kit's rule).
 //!
-//! The drivers here wait generously for each answer ([`ATTEMPT_MS`]): opening an SNMPv3
-//! session localizes two keys, a megabyte of hashing each, which an unoptimized test build
-//! on a loaded machine needs hundreds of milliseconds for, and the agent's outlet handler
-//! is a Python process. A test whose subject is silence (a secret the agent ignores) sets
-//! its own, shorter wait.
+//! The drivers here wait generously for each answer ([`ATTEMPT_MS`]): the agent's outlet
+//! handler is a Python process, slow to answer on a loaded machine. (The SNMPv3 password
+//! keys, a megabyte of hashing each, are derived once per driver before its first attempt,
+//! so no attempt's wait includes them.) A test whose subject is silence (a secret the agent
+//! ignores) sets its own, shorter wait.
 
 use fencegate_driver::{
     Action, Channel, DeviceSpec, DriverFactory, ErrorKind, IdentityFact, PowerDriver, PowerState,
@@ -25,13 +25,13 @@ const V3_PRIV: &str = "privpass123";
 /// The engine ID snmpd is given (`exactEngineID`): enterprise 8072 (net-snmp), text format,
 /// "pdu-test".
 const ENGINE_ID: &str = "80001f88047064752d74657374";
-/// The driver's wait per attempt, unless a test is about the wait: long enough for a v3
-/// session's key localization in a debug build on a loaded machine, and only ever waited
-/// out in full when something is broken.
+/// The driver's wait per attempt, unless a test is about the wait: long enough for the
+/// Python outlet handler on a loaded machine, and only ever waited out in full when
+/// something is broken.
 const ATTEMPT_MS: &str = "5000";
 /// The wait per attempt of the tests whose agent stays silent on purpose (a wrong secret):
 /// every attempt is waited out, so it is shorter, yet still several times what a v1/v2c
-/// answer or a v3 session with SHA-1 keys takes on a loaded machine.
+/// answer or a v3 session's discovery and answer take on a loaded machine.
 const SILENCE_MS: &str = "1000";
 
 /// How long the agent keeps an outlet off for a cycle: long enough that the read right after
