@@ -153,8 +153,7 @@ fn campaign(seed: u64, n: u64, jobs: usize, base: &Path) -> Summary {
                     let mut i = w;
                     while i < n {
                         let (world, steps) = schedule_of(seed, i);
-                        let report = run(&world, &steps, base);
-                        let mut report = report;
+                        let mut report = run(&world, &steps, base);
                         if report.violations.is_empty() {
                             // Only a failing schedule's trace is kept.
                             report.trace = Vec::new();
@@ -411,4 +410,229 @@ fn the_same_schedule_without_the_lie_is_clean() {
         "the fence should have been proven: {:#?}",
         report.trace
     );
+}
+
+/// A hand-written history for the `lock` check: box 0 behind `kvm00` (a BMC, and a Redfish
+/// service as its second level) and behind `relay00`, a relay to the same BMC.
+struct LockHistory {
+    world: World,
+    observed: campaign::observed::Observed,
+    log: Vec<campaign::sim::Entry>,
+    seq: u64,
+    t0: tokio::time::Instant,
+}
+
+impl LockHistory {
+    fn new() -> Self {
+        let mut world = small_world();
+        world.boxes.truncate(1);
+        world.hosts = vec![
+            schedule::HostSpec {
+                name: "kvm00".into(),
+                target: 0,
+                reach: Reach::Inventory,
+                levels: vec![vec![schedule::bmc(0)], vec![schedule::second(0)]],
+            },
+            schedule::HostSpec {
+                name: "relay00".into(),
+                target: 0,
+                reach: Reach::Relay,
+                levels: vec![vec![schedule::relay(0)]],
+            },
+        ];
+        LockHistory {
+            world,
+            observed: Default::default(),
+            log: Vec::new(),
+            seq: 0,
+            t0: tokio::time::Instant::now(),
+        }
+    }
+
+    fn next(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// Process `process` begins operation `id` on name `host` (a fence sets a lock).
+    fn begin(&mut self, id: &str, host: usize, op: fencegate_core::Operation, process: usize) {
+        use fencegate_core::journal::{Begin, Claim};
+        let seq = self.next();
+        let name = self.world.hosts[host].name.clone();
+        self.observed.begins.push(campaign::observed::BeginSeen {
+            seq,
+            at: self.t0,
+            process,
+            claim: Claim {
+                request_id: id.into(),
+                host: name.clone(),
+                operation: op,
+                requester: String::new(),
+                reason: String::new(),
+                target: format!("target-of-{name}"),
+                door: fencegate_core::proof::Door::Cli,
+                lock_keys: Vec::new(),
+                identity_endpoints: Vec::new(),
+                storm: None,
+                tolerance: Duration::ZERO,
+                lease: Duration::from_secs(60),
+                sets_lock: op == fencegate_core::Operation::Fence,
+                blocked_by_lock: false,
+            },
+            begin: Begin::Started {
+                confirms: None,
+                read_only: None,
+            },
+        });
+    }
+
+    /// Box 0 answers a reading through `address` to `process`.
+    fn read(&mut self, address: &str, process: usize) {
+        let seq = self.next();
+        self.entry(
+            address,
+            process,
+            seq,
+            seq,
+            campaign::sim::Answer::Read(fencegate_driver::PowerState::Off),
+        );
+    }
+
+    /// Box 0 powers on through `address`, as `process` asked at `asked`.
+    fn on(&mut self, address: &str, process: usize, asked: u64) {
+        let seq = self.next();
+        self.entry(
+            address,
+            process,
+            seq,
+            asked,
+            campaign::sim::Answer::Command(fencegate_driver::Action::On, true),
+        );
+    }
+
+    fn entry(
+        &mut self,
+        address: &str,
+        process: usize,
+        seq: u64,
+        asked: u64,
+        answer: campaign::sim::Answer,
+    ) {
+        self.log.push(campaign::sim::Entry {
+            seq,
+            asked,
+            at: self.t0,
+            process,
+            endpoint: address.into(),
+            answer,
+        });
+    }
+
+    /// The journal is shown `address`'s identity (first use remembers it).
+    fn shown(&mut self, address: &str) {
+        let seq = self.next();
+        self.observed
+            .identities
+            .push(campaign::observed::IdentityShown {
+                seq,
+                endpoint: format!("sim|{address}"),
+                facts: vec![campaign::run::fact_for(address, 0)],
+            });
+    }
+
+    fn violations(&self) -> Vec<String> {
+        let logs = vec![self.log.clone()];
+        let facts = campaign::check::Facts {
+            world: &self.world,
+            t0: self.t0,
+            boxes: &[],
+            logs: &logs,
+            observed: &self.observed,
+            calls: &[],
+            crashes: &[],
+            clock: &[],
+            journal: Path::new("unused"),
+            targets: self
+                .world
+                .hosts
+                .iter()
+                .map(|h| format!("target-of-{}", h.name))
+                .collect(),
+        };
+        let mut v = Vec::new();
+        campaign::check::locks(&facts, &mut v);
+        v
+    }
+}
+
+/// The `lock` check is neither blind nor stricter than what the journal can know: a relay's
+/// fence ties box 0 to itself once its device is answered, and from then on a power-on
+/// through the BMC is caught, but not before; a power-on through the fence's own keys is
+/// caught at once; a power-on sent before the tie is not blamed.
+#[test]
+fn the_lock_check_follows_what_the_journal_can_know() {
+    use fencegate_core::Operation::{Fence, On};
+    let mut h = LockHistory::new();
+    h.begin("fence-relay", 1, Fence, 0);
+    h.begin("on-kvm", 0, On, 1);
+    h.read(&schedule::bmc(0), 1);
+    let sent_early = h.seq;
+    h.on(&schedule::bmc(0), 1, sent_early);
+    assert!(h.violations().is_empty(), "{:?}", h.violations());
+    // The fence's device is answered: box 0's GUID is locked from now on.
+    h.read(&schedule::relay(0), 0);
+    h.on(&schedule::bmc(0), 1, sent_early);
+    assert!(
+        h.violations().is_empty(),
+        "an On sent before the tie is blamed: {:?}",
+        h.violations()
+    );
+    let asked = h.next();
+    h.on(&schedule::bmc(0), 1, asked);
+    let v = h.violations();
+    assert!(
+        v.len() == 1 && v[0].contains("its device presented"),
+        "{v:?}"
+    );
+    // Through the second channel: its own identity is not locked, but the BMC of the same
+    // host answered during the operation, so the box is known.
+    let asked = h.next();
+    h.on(&schedule::second(0), 1, asked);
+    assert_eq!(h.violations().len(), 2, "{:?}", h.violations());
+
+    // Through the relay itself: by key.
+    let mut h = LockHistory::new();
+    h.begin("fence-relay", 1, Fence, 0);
+    let asked = h.next();
+    h.on(&schedule::relay(0), 1, asked);
+    assert!(h.violations()[0].contains("by key"), "{:?}", h.violations());
+}
+
+/// The identity memory is modelled as the journal promises: what a fence's endpoint
+/// remembers when it begins is locked; an address whose box another address claimed first
+/// remembers nothing, so a fence through it locks nothing at its begin.
+#[test]
+fn the_lock_check_models_the_identity_memory() {
+    use fencegate_core::Operation::{Fence, On};
+    let mut h = LockHistory::new();
+    h.shown(&schedule::relay(0));
+    h.begin("fence-relay", 1, Fence, 0);
+    h.begin("on-kvm", 0, On, 1);
+    let asked = h.next();
+    h.on(&schedule::bmc(0), 1, asked);
+    let v = h.violations();
+    assert!(v.len() == 1 && v[0].contains("remembered"), "{v:?}");
+
+    let mut h = LockHistory::new();
+    h.shown(&schedule::bmc(0));
+    h.shown(&schedule::relay(0));
+    h.begin("fence-relay", 1, Fence, 0);
+    h.begin("on-kvm", 0, On, 1);
+    let asked = h.next();
+    h.on(&schedule::bmc(0), 1, asked);
+    assert!(h.violations().is_empty(), "{:?}", h.violations());
+    // The second channel's own identity is another one: nothing links it to the fence.
+    let asked = h.next();
+    h.on(&schedule::second(0), 1, asked);
+    assert!(h.violations().is_empty(), "{:?}", h.violations());
 }

@@ -3,8 +3,10 @@
 //!
 //! 1. `verified-off`: a `power_verified_off` verdict is recorded only when the box's truth
 //!    was Off throughout the hold before it;
-//! 2. `lock`: no box accepts a power-on while a power-on lock covers it, through any name or
-//!    address;
+//! 2. `lock`: no box accepts a power-on while a fence's lock covers it: through the fence's
+//!    lock keys, or through any name or address once the box is tied to the fence by
+//!    identity (remembered for the fence's device when it began, answered its device, or
+//!    locked by it) — everything the journal can know;
 //! 3. `storm`: no guarded fence begins while `storm_limit` other hosts were fenced within the
 //!    window (as far as the clocks let anyone know: across a reboot, only by a wall clock
 //!    that was not stepped forward);
@@ -14,9 +16,9 @@
 //!    closed twice; none is left open;
 //! 6. `target`: a caller only ever gets the verdict of an operation on its own target.
 
-use super::observed::{LockChange, Observed};
-use super::schedule::{Op, World, bmc, relay, second};
-use super::sim::{Answer, ClockReading, SimBox};
+use super::observed::{IdentityShown, LockChange, Observed};
+use super::schedule::{Op, World};
+use super::sim::{Answer, ClockReading, Entry, SimBox};
 use fencegate_core::journal::Begin;
 use fencegate_core::proof::{Door, Operation, Proof, Verdict};
 use fencegate_driver::Action;
@@ -71,6 +73,8 @@ pub struct Facts<'a> {
     pub t0: Instant,
     /// The boxes.
     pub boxes: &'a [Arc<SimBox>],
+    /// Every call each box answered, in order (taken once from `boxes`).
+    pub logs: &'a [Vec<Entry>],
     /// What the journals decided.
     pub observed: &'a Observed,
     /// Every call that ended.
@@ -106,26 +110,6 @@ impl Facts<'_> {
             .unwrap_or(self.clock[0].2)
     }
 
-    fn box_of_key(&self, key: &str) -> Option<usize> {
-        self.world.box_of_address(key.strip_prefix("sim|")?)
-    }
-
-    fn boxes_of_facts(&self, facts: &[fencegate_driver::IdentityFact]) -> BTreeSet<usize> {
-        let mut out = BTreeSet::new();
-        for b in 0..self.world.boxes.len() {
-            for address in [bmc(b), second(b), relay(b)] {
-                let mine = super::run::fact_for(&address, b);
-                if facts
-                    .iter()
-                    .any(|f| f.kind == mine.kind && f.value.eq_ignore_ascii_case(&mine.value))
-                {
-                    out.insert(b);
-                }
-            }
-        }
-        out
-    }
-
     fn started(&self) -> impl Iterator<Item = &super::observed::BeginSeen> {
         self.observed
             .begins
@@ -141,8 +125,13 @@ pub fn all(f: &Facts<'_>) -> Vec<String> {
     locks(f, &mut v);
     storm(f, &mut v);
     deadlines(f, &mut v);
-    crashes(f, &mut v);
-    targets(f, &mut v);
+    match rows(f.journal) {
+        Ok(rows) => {
+            crashes(f, &rows, &mut v);
+            targets(f, &rows, &mut v);
+        }
+        Err(e) => v.push(format!("crash: the journal cannot be read back: {e}")),
+    }
     v
 }
 
@@ -194,65 +183,201 @@ fn verified_off(f: &Facts<'_>, v: &mut Vec<String>) {
 enum LockEvent<'a> {
     Begin(&'a super::observed::BeginSeen),
     Change(&'a LockChange),
+    Shown(&'a IdentityShown),
+    /// A box answered a reading through `endpoint` to `process`.
+    Answered {
+        target: usize,
+        process: usize,
+        endpoint: &'a str,
+    },
+    /// A power-on, as of when it was sent.
     PowerOn {
         target: usize,
         at: Instant,
         process: usize,
-        endpoint: String,
+        endpoint: &'a str,
     },
 }
 
-fn locks(f: &Facts<'_>, v: &mut Vec<String>) {
+/// An identity fact, compared as the journal compares them.
+type Fact = (String, String);
+
+fn fact_of(f: &fencegate_driver::IdentityFact) -> Fact {
+    (f.kind.clone(), f.value.clone())
+}
+
+/// The identity box `target` proves through `address`.
+fn proves(address: &str, target: usize) -> Fact {
+    fact_of(&super::run::fact_for(address, target))
+}
+
+/// What one fence's power-on lock covers, as far as the journal can know.
+struct FenceLock {
+    /// The process that runs it.
+    process: usize,
+    /// Its whole-host devices' addresses (every simulated channel is a BMC's).
+    addresses: Vec<String>,
+    /// When its verdict was recorded (global order), if it was.
+    finished: Option<u64>,
+    /// The lock keys of its devices (and of the earlier fence through its door it took
+    /// over): a power-on through any of them is refused by key.
+    keys: BTreeSet<String>,
+    /// The identities it locks, and how each came to be locked.
+    facts: BTreeMap<Fact, &'static str>,
+}
+
+/// The key a power-on lock and the identity memory use for a simulated address.
+fn key_of(address: &str) -> String {
+    format!("sim|{address}")
+}
+
+/// The identities the journal remembers, per endpoint key: modelled from every identity
+/// shown to it (`identity_seen`), by the rule it promises. An endpoint remembers the first
+/// facts shown for it, unless another endpoint already remembers one of them (two addresses
+/// claiming one box: refused, nothing stored); what an endpoint remembers never changes
+/// (another box answering there is refused). Nothing else changes it in a schedule (no pins,
+/// no `trust`; the checker says so if that changes).
+#[derive(Default)]
+struct IdentityMemory(BTreeMap<String, Vec<Fact>>);
+
+impl IdentityMemory {
+    fn shown(&mut self, endpoint: &str, facts: &[fencegate_driver::IdentityFact]) {
+        if facts.is_empty() || self.0.contains_key(endpoint) {
+            return;
+        }
+        let facts: Vec<Fact> = facts.iter().map(fact_of).collect();
+        let claimed = self
+            .0
+            .iter()
+            .any(|(other, known)| other != endpoint && known.iter().any(|k| facts.contains(k)));
+        if !claimed {
+            self.0.insert(endpoint.to_owned(), facts);
+        }
+    }
+
+    fn remembers(&self, address: &str, fact: &Fact) -> bool {
+        self.0
+            .get(&key_of(address))
+            .is_some_and(|k| k.contains(fact))
+    }
+}
+
+/// The power-on lock (`lock`), judged by what the journal can know. While fence F's lock stands
+/// (from F's begin until an `unfence` lifts its last door's lock), a power-on sent through
+/// endpoint E is a violation when E's lock key is among F's, or when F locks an identity the
+/// power-on's host is known to reach at that moment: the identity E proves, or the identity
+/// another whole-host device of that host proves if that device answered during the
+/// operation or the journal remembers that identity for it. F locks an identity (a) that the
+/// journal remembered for one of F's whole-host endpoints when F began, (b) that one of F's
+/// devices presented when a box answered it (first contact locks it), or (c) that F locked
+/// (`lock_identities`). A relay nothing has tied to F yet, or another channel to the same
+/// box whose identity nothing links to the locked one, may power the box on: no journal
+/// could know it reaches a fenced box.
+pub fn locks(f: &Facts<'_>, v: &mut Vec<String>) {
+    for what in &f.observed.unmodelled {
+        v.push(format!(
+            "lock: the journal was asked to {what}, which the checker's identity model does not cover"
+        ));
+    }
+    let started: Vec<&super::observed::BeginSeen> = f.started().collect();
+    let finished = |rid: &str| {
+        f.observed
+            .finishes
+            .iter()
+            .find(|x| x.request_id == rid)
+            .map(|x| x.seq)
+    };
+    let addresses_of = |b: &super::observed::BeginSeen| {
+        f.host_of(&b.claim.host, &b.claim.target).map(|h| {
+            f.world.hosts[h]
+                .levels
+                .iter()
+                .flatten()
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+    };
     let mut events: Vec<(u64, LockEvent<'_>)> = Vec::new();
-    for b in f.started().filter(|b| b.claim.sets_lock) {
+    for b in started.iter().filter(|b| b.claim.sets_lock) {
         events.push((b.seq, LockEvent::Begin(b)));
     }
     for (seq, c) in &f.observed.locks {
         events.push((*seq, LockEvent::Change(c)));
     }
-    for (target, b) in f.boxes.iter().enumerate() {
-        for e in b.log() {
-            let on = matches!(
-                e.answer,
-                Answer::Command(Action::On, true) | Answer::Vanished("on", Some(true))
-            );
-            if on {
-                events.push((
+    for shown in &f.observed.identities {
+        events.push((shown.seq, LockEvent::Shown(shown)));
+    }
+    for (target, log) in f.logs.iter().enumerate() {
+        for e in log {
+            match e.answer {
+                Answer::Command(Action::On, true) | Answer::Vanished("on", Some(true)) => {
+                    events.push((
+                        e.asked,
+                        LockEvent::PowerOn {
+                            target,
+                            at: e.at,
+                            process: e.process,
+                            endpoint: &e.endpoint,
+                        },
+                    ));
+                }
+                Answer::Read(_) => events.push((
                     e.seq,
-                    LockEvent::PowerOn {
+                    LockEvent::Answered {
                         target,
-                        at: e.at,
                         process: e.process,
-                        endpoint: e.endpoint.clone(),
+                        endpoint: &e.endpoint,
                     },
-                ));
+                )),
+                _ => {}
             }
         }
     }
     events.sort_by_key(|(s, _)| *s);
-    // The journal's lock model: a lock per (host, door) naming a fence; each fence locks boxes.
+    // The journal's lock model: a lock per (host, door) naming a fence; each fence locks
+    // keys and identities.
     let mut host_locks: BTreeMap<(String, &'static str), String> = BTreeMap::new();
-    let mut fence_boxes: HashMap<String, BTreeSet<usize>> = HashMap::new();
-    for (_, e) in &events {
+    let mut fences: HashMap<String, FenceLock> = HashMap::new();
+    let mut memory = IdentityMemory::default();
+    // The last reading each (process, address) was answered.
+    let mut answered: HashMap<(usize, &str), u64> = HashMap::new();
+    for (seq, e) in &events {
         match e {
             LockEvent::Begin(b) => {
-                let mut boxes: BTreeSet<usize> = b
-                    .claim
-                    .lock_keys
-                    .iter()
-                    .filter_map(|k| f.box_of_key(k))
-                    .collect();
-                let key = (b.claim.host.clone(), b.claim.door.as_str());
-                if let Some(earlier) = host_locks.get(&key)
-                    && let Some(old) = fence_boxes.remove(earlier)
-                {
-                    boxes.extend(old);
+                let Some(addresses) = addresses_of(b) else {
+                    v.push(format!(
+                        "lock: a fence of {} began for a target no name has",
+                        b.claim.host
+                    ));
+                    continue;
+                };
+                let mut lock = FenceLock {
+                    process: b.process,
+                    keys: addresses.iter().map(|a| key_of(a)).collect(),
+                    facts: BTreeMap::new(),
+                    finished: finished(&b.claim.request_id),
+                    addresses,
+                };
+                // (a) The identities remembered for its endpoints are locked as it begins.
+                for a in &lock.addresses {
+                    for fact in memory.0.get(&key_of(a)).into_iter().flatten() {
+                        lock.facts
+                            .entry(fact.clone())
+                            .or_insert("remembered for its device when it began");
+                    }
                 }
-                fence_boxes
-                    .entry(b.claim.request_id.clone())
-                    .or_default()
-                    .extend(boxes);
-                host_locks.insert(key, b.claim.request_id.clone());
+                // A door's new fence takes over the keys and identities of its earlier one.
+                let door = (b.claim.host.clone(), b.claim.door.as_str());
+                if let Some(earlier) = host_locks.get(&door)
+                    && let Some(old) = fences.remove(earlier)
+                {
+                    lock.keys.extend(old.keys);
+                    for (fact, how) in old.facts {
+                        lock.facts.entry(fact).or_insert(how);
+                    }
+                }
+                fences.insert(b.claim.request_id.clone(), lock);
+                host_locks.insert(door, b.claim.request_id.clone());
             }
             LockEvent::Change(LockChange::Shared {
                 host,
@@ -269,17 +394,41 @@ fn locks(f: &Facts<'_>, v: &mut Vec<String>) {
                 for l in lifted {
                     host_locks.remove(&(l.host.clone(), l.door.map_or("", Door::as_str)));
                     if !host_locks.values().any(|r| *r == l.request_id) {
-                        fence_boxes.remove(&l.request_id);
+                        fences.remove(&l.request_id);
                     }
                 }
             }
             LockEvent::Change(LockChange::Identities { request_id, facts }) => {
-                if host_locks.values().any(|r| r == request_id) {
-                    let boxes = f.boxes_of_facts(facts);
-                    fence_boxes
-                        .entry(request_id.clone())
-                        .or_default()
-                        .extend(boxes);
+                // (c) Only a fence whose lock still stands locks more.
+                if host_locks.values().any(|r| r == request_id)
+                    && let Some(lock) = fences.get_mut(request_id)
+                {
+                    for fact in facts {
+                        lock.facts.entry(fact_of(fact)).or_insert("it locked");
+                    }
+                }
+            }
+            LockEvent::Shown(shown) => memory.shown(&shown.endpoint, &shown.facts),
+            LockEvent::Answered {
+                target,
+                process,
+                endpoint,
+            } => {
+                answered.insert((*process, endpoint), *seq);
+                // (b) A fence's device that a box answered locks that box's identity at first
+                // contact. While a fence is open and its process lives, no other operation
+                // on its keys runs (it would join the fence), so what its process reads
+                // through its addresses is its own devices' reading.
+                for (rid, lock) in fences.iter_mut() {
+                    if lock.process == *process
+                        && lock.finished.is_none_or(|fin| *seq < fin)
+                        && lock.addresses.iter().any(|a| a == endpoint)
+                        && host_locks.values().any(|r| r == rid)
+                    {
+                        lock.facts
+                            .entry(proves(endpoint, *target))
+                            .or_insert("its device presented");
+                    }
                 }
             }
             LockEvent::PowerOn {
@@ -288,15 +437,51 @@ fn locks(f: &Facts<'_>, v: &mut Vec<String>) {
                 process,
                 endpoint,
             } => {
-                let holders: Vec<(&(String, &'static str), &String)> = host_locks
+                let key = key_of(endpoint);
+                // What the powering operation's host is known to reach: the identity E
+                // proves, and that of each other device of its host that answered during
+                // the operation or that the journal remembers.
+                let mut reaches = vec![(proves(endpoint, *target), endpoint.to_string())];
+                let operation = started
                     .iter()
-                    .filter(|(_, r)| fence_boxes.get(*r).is_some_and(|b| b.contains(target)))
-                    .collect();
-                if let Some(((host, door), _)) = holders.first() {
+                    .filter(|b| {
+                        b.process == *process
+                            && b.seq < *seq
+                            && finished(&b.claim.request_id).is_none_or(|fin| fin > *seq)
+                    })
+                    .filter_map(|b| Some((b.seq, addresses_of(b)?)))
+                    .filter(|(_, addresses)| addresses.iter().any(|a| a == endpoint))
+                    .max_by_key(|(began, _)| *began);
+                if let Some((began, addresses)) = operation {
+                    for d in addresses.iter().filter(|d| *d != endpoint) {
+                        let fact = proves(d, *target);
+                        let read = answered
+                            .get(&(*process, d.as_str()))
+                            .is_some_and(|at| *at > began);
+                        if read || memory.remembers(d, &fact) {
+                            reaches.push((fact, d.clone()));
+                        }
+                    }
+                }
+                let holder = host_locks.iter().find_map(|((host, door), rid)| {
+                    let lock = fences.get(rid)?;
+                    if lock.keys.contains(&key) {
+                        return Some((host, door, "by key".to_owned()));
+                    }
+                    reaches.iter().find_map(|(fact, through)| {
+                        lock.facts.get(fact).map(|how| {
+                            (
+                                host,
+                                door,
+                                format!("by {}={} which {through} proves, {how}", fact.0, fact.1),
+                            )
+                        })
+                    })
+                });
+                if let Some((host, door, how)) = holder {
                     v.push(format!(
-                        "lock: box {target} accepted a power-on through {endpoint} from process {process} at t={}ms while locked (fence of {host} through the {} door)",
+                        "lock: box {target} accepted a power-on through {endpoint} from process {process} at t={}ms while locked (fence of {host} through the {door} door, {how})",
                         ms(*at, f.t0),
-                        door
                     ));
                 }
             }
@@ -420,14 +605,7 @@ fn rows(path: &Path) -> Result<Rows, String> {
     Ok(rows)
 }
 
-fn crashes(f: &Facts<'_>, v: &mut Vec<String>) {
-    let rows = match rows(f.journal) {
-        Ok(r) => r,
-        Err(e) => {
-            v.push(format!("crash: the journal cannot be read back: {e}"));
-            return;
-        }
-    };
+fn crashes(f: &Facts<'_>, rows: &Rows, v: &mut Vec<String>) {
     let mut closed: HashMap<&str, usize> = HashMap::new();
     for fin in &f.observed.finishes {
         *closed.entry(fin.request_id.as_str()).or_default() += 1;
@@ -437,7 +615,7 @@ fn crashes(f: &Facts<'_>, v: &mut Vec<String>) {
             v.push(format!("crash: operation {rid} was closed {n} times"));
         }
     }
-    for (rid, (_, finished, _, _)) in &rows {
+    for (rid, (_, finished, _, _)) in rows {
         if !finished {
             let what = f
                 .observed
@@ -491,11 +669,7 @@ fn crashes(f: &Facts<'_>, v: &mut Vec<String>) {
     }
 }
 
-fn targets(f: &Facts<'_>, v: &mut Vec<String>) {
-    let rows = match rows(f.journal) {
-        Ok(r) => r,
-        Err(_) => return,
-    };
+fn targets(f: &Facts<'_>, rows: &Rows, v: &mut Vec<String>) {
     for c in f.calls {
         let (Some(h), Called::Proof(p)) = (c.host, &c.called) else {
             continue;
@@ -522,8 +696,8 @@ fn targets(f: &Facts<'_>, v: &mut Vec<String>) {
 /// simulated time, without request ids or real timestamps.
 pub fn trace(f: &Facts<'_>, out: &mut Vec<String>) {
     let mut lines: Vec<(u64, String)> = Vec::new();
-    for b in f.boxes {
-        for e in b.log() {
+    for (b, log) in f.boxes.iter().zip(f.logs) {
+        for e in log {
             lines.push((
                 e.seq,
                 format!(

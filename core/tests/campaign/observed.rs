@@ -72,6 +72,18 @@ pub enum LockChange {
     },
 }
 
+/// A device's identity shown to the journal (`identity_seen`, which remembers it on first
+/// use). The checker keeps its own model of what the journal then remembers.
+#[derive(Debug, Clone)]
+pub struct IdentityShown {
+    /// Global order (taken when the statement ran).
+    pub seq: u64,
+    /// The endpoint key it was shown for.
+    pub endpoint: String,
+    /// The facts shown.
+    pub facts: Vec<IdentityFact>,
+}
+
 /// Everything the journals of one schedule decided, in the global order.
 #[derive(Debug, Default)]
 pub struct Observed {
@@ -81,6 +93,11 @@ pub struct Observed {
     pub finishes: Vec<FinishSeen>,
     /// Lock changes, with their order.
     pub locks: Vec<(u64, LockChange)>,
+    /// Identities shown to the journal, with their order.
+    pub identities: Vec<IdentityShown>,
+    /// Identity memory changes the checker does not model (a trusted move, a pin): no
+    /// schedule makes them today; if one does, the `lock` check says so instead of guessing.
+    pub unmodelled: Vec<&'static str>,
 }
 
 /// The journal of one simulated process.
@@ -240,7 +257,24 @@ impl Journal for ProcJournal {
         endpoint: &str,
         facts: &[IdentityFact],
     ) -> JournalFuture<'static, IdentitySeen> {
-        forward!(self, j => j.identity_seen(endpoint, facts))
+        let Some(j) = self.live() else {
+            return never();
+        };
+        let seq = self.seq.next();
+        let seen = Arc::clone(&self.seen);
+        let shown = IdentityShown {
+            seq,
+            endpoint: endpoint.to_owned(),
+            facts: facts.to_vec(),
+        };
+        let fut = j.identity_seen(endpoint, facts);
+        Box::pin(async move {
+            let r = fut.await;
+            if r.is_ok() {
+                seen.lock().unwrap().identities.push(shown);
+            }
+            r
+        })
     }
 
     fn trust_identity(
@@ -250,10 +284,16 @@ impl Journal for ProcJournal {
         by: &str,
         moved: bool,
     ) -> JournalFuture<'static, Trusted> {
+        if self.live().is_some() {
+            self.seen.lock().unwrap().unmodelled.push("trust_identity");
+        }
         forward!(self, j => j.trust_identity(endpoint, facts, by, moved))
     }
 
     fn pin_identity(&self, endpoint: &str, facts: &[IdentityFact]) -> JournalFuture<'static, ()> {
+        if self.live().is_some() {
+            self.seen.lock().unwrap().unmodelled.push("pin_identity");
+        }
         forward!(self, j => j.pin_identity(endpoint, facts))
     }
 

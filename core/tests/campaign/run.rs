@@ -13,7 +13,7 @@ use fencegate_core::{Device, Engine, Host, Request, SqliteJournal};
 use fencegate_driver::{IdentityFact, PowerDriver};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -213,12 +213,61 @@ fn spawn_reconcile(p: &Process, world: &World) -> Pending {
 /// deadline, so only an operation that never ends reaches it.
 const NEVER: Duration = Duration::from_secs(3600);
 
+/// A journal file as fencegate's first open leaves it (schema created, migrations run,
+/// its write-ahead log checkpointed and gone), made once: each schedule starts from a copy,
+/// instead of paying for creating the schema again. Every process of a schedule still
+/// opens it with the production code, pragmas and checks.
+struct Template {
+    bytes: Vec<u8>,
+    mode: u32,
+}
+
+fn template(base: &Path) -> &'static Template {
+    static TEMPLATE: OnceLock<Template> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix("campaign-template-")
+            .tempdir_in(base)
+            .expect("a directory for the template journal");
+        let clock: Arc<dyn fencegate_core::time::Clock> =
+            Arc::new(fencegate_core::time::SystemClock);
+        drop(SqliteJournal::open_inline(dir.path(), clock).expect("the template journal opens"));
+        let path = dir.path().join(SqliteJournal::FILE_NAME);
+        assert!(
+            !dir.path()
+                .join(format!("{}-wal", SqliteJournal::FILE_NAME))
+                .exists(),
+            "the template journal's write-ahead log was not checkpointed on close"
+        );
+        Template {
+            bytes: std::fs::read(&path).expect("the template journal reads back"),
+            mode: std::fs::metadata(&path)
+                .expect("the template journal's mode")
+                .permissions()
+                .mode(),
+        }
+    })
+}
+
 /// Run `steps` in `world`, with the journal in a fresh directory under `base`.
 pub fn run(world: &World, steps: &[Step], base: &Path) -> Report {
+    let template = template(base);
     let dir = tempfile::Builder::new()
         .prefix("campaign-")
         .tempdir_in(base)
         .expect("a journal directory for the schedule");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(template.mode)
+            .open(dir.path().join(SqliteJournal::FILE_NAME))
+            .and_then(|mut f| f.write_all(&template.bytes))
+            .expect("the schedule's journal from the template");
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
@@ -350,10 +399,12 @@ async fn direct(world: &World, steps: &[Step], dir: &Path) -> Report {
         Err(e) => violations.push(format!("final start: {e}")),
     }
     let observed = std::mem::take(&mut *ctx.seen.lock().unwrap());
+    let logs: Vec<_> = ctx.boxes.iter().map(|b| b.log()).collect();
     let facts = Facts {
         world,
         t0,
         boxes: &ctx.boxes,
+        logs: &logs,
         observed: &observed,
         calls: &records,
         crashes: &crashes,

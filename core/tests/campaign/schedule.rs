@@ -95,12 +95,6 @@ impl World {
             .min(self.adhoc_policy.off_hold)
             .as_millis() as u64
     }
-
-    /// Which box an address reaches.
-    pub fn box_of_address(&self, address: &str) -> Option<usize> {
-        let n = address.rsplit('-').next()?.parse().ok()?;
-        (n < self.boxes.len()).then_some(n)
-    }
 }
 
 /// An operation through a front door.

@@ -178,8 +178,11 @@ pub enum Answer {
 /// One entry of a box's log.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    /// Global order.
+    /// Global order (when the box answered or acted).
     pub seq: u64,
+    /// Global order when the call was made: a command is decided when it is sent, and
+    /// anything that happens while it travels cannot change that decision.
+    pub asked: u64,
     /// Simulated time.
     pub at: Instant,
     /// The process whose driver called.
@@ -380,8 +383,18 @@ impl SimBox {
     }
 
     fn note(&self, process: usize, endpoint: &str, answer: Answer) {
+        self.noted(process, endpoint, answer, None);
+    }
+
+    fn note_asked(&self, process: usize, endpoint: &str, answer: Answer, asked: u64) {
+        self.noted(process, endpoint, answer, Some(asked));
+    }
+
+    fn noted(&self, process: usize, endpoint: &str, answer: Answer, asked: Option<u64>) {
+        let seq = self.seq.next();
         let entry = Entry {
-            seq: self.seq.next(),
+            seq,
+            asked: asked.unwrap_or(seq),
             at: Instant::now(),
             process,
             endpoint: endpoint.to_owned(),
@@ -522,6 +535,7 @@ impl PowerDriver for SimDriver {
             if !matches!(action, Action::Off | Action::On) {
                 return Err(DriverError::unsupported("simulated: only off and on"));
             }
+            let asked = self.target.seq.next();
             let deadline = Instant::from_std(deadline);
             let mut latency = self.target.latency();
             match self.target.take_fault() {
@@ -540,10 +554,11 @@ impl PowerDriver for SimDriver {
                 }
                 Some(CallFault::CrashMidCall) => {
                     let applied = self.target.st.lock().unwrap().apply(action, Instant::now());
-                    self.target.note(
+                    self.target.note_asked(
                         self.process,
                         &self.endpoint,
                         Answer::Vanished(action.as_str(), Some(applied)),
+                        asked,
                     );
                     return dead_call().await;
                 }
@@ -569,10 +584,11 @@ impl PowerDriver for SimDriver {
                 return Err(self.failed(action.as_str(), ErrorKind::StateConflict));
             }
             let applied = self.target.st.lock().unwrap().apply(action, now);
-            self.target.note(
+            self.target.note_asked(
                 self.process,
                 &self.endpoint,
                 Answer::Command(action, applied),
+                asked,
             );
             Ok(CommandReceipt::new("simulated: accepted"))
         })
