@@ -2,7 +2,7 @@
 //! and record what it decided, all in the one immediate transaction the writer holds, so no
 //! other process can slip in between the facts and the record.
 
-use super::{lock_on, storage};
+use super::{Cached, lock_on, storage};
 use crate::guards::{self, Decision, Facts, OffProof, OpenOperation, OtherFence};
 use crate::journal::owner::{Owner, Owners};
 use crate::journal::{Begin, Claim, JournalError};
@@ -65,7 +65,7 @@ fn read_facts(
     }
     facts.proofs = off_proofs(conn, claim, now)?;
     facts.last_power_on = conn
-        .query_row(
+        .row(
             "SELECT MAX(rowid) FROM operations
              WHERE host = ?1 AND operation IN ('on', 'reboot', 'unfence')
                AND (verdict IS NULL OR verdict <> 'refused')",
@@ -99,7 +99,7 @@ fn open_operations(
         ))
     };
     let mut rows: Vec<(String, String, String, bool)> = conn
-        .prepare(
+        .prepare_cached(
             "SELECT request_id, operation, target, lease_until_ms >= ?2
              FROM operations WHERE host = ?1 AND finished_ms IS NULL",
         )
@@ -109,7 +109,7 @@ fn open_operations(
         })
         .map_err(storage)?;
     let mut by_key = conn
-        .prepare(
+        .prepare_cached(
             "SELECT o.request_id, o.operation, o.target, o.lease_until_ms >= ?2
              FROM operations o JOIN op_keys k ON k.request_id = o.request_id
              WHERE k.key = ?1 AND o.finished_ms IS NULL",
@@ -144,7 +144,7 @@ fn off_proofs(
     now: &Moment,
 ) -> Result<Vec<OffProof>, JournalError> {
     let rows: Vec<(String, i64, String, String, String, Moment)> = conn
-        .prepare(
+        .prepare_cached(
             "SELECT request_id, rowid, operation, verdict, target,
                     finished_ms, finished_boot, finished_up_ms
              FROM operations
@@ -202,7 +202,7 @@ fn other_fences(
     now: &Moment,
     window: std::time::Duration,
 ) -> Result<Vec<OtherFence>, JournalError> {
-    conn.prepare(
+    conn.prepare_cached(
         "SELECT host, started_ms, owner_boot, started_up_ms, verdict, storm_refused,
                 confirms <> ''
          FROM operations
@@ -244,7 +244,7 @@ fn pending_hosts(
     claim: &Claim,
 ) -> Result<Vec<String>, JournalError> {
     let pending: Vec<(String, String)> = conn
-        .prepare("SELECT request_id, host FROM pending_fences WHERE host <> ?1")
+        .prepare_cached("SELECT request_id, host FROM pending_fences WHERE host <> ?1")
         .and_then(|mut st| {
             st.query_map(params![claim.host], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect()
@@ -255,7 +255,7 @@ fn pending_hosts(
         if owners.status(&id, true) == Owner::Alive {
             hosts.push(host);
         } else {
-            conn.execute(
+            conn.exec(
                 "DELETE FROM pending_fences WHERE request_id = ?1",
                 params![id],
             )
@@ -267,7 +267,7 @@ fn pending_hosts(
 }
 
 fn no_longer_pending(conn: &Connection, claim: &Claim) -> Result<(), JournalError> {
-    conn.execute(
+    conn.exec(
         "DELETE FROM pending_fences WHERE request_id = ?1",
         params![claim.request_id],
     )
@@ -283,7 +283,7 @@ fn insert_operation(
     closed: Option<(Verdict, String)>,
 ) -> Result<(), JournalError> {
     let (verdict, proof) = closed.map(|(v, p)| (v.as_str(), p)).unzip();
-    conn.execute(
+    conn.exec(
         "INSERT INTO operations (request_id, host, operation, requester, reason,
             started_ms, owner_pid, owner_boot, lease_until_ms, finished_ms, verdict,
             success, proof, target, started_up_ms)
@@ -337,7 +337,7 @@ fn record_storm_refusal(
     };
     let json = serde_json::to_string(&proof).map_err(storage)?;
     insert_operation(conn, claim, now, Some((Verdict::Refused, json)))?;
-    conn.execute(
+    conn.exec(
         "UPDATE operations SET storm_refused = 1 WHERE request_id = ?1",
         params![claim.request_id],
     )
@@ -354,14 +354,14 @@ fn record_start(
 ) -> Result<(), JournalError> {
     insert_operation(conn, claim, now, None)?;
     if let Some(confirmed) = confirms {
-        conn.execute(
+        conn.exec(
             "UPDATE operations SET confirms = ?2 WHERE request_id = ?1",
             params![claim.request_id, confirmed],
         )
         .map_err(storage)?;
     }
     for key in &claim.lock_keys {
-        conn.execute(
+        conn.exec(
             "INSERT OR IGNORE INTO op_keys (request_id, key) VALUES (?1, ?2)",
             params![claim.request_id, key],
         )
@@ -376,7 +376,7 @@ fn record_start(
 /// A fence's power-on locks: its door's lock on the host and a lock on every box it switches.
 fn set_locks(conn: &Connection, claim: &Claim, now: &Moment) -> Result<(), JournalError> {
     for key in &claim.lock_keys {
-        conn.execute(
+        conn.exec(
             "INSERT OR IGNORE INTO box_locks (key, request_id) VALUES (?1, ?2)",
             params![key, claim.request_id],
         )
@@ -385,7 +385,7 @@ fn set_locks(conn: &Connection, claim: &Claim, now: &Moment) -> Result<(), Journ
     // The boxes known behind the host's BMCs are locked by identity from the start: a relay
     // reaching one of them must not power it on while this fence still runs.
     for endpoint in &claim.identity_endpoints {
-        conn.execute(
+        conn.exec(
             "INSERT OR IGNORE INTO identity_locks (kind, value, request_id)
              SELECT kind, value, ?2 FROM identity_facts WHERE endpoint = ?1",
             params![endpoint, claim.request_id],
@@ -396,7 +396,7 @@ fn set_locks(conn: &Connection, claim: &Claim, now: &Moment) -> Result<(), Journ
     // lock another door set. A door's new fence takes over its earlier one's box and
     // identity locks: a failed re-fence must not unlock the boxes the first one proved.
     let earlier: Option<String> = conn
-        .query_row(
+        .row(
             "SELECT request_id FROM host_locks WHERE host = ?1 AND door = ?2",
             params![claim.host, claim.door.as_str()],
             |r| r.get(0),
@@ -405,19 +405,19 @@ fn set_locks(conn: &Connection, claim: &Claim, now: &Moment) -> Result<(), Journ
         .map_err(storage)?;
     if let Some(earlier) = earlier {
         for table in ["box_locks", "identity_locks"] {
-            conn.execute(
+            conn.exec(
                 &format!("UPDATE OR IGNORE {table} SET request_id = ?2 WHERE request_id = ?1"),
                 params![earlier, claim.request_id],
             )
             .map_err(storage)?;
-            conn.execute(
+            conn.exec(
                 &format!("DELETE FROM {table} WHERE request_id = ?1"),
                 params![earlier],
             )
             .map_err(storage)?;
         }
     }
-    conn.execute(
+    conn.exec(
         "INSERT INTO host_locks (host, door, request_id, locked_ms, requester)
          VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT(host, door) DO UPDATE SET request_id = excluded.request_id,

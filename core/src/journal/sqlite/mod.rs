@@ -134,7 +134,7 @@ fn migrate(conn: &Connection) -> Result<(), JournalError> {
     .map_err(storage)?;
     for (table, column, definition) in ADDED_COLUMNS {
         let present: bool = conn
-            .prepare(&format!(
+            .prepare_cached(&format!(
                 "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
             ))
             .and_then(|mut s| s.exists(params![column]))
@@ -151,7 +151,7 @@ fn migrate(conn: &Connection) -> Result<(), JournalError> {
 
 fn read_known(conn: &Connection, endpoint: &str) -> Result<Option<KnownIdentity>, JournalError> {
     let row: Option<(String, i64, Option<String>)> = conn
-        .query_row(
+        .row(
             "SELECT facts, since_ms, accepted_by FROM identities WHERE endpoint = ?1",
             params![endpoint],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
@@ -181,7 +181,7 @@ fn held_elsewhere(
 ) -> Result<Option<(String, IdentityFact)>, JournalError> {
     for fact in facts {
         let other: Option<String> = conn
-            .query_row(
+            .row(
                 "SELECT endpoint FROM identity_facts
                  WHERE kind = ?1 AND value = ?2 AND endpoint <> ?3 LIMIT 1",
                 params![fact.kind, fact.value, endpoint],
@@ -204,23 +204,23 @@ fn store_identity(
     since: Timestamp,
 ) -> Result<(), JournalError> {
     let json = serde_json::to_string(facts).map_err(storage)?;
-    conn.execute(
+    conn.exec(
         "DELETE FROM identity_facts WHERE endpoint = ?1",
         params![endpoint],
     )
     .map_err(storage)?;
-    conn.execute(
+    conn.exec(
         "DELETE FROM identities WHERE endpoint = ?1",
         params![endpoint],
     )
     .map_err(storage)?;
-    conn.execute(
+    conn.exec(
         "INSERT INTO identities (endpoint, facts, since_ms, accepted_by) VALUES (?1, ?2, ?3, ?4)",
         params![endpoint, json, since.millis(), by],
     )
     .map_err(storage)?;
     for f in facts {
-        conn.execute(
+        conn.exec(
             "INSERT OR IGNORE INTO identity_facts (endpoint, kind, value) VALUES (?1, ?2, ?3)",
             params![endpoint, f.kind, f.value],
         )
@@ -370,6 +370,31 @@ impl std::fmt::Debug for SqliteJournal {
     }
 }
 
+/// Statements through SQLite's prepared-statement cache: the journal runs the same few
+/// dozen statements for every operation, and compiling them again each time cost more than
+/// running them.
+trait Cached {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    fn row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
 fn storage(e: impl std::fmt::Display) -> JournalError {
     JournalError::Storage(e.to_string())
 }
@@ -442,6 +467,7 @@ impl SqliteJournal {
             return Err(e);
         }
         begin::register_window_function(&conn).map_err(storage)?;
+        conn.set_prepared_statement_cache_capacity(64);
         let file = FileIdentity::of(&path)
             .ok_or_else(|| storage(format!("cannot stat {}", path.display())))?;
         let store = Store {
@@ -628,7 +654,7 @@ fn lock_on(
 fn box_locked(conn: &Connection, keys: &[String]) -> Result<Option<PowerLock>, JournalError> {
     for key in keys {
         let lock = conn
-            .query_row(
+            .row(
                 "SELECT h.request_id, h.locked_ms, h.door, h.requester, h.host
                  FROM box_locks b JOIN host_locks h ON h.request_id = b.request_id
                  WHERE b.key = ?1 ORDER BY h.locked_ms LIMIT 1",
@@ -646,7 +672,7 @@ fn box_locked(conn: &Connection, keys: &[String]) -> Result<Option<PowerLock>, J
 
 /// The host's power-on locks, oldest first.
 fn read_power_locks(conn: &Connection, host: &str) -> Result<Vec<PowerLock>, JournalError> {
-    conn.prepare(
+    conn.prepare_cached(
         "SELECT request_id, locked_ms, door, requester, host FROM host_locks
          WHERE host = ?1 ORDER BY locked_ms, rowid",
     )
@@ -688,7 +714,7 @@ impl Journal for SqliteJournal {
         let json = serde_json::to_string(event);
         self.call(move |conn| {
             let json = json.map_err(storage)?;
-            conn.execute(
+            conn.exec(
                 "INSERT INTO events (request_id, level, device, driver, endpoint, event)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
@@ -711,7 +737,7 @@ impl Journal for SqliteJournal {
         let clock = Arc::clone(&self.clock);
         self.call(move |conn| {
             let json = json.map_err(storage)?;
-            conn.execute(
+            conn.exec(
                 "INSERT INTO operations (request_id, host, operation, requester, reason,
                     started_ms, owner_pid, owner_boot, lease_until_ms, finished_ms, verdict,
                     success, proof)
@@ -749,7 +775,7 @@ impl Journal for SqliteJournal {
             let now = clock.now();
             // Only an operation still open is closed: a verdict never overwrites another.
             let n = conn
-                .execute(
+                .exec(
                     "UPDATE operations SET finished_ms = ?2, verdict = ?3, success = ?4, proof = ?5,
                         finished_up_ms = ?6, finished_boot = ?7
                      WHERE request_id = ?1 AND finished_ms IS NULL",
@@ -769,7 +795,7 @@ impl Journal for SqliteJournal {
                     "operation {request_id} is not open (closed by another process): this verdict is not recorded"
                 )));
             }
-            conn.execute("DELETE FROM op_keys WHERE request_id = ?1", params![request_id])
+            conn.exec("DELETE FROM op_keys WHERE request_id = ?1", params![request_id])
                 .map_err(storage)?;
             Ok(())
         });
@@ -786,7 +812,7 @@ impl Journal for SqliteJournal {
         let request_id = request_id.to_owned();
         self.call(move |conn| {
             let json: Option<Option<String>> = conn
-                .query_row(
+                .row(
                     "SELECT proof FROM operations WHERE request_id = ?1",
                     params![request_id],
                     |r| r.get(0),
@@ -803,7 +829,7 @@ impl Journal for SqliteJournal {
         let host = host.map(str::to_owned);
         self.call(move |conn| {
             let mut stmt = conn
-                .prepare(
+                .prepare_cached(
                     "SELECT request_id, proof FROM operations
                      WHERE proof IS NOT NULL AND (?1 IS NULL OR host = ?1)
                      ORDER BY started_ms DESC, rowid DESC LIMIT ?2",
@@ -839,7 +865,7 @@ impl Journal for SqliteJournal {
                 .filter(|l| only.is_none() || l.door == only)
                 .collect();
             for l in &lifted {
-                conn.execute(
+                conn.exec(
                     "DELETE FROM host_locks WHERE host = ?1 AND door = ?2",
                     params![host, l.door.map(crate::proof::Door::as_str).unwrap_or("")],
                 )
@@ -847,7 +873,7 @@ impl Journal for SqliteJournal {
                 // The fence's box and identity locks go with its last door's lock (another
                 // door that joined the same fence still holds them).
                 for table in ["box_locks", "identity_locks"] {
-                    conn.execute(
+                    conn.exec(
                         &format!(
                             "DELETE FROM {table} WHERE request_id = ?1
                                AND NOT EXISTS (SELECT 1 FROM host_locks WHERE request_id = ?1)"
@@ -912,12 +938,12 @@ impl Journal for SqliteJournal {
             }
             // A box that really moved: the operator says so, and the old address forgets it.
             while moved && let Some((other, _)) = held_elsewhere(conn, &endpoint, &facts)? {
-                conn.execute(
+                conn.exec(
                     "DELETE FROM identity_facts WHERE endpoint = ?1",
                     params![other],
                 )
                 .map_err(storage)?;
-                conn.execute("DELETE FROM identities WHERE endpoint = ?1", params![other])
+                conn.exec("DELETE FROM identities WHERE endpoint = ?1", params![other])
                     .map_err(storage)?;
             }
             if let Some((other, fact)) = held_elsewhere(conn, &endpoint, &facts)? {
@@ -945,7 +971,7 @@ impl Journal for SqliteJournal {
             if read_known(conn, &endpoint)?.is_some_and(|k| k.facts == facts) {
                 return Ok(());
             }
-            conn.execute(
+            conn.exec(
                 "DELETE FROM identity_facts WHERE endpoint = ?1",
                 params![endpoint],
             )
@@ -963,7 +989,7 @@ impl Journal for SqliteJournal {
     fn known_identities(&self) -> JournalFuture<'static, Vec<(String, KnownIdentity)>> {
         self.call(move |conn| {
             let endpoints: Vec<String> = conn
-                .prepare("SELECT endpoint FROM identities ORDER BY endpoint")
+                .prepare_cached("SELECT endpoint FROM identities ORDER BY endpoint")
                 .and_then(|mut s| {
                     s.query_map([], |r| r.get(0))?
                         .collect::<Result<Vec<String>, _>>()
@@ -989,7 +1015,7 @@ impl Journal for SqliteJournal {
         let (host, request_id, requester) =
             (host.to_owned(), request_id.to_owned(), requester.to_owned());
         self.call(move |conn| {
-            conn.execute(
+            conn.exec(
                 "INSERT OR IGNORE INTO host_locks (host, door, request_id, locked_ms, requester)
                  SELECT ?1, ?2, ?3, locked_ms, ?4 FROM host_locks WHERE request_id = ?3 LIMIT 1",
                 params![host, door.as_str(), request_id, requester],
@@ -1009,7 +1035,7 @@ impl Journal for SqliteJournal {
             );
         }
         self.call(move |conn| {
-            conn.execute(
+            conn.exec(
                 "INSERT OR REPLACE INTO pending_fences (request_id, host) VALUES (?1, ?2)",
                 params![id, host],
             )
@@ -1027,7 +1053,7 @@ impl Journal for SqliteJournal {
         let facts = facts.to_vec();
         self.call(move |conn| {
             for f in &facts {
-                conn.execute(
+                conn.exec(
                     "INSERT OR IGNORE INTO identity_locks (kind, value, request_id)
                      SELECT ?1, ?2, ?3 WHERE EXISTS
                         (SELECT 1 FROM host_locks WHERE request_id = ?3)",
@@ -1044,7 +1070,7 @@ impl Journal for SqliteJournal {
         self.call(move |conn| {
             for f in &facts {
                 let lock = conn
-                    .query_row(
+                    .row(
                         "SELECT h.request_id, h.locked_ms, h.door, h.requester, h.host
                          FROM identity_locks i JOIN host_locks h ON h.request_id = i.request_id
                          WHERE i.kind = ?1 AND i.value = ?2 ORDER BY h.locked_ms LIMIT 1",
@@ -1066,7 +1092,7 @@ impl Journal for SqliteJournal {
         let clock = Arc::clone(&self.clock);
         self.call(move |conn| {
             let mut stmt = conn
-                .prepare(
+                .prepare_cached(
                     "SELECT request_id, host, operation, requester, reason, started_ms,
                             lease_until_ms >= ?1
                      FROM operations WHERE finished_ms IS NULL",
@@ -1095,7 +1121,7 @@ impl Journal for SqliteJournal {
                     continue;
                 }
                 let mut ev = conn
-                    .prepare(
+                    .prepare_cached(
                         "SELECT level, device, driver, endpoint, event FROM events
                          WHERE request_id = ?1 ORDER BY id",
                     )
