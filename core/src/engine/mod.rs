@@ -1346,15 +1346,16 @@ async fn power_on_levels(
     }
 }
 
-/// Why no level may be powered on, if a box behind a whole-host device of a level powered
-/// on later is locked by a fence under another name. Power-on goes last level first, so
-/// without this the per-device check of the first level (a BMC) would come only after the
-/// last level (another channel to the same box) had switched it on; the last level's devices
-/// check themselves before their own `On`. A device that answers is judged by the identity it
-/// presents now; one that cannot (a BMC without power behind its outlets) by the identity the
-/// journal remembers for it.
+/// Why no level may be powered on, if a box behind a whole-host device of any level is
+/// locked by a fence under another name. Power-on goes last level first and a level's devices
+/// together, so without this the per-device check of the first level (a BMC) would come only
+/// after the last level, or a sibling in its own level (another channel to the same box), had
+/// switched it on. Only a host of one device checks itself, before its own `On`. A device is
+/// judged by every identity it presents, even when its one reading here failed (a busy BMC
+/// has still proved which box it is), and by the identity the journal remembers for it (a
+/// BMC without power behind its outlets presents none).
 async fn locked_box(ctx: &OpContext, host: &Host) -> Option<String> {
-    if host.levels.len() < 2 {
+    if host.devices().len() < 2 {
         return None;
     }
     let unchecked = |e: JournalError| {
@@ -1366,17 +1367,9 @@ async fn locked_box(ctx: &OpContext, host: &Host) -> Option<String> {
         Ok(known) => known,
         Err(e) => return unchecked(e),
     };
-    let last = host.levels.len();
     let rows = read_with_gate(&ctx.gate, host).await;
-    for row in rows
-        .iter()
-        .filter(|r| r.level < last && r.channel != Channel::Outlet)
-    {
-        let mut facts = if row.reading.is_ok() {
-            crate::identity::usable(&row.identity)
-        } else {
-            Vec::new()
-        };
+    for row in rows.iter().filter(|r| r.channel != Channel::Outlet) {
+        let mut facts = crate::identity::usable(&row.identity);
         facts.extend(
             known
                 .iter()

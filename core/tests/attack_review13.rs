@@ -1,0 +1,138 @@
+//! A hostile review of issue 13's power-on lock: a box a fence locked by identity, powered
+//! on under another name through a channel whose own identity the fence never saw. Each test
+//! counts the `On` commands the scripted "devices" accepted, not what the engine claims.
+
+mod support;
+
+use fencegate_core::{Policy, Request, Verdict};
+use fencegate_driver::{Action, Channel, ErrorKind, IdentityFact, PowerState};
+use std::sync::Arc;
+use std::time::Duration;
+use support::journal::{TestEngine, inline_engine};
+use support::scripted::{KVM02, Scripted, Step, guid, now};
+
+fn req() -> Request {
+    Request {
+        requester: "review".into(),
+        reason: "attack".into(),
+        force: false,
+        door: Default::default(),
+    }
+}
+
+fn policy() -> Policy {
+    Policy {
+        attempt_timeout: Duration::from_secs(20),
+        overall_timeout: Duration::from_secs(60),
+        off_hold: Duration::ZERO,
+        storm_limit: 0,
+        ..Policy::default()
+    }
+}
+
+/// A whole-host channel at `endpoint` proving `facts`, whose reads follow `reads`.
+fn bmc(endpoint: &str, facts: Vec<IdentityFact>, reads: Vec<Step<PowerState>>) -> Arc<Scripted> {
+    let d = Scripted::new(endpoint, reads, vec![now(())]);
+    d.set_identity(facts);
+    d.set_channel(Channel::Bmc);
+    d
+}
+
+/// A Redfish channel to kvm02's box: its UUID is a kind of identity no fence below locks.
+fn redfish() -> Arc<Scripted> {
+    bmc(
+        "redfish://10.0.0.22",
+        vec![IdentityFact::authenticated(
+            "redfish-uuid",
+            "8d2c6a1e-5b7f-4c3d-9e0a-1f2b3c4d5e6f",
+        )],
+        vec![now(PowerState::Off)],
+    )
+}
+
+/// kvm02's box fenced through a relay address: its GUID is locked under host relay02.
+async fn fence_through_relay(engine: &TestEngine) {
+    let relay = bmc(
+        "ipmi://10.0.0.9:623",
+        vec![guid(KVM02)],
+        vec![now(PowerState::On), now(PowerState::Off)],
+    );
+    let relay02 = support::host("relay02", vec![vec![relay.device("relay02-bmc")]], policy());
+    let fenced = engine.fence(relay02, req()).await.unwrap();
+    assert_eq!(
+        fenced.verdict,
+        Verdict::PowerVerifiedOff,
+        "{}",
+        fenced.detail
+    );
+}
+
+/// Two whole-host channels to one box in one level (IPMI and Redfish of the same BMC).
+/// Devices of a level are powered on together, and `locked_box` checks only the levels
+/// powered on after the first: the IPMI device finds the locked GUID while its sibling has
+/// already switched the box on.
+#[tokio::test(start_paused = true)]
+async fn a_sibling_channel_in_the_same_level_cannot_power_on_a_locked_box() {
+    let engine = inline_engine();
+    fence_through_relay(&engine).await;
+
+    let ipmi = bmc(
+        "ipmi://10.0.0.2:623",
+        vec![guid(KVM02)],
+        vec![now(PowerState::Off)],
+    );
+    let redfish = redfish();
+    let kvm02 = support::host(
+        "kvm02",
+        vec![vec![
+            ipmi.device("kvm02-ipmi"),
+            redfish.device("kvm02-redfish"),
+        ]],
+        policy(),
+    );
+    let on = engine.on(kvm02, req()).await.unwrap();
+    assert_eq!(
+        redfish.accepted(Action::On) + ipmi.accepted(Action::On),
+        0,
+        "a channel of the level powered on a box its sibling found locked: {}",
+        on.detail
+    );
+    assert!(!on.success, "{}", on.detail);
+    assert!(on.detail.contains("power-on lock"), "{}", on.detail);
+}
+
+/// The first level's BMC answers its handshake (it presents the locked GUID) but its one
+/// status read before the power-on is busy. `locked_box` then ignores what it presented and,
+/// with nothing remembered for its address, lets the Redfish level switch the box on.
+#[tokio::test(start_paused = true)]
+async fn a_busy_reading_does_not_hide_the_identity_a_bmc_presented() {
+    let engine = inline_engine();
+    fence_through_relay(&engine).await;
+
+    let ipmi = bmc(
+        "ipmi://10.0.0.2:623",
+        vec![guid(KVM02)],
+        vec![
+            Step::Fail(ErrorKind::Busy, Duration::ZERO),
+            now(PowerState::Off),
+        ],
+    );
+    let redfish = redfish();
+    let kvm02 = support::host(
+        "kvm02",
+        vec![
+            vec![ipmi.device("kvm02-ipmi")],
+            vec![redfish.device("kvm02-redfish")],
+        ],
+        policy(),
+    );
+    let on = engine.on(kvm02, req()).await.unwrap();
+    assert_eq!(
+        redfish.accepted(Action::On) + ipmi.accepted(Action::On),
+        0,
+        "the Redfish level powered on a box its BMC presented as locked: {}",
+        on.detail
+    );
+    assert!(!on.success, "{}", on.detail);
+    assert!(on.detail.contains("power-on lock"), "{}", on.detail);
+}
