@@ -136,3 +136,47 @@ async fn a_busy_reading_does_not_hide_the_identity_a_bmc_presented() {
     assert!(!on.success, "{}", on.detail);
     assert!(on.detail.contains("power-on lock"), "{}", on.detail);
 }
+
+/// The first level's BMC is pinned to the locked GUID but does not answer before the
+/// power-on (its address moved, or it has no standby power yet): it presents nothing and
+/// nothing is remembered for its address. Its pin still says which box the host is, and
+/// that box is locked: the Redfish level must not switch it on.
+#[tokio::test(start_paused = true)]
+async fn a_silent_bmc_is_judged_by_its_pins() {
+    let engine = inline_engine();
+    fence_through_relay(&engine).await;
+
+    let ipmi = Scripted::new(
+        "ipmi://10.0.0.2:623",
+        vec![Step::Fail(ErrorKind::Unreachable, Duration::ZERO)],
+        vec![now(())],
+    );
+    ipmi.set_channel(Channel::Bmc);
+    let mut pinned = fencegate_core::Device::new(
+        "kvm02-ipmi",
+        "scripted",
+        Arc::clone(&ipmi) as Arc<dyn fencegate_driver::PowerDriver>,
+    );
+    pinned.pins = vec![fencegate_core::identity::Pin {
+        option: "guid".into(),
+        value: KVM02.into(),
+    }];
+    let redfish = redfish();
+    let kvm02 = support::host(
+        "kvm02",
+        vec![
+            vec![Arc::new(pinned)],
+            vec![redfish.device("kvm02-redfish")],
+        ],
+        policy(),
+    );
+    let on = engine.on(kvm02, req()).await.unwrap();
+    assert_eq!(
+        redfish.accepted(Action::On),
+        0,
+        "the Redfish level powered on the box the BMC's pin names, which is locked: {}",
+        on.detail
+    );
+    assert!(!on.success, "{}", on.detail);
+    assert!(on.detail.contains("power-on lock"), "{}", on.detail);
+}

@@ -1352,8 +1352,8 @@ async fn power_on_levels(
 /// after the last level, or a sibling in its own level (another channel to the same box), had
 /// switched it on. Only a host of one device checks itself, before its own `On`. A device is
 /// judged by every identity it presents, even when its one reading here failed (a busy BMC
-/// has still proved which box it is), and by the identity the journal remembers for it (a
-/// BMC without power behind its outlets presents none).
+/// has still proved which box it is), by the identity the journal remembers for it (a BMC
+/// without power behind its outlets presents none), and by its pins.
 async fn locked_box(ctx: &OpContext, host: &Host) -> Option<String> {
     if host.devices().len() < 2 {
         return None;
@@ -1375,6 +1375,15 @@ async fn locked_box(ctx: &OpContext, host: &Host) -> Option<String> {
                 .iter()
                 .filter(|(endpoint, _)| *endpoint == row.endpoint_key)
                 .flat_map(|(_, k)| k.facts.iter().cloned()),
+        );
+        // A pinned device names its box even when silent: the facts remembered anywhere
+        // that its pins match (the box reached before under another address or name).
+        facts.extend(
+            known
+                .iter()
+                .flat_map(|(_, k)| &k.facts)
+                .filter(|f| row.pins.iter().any(|p| p.covers(f) && p.value == f.value))
+                .cloned(),
         );
         match ctx.journal.identity_locked(&facts).await {
             Ok(None) => {}
