@@ -180,3 +180,58 @@ async fn a_silent_bmc_is_judged_by_its_pins() {
     assert!(!on.success, "{}", on.detail);
     assert!(on.detail.contains("power-on lock"), "{}", on.detail);
 }
+
+/// An isolation channel (SCSI reservations on a shared LUN, an SBD disk, a switch) presents
+/// the identity of what it switches, which every host on it shares, like a PDU's. Fencing
+/// one host must not lock that shared identity: another host on the same LUN must still
+/// power on.
+#[tokio::test(start_paused = true)]
+async fn fencing_one_host_through_a_shared_isolation_channel_locks_no_other_host() {
+    let engine = inline_engine();
+    let lun = || {
+        vec![IdentityFact::authenticated(
+            "scsi-serial",
+            "600a0b80002a4f7c0000e3d14ff1a2b3",
+        )]
+    };
+    let isolation = |endpoint: &str| {
+        let d = Scripted::blind(endpoint, vec![now(())]);
+        d.set_identity(lun());
+        d.set_channel(Channel::Isolation);
+        d
+    };
+    let isolating = Policy {
+        accept_isolation: true,
+        ..policy()
+    };
+    let scsi01 = isolation("scsi://kvm01");
+    let kvm01 = support::host(
+        "kvm01",
+        vec![vec![scsi01.device("kvm01-scsi")]],
+        isolating.clone(),
+    );
+    let fenced = engine.fence(kvm01, req()).await.unwrap();
+    assert_eq!(fenced.verdict, Verdict::Isolated, "{}", fenced.detail);
+
+    let bmc03 = bmc(
+        "ipmi://10.0.0.3:623",
+        vec![guid(support::scripted::KVM03)],
+        vec![now(PowerState::Off), now(PowerState::On)],
+    );
+    let scsi03 = isolation("scsi://kvm03");
+    let kvm03 = support::host(
+        "kvm03",
+        vec![
+            vec![bmc03.device("kvm03-bmc")],
+            vec![scsi03.device("kvm03-scsi")],
+        ],
+        isolating,
+    );
+    let on = engine.on(kvm03, req()).await.unwrap();
+    assert!(
+        on.success,
+        "kvm03 shares only a LUN with the fenced kvm01: {}",
+        on.detail
+    );
+    assert_eq!(bmc03.accepted(Action::On), 1, "{}", on.detail);
+}

@@ -667,7 +667,8 @@ impl DeviceRun {
     /// Locking a box too many only blocks a power-on until `unfence`; too few powers one on.
     async fn lock_while_fencing(&self, facts: &[IdentityFact]) {
         if self.ctx.operation != Operation::Fence
-            || self.device.channel == Channel::Outlet
+            || super::shared_channel(self.device.channel)
+            || super::shared_channel(self.device.driver.capabilities().channel)
             || facts.is_empty()
         {
             return;
@@ -891,7 +892,7 @@ impl DeviceRun {
             }
             // The same box fenced under another name or address is locked too (a whole-host
             // channel; an outlet's identity is its PDU's, shared with other hosts).
-            let facts = if self.device.driver.capabilities().channel == Channel::Outlet {
+            let facts = if super::shared_channel(self.device.driver.capabilities().channel) {
                 Vec::new()
             } else {
                 identity::usable(&self.device.driver.identity())

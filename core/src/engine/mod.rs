@@ -685,7 +685,7 @@ impl Engine {
                 let mut endpoints: Vec<String> = host
                     .devices()
                     .iter()
-                    .filter(|d| d.channel != Channel::Outlet)
+                    .filter(|d| !shared_channel(d.channel))
                     .map(|d| d.endpoint_key.clone())
                     .collect();
                 endpoints.sort_unstable();
@@ -1037,13 +1037,14 @@ impl Engine {
         // The boxes this fence's devices proved to be stay locked under their identity, so a
         // re-addressed BMC or another URL reaching one meets the lock after first contact.
         if op == Operation::Fence {
-            // An outlet's identity is its PDU's, which feeds other hosts too: outlets are
-            // locked by their keys, whole-host channels (BMCs) by identity as well.
+            // An outlet's identity is its PDU's, which feeds other hosts too (an isolation
+            // channel's is its shared LUN's or switch's): those are locked by their keys,
+            // whole-host channels (BMCs) by identity as well.
             let facts: Vec<fencegate_driver::IdentityFact> = proof
                 .levels
                 .iter()
                 .flat_map(|l| &l.devices)
-                .filter(|d| d.channel != Channel::Outlet)
+                .filter(|d| !shared_channel(d.channel))
                 .flat_map(|d| crate::identity::usable(&d.identity))
                 .collect();
             if !facts.is_empty()
@@ -1368,7 +1369,7 @@ async fn locked_box(ctx: &OpContext, host: &Host) -> Option<String> {
         Err(e) => return unchecked(e),
     };
     let rows = read_with_gate(&ctx.gate, host).await;
-    for row in rows.iter().filter(|r| r.channel != Channel::Outlet) {
+    for row in rows.iter().filter(|r| !shared_channel(r.channel)) {
         let mut facts = crate::identity::usable(&row.identity);
         facts.extend(
             known
@@ -1402,6 +1403,14 @@ async fn locked_box(ctx: &OpContext, host: &Host) -> Option<String> {
         }
     }
     None
+}
+
+/// Whether a channel's identity is that of something other hosts share (an outlet's PDU, an
+/// isolation channel's LUN, SBD disk or switch) rather than of one box: such identities are
+/// never locked or checked against locks, or fencing one host would lock every host on the
+/// same PDU or storage. Those channels are locked by what they switch (their keys).
+pub(crate) fn shared_channel(channel: Channel) -> bool {
+    matches!(channel, Channel::Outlet | Channel::Isolation)
 }
 
 /// How long releasing a host's drivers (logging out of sessions) may take.
