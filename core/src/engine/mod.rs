@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{SetOnce, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -135,14 +135,22 @@ struct Inner {
 struct Flight {
     operation: Operation,
     target: String,
-    done: watch::Receiver<Option<Outcome>>,
+    /// Set when it ended: its outcome, or `None` if its task ended without one (a panic).
+    /// A `SetOnce` wakes its waiters in the order they began to wait (a `watch` channel
+    /// wakes them in a random order), so which of several callers waiting for the host goes
+    /// next depends only on what happened before: the same schedule runs the same way
+    /// every time (the fault campaign replays it).
+    done: Arc<SetOnce<Option<Outcome>>>,
 }
 
 /// Takes a host's [`Flight`] off the in-flight table when its operation ends, however it
-/// ends, before joiners learn the outcome (so they never find the finished flight again).
+/// ends, before joiners learn the outcome (so they never find the finished flight again),
+/// then publishes the outcome (`None` if its task ended without one).
 struct Landed {
     engine: Engine,
     host: String,
+    done: Arc<SetOnce<Option<Outcome>>>,
+    outcome: Option<Outcome>,
 }
 
 impl Drop for Landed {
@@ -153,6 +161,8 @@ impl Drop for Landed {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&self.host);
+        // Only this guard sets it: it is empty.
+        let _ = self.done.set(self.outcome.take());
     }
 }
 
@@ -752,7 +762,7 @@ impl Engine {
         let overall = Instant::now() + settle + host.policy.overall_timeout;
         let target = host.target_digest();
         loop {
-            let (running, running_target, mut rx, leading) = {
+            let (running, running_target, done, leading) = {
                 let mut inflight = self
                     .inner
                     .inflight
@@ -762,21 +772,27 @@ impl Engine {
                     Some(flight) => (
                         flight.operation,
                         flight.target.clone(),
-                        flight.done.clone(),
+                        Arc::clone(&flight.done),
                         false,
                     ),
                     None => {
-                        let (tx, rx) = watch::channel(None);
+                        let done = Arc::new(SetOnce::new());
                         inflight.insert(
                             host.name.clone(),
                             Flight {
                                 operation: op,
                                 target: target.clone(),
-                                done: rx.clone(),
+                                done: Arc::clone(&done),
                             },
                         );
-                        self.lead(Arc::clone(&host), op, request.clone(), overall, tx);
-                        (op, target.clone(), rx, true)
+                        self.lead(
+                            Arc::clone(&host),
+                            op,
+                            request.clone(),
+                            overall,
+                            Arc::clone(&done),
+                        );
+                        (op, target.clone(), done, true)
                     }
                 }
             };
@@ -788,15 +804,10 @@ impl Engine {
                 } else {
                     overall
                 };
-                let waited = tokio::time::timeout_at(until, async {
-                    rx.wait_for(Option::is_some).await.map(|v| v.clone())
-                })
-                .await;
+                let waited = tokio::time::timeout_at(until, done.wait()).await;
                 return match waited {
-                    Ok(Ok(v)) => {
-                        v.unwrap_or_else(|| Err(EngineError::Internal("no outcome".into())))
-                    }
-                    Ok(Err(_)) => Err(EngineError::Internal(
+                    Ok(Some(v)) => v.clone(),
+                    Ok(None) => Err(EngineError::Internal(
                         "the operation task ended without a result".into(),
                     )),
                     Err(_) => {
@@ -815,9 +826,9 @@ impl Engine {
             }
             // Another kind of operation holds the host: let it end, then look again.
             tokio::select! {
-                r = tokio::time::timeout_at(overall, async { rx.wait_for(Option::is_some).await.map(drop) }) => match r {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(_)) => {
+                r = tokio::time::timeout_at(overall, done.wait()) => match r {
+                    Ok(Some(_)) => {}
+                    Ok(None) => {
                         return Err(EngineError::Internal(
                             "the operation task ended without a result".into(),
                         ));
@@ -844,18 +855,19 @@ impl Engine {
         op: Operation,
         request: Request,
         overall: Instant,
-        tx: watch::Sender<Option<Outcome>>,
+        done: Arc<SetOnce<Option<Outcome>>>,
     ) {
         let engine = self.clone();
         tokio::spawn(async move {
             // Even if the operation panics, the host must not stay "in flight" forever.
-            let landed = Landed {
+            let mut landed = Landed {
                 engine: engine.clone(),
                 host: host.name.clone(),
+                done,
+                outcome: None,
             };
-            let outcome = engine.run_new(host, op, request, overall).await;
+            landed.outcome = Some(engine.run_new(host, op, request, overall).await);
             drop(landed);
-            tx.send_replace(Some(outcome));
         });
     }
 
