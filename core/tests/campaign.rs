@@ -26,7 +26,7 @@ mod campaign {
 use campaign::rng::{Rng, mix};
 use campaign::run::{Report, run};
 use campaign::schedule::{self, Action, Op, Reach, Step, World};
-use campaign::sim::{CallFault, Fault};
+use campaign::sim::{CallFault, Fault, Truth};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -309,6 +309,18 @@ fn a_seed_replays_exactly() {
         campaign(7, 6, 1, &base).digest,
         campaign(7, 6, 2, &base).digest
     );
+    // Schedule 399 of seed 1 has three calls of one process waiting for a reboot of the same
+    // host to end: which of them goes next must not vary from run to run (each run is a new
+    // runtime, and tokio seeds each runtime's random choices anew).
+    let (world, steps) = schedule_of(1, 399);
+    let first = run(&world, &steps, &base);
+    for _ in 0..7 {
+        let again = run(&world, &steps, &base);
+        assert_eq!(
+            first.trace, again.trace,
+            "schedule 399 of seed 1 ran differently twice"
+        );
+    }
 }
 
 /// A world of one box behind one inventory name, for the checker's own tests.
@@ -518,6 +530,10 @@ impl LockHistory {
         asked: u64,
         answer: campaign::sim::Answer,
     ) {
+        let truth = match answer {
+            campaign::sim::Answer::Command(fencegate_driver::Action::On, _) => Truth::On,
+            _ => Truth::Off,
+        };
         self.log.push(campaign::sim::Entry {
             seq,
             asked,
@@ -525,6 +541,7 @@ impl LockHistory {
             process,
             endpoint: address.into(),
             answer,
+            truth,
         });
     }
 
@@ -635,4 +652,177 @@ fn the_lock_check_models_the_identity_memory() {
     let asked = h.next();
     h.on(&schedule::second(0), 1, asked);
     assert!(h.violations().is_empty(), "{:?}", h.violations());
+}
+
+/// A hand-written history for the `verified-off` check: box 0 behind `kvm00` (a BMC) and
+/// `relay00` (a relay to it), hold 2 s. Process 0 powers it off through the BMC at 100 ms
+/// and records `power_verified_off` at 2,050 ms, after readings that all said Off; someone
+/// switches the box on at 600 ms and it is off again at 900 ms.
+fn verified_off_violations(
+    off_again_by_command: bool,
+    reading_at_700: Option<Truth>,
+) -> Vec<String> {
+    use campaign::observed::{BeginSeen, FinishSeen, Observed};
+    use campaign::sim::{Answer, Entry, Seq, SimBox};
+    use fencegate_core::journal::{Begin, Claim};
+    use fencegate_driver::{Action, PowerState};
+    let mut world = small_world();
+    world.boxes.truncate(1);
+    world.hosts = vec![
+        schedule::HostSpec {
+            name: "kvm00".into(),
+            target: 0,
+            reach: Reach::Inventory,
+            levels: vec![vec![schedule::bmc(0)]],
+        },
+        schedule::HostSpec {
+            name: "relay00".into(),
+            target: 0,
+            reach: Reach::Relay,
+            levels: vec![vec![schedule::relay(0)]],
+        },
+    ];
+    let t0 = tokio::time::Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let b = SimBox::with_history(
+        0,
+        Seq::new(),
+        &[
+            (at(0), Truth::On),
+            (at(100), Truth::Off),
+            (at(600), Truth::On),
+            (at(900), Truth::Off),
+        ],
+    );
+    let mut log = Vec::new();
+    let mut seq = 1;
+    let mut entry = |ms: u64, process: usize, address: String, answer: Answer, truth: Truth| {
+        seq += 1;
+        log.push(Entry {
+            seq,
+            asked: seq,
+            at: at(ms),
+            process,
+            endpoint: address,
+            answer,
+            truth,
+        });
+    };
+    let off = Answer::Read(PowerState::Off);
+    entry(
+        50,
+        0,
+        schedule::bmc(0),
+        Answer::Read(PowerState::On),
+        Truth::On,
+    );
+    entry(
+        100,
+        0,
+        schedule::bmc(0),
+        Answer::Command(Action::Off, true),
+        Truth::Off,
+    );
+    for ms in [150, 500, 1000, 1500, 2000, 2050] {
+        entry(ms, 0, schedule::bmc(0), off.clone(), Truth::Off);
+    }
+    if let Some(truth) = reading_at_700 {
+        entry(700, 0, schedule::bmc(0), off.clone(), truth);
+    }
+    if off_again_by_command {
+        // Another process's fence through the relay, which nothing ties to kvm00.
+        entry(
+            900,
+            1,
+            schedule::relay(0),
+            Answer::Command(Action::Off, true),
+            Truth::Off,
+        );
+    }
+    log.sort_by_key(|e| e.at);
+    for (i, e) in log.iter_mut().enumerate() {
+        e.seq = i as u64 + 1;
+        e.asked = e.seq;
+    }
+    let mut observed = Observed::default();
+    observed.begins.push(BeginSeen {
+        seq: 0,
+        at: at(0),
+        process: 0,
+        claim: Claim {
+            request_id: "fence-kvm00".into(),
+            host: "kvm00".into(),
+            operation: fencegate_core::Operation::Fence,
+            requester: String::new(),
+            reason: String::new(),
+            target: "target-of-kvm00".into(),
+            door: fencegate_core::proof::Door::Cli,
+            lock_keys: Vec::new(),
+            identity_endpoints: Vec::new(),
+            storm: None,
+            tolerance: Duration::ZERO,
+            lease: Duration::from_secs(60),
+            sets_lock: true,
+            blocked_by_lock: false,
+        },
+        begin: Begin::Started {
+            confirms: None,
+            read_only: None,
+        },
+    });
+    observed.finishes.push(FinishSeen {
+        seq: 1000,
+        at: at(2050),
+        process: 0,
+        request_id: "fence-kvm00".into(),
+        verdict: fencegate_core::proof::Verdict::PowerVerifiedOff,
+        success: true,
+    });
+    let boxes = [b];
+    let logs = vec![log];
+    let facts = campaign::check::Facts {
+        world: &world,
+        t0,
+        boxes: &boxes,
+        logs: &logs,
+        observed: &observed,
+        calls: &[],
+        crashes: &[],
+        clock: &[],
+        journal: Path::new("unused"),
+        targets: world
+            .hosts
+            .iter()
+            .map(|h| format!("target-of-{}", h.name))
+            .collect(),
+    };
+    let mut v = Vec::new();
+    campaign::check::verified_off(&facts, &mut v);
+    v
+}
+
+/// The `verified-off` check judges the hold after the box's last command, from any process:
+/// a box on between two readings and powered off again by another process's command is off
+/// because of that command, so a proof whose hold after it is off is not blamed; the same
+/// moment on with nothing switching it off but the hand that switched it on is a false
+/// proof; and a reading within the hold that said Off while the box was on is one too.
+#[test]
+fn the_verified_off_check_holds_the_hold_after_the_last_command() {
+    let v = verified_off_violations(true, None);
+    assert!(
+        v.is_empty(),
+        "a blip undone by a later command is blamed: {v:?}"
+    );
+    let v = verified_off_violations(false, None);
+    assert!(
+        v.len() == 1 && v[0].contains("not off throughout the hold after the last command"),
+        "a blip after the last command went unnoticed: {v:?}"
+    );
+    let v = verified_off_violations(true, Some(Truth::Off));
+    assert!(v.is_empty(), "a true reading is blamed: {v:?}");
+    let v = verified_off_violations(true, Some(Truth::On));
+    assert!(
+        v.len() == 1 && v[0].contains("said Off while the box was On"),
+        "a false reading within the hold went unnoticed: {v:?}"
+    );
 }

@@ -2,7 +2,9 @@
 //! journal decided and holds, never from what the engine claims:
 //!
 //! 1. `verified-off`: a `power_verified_off` verdict is recorded only when the box's truth
-//!    was Off throughout the hold before it;
+//!    was Off throughout the hold after the last command: from the later of (verdict −
+//!    hold) and the box's last power command that took effect (from any process, through
+//!    any address) until the verdict, and Off at every reading of the proof;
 //! 2. `lock`: no box accepts a power-on while a fence's lock covers it: through the fence's
 //!    lock keys, or through any name or address once the box is tied to the fence by
 //!    identity (remembered for the fence's device when it began, answered its device, or
@@ -18,10 +20,10 @@
 
 use super::observed::{IdentityShown, LockChange, Observed};
 use super::schedule::{Op, World};
-use super::sim::{Answer, ClockReading, Entry, SimBox};
+use super::sim::{Answer, ClockReading, Entry, SimBox, Truth};
 use fencegate_core::journal::Begin;
 use fencegate_core::proof::{Door, Operation, Proof, Verdict};
-use fencegate_driver::Action;
+use fencegate_driver::{Action, PowerState};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
@@ -135,7 +137,17 @@ pub fn all(f: &Facts<'_>) -> Vec<String> {
     v
 }
 
-fn verified_off(f: &Facts<'_>, v: &mut Vec<String>) {
+/// The hold a `power_verified_off` verdict must rest on: the box's truth is Off from the
+/// later of (verdict − hold) and the box's last power command that took effect before the
+/// verdict, whoever sent it through whatever address, until the verdict; and every `Off`
+/// reading the operation was given within the hold was true when the box gave it.
+///
+/// Why from the last command: a box that was on for a moment and then powered off again by
+/// a command (another process's fence through an address nothing ties to this host) is off
+/// because of that command, and has been since; any engine's proof can only speak for the
+/// time after it. A blip after the last command, or a reading that was a lie, is a false
+/// proof.
+pub fn verified_off(f: &Facts<'_>, v: &mut Vec<String>) {
     for fin in f
         .observed
         .finishes
@@ -158,22 +170,63 @@ fn verified_off(f: &Facts<'_>, v: &mut Vec<String>) {
         };
         let spec = &f.world.hosts[h];
         let hold = f.world.policy_of(spec).off_hold;
-        let from = fin.at.checked_sub(hold).filter(|t| *t >= f.t0);
+        let log = &f.logs[spec.target];
+        let last_command = log
+            .iter()
+            .filter(|e| e.seq < fin.seq && e.at <= fin.at)
+            .filter(|e| {
+                matches!(
+                    e.answer,
+                    Answer::Command(_, true) | Answer::Vanished(_, Some(true))
+                )
+            })
+            .map(|e| e.at)
+            .max();
+        let nominal = fin.at.checked_sub(hold).filter(|t| *t >= f.t0);
+        let from = match (nominal, last_command) {
+            (Some(n), Some(c)) => Some(n.max(c)),
+            (Some(n), None) => Some(n),
+            // Before the hold could have passed since the start, only a command tells.
+            (None, c) => c,
+        };
         let held = from.is_some_and(|from| f.boxes[spec.target].off_throughout(from, fin.at));
-        if !held {
+        let readings_from = nominal.unwrap_or(f.t0).max(begin.at);
+        let false_reading = log.iter().find(|e| {
+            e.process == fin.process
+                && e.seq < fin.seq
+                && e.at >= readings_from
+                && e.at <= fin.at
+                && e.answer == Answer::Read(PowerState::Off)
+                && spec.levels.iter().flatten().any(|a| *a == e.endpoint)
+                && e.truth != Truth::Off
+        });
+        if !held || false_reading.is_some() {
             let timeline: Vec<String> = f.boxes[spec.target]
                 .timeline()
                 .iter()
                 .map(|(t, s)| format!("{s:?}@{}ms", ms(*t, f.t0)))
                 .collect();
+            let why = match false_reading {
+                Some(e) if held => format!(
+                    "its reading through {} at t={}ms said Off while the box was {:?}",
+                    e.endpoint,
+                    ms(e.at, f.t0),
+                    e.truth
+                ),
+                _ => format!(
+                    "box {} was not off throughout the hold after the last command (from t={}; hold {}ms, last command {})",
+                    spec.target,
+                    from.map_or("the start".to_owned(), |t| format!("{}ms", ms(t, f.t0))),
+                    hold.as_millis(),
+                    last_command.map_or("none".to_owned(), |t| format!("at t={}ms", ms(t, f.t0)))
+                ),
+            };
             v.push(format!(
-                "verified-off: {:?} of {} (process {}) recorded power_verified_off at t={}ms, but box {} was not off throughout the {}ms before (truth: {})",
+                "verified-off: {:?} of {} (process {}) recorded power_verified_off at t={}ms, but {why} (truth: {})",
                 begin.claim.operation,
                 spec.name,
                 fin.process,
                 ms(fin.at, f.t0),
-                spec.target,
-                hold.as_millis(),
                 timeline.join(", ")
             ));
         }

@@ -191,6 +191,9 @@ pub struct Entry {
     pub endpoint: String,
     /// What happened.
     pub answer: Answer,
+    /// The box's real power when it answered or acted (after the command, for one): what
+    /// a reading is held to, in the order of events even within one instant.
+    pub truth: Truth,
 }
 
 /// A box: its truth over time, its faults, its log.
@@ -333,6 +336,15 @@ impl SimBox {
         })
     }
 
+    /// A box whose truth went through `changes` (true time, truth; the first is its state
+    /// from the start), for the checker's own tests: histories no fault stages, such as a
+    /// box switched on and back off by hand.
+    pub fn with_history(index: usize, seq: Arc<Seq>, changes: &[(Instant, Truth)]) -> Arc<Self> {
+        let b = SimBox::new(index, seq, true, false, 0);
+        b.st.lock().unwrap().timeline = changes.to_vec();
+        b
+    }
+
     /// Arm a fault now.
     pub fn arm(&self, fault: Fault) {
         let now = Instant::now();
@@ -392,15 +404,19 @@ impl SimBox {
 
     fn noted(&self, process: usize, endpoint: &str, answer: Answer, asked: Option<u64>) {
         let seq = self.seq.next();
-        let entry = Entry {
+        let now = Instant::now();
+        let mut st = self.st.lock().unwrap();
+        st.settle(now);
+        let truth = st.current();
+        st.log.push(Entry {
             seq,
             asked: asked.unwrap_or(seq),
-            at: Instant::now(),
+            at: now,
             process,
             endpoint: endpoint.to_owned(),
             answer,
-        };
-        self.st.lock().unwrap().log.push(entry);
+            truth,
+        });
     }
 
     fn take_fault(&self) -> Option<CallFault> {
