@@ -12,7 +12,7 @@ use fencegate_core::proof::printable;
 use fencegate_core::{
     DeviceOutcome, DeviceStatus, Engine, EngineError, Host, Inventory, Proof, Request, Verdict,
 };
-use fencegate_driver::PowerState;
+use fencegate_driver::{Channel, PowerState};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -217,6 +217,16 @@ async fn status(host: &Host) -> u8 {
 /// off when some level proves it, every declared reader of that level reading `Off`. A single
 /// round is not a fence's proof (no K readings, no hold): `status` reports, `off` proves.
 fn reads_off(rows: &[DeviceStatus]) -> bool {
+    // Outlets reading off while a whole-host channel reads the host on: some supply is still
+    // fed (the engine's standby check fails such a level too).
+    let whole_host_on = rows.iter().any(|r| {
+        r.channel != Channel::Outlet
+            && r.declared_reader
+            && matches!(&r.reading, Ok(PowerState::On | PowerState::PoweringOn))
+    });
+    if whole_host_on {
+        return false;
+    }
     let mut levels: Vec<usize> = rows.iter().map(|r| r.level).collect();
     levels.dedup();
     levels.into_iter().any(|level| {
@@ -390,7 +400,7 @@ pub fn metadata() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fencegate_driver::{Channel, DriverError};
+    use fencegate_driver::DriverError;
 
     fn row(
         device: &str,
@@ -439,7 +449,7 @@ mod tests {
         assert!(!reads_off(&one_on));
         // Some level proving off is enough; an in-band device does not count either way.
         let levels = [
-            row("bmc", 1, true, Some(PowerState::On)),
+            row("pdu-b", 1, true, Some(PowerState::On)),
             row("psu-a", 2, true, off.clone()),
             row("ssh", 2, false, None),
         ];
@@ -448,6 +458,11 @@ mod tests {
             !reads_off(&[row("ssh", 1, false, None)]),
             "no reader, no proof"
         );
+        // The outlets read off but the BMC reads the host on: another supply feeds it.
+        let mut bmc_on = row("bmc", 1, true, Some(PowerState::On));
+        bmc_on.channel = Channel::Bmc;
+        let standby = [bmc_on, row("psu-a", 2, true, off.clone())];
+        assert!(!reads_off(&standby), "the engine's standby rule");
     }
 
     #[test]
