@@ -12,30 +12,15 @@ use support::journal::inline_engine;
 use support::scripted::{KVM01, KVM02, Scripted, Step, guid, now};
 
 fn req() -> Request {
-    Request {
-        requester: "campaign".into(),
-        reason: "attack".into(),
-        force: false,
-        door: Default::default(),
-    }
+    support::request("campaign")
 }
 
 fn policy() -> Policy {
-    Policy {
-        attempt_timeout: Duration::from_secs(20),
-        overall_timeout: Duration::from_secs(60),
-        off_hold: Duration::ZERO,
-        storm_limit: 0,
-        ..Policy::default()
-    }
+    support::lock_policy()
 }
 
-/// A BMC at `endpoint` proving `facts`, whose reads follow `reads`.
 fn bmc(endpoint: &str, facts: Vec<IdentityFact>, reads: Vec<Step<PowerState>>) -> Arc<Scripted> {
-    let d = Scripted::new(endpoint, reads, vec![now(())]);
-    d.set_identity(facts);
-    d.set_channel(Channel::Bmc);
-    d
+    Scripted::bmc_reading(endpoint, facts, reads)
 }
 
 /// Campaign seed 1, schedule 1908: a relay address to kvm01's BMC is seen first (its `off`

@@ -12,30 +12,15 @@ use support::journal::{TestEngine, inline_engine};
 use support::scripted::{KVM02, Scripted, Step, guid, now};
 
 fn req() -> Request {
-    Request {
-        requester: "review".into(),
-        reason: "attack".into(),
-        force: false,
-        door: Default::default(),
-    }
+    support::request("review")
 }
 
 fn policy() -> Policy {
-    Policy {
-        attempt_timeout: Duration::from_secs(20),
-        overall_timeout: Duration::from_secs(60),
-        off_hold: Duration::ZERO,
-        storm_limit: 0,
-        ..Policy::default()
-    }
+    support::lock_policy()
 }
 
-/// A whole-host channel at `endpoint` proving `facts`, whose reads follow `reads`.
 fn bmc(endpoint: &str, facts: Vec<IdentityFact>, reads: Vec<Step<PowerState>>) -> Arc<Scripted> {
-    let d = Scripted::new(endpoint, reads, vec![now(())]);
-    d.set_identity(facts);
-    d.set_channel(Channel::Bmc);
-    d
+    Scripted::bmc_reading(endpoint, facts, reads)
 }
 
 /// A Redfish channel to kvm02's box: its UUID is a kind of identity no fence below locks.

@@ -8,8 +8,9 @@ pub mod clock;
 pub mod journal;
 pub mod scripted;
 
-use fencegate_core::{Device, Host, Policy};
+use fencegate_core::{Device, Host, Policy, Request};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A host with the given levels of devices.
 pub fn host(name: &str, levels: Vec<Vec<Arc<Device>>>, policy: Policy) -> Arc<Host> {
@@ -21,4 +22,26 @@ pub fn host(name: &str, levels: Vec<Vec<Arc<Device>>>, policy: Policy) -> Arc<Ho
         policy,
         inventory: None,
     })
+}
+
+/// A request from `requester`, through the default door, not forced.
+pub fn request(requester: &str) -> Request {
+    Request {
+        requester: requester.into(),
+        reason: "attack".into(),
+        force: false,
+        door: Default::default(),
+    }
+}
+
+/// A policy for power-on lock attacks: generous deadlines, no hold, no storm guard, so only
+/// the locks decide.
+pub fn lock_policy() -> Policy {
+    Policy {
+        attempt_timeout: Duration::from_secs(20),
+        overall_timeout: Duration::from_secs(60),
+        off_hold: Duration::ZERO,
+        storm_limit: 0,
+        ..Policy::default()
+    }
 }

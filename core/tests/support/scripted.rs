@@ -325,6 +325,18 @@ impl Scripted {
         d
     }
 
+    /// A whole-host channel (a BMC) at `endpoint` proving `facts`, whose reads follow `reads`.
+    pub fn bmc_reading(
+        endpoint: &str,
+        facts: Vec<fencegate_driver::IdentityFact>,
+        reads: Vec<Step<PowerState>>,
+    ) -> Arc<Self> {
+        let d = Self::new(endpoint, reads, vec![now(())]);
+        d.set_identity(facts);
+        d.set_channel(Channel::Bmc);
+        d
+    }
+
     /// A PDU outlet that reads On, then Off after the command.
     pub fn outlet(endpoint: &str) -> Arc<Self> {
         let d = Self::new(
