@@ -141,3 +141,105 @@ async fn power_on_checks_every_level_before_the_first_on() {
         on.detail
     );
 }
+
+/// Campaign seed 42, schedule 253: `on kvm00` checked every level's box before its first
+/// `On` (not locked yet); then a forced fence through a relay to the same BMC began and
+/// locked the box; then the power-on's slow Redfish level switched it on. Each device checks
+/// the host's identities again right before its own `On`.
+#[tokio::test(start_paused = true)]
+async fn a_fence_that_begins_during_a_power_on_still_stops_its_on() {
+    let engine = inline_engine();
+    let kvm00_bmc = bmc(
+        "ipmi://10.0.0.10:623",
+        vec![guid(KVM01)],
+        vec![now(PowerState::Off)],
+    );
+    // The Redfish level answers the first check at once, and its own pre-read only after
+    // 3 s: the window the fence uses.
+    let redfish = bmc(
+        "redfish://10.0.0.20",
+        vec![IdentityFact::authenticated(
+            "redfish-uuid",
+            "1b0e2c4d-6f8a-4b1c-9d2e-3f4a5b6c7d8e",
+        )],
+        vec![
+            now(PowerState::Off),
+            Step::Answer(PowerState::Off, Duration::from_secs(3)),
+        ],
+    );
+    let kvm00 = support::host(
+        "kvm00",
+        vec![
+            vec![kvm00_bmc.device("kvm00-bmc")],
+            vec![redfish.device("kvm00-redfish")],
+        ],
+        policy(),
+    );
+    let relay = bmc(
+        "ipmi://10.0.0.9:623",
+        vec![guid(KVM01)],
+        vec![now(PowerState::On), now(PowerState::Off)],
+    );
+    let relay00 = support::host("relay00", vec![vec![relay.device("relay00-bmc")]], policy());
+
+    let on = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.on(kvm00, req()).await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let forced = Request {
+        force: true,
+        ..req()
+    };
+    let fenced = engine.fence(relay00, forced).await.unwrap();
+    assert_eq!(
+        fenced.verdict,
+        Verdict::PowerVerifiedOff,
+        "{}",
+        fenced.detail
+    );
+    let on = on.await.unwrap().unwrap();
+    assert_eq!(
+        redfish.accepted(Action::On) + kvm00_bmc.accepted(Action::On),
+        0,
+        "powered on a box a fence locked after the first check: {}",
+        on.detail
+    );
+    assert!(on.detail.contains("power-on lock"), "{}", on.detail);
+}
+
+/// Campaign seed 7, schedule 872: before the first `On` every whole-host device is read, and
+/// that reading was bounded by one attempt timeout, not by the operation's overall deadline:
+/// a BMC that never answers kept `on` running past it.
+#[tokio::test(start_paused = true)]
+async fn the_check_before_the_first_on_ends_by_the_overall_deadline() {
+    let engine = inline_engine();
+    let silent = Scripted::new("ipmi://10.0.0.30:623", vec![Step::Hang], vec![now(())]);
+    silent.set_channel(Channel::Bmc);
+    let redfish = bmc(
+        "redfish://10.0.0.31",
+        Vec::new(),
+        vec![now(PowerState::Off)],
+    );
+    let short = Policy {
+        attempt_timeout: Duration::from_secs(20),
+        overall_timeout: Duration::from_secs(5),
+        ..policy()
+    };
+    let host = support::host(
+        "kvm30",
+        vec![
+            vec![silent.device("kvm30-bmc")],
+            vec![redfish.device("kvm30-redfish")],
+        ],
+        short,
+    );
+    let t0 = tokio::time::Instant::now();
+    let on = engine.on(host, req()).await.unwrap();
+    assert!(
+        t0.elapsed() <= Duration::from_secs(5),
+        "on ran {:?} against a 5 s overall deadline: {}",
+        t0.elapsed(),
+        on.detail
+    );
+}

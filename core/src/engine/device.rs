@@ -877,12 +877,20 @@ impl DeviceRun {
     }
 
     /// Power on and read it back once (skipped for devices that cannot power on).
-    pub(crate) async fn power_on(&self, deadline: Instant) -> DeviceOutcome {
+    /// `host_facts` are the identities of the host's other whole-host devices (see
+    /// `locked_box`): checked against the locks again right before this device's `On`, so a
+    /// fence that began since the first check (under another name) is still met.
+    pub(crate) async fn power_on(
+        &self,
+        deadline: Instant,
+        host_facts: Arc<Vec<IdentityFact>>,
+    ) -> DeviceOutcome {
         let caps = self.device.driver.capabilities();
         if !caps.supports(Action::On) {
             return self.finish(DeviceOutcome::Done, "this driver cannot power on; skipped");
         }
         // Which box would be powered on: checked before the command, as for a fence.
+        let mut facts = Vec::new();
         if caps.reads_power_state {
             if let Err(f) = self.read_retrying(deadline).await {
                 return self.fail(f);
@@ -892,11 +900,13 @@ impl DeviceRun {
             }
             // The same box fenced under another name or address is locked too (a whole-host
             // channel; an outlet's identity is its PDU's, shared with other hosts).
-            let facts = if super::shared_channel(self.device.driver.capabilities().channel) {
-                Vec::new()
-            } else {
-                identity::usable(&self.device.driver.identity())
-            };
+            if !super::shared_channel(self.device.driver.capabilities().channel) {
+                facts = identity::usable(&self.device.driver.identity());
+            }
+        }
+        // Checked last, with nothing awaited between it and the command but the journal.
+        facts.extend(host_facts.iter().cloned());
+        {
             match self.ctx.journal.identity_locked(&facts).await {
                 Ok(None) => {}
                 Ok(Some(lock)) => {

@@ -1325,9 +1325,11 @@ async fn power_on_levels(
     host: &Arc<Host>,
     overall: Instant,
 ) -> (Verdict, String) {
-    if let Some(why) = locked_box(ctx, host).await {
-        return (Verdict::Failed, why);
-    }
+    let deadline = (Instant::now() + ctx.policy.attempt_timeout).min(overall);
+    let host_facts = match locked_box(ctx, host, deadline).await {
+        Ok(facts) => Arc::new(facts),
+        Err(why) => return (Verdict::Failed, why),
+    };
     let base = ctx.snapshot().len();
     let mut failed = false;
     for (step, devices) in host.levels.iter().rev().enumerate() {
@@ -1336,7 +1338,8 @@ async fn power_on_levels(
         let mut set = JoinSet::new();
         for (di, device) in devices.iter().enumerate() {
             let run = DeviceRun::start(Arc::clone(ctx), Arc::clone(device), li, di);
-            set.spawn(async move { run.power_on(deadline).await }.in_current_span());
+            let host_facts = Arc::clone(&host_facts);
+            set.spawn(async move { run.power_on(deadline, host_facts).await }.in_current_span());
         }
         while let Some(r) = set.join_next().await {
             failed |= !matches!(r, Ok(DeviceOutcome::Done));
@@ -1367,12 +1370,19 @@ async fn power_on_levels(
 /// judged by every identity it presents, even when its one reading here failed (a busy BMC
 /// has still proved which box it is), by the identity the journal remembers for it (a BMC
 /// without power behind its outlets presents none), and by its pins.
-async fn locked_box(ctx: &OpContext, host: &Host) -> Option<String> {
+///
+/// The identities gathered are given back, so that each device checks them again right
+/// before its own `On`.
+async fn locked_box(
+    ctx: &OpContext,
+    host: &Host,
+    deadline: Instant,
+) -> Result<Vec<fencegate_driver::IdentityFact>, String> {
     if host.devices().len() < 2 {
-        return None;
+        return Ok(Vec::new());
     }
     let unchecked = |e: JournalError| {
-        Some(format!(
+        Err(format!(
             "the journal could not check the power-on locks ({e}); nothing was sent"
         ))
     };
@@ -1380,7 +1390,8 @@ async fn locked_box(ctx: &OpContext, host: &Host) -> Option<String> {
         Ok(known) => known,
         Err(e) => return unchecked(e),
     };
-    let rows = read_with_gate(&ctx.gate, host).await;
+    let rows = read_with_gate_until(&ctx.gate, host, deadline).await;
+    let mut host_facts = Vec::new();
     for row in rows.iter().filter(|r| !shared_channel(r.channel)) {
         let mut facts = crate::identity::usable(&row.identity);
         facts.extend(
@@ -1399,9 +1410,9 @@ async fn locked_box(ctx: &OpContext, host: &Host) -> Option<String> {
                 .cloned(),
         );
         match ctx.journal.identity_locked(&facts).await {
-            Ok(None) => {}
+            Ok(None) => host_facts.extend(facts),
             Ok(Some(lock)) => {
-                return Some(format!(
+                return Err(format!(
                     "power-on lock: {} reaches a box ({}) that {} fenced at {} as host {}; nothing was sent; run `fencegate unfence {}` once its VMs run elsewhere",
                     crate::proof::printable(&row.device),
                     crate::identity::describe(&facts),
@@ -1414,7 +1425,9 @@ async fn locked_box(ctx: &OpContext, host: &Host) -> Option<String> {
             Err(e) => return unchecked(e),
         }
     }
-    None
+    host_facts.sort();
+    host_facts.dedup();
+    Ok(host_facts)
 }
 
 /// Whether a channel's identity is that of something other hosts share (an outlet's PDU, an
@@ -1451,7 +1464,15 @@ pub async fn read_devices(host: &Host) -> Vec<DeviceStatus> {
 }
 
 async fn read_with_gate(gate: &Arc<EndpointGate>, host: &Host) -> Vec<DeviceStatus> {
-    let deadline = Instant::now() + host.policy.attempt_timeout;
+    read_with_gate_until(gate, host, Instant::now() + host.policy.attempt_timeout).await
+}
+
+/// [`read_with_gate`], every reading bounded by `deadline`.
+async fn read_with_gate_until(
+    gate: &Arc<EndpointGate>,
+    host: &Host,
+    deadline: Instant,
+) -> Vec<DeviceStatus> {
     let mut set = JoinSet::new();
     let mut index = 0;
     for (level, devices) in host.levels.iter().enumerate() {
