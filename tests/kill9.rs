@@ -1029,3 +1029,153 @@ fn the_judge_refutes_a_proof_the_device_contradicts() {
     );
     assert!(series.sim.redfish.power_on(0));
 }
+
+/// Rounds of the concurrent stress, and fencegate processes started at once in each.
+const STRESS_ROUNDS: usize = 10;
+const STRESS_AT_ONCE: usize = 8;
+
+/// The non-deterministic stress beside the deterministic campaign (docs/RELIABILITY.md):
+/// real fencegate processes started *at once* on one journal, on the same hosts, some of them
+/// SIGKILLed at a random moment, round after round. Whatever order the processes and the
+/// operating system pick, judged from the journal and the simulators:
+/// - every process ends by its deadline (none waits forever on another);
+/// - after the next start, every operation has exactly one record and a verdict, and one a
+///   kill interrupted is `failed`, never a success;
+/// - no `on` or `reboot` succeeds between a fence's begin and the `unfence` that lifts its
+///   lock, in the journal's own order of begins;
+/// - a host whose newest operation proved it off is really off.
+#[test]
+fn processes_at_once_on_one_journal_break_no_guard() {
+    let seed = std::env::var("FENCEGATE_KILL9_SEED")
+        .ok()
+        .map(|s| s.parse::<u64>().expect("FENCEGATE_KILL9_SEED: a number"))
+        .unwrap_or_else(|| now_us() as u64);
+    println!("stress: seed {seed} (replay: FENCEGATE_KILL9_SEED={seed})");
+    let series = Series::new(seed, 0);
+    let mut rng = Rng(seed ^ 0x5eed_57e5);
+    const OPS: [Op; 5] = [Op::Fence, Op::Off, Op::On, Op::Reboot, Op::Unfence];
+    let mut seen_ids = BTreeSet::new();
+    let mut verdicts: BTreeMap<String, usize> = BTreeMap::new();
+    for round in 0..STRESS_ROUNDS {
+        let started = Instant::now();
+        let mut children = Vec::new();
+        for _ in 0..STRESS_AT_ONCE {
+            let (name, _) = HOSTS[rng.below(HOSTS.len() as u64) as usize];
+            let op = rng.pick(&OPS);
+            let kill_after = rng
+                .chance(25)
+                .then(|| Duration::from_millis(rng.below(1500)));
+            let child = series
+                .command()
+                .args(["--json", op.as_str(), name])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            children.push((format!("{} {name}", op.as_str()), child, kill_after));
+        }
+        // Deadlines: 3 s overall per operation; a request waiting behind others on the same
+        // host waits within its own overall deadline too. Allow a loaded machine its slack.
+        let limit = Duration::from_secs(20);
+        loop {
+            let mut running = 0;
+            for (what, child, kill_after) in &mut children {
+                if child.try_wait().unwrap().is_some() {
+                    continue;
+                }
+                running += 1;
+                if kill_after.is_some_and(|k| started.elapsed() >= k) {
+                    child.kill().unwrap();
+                    child.wait().unwrap();
+                    *kill_after = None;
+                    continue;
+                }
+                assert!(
+                    started.elapsed() < limit,
+                    "stress (seed {seed}) round {round}: `{what}` still runs after {limit:?}"
+                );
+            }
+            if running == 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(STRAGGLERS);
+        // The next start reconciles whatever the kills left open.
+        let out = series
+            .command()
+            .args(["--json", "history", "--limit", "1000"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let history: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+        let mut ids = BTreeSet::new();
+        for r in &history {
+            let id = r["request_id"].as_str().unwrap().to_owned();
+            assert!(
+                ids.insert(id.clone()),
+                "stress (seed {seed}): {id} recorded twice"
+            );
+            assert!(
+                r["verdict"].is_string(),
+                "stress (seed {seed}): {id} has no verdict: {r}"
+            );
+            if interrupted(r) {
+                assert_eq!(r["success"], false, "stress (seed {seed}): {r}");
+            }
+        }
+        assert!(
+            seen_ids.iter().all(|id| ids.contains(id)),
+            "stress (seed {seed}) round {round}: a record disappeared"
+        );
+        seen_ids = ids;
+        verdicts.clear();
+        for r in &history {
+            let key = format!(
+                "{} {}",
+                r["operation"].as_str().unwrap_or("?"),
+                r["verdict"].as_str().unwrap_or("?")
+            );
+            *verdicts.entry(key).or_insert(0) += 1;
+        }
+        for (name, kind) in HOSTS {
+            // Oldest first: the journal lists newest first.
+            let records: Vec<&Value> = history.iter().rev().filter(|r| r["host"] == name).collect();
+            let mut locked_by: Option<&str> = None;
+            for r in &records {
+                let op = r["operation"].as_str().unwrap_or_default();
+                let done = r["success"] == true;
+                match op {
+                    "fence" if r["verdict"] != "refused" => {
+                        locked_by = r["request_id"].as_str();
+                    }
+                    "unfence" if done => locked_by = None,
+                    "on" | "reboot" if done => assert!(
+                        locked_by.is_none(),
+                        "stress (seed {seed}): {op} {} of {name} succeeded under the lock of fence {}",
+                        r["request_id"],
+                        locked_by.unwrap_or_default()
+                    ),
+                    _ => {}
+                }
+            }
+            if let Some(last) = records.iter().rev().find(|r| r["verdict"] != "refused")
+                && last["verdict"] == "power_verified_off"
+            {
+                assert!(
+                    !series.sim.power_on(kind),
+                    "stress (seed {seed}): {name}'s newest operation {} proved it off, but it runs",
+                    last["request_id"]
+                );
+            }
+        }
+    }
+    println!(
+        "stress: {} records ({verdicts:?}), {STRESS_ROUNDS} rounds of {STRESS_AT_ONCE}",
+        seen_ids.len()
+    );
+}
