@@ -906,28 +906,28 @@ impl DeviceRun {
         }
         // Checked last, with nothing awaited between it and the command but the journal.
         facts.extend(host_facts.iter().cloned());
-        {
-            match self.ctx.journal.identity_locked(&facts).await {
-                Ok(None) => {}
-                Ok(Some(lock)) => {
-                    return self.fail((
-                        ErrorKind::StateConflict,
-                        format!(
-                            "power-on lock: this box ({}) was fenced by {} at {}; nothing was sent; run `fencegate unfence` for that host once its VMs run elsewhere",
-                            identity::describe(&facts),
-                            lock.request_id,
-                            lock.locked_at
-                        ),
-                    ));
-                }
-                Err(e) => {
-                    return self.fail((
-                        ErrorKind::Protocol,
-                        format!(
-                            "the journal could not check the power-on locks ({e}); nothing was sent"
-                        ),
-                    ));
-                }
+        match self.ctx.journal.identity_locked(&facts).await {
+            Ok(None) => {}
+            Ok(Some(lock)) => {
+                return self.fail((
+                    ErrorKind::StateConflict,
+                    format!(
+                        "power-on lock: this box ({}) was fenced by {} at {} as host {}; nothing was sent; run `fencegate unfence {}` once its VMs run elsewhere",
+                        identity::describe(&facts),
+                        lock.request_id,
+                        lock.locked_at,
+                        crate::proof::printable(&lock.host),
+                        crate::proof::printable(&lock.host),
+                    ),
+                ));
+            }
+            Err(e) => {
+                return self.fail((
+                    ErrorKind::Protocol,
+                    format!(
+                        "the journal could not check the power-on locks ({e}); nothing was sent"
+                    ),
+                ));
             }
         }
         if let Err(f) = self.command_retrying(Action::On, deadline).await {
